@@ -1,0 +1,57 @@
+#include "core/copy.h"
+
+#include <cstring>
+
+#include "core/strided.h"
+#ifdef CVG_WITH_CUDA
+#include "core/cuda_runtime.h"
+#endif
+
+namespace cvg {
+
+namespace {
+
+void copy_cpu(const Tensor& dst, const Tensor& src, const char* op) {
+  const Shape sst = broadcast_strides(src, dst.shape(), op);
+  dispatch_dtype(dst.dtype(), op, [&](auto d) {
+    using D = decltype(d);
+    dispatch_dtype(src.dtype(), op, [&](auto s) {
+      using S = decltype(s);
+      D* out = static_cast<D*>(dst.storage()->data());
+      const S* in = static_cast<const S*>(src.storage()->data());
+      StridedOperands<2> ops{{dst.strides().data(), sst.data()}, {dst.offset(), src.offset()}};
+      strided_for_each<2>(dst.shape(), ops, [&](const std::array<int64_t, 2>& o) {
+        out[o[0]] = static_cast<D>(in[o[1]]);
+      });
+    });
+  });
+}
+
+}  // namespace
+
+void copy_into(const Tensor& dst, const Tensor& src, const char* op) {
+  CVG_CHECK(dst.defined() && src.defined(), op, ": undefined tensor");
+  if (dst.numel() == 0) return;
+  if (dst.device() == src.device()) {
+    if (dst.device().is_cpu()) return copy_cpu(dst, src, op);
+#ifdef CVG_WITH_CUDA
+    return copy_into_cuda(dst, src, op);
+#endif
+  }
+#ifdef CVG_WITH_CUDA
+  // Across devices: make a dense source of dst's dtype and shape on the source device, move
+  // the bytes, then (if dst is not dense) scatter on the destination device.
+  Tensor dense_src = Tensor::empty(dst.shape(), src.options().with_dtype(dst.dtype()));
+  copy_into(dense_src, src, op);
+  Tensor dense_dst = dst.is_contiguous() ? dst : Tensor::empty(dst.shape(), dst.options());
+  const size_t nbytes = static_cast<size_t>(dst.numel()) * dtype_size(dst.dtype());
+  cuda_memcpy(dense_dst.raw_data(), dense_src.raw_data(), nbytes,
+              dst.is_cuda() ? CopyKind::host_to_device : CopyKind::device_to_host, op);
+  if (!dst.is_contiguous()) copy_into(dst, dense_dst, op);
+#else
+  fail(op, ": cannot copy from ", src.device().str(), " to ", dst.device().str(),
+       " (built without CUDA)");
+#endif
+}
+
+}  // namespace cvg

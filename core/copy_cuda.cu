@@ -1,0 +1,80 @@
+// CUDA side of core/copy.h and core/accumulate.h.
+// copy: one thread per destination element (grid-stride), decoding the linear index into both
+// operands' strided offsets and converting the element type. fill and add: contiguous loops.
+// Same semantics as copy_cpu in core/copy.cpp.
+#include <cuda_runtime.h>
+
+#include "core/accumulate.h"
+#include "core/copy.h"
+#include "core/cuda_geometry.cuh"
+
+namespace cvg {
+
+namespace {
+
+template <typename D, typename S>
+__global__ void copy_kernel(D* out, Geometry go, const S* in, Geometry gi, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    out[go.offset_of(i)] = static_cast<D>(in[gi.offset_of(i)]);
+}
+
+template <typename T>
+__global__ void fill_kernel(T* out, Geometry go, T value, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    out[go.offset_of(i)] = value;
+}
+
+template <typename T>
+__global__ void add_kernel(T* out, const T* a, const T* b, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    out[i] = a[i] + b[i];
+}
+
+int blocks_for(int64_t n) { return static_cast<int>(std::min<int64_t>((n + 255) / 256, 65535)); }
+
+void check_launch(const char* op) {
+  const cudaError_t e = cudaGetLastError();
+  CVG_CHECK(e == cudaSuccess, op, ": CUDA kernel launch failed: ", cudaGetErrorString(e));
+}
+
+}  // namespace
+
+void copy_into_cuda(const Tensor& dst, const Tensor& src, const char* op) {
+  const int64_t n = dst.numel();
+  const Geometry go = geometry_for(dst, dst.shape());
+  const Geometry gi = geometry_for(src, dst.shape());
+  dispatch_dtype(dst.dtype(), op, [&](auto d) {
+    using D = decltype(d);
+    dispatch_dtype(src.dtype(), op, [&](auto s) {
+      using S = decltype(s);
+      copy_kernel<D, S><<<blocks_for(n), 256>>>(static_cast<D*>(dst.storage()->data()), go,
+                                                static_cast<const S*>(src.storage()->data()), gi, n);
+    });
+  });
+  check_launch(op);
+}
+
+void fill_cuda(const Tensor& dst, double value) {
+  const int64_t n = dst.numel();
+  const Geometry go = geometry_for(dst, dst.shape());
+  dispatch_dtype(dst.dtype(), "fill_", [&](auto d) {
+    using D = decltype(d);
+    fill_kernel<D><<<blocks_for(n), 256>>>(static_cast<D*>(dst.storage()->data()), go,
+                                           static_cast<D>(value), n);
+  });
+  check_launch("fill_");
+}
+
+void add_same_shape_cuda(const Tensor& out, const Tensor& a, const Tensor& b) {
+  const int64_t n = out.numel();
+  dispatch_floating(out.dtype(), "accumulate_grad", [&](auto d) {
+    using T = decltype(d);
+    add_kernel<T><<<blocks_for(n), 256>>>(out.data<T>(), a.data<T>(), b.data<T>(), n);
+  });
+  check_launch("accumulate_grad");
+}
+
+}  // namespace cvg

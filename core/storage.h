@@ -1,0 +1,40 @@
+#pragma once
+// Storage: a reference-counted block of bytes on one device. Tensors that are views of each
+// other (reshape, permute, slice, expand, detach) share one Storage. The storage also carries
+// the version counter that in-place ops bump, so that autograd can detect a saved tensor that
+// was modified after it was saved (see SavedTensor in core/autograd.h).
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "core/device.h"
+
+namespace cvg {
+
+class Storage {
+ public:
+  Storage(size_t nbytes, Device device);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  void* data() const { return data_; }
+  size_t nbytes() const { return nbytes_; }
+  Device device() const { return device_; }
+
+  uint64_t version() const { return version_; }
+  void bump_version() { ++version_; }
+
+ private:
+  void* data_ = nullptr;
+  size_t nbytes_ = 0;
+  Device device_;
+  uint64_t version_ = 0;
+};
+
+// Raw allocation entry points. CPU memory is 64-byte aligned. CUDA memory comes from the caching
+// allocator of the CUDA backend; without it, asking for CUDA memory throws.
+void* allocate_bytes(size_t nbytes, Device device);
+void free_bytes(void* p, size_t nbytes, Device device);
+
+}  // namespace cvg

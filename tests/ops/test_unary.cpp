@@ -1,0 +1,88 @@
+// Registry entries for the unary ops (kernels/unary.h). Hand cases use values whose results
+// are exact or known to double precision; gradcheck samples avoid each op's kinks.
+#include <cmath>
+
+#include "kernels/unary.h"
+#include "kernels/view.h"
+#include "tests/support/op_registry.h"
+
+using namespace cvg;
+using namespace cvg::testing;
+
+namespace {
+
+// A spec for a one-input op: a hand case (inputs -> expected) and random gradcheck samples on
+// [lo, hi) with |x| >= margin, at several shapes (scalar, empty, vector, matrix, strided view).
+OpSpec unary_spec(const std::string& name, std::function<Tensor(const Tensor&)> f,
+                  std::vector<double> in, std::vector<double> expected, double lo, double hi,
+                  double margin = 0.0, bool gradgrad = true) {
+  OpSpec spec;
+  spec.name = name;
+  spec.fn = [f](const TensorList& xs) { return f(xs[0]); };
+  spec.gradgrad = gradgrad;
+  spec.samples = [=] {
+    std::vector<OpSample> s;
+    const int64_t n = static_cast<int64_t>(in.size());
+    // Hand cases sit on kinks on purpose (relu at 0, clamp at NaN): forward only.
+    s.push_back({"hand", {t64(in, {n})}, t64(expected, {n}, false), false, nullptr});
+    s.push_back({"scalar", {away_from_zero64({}, lo, hi, margin, 1)}, Tensor(), true, nullptr});
+    s.push_back({"empty", {uniform64({0, 3}, lo, hi, 2)}, Tensor(), true, nullptr});
+    s.push_back({"matrix 3x5", {away_from_zero64({3, 5}, lo, hi, margin, 3)}, Tensor(), true, nullptr});
+    // A transposed (non-contiguous) input goes through contiguous() and its backward.
+    OpSample strided{"transposed 4x3", {away_from_zero64({3, 4}, lo, hi, margin, 4)}, Tensor(), true,
+                     [f](const TensorList& xs) { return f(transpose(xs[0], 0, 1)); }};
+    s.push_back(strided);
+    return s;
+  };
+  return spec;
+}
+
+}  // namespace
+
+const double e = std::exp(1.0);
+
+CVG_REGISTER_OP(unary_spec("neg", [](const Tensor& x) { return neg(x); }, {1, -2, 0}, {-1, 2, 0}, -3, 3));
+CVG_REGISTER_OP(unary_spec("exp", [](const Tensor& x) { return exp(x); }, {0, 1, -1},
+                           {1, e, 1 / e}, -2, 2));
+CVG_REGISTER_OP(unary_spec("log", [](const Tensor& x) { return log(x); }, {1, e, 1 / e},
+                           {0, 1, -1}, 0.5, 3));
+CVG_REGISTER_OP(unary_spec("sqrt", [](const Tensor& x) { return sqrt(x); }, {4, 0.25, 9},
+                           {2, 0.5, 3}, 0.5, 4));
+CVG_REGISTER_OP(unary_spec("rsqrt", [](const Tensor& x) { return rsqrt(x); }, {4, 0.25},
+                           {0.5, 2}, 0.5, 4));
+CVG_REGISTER_OP(unary_spec("abs", [](const Tensor& x) { return abs(x); }, {-2, 3, 0},
+                           {2, 3, 0}, -3, 3, 0.1));
+CVG_REGISTER_OP(unary_spec("sign", [](const Tensor& x) { return sign(x); }, {-2, 3, 0},
+                           {-1, 1, 0}, -3, 3, 0.1));
+CVG_REGISTER_OP(unary_spec("square", [](const Tensor& x) { return square(x); }, {-2, 3},
+                           {4, 9}, -3, 3));
+CVG_REGISTER_OP(unary_spec("reciprocal", [](const Tensor& x) { return reciprocal(x); },
+                           {-2, 4}, {-0.5, 0.25}, 0.5, 3));
+CVG_REGISTER_OP(unary_spec("sin", [](const Tensor& x) { return sin(x); }, {0}, {0}, -3, 3));
+CVG_REGISTER_OP(unary_spec("cos", [](const Tensor& x) { return cos(x); }, {0}, {1}, -3, 3));
+CVG_REGISTER_OP(unary_spec("relu", [](const Tensor& x) { return relu(x); }, {-1, 0, 2},
+                           {0, 0, 2}, -3, 3, 0.1));
+CVG_REGISTER_OP(unary_spec("leaky_relu", [](const Tensor& x) { return leaky_relu(x, 0.2); },
+                           {-1, 0, 2}, {-0.2, 0, 2}, -3, 3, 0.1));
+CVG_REGISTER_OP(unary_spec("elu", [](const Tensor& x) { return elu(x, 0.5); }, {-1, 0, 2},
+                           {0.5 * (1 / e - 1), 0, 2}, -3, 3, 0.1));
+CVG_REGISTER_OP(unary_spec("sigmoid", [](const Tensor& x) { return sigmoid(x); },
+                           {0, 1000, -1000}, {0.5, 1, 0}, -4, 4));
+CVG_REGISTER_OP(unary_spec("tanh", [](const Tensor& x) { return tanh(x); }, {0, 1000},
+                           {0, 1}, -3, 3));
+CVG_REGISTER_OP(unary_spec("softplus", [](const Tensor& x) { return softplus(x); },
+                           {0, 1000, -1000}, {std::log(2.0), 1000, 0}, -4, 4));
+CVG_REGISTER_OP(unary_spec("clamp", [](const Tensor& x) { return clamp(x, -1, 2); },
+                           {-3, 0.5, 5, NAN}, {-1, 0.5, 2, NAN}, -3, 3));
+CVG_REGISTER_OP(unary_spec("pow_scalar", [](const Tensor& x) { return pow(x, 3.0); },
+                           {2, -1}, {8, -1}, -2, 2));
+CVG_REGISTER_OP(unary_spec("pow_scalar_fractional", [](const Tensor& x) { return pow(x, 0.5); },
+                           {4, 9}, {2, 3}, 0.5, 3));
+CVG_REGISTER_OP(unary_spec("add_scalar", [](const Tensor& x) { return x + 2.5; }, {1, -1},
+                           {3.5, 1.5}, -3, 3));
+CVG_REGISTER_OP(unary_spec("mul_scalar", [](const Tensor& x) { return 3.0 * x; }, {1, -1},
+                           {3, -3}, -3, 3));
+CVG_REGISTER_OP(unary_spec("div_scalar", [](const Tensor& x) { return x / 4.0; }, {1, -2},
+                           {0.25, -0.5}, -3, 3));
+CVG_REGISTER_OP(unary_spec("rsub_scalar", [](const Tensor& x) { return 1.0 - x; }, {1, -2},
+                           {0, 3}, -3, 3));
