@@ -1,59 +1,138 @@
-// CPU row reductions: x is contiguous [outer, inner]; each output element combines one row.
-// Rows are split across threads; a single long row is summed in fixed-size blocks whose
-// partials are combined in order, so the result does not depend on the thread count.
+// CPU row reductions: x is contiguous [outer, inner]; each output element folds one row with a
+// reducer from kernels/reduce_math.h. Every row is folded the same way whatever the thread
+// count: blocks of kBlock elements, each folded left to right, then the block states combined
+// in order. Threads take whole rows when there are several, or the blocks of a single long
+// row; both schedules perform the same combines in the same order, so the result never depends
+// on the number of threads.
+#include <algorithm>
 #include <vector>
 
 #include "core/parallel.h"
-#include "kernels/reduce_math.h"
+#include "kernels/reduce.h"
 
 namespace cvg {
 
 namespace {
-template <ReduceKind K, typename T>
-void reduce_rows(const T* x, int64_t outer, int64_t inner, T* out) {
-  using A = std::conditional_t<K == ReduceKind::sum, double, T>;
-  if (outer >= num_threads() || inner < 65536) {
+
+constexpr int64_t kBlock = 16384;
+
+template <typename R, typename T>
+typename R::State fold_block(const R& r, const T* row, int64_t begin, int64_t end) {
+  using A = decltype(r.value(r.identity()));
+  typename R::State s = r.identity();
+  for (int64_t i = begin; i < end; ++i) s = r.update(s, static_cast<A>(row[i]), i);
+  return s;
+}
+
+template <typename R, typename T, typename Emit>
+void reduce_rows_with(const R& r, const T* x, int64_t outer, int64_t inner, const Emit& emit) {
+  using State = typename R::State;
+  const int64_t nblocks = (inner + kBlock - 1) / kBlock;
+  if (outer != 1 || nblocks < 2) {
     parallel_for(outer, std::max<int64_t>(1, 32768 / std::max<int64_t>(inner, 1)),
                  [&](int64_t b, int64_t e) {
       for (int64_t o = b; o < e; ++o) {
-        A acc = reduce_identity<K, A>();
         const T* row = x + o * inner;
-        for (int64_t i = 0; i < inner; ++i) acc = reduce_combine<K, A>(acc, static_cast<A>(row[i]));
-        out[o] = static_cast<T>(acc);
+        State s = r.identity();
+        for (int64_t blk = 0; blk < nblocks; ++blk)
+          s = r.combine(s, fold_block(r, row, blk * kBlock, std::min(inner, (blk + 1) * kBlock)));
+        emit(r, o, s);
       }
     });
     return;
   }
-  constexpr int64_t kBlock = 16384;
-  const int64_t nblocks = (inner + kBlock - 1) / kBlock;
-  std::vector<A> partial(nblocks);
-  for (int64_t o = 0; o < outer; ++o) {
-    const T* row = x + o * inner;
-    parallel_for(nblocks, 1, [&](int64_t b, int64_t e) {
-      for (int64_t blk = b; blk < e; ++blk) {
-        A acc = reduce_identity<K, A>();
-        const int64_t end = std::min(inner, (blk + 1) * kBlock);
-        for (int64_t i = blk * kBlock; i < end; ++i)
-          acc = reduce_combine<K, A>(acc, static_cast<A>(row[i]));
-        partial[blk] = acc;
-      }
-    });
-    A acc = reduce_identity<K, A>();
-    for (A p : partial) acc = reduce_combine<K, A>(acc, p);
-    out[o] = static_cast<T>(acc);
+  // One long row: blocks in parallel, partials combined in block order.
+  std::vector<State> partial(nblocks);
+  parallel_for(nblocks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t blk = b; blk < e; ++blk)
+      partial[blk] = fold_block(r, x, blk * kBlock, std::min(inner, (blk + 1) * kBlock));
+  });
+  State s = r.identity();
+  for (const State& p : partial) s = r.combine(s, p);
+  emit(r, 0, s);
+}
+
+// Sums and the parameterised statistics accumulate in double; max/min are exact in T.
+template <typename T>
+void reduce_rows_typed(ReduceKind kind, const T* x, int64_t outer, int64_t inner, T* out,
+                       const ReduceParams& params) {
+  const ValueEmit<T> emit{out};
+  switch (kind) {
+    case ReduceKind::sum:
+      return reduce_rows_with(SimpleReducer<ReduceKind::sum, double>{}, x, outer, inner, emit);
+    case ReduceKind::max:
+      return reduce_rows_with(SimpleReducer<ReduceKind::max, T>{}, x, outer, inner, emit);
+    case ReduceKind::min:
+      return reduce_rows_with(SimpleReducer<ReduceKind::min, T>{}, x, outer, inner, emit);
+    case ReduceKind::var:
+      return reduce_rows_with(VarReducer<double>{params.ddof}, x, outer, inner, emit);
+    case ReduceKind::logsumexp:
+      return reduce_rows_with(LogSumExpReducer<double>{}, x, outer, inner, emit);
+    case ReduceKind::norm:
+      return reduce_rows_with(NormReducer<double>{params.p}, x, outer, inner, emit);
   }
 }
+
 }  // namespace
 
 void reduce_rows_cpu(ReduceKind kind, const Tensor& x, int64_t outer, int64_t inner,
-                     const Tensor& out) {
+                     const Tensor& out, const ReduceParams& params) {
   dispatch_floating(x.dtype(), "reduce", [&](auto tag) {
     using T = decltype(tag);
-    switch (kind) {
-      case ReduceKind::sum: return reduce_rows<ReduceKind::sum, T>(x.data<T>(), outer, inner, out.data<T>());
-      case ReduceKind::max: return reduce_rows<ReduceKind::max, T>(x.data<T>(), outer, inner, out.data<T>());
-      case ReduceKind::min: return reduce_rows<ReduceKind::min, T>(x.data<T>(), outer, inner, out.data<T>());
-    }
+    reduce_rows_typed<T>(kind, x.data<T>(), outer, inner, out.data<T>(), params);
+  });
+}
+
+void argreduce_rows_cpu(bool is_max, const Tensor& x, int64_t outer, int64_t inner,
+                        const Tensor& values, const Tensor& indices) {
+  dispatch_floating(x.dtype(), is_max ? "argmax" : "argmin", [&](auto tag) {
+    using T = decltype(tag);
+    const ArgEmit<T> emit{values.defined() ? values.data<T>() : nullptr, indices.data<int64_t>()};
+    if (is_max) reduce_rows_with(ArgReducer<T, true>{}, x.data<T>(), outer, inner, emit);
+    else reduce_rows_with(ArgReducer<T, false>{}, x.data<T>(), outer, inner, emit);
+  });
+}
+
+namespace {
+// Validates every index before anything is written, so a bad index leaves no partial output.
+void check_indices(const int64_t* idx, int64_t count, int64_t n, const char* op) {
+  for (int64_t k = 0; k < count; ++k)
+    CVG_CHECK(idx[k] >= 0 && idx[k] < n, op, ": index ", idx[k], " is out of range for a dim of size ", n);
+}
+}  // namespace
+
+void index_get_cpu(const Tensor& x, const Tensor& index, int64_t outer, int64_t n, int64_t inner,
+                   const Tensor& out, const char* op) {
+  const int64_t* idx = index.data<int64_t>();
+  check_indices(idx, outer * inner, n, op);
+  dispatch_floating(x.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    parallel_for(outer * inner, 32768, [&](int64_t b, int64_t e) {
+      for (int64_t k = b; k < e; ++k) {
+        const int64_t o = k / inner, i = k % inner;
+        po[k] = px[(o * n + idx[k]) * inner + i];
+      }
+    });
+  });
+}
+
+void index_put_cpu(const Tensor& src, const Tensor& index, int64_t outer, int64_t n,
+                   int64_t inner, const Tensor& out, const char* op) {
+  const int64_t* idx = index.data<int64_t>();
+  check_indices(idx, outer * inner, n, op);
+  dispatch_floating(src.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    const T* ps = src.data<T>();
+    T* po = out.data<T>();
+    // Each (o, i) owns its own slice of out, so the writes never collide.
+    parallel_for(outer * inner, 32768, [&](int64_t b, int64_t e) {
+      for (int64_t k = b; k < e; ++k) {
+        const int64_t o = k / inner, i = k % inner;
+        po[(o * n + idx[k]) * inner + i] = ps[k];
+      }
+    });
   });
 }
 

@@ -1,65 +1,219 @@
-// CUDA row reductions: one block of 256 threads per row (grid-stride over rows). Each thread
-// combines a strided slice of the row, then the block combines the 256 partials with warp
-// shuffles and one shared-memory step. Deterministic: the combination order is fixed.
-// Sums accumulate in the input type (float32 for float32), unlike the CPU's double; parity
-// tests use tolerances for that. Same combine rules as reduce_cpu (kernels/reduce_math.h).
+// CUDA row reductions over contiguous [outer, inner] rows, with the reducers of
+// kernels/reduce_math.h (the same combine math as the CPU loops).
+//   - Long rows (inner > kWarpRowMax): one block of 256 threads per row (grid-stride over
+//     rows). Each thread folds a strided slice of the row, the 32 lanes of each warp combine
+//     with shuffles, and warp 0 combines the 8 warp partials the same way.
+//   - Short rows: one warp per row, so that many short rows do not leave 7/8 of every block
+//     idle.
+// Any reducer State is shuffled word by word (shfl_down_state), so sums, Welford triples,
+// (max, sum) pairs and (value, index) pairs all use the same two kernels. The combination order
+// is fixed by the launch shape, so results are deterministic; they can differ from the CPU's
+// in the last bits because the CPU accumulates sums in double and the GPU in the input type
+// (parity tests use tolerances). Arg reductions are exact and agree with the CPU bit for bit,
+// because their combine is a total order (first maximum, first NaN).
+//
+// index_get/index_put_along_dim: one thread per index; an out-of-range index raises a flag in
+// device memory that the host checks after the kernel (and then throws).
 #include <cuda_runtime.h>
 
-#include "kernels/reduce_math.h"
+#include <cstring>
+
+#include "kernels/reduce.h"
 
 namespace cvg {
 
 namespace {
 
-template <ReduceKind K, typename T>
-__device__ T warp_combine(T v) {
-  for (int offset = 16; offset > 0; offset >>= 1)
-    v = reduce_combine<K, T>(v, __shfl_down_sync(0xffffffffu, v, offset));
-  return v;
+constexpr int kThreads = 256;
+constexpr int64_t kWarpRowMax = 1024;
+
+void check_launch(const char* op) {
+  const cudaError_t e = cudaGetLastError();
+  CVG_CHECK(e == cudaSuccess, op, ": CUDA kernel launch failed: ", cudaGetErrorString(e));
 }
 
-template <ReduceKind K, typename T>
-__global__ void reduce_rows_kernel(const T* x, int64_t outer, int64_t inner, T* out) {
-  __shared__ T warp_partials[32];
+// __shfl_down_sync moves 32-bit words; a State is moved as its words (all States are plain
+// structs whose size is a multiple of 4 bytes).
+template <typename S>
+__device__ S shfl_down_state(const S& s, int offset) {
+  static_assert(sizeof(S) % 4 == 0, "reducer state must be a whole number of 32-bit words");
+  constexpr int kWords = sizeof(S) / 4;
+  unsigned w[kWords];
+  memcpy(w, &s, sizeof(S));
+#pragma unroll
+  for (int k = 0; k < kWords; ++k) w[k] = __shfl_down_sync(0xffffffffu, w[k], offset);
+  S out;
+  memcpy(&out, w, sizeof(S));
+  return out;
+}
+
+// After this, lane 0 holds the combination of the 32 lanes' states.
+template <typename R>
+__device__ typename R::State warp_reduce(const R& r, typename R::State s) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) s = r.combine(s, shfl_down_state(s, offset));
+  return s;
+}
+
+template <typename R, typename T>
+__device__ typename R::State fold_strided(const R& r, const T* row, int64_t inner, int64_t start,
+                                          int64_t stride) {
+  using A = decltype(r.value(r.identity()));
+  typename R::State s = r.identity();
+  for (int64_t i = start; i < inner; i += stride) s = r.update(s, static_cast<A>(row[i]), i);
+  return s;
+}
+
+template <typename R, typename T, typename Emit>
+__global__ void block_rows_kernel(R r, const T* x, int64_t outer, int64_t inner, Emit emit) {
+  using State = typename R::State;
+  __shared__ State warp_partials[kThreads / 32];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   for (int64_t row = blockIdx.x; row < outer; row += gridDim.x) {
-    const T* r = x + row * inner;
-    T acc = reduce_identity<K, T>();
-    for (int64_t i = threadIdx.x; i < inner; i += blockDim.x) acc = reduce_combine<K, T>(acc, r[i]);
-    acc = warp_combine<K, T>(acc);
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    if (lane == 0) warp_partials[warp] = acc;
+    State s = fold_strided(r, x + row * inner, inner, threadIdx.x, blockDim.x);
+    s = warp_reduce(r, s);
+    if (lane == 0) warp_partials[warp] = s;
     __syncthreads();
     if (warp == 0) {
-      acc = lane < static_cast<int>(blockDim.x / 32) ? warp_partials[lane] : reduce_identity<K, T>();
-      acc = warp_combine<K, T>(acc);
-      if (lane == 0) out[row] = acc;
+      s = lane < static_cast<int>(blockDim.x / 32) ? warp_partials[lane] : r.identity();
+      s = warp_reduce(r, s);
+      if (lane == 0) emit(r, row, s);
     }
-    __syncthreads();
+    __syncthreads();  // warp_partials is reused by the next row
   }
+}
+
+template <typename R, typename T, typename Emit>
+__global__ void warp_rows_kernel(R r, const T* x, int64_t outer, int64_t inner, Emit emit) {
+  const int lane = threadIdx.x % 32;
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x / 32);
+  // row is the same for all lanes of a warp, so the whole warp takes part in every shuffle.
+  for (int64_t row = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+       row < outer; row += warps) {
+    typename R::State s = fold_strided(r, x + row * inner, inner, lane, 32);
+    s = warp_reduce(r, s);
+    if (lane == 0) emit(r, row, s);
+  }
+}
+
+template <typename R, typename T, typename Emit>
+void launch_rows(const R& r, const T* x, int64_t outer, int64_t inner, const Emit& emit,
+                 const char* op) {
+  if (outer == 0) return;
+  if (inner <= kWarpRowMax) {
+    const int64_t blocks = (outer + kThreads / 32 - 1) / (kThreads / 32);
+    warp_rows_kernel<<<static_cast<int>(std::min<int64_t>(blocks, 65535)), kThreads>>>(
+        r, x, outer, inner, emit);
+  } else {
+    block_rows_kernel<<<static_cast<int>(std::min<int64_t>(outer, 65535)), kThreads>>>(
+        r, x, outer, inner, emit);
+  }
+  check_launch(op);
+}
+
+template <typename T>
+void reduce_rows_typed(ReduceKind kind, const T* x, int64_t outer, int64_t inner, T* out,
+                       const ReduceParams& params) {
+  const ValueEmit<T> emit{out};
+  switch (kind) {
+    case ReduceKind::sum:
+      return launch_rows(SimpleReducer<ReduceKind::sum, T>{}, x, outer, inner, emit, "sum");
+    case ReduceKind::max:
+      return launch_rows(SimpleReducer<ReduceKind::max, T>{}, x, outer, inner, emit, "max");
+    case ReduceKind::min:
+      return launch_rows(SimpleReducer<ReduceKind::min, T>{}, x, outer, inner, emit, "min");
+    case ReduceKind::var:
+      return launch_rows(VarReducer<T>{static_cast<T>(params.ddof)}, x, outer, inner, emit, "var");
+    case ReduceKind::logsumexp:
+      return launch_rows(LogSumExpReducer<T>{}, x, outer, inner, emit, "logsumexp");
+    case ReduceKind::norm:
+      return launch_rows(NormReducer<T>{static_cast<T>(params.p)}, x, outer, inner, emit, "norm");
+  }
+}
+
+// ---- one element per slice along a dim ----
+
+template <typename T>
+__global__ void index_get_kernel(const T* x, const int64_t* idx, int64_t outer, int64_t n,
+                                 int64_t inner, T* out, int* bad) {
+  const int64_t total = outer * inner;
+  for (int64_t k = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; k < total;
+       k += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t j = idx[k];
+    if (j < 0 || j >= n) {
+      *bad = 1;  // every writer stores the same value, so the race is benign
+      continue;
+    }
+    out[k] = x[((k / inner) * n + j) * inner + k % inner];
+  }
+}
+
+template <typename T>
+__global__ void index_put_kernel(const T* src, const int64_t* idx, int64_t outer, int64_t n,
+                                 int64_t inner, T* out, int* bad) {
+  const int64_t total = outer * inner;
+  for (int64_t k = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; k < total;
+       k += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t j = idx[k];
+    if (j < 0 || j >= n) {
+      *bad = 1;
+      continue;
+    }
+    out[((k / inner) * n + j) * inner + k % inner] = src[k];
+  }
+}
+
+template <typename Launch>
+void run_indexed(const Tensor& like, int64_t total, int64_t n, const char* op, Launch launch) {
+  if (total == 0) return;
+  Tensor bad = zeros({1}, like.options().with_dtype(DType::int32));
+  const int blocks = static_cast<int>(std::min<int64_t>((total + kThreads - 1) / kThreads, 65535 * 8));
+  launch(blocks, bad.data<int32_t>());
+  check_launch(op);
+  CVG_CHECK(bad.item<int32_t>() == 0, op, ": an index is out of range for a dim of size ", n);
 }
 
 }  // namespace
 
 void reduce_rows_cuda(ReduceKind kind, const Tensor& x, int64_t outer, int64_t inner,
-                      const Tensor& out) {
-  if (outer == 0) return;
-  const int blocks = static_cast<int>(std::min<int64_t>(outer, 65535));
+                      const Tensor& out, const ReduceParams& params) {
   dispatch_floating(x.dtype(), "reduce", [&](auto tag) {
     using T = decltype(tag);
-    switch (kind) {
-      case ReduceKind::sum:
-        reduce_rows_kernel<ReduceKind::sum, T><<<blocks, 256>>>(x.data<T>(), outer, inner, out.data<T>());
-        break;
-      case ReduceKind::max:
-        reduce_rows_kernel<ReduceKind::max, T><<<blocks, 256>>>(x.data<T>(), outer, inner, out.data<T>());
-        break;
-      case ReduceKind::min:
-        reduce_rows_kernel<ReduceKind::min, T><<<blocks, 256>>>(x.data<T>(), outer, inner, out.data<T>());
-        break;
-    }
+    reduce_rows_typed<T>(kind, x.data<T>(), outer, inner, out.data<T>(), params);
   });
-  const cudaError_t e = cudaGetLastError();
-  CVG_CHECK(e == cudaSuccess, "reduce: CUDA kernel launch failed: ", cudaGetErrorString(e));
+}
+
+void argreduce_rows_cuda(bool is_max, const Tensor& x, int64_t outer, int64_t inner,
+                         const Tensor& values, const Tensor& indices) {
+  const char* op = is_max ? "argmax" : "argmin";
+  dispatch_floating(x.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    const ArgEmit<T> emit{values.defined() ? values.data<T>() : nullptr, indices.data<int64_t>()};
+    if (is_max) launch_rows(ArgReducer<T, true>{}, x.data<T>(), outer, inner, emit, op);
+    else launch_rows(ArgReducer<T, false>{}, x.data<T>(), outer, inner, emit, op);
+  });
+}
+
+void index_get_cuda(const Tensor& x, const Tensor& index, int64_t outer, int64_t n, int64_t inner,
+                    const Tensor& out, const char* op) {
+  dispatch_floating(x.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    run_indexed(x, outer * inner, n, op, [&](int blocks, int* bad) {
+      index_get_kernel<T><<<blocks, kThreads>>>(x.data<T>(), index.data<int64_t>(), outer, n,
+                                                inner, out.data<T>(), bad);
+    });
+  });
+}
+
+void index_put_cuda(const Tensor& src, const Tensor& index, int64_t outer, int64_t n,
+                    int64_t inner, const Tensor& out, const char* op) {
+  dispatch_floating(src.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    run_indexed(src, outer * inner, n, op, [&](int blocks, int* bad) {
+      index_put_kernel<T><<<blocks, kThreads>>>(src.data<T>(), index.data<int64_t>(), outer, n,
+                                                inner, out.data<T>(), bad);
+    });
+  });
 }
 
 }  // namespace cvg
