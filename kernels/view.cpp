@@ -108,34 +108,48 @@ Tensor permute(const Tensor& x, const std::vector<int64_t>& perm) {
 }
 
 Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1) {
+  const int d0 = normalize_dim(dim0, x.dim(), "transpose");
+  const int d1 = normalize_dim(dim1, x.dim(), "transpose");
   std::vector<int64_t> perm(x.dim());
   std::iota(perm.begin(), perm.end(), 0);
-  std::swap(perm[normalize_dim(dim0, x.dim(), "transpose")],
-            perm[normalize_dim(dim1, x.dim(), "transpose")]);
+  if (x.dim() > 0) std::swap(perm[d0], perm[d1]);  // a 0-d tensor accepts dims 0/-1, no-op
   return permute(x, perm);
 }
 
+// unsqueeze and squeeze only add or drop size-1 dims, so they are views whatever the input's
+// strides (the stride of a size-1 dim is never used to address an element).
 Tensor unsqueeze(const Tensor& x, int64_t dim) {
   const int d = normalize_dim(dim, x.dim() + 1, "unsqueeze");
-  Shape shape = x.shape();
+  Shape shape = x.shape(), strides = x.strides();
   shape.insert(shape.begin() + d, 1);
-  return reshape(x, shape);
+  strides.insert(strides.begin() + d, d < x.dim() ? x.strides()[d] * x.shape()[d] : 1);
+  check_shape(shape, "unsqueeze");
+  return view_op("unsqueeze", x, shape, strides, x.offset(),
+                 [d](const Tensor& g) { return squeeze(g, d); });
 }
 
 Tensor squeeze(const Tensor& x, int64_t dim) {
   const int d = normalize_dim(dim, x.dim(), "squeeze");
+  if (x.dim() == 0) return x;  // dim 0/-1 of a 0-d tensor: nothing to squeeze
   CVG_CHECK(x.shape()[d] == 1, "squeeze: dim ", dim, " has size ", x.shape()[d],
             ", not 1 (shape ", x.shape(), ")");
-  Shape shape = x.shape();
+  Shape shape = x.shape(), strides = x.strides();
   shape.erase(shape.begin() + d);
-  return reshape(x, shape);
+  strides.erase(strides.begin() + d);
+  return view_op("squeeze", x, shape, strides, x.offset(),
+                 [d](const Tensor& g) { return unsqueeze(g, d); });
 }
 
 Tensor squeeze(const Tensor& x) {
-  Shape shape;
-  for (int64_t s : x.shape())
-    if (s != 1) shape.push_back(s);
-  return reshape(x, shape);
+  Shape shape, strides;
+  for (int64_t i = 0; i < x.dim(); ++i)
+    if (x.shape()[i] != 1) {
+      shape.push_back(x.shape()[i]);
+      strides.push_back(x.strides()[i]);
+    }
+  const Shape in_shape = x.shape();
+  return view_op("squeeze", x, shape, strides, x.offset(),
+                 [in_shape](const Tensor& g) { return reshape(g, in_shape); });
 }
 
 Tensor expand(const Tensor& x, const Shape& shape) {
@@ -158,6 +172,7 @@ Tensor expand(const Tensor& x, const Shape& shape) {
 
 Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t step) {
   const int d = normalize_dim(dim, x.dim(), "slice");
+  CVG_CHECK(x.dim() > 0, "slice: cannot slice a 0-d tensor");
   CVG_CHECK(step > 0, "slice: step must be positive, got ", step);
   const int64_t n = x.shape()[d];
   auto wrap = [n](int64_t i) { return std::clamp<int64_t>(i < 0 ? i + n : i, 0, n); };
@@ -175,6 +190,7 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t s
 
 Tensor narrow(const Tensor& x, int64_t dim, int64_t start, int64_t length) {
   const int d = normalize_dim(dim, x.dim(), "narrow");
+  CVG_CHECK(x.dim() > 0, "narrow: cannot narrow a 0-d tensor");
   CVG_CHECK(start >= 0 && length >= 0 && start + length <= x.shape()[d], "narrow: range [",
             start, ", ", start + length, ") is outside dim ", dim, " of size ", x.shape()[d]);
   return slice(x, d, start, start + length);
@@ -182,6 +198,7 @@ Tensor narrow(const Tensor& x, int64_t dim, int64_t start, int64_t length) {
 
 Tensor select(const Tensor& x, int64_t dim, int64_t index) {
   const int d = normalize_dim(dim, x.dim(), "select");
+  CVG_CHECK(x.dim() > 0, "select: cannot select from a 0-d tensor");
   const int64_t n = x.shape()[d];
   CVG_CHECK(index >= -n && index < n, "select: index ", index, " is out of range for dim ", dim,
             " of size ", n);
