@@ -61,8 +61,9 @@ void check_factor(const Tensor& f, const Shape& shape, const char* op, const cha
   CVG_CHECK(fits, op, ": ", arg, " ", f.shape(), " does not broadcast to the input's shape ", shape);
 }
 
-Tensor nll_impl(const Tensor& input, const Tensor& target, const Tensor& weight,
-                int64_t ignore_index, Reduction reduction, const char* op) {
+// Checks shared by nll_loss and cross_entropy with class-index targets.
+void check_class_args(const Tensor& input, const Tensor& target, const Tensor& weight,
+                      Reduction reduction, const char* op) {
   CVG_CHECK(input.defined() && target.defined(), op, ": undefined input or target");
   common_device(op, {input, target, weight});
   CVG_CHECK(is_floating(input.dtype()), op, ": input must be floating-point, got ",
@@ -71,16 +72,13 @@ Tensor nll_impl(const Tensor& input, const Tensor& target, const Tensor& weight,
             ": target must hold class indices (int64 or int32), got ", dtype_name(target.dtype()));
   CVG_CHECK(reduction != Reduction::batchmean, op,
             ": reduction batchmean is only defined for kl_div (use mean, sum or none)");
-  if (input.dim() == 1) {
-    // Unbatched: input [C] with a 0-d target is a batch of one.
-    CVG_CHECK(target.dim() == 0, op, ": an unbatched input ", input.shape(),
-              " needs a 0-d target, got ", target.shape());
-    Tensor l = nll_impl(unsqueeze(input, 0), reshape(target, {1}), weight, ignore_index,
-                        reduction, op);
-    return reduction == Reduction::none ? reshape(l, {}) : l;
-  }
+}
+
+// input [N, C, d1, ...] against target [N, d1, ...] and weight [C].
+void check_class_shapes(const Tensor& input, const Tensor& target, const Tensor& weight,
+                        const char* op) {
   CVG_CHECK(input.dim() >= 2, op, ": input must be [N, C] or [N, C, d1, ...], got ", input.shape());
-  const int64_t N = input.shape()[0], C = input.shape()[1];
+  const int64_t C = input.shape()[1];
   Shape expected = input.shape();
   expected.erase(expected.begin() + 1);
   CVG_CHECK(target.shape() == expected, op, ": target ", target.shape(), " does not match input ",
@@ -93,6 +91,26 @@ Tensor nll_impl(const Tensor& input, const Tensor& target, const Tensor& weight,
     CVG_CHECK(!(weight.requires_grad() && GradMode::enabled()), op,
               ": gradients with respect to weight are not supported; pass weight.detach()");
   }
+}
+
+void check_target_value(int64_t bad, int64_t C, int64_t ignore_index, const char* op) {
+  CVG_CHECK(bad == ignore_index, op, ": target ", bad, " is out of range for ", C,
+            " classes (expected 0 <= target < ", C, ", or ignore_index = ", ignore_index, ")");
+}
+
+Tensor nll_impl(const Tensor& input, const Tensor& target, const Tensor& weight,
+                int64_t ignore_index, Reduction reduction, const char* op) {
+  check_class_args(input, target, weight, reduction, op);
+  if (input.dim() == 1) {
+    // Unbatched: input [C] with a 0-d target is a batch of one.
+    CVG_CHECK(target.dim() == 0, op, ": an unbatched input ", input.shape(),
+              " needs a 0-d target, got ", target.shape());
+    Tensor l = nll_impl(unsqueeze(input, 0), reshape(target, {1}), weight, ignore_index,
+                        reduction, op);
+    return reduction == Reduction::none ? reshape(l, {}) : l;
+  }
+  check_class_shapes(input, target, weight, op);
+  const int64_t N = input.shape()[0], C = input.shape()[1];
   int64_t inner = 1;  // product of the spatial dims d1, ...
   for (int64_t d = 2; d < input.dim(); ++d) inner *= input.shape()[d];
   Tensor W;
@@ -119,6 +137,73 @@ Tensor nll_impl(const Tensor& input, const Tensor& target, const Tensor& weight,
   }
 }
 
+
+// cross_entropy for [N, C] logits and class indices in one fused kernel (kernels/loss_math.h):
+// the forward pass also writes dlogits = w[t] (softmax - onehot), so the backward pass is one
+// multiply. With create_graph the backward is instead written with differentiable ops of the
+// logits, which gives the same values and second derivatives.
+Tensor cross_entropy_fused(const Tensor& logits, const Tensor& target, const Tensor& weight,
+                           int64_t ignore_index, Reduction reduction) {
+  const char* op = "cross_entropy";
+  check_class_args(logits, target, weight, reduction, op);
+  check_class_shapes(logits, target, weight, op);
+  const int64_t N = logits.shape()[0], C = logits.shape()[1];
+  Tensor x, t, w;
+  {
+    NoGradGuard no_grad;
+    x = logits.contiguous();
+    t = target.contiguous();
+    if (weight.defined()) w = weight.contiguous();
+  }
+  const TensorOptions o = logits.options();
+  Tensor losses = Tensor::empty({N}, o), row_weight = Tensor::empty({N}, o);
+  const Tensor dlogits = Tensor::empty({N, C}, o);
+  int64_t bad = ignore_index;
+  if (logits.device().is_cpu()) {
+    bad = cross_entropy_fused_cpu(x, t, w, ignore_index, losses, row_weight, dlogits);
+  } else {
+#ifdef CVG_WITH_CUDA
+    const Tensor flag =
+        from_vector<int64_t>({ignore_index}, {1}, TensorOptions{}.with_dtype(DType::int64))
+            .to(logits.device());
+    cross_entropy_fused_cuda(x, t, w, ignore_index, losses, row_weight, dlogits, flag);
+    bad = flag.to(kCPU).item<int64_t>();
+#else
+    fail(op, ": no kernel for device ", logits.device().str());
+#endif
+  }
+  check_target_value(bad, C, ignore_index, op);
+  if (any_requires_grad({logits})) {
+    SavedTensor sx(logits), st(t);
+    const DType dt = logits.dtype();
+    losses = record("cross_entropy", losses, {logits},
+        [sx, st, w, dlogits, ignore_index, N, C, dt](const Tensor& g, const Node& n) {
+          const Tensor gcol = unsqueeze(g, 1);
+          if (!GradMode::enabled()) return TensorList{dlogits * gcol};
+          // w[t] (softmax(x) - onehot(t)) = softmax(x) * w[t] - W, W the nll weight map.
+          Tensor W, rw;
+          {
+            NoGradGuard no_grad;
+            W = reshape(nll_class_weights(st.unpack(n), w, N, C, 1, ignore_index, dt, "cross_entropy"),
+                        {N, C});
+            rw = sum(W, {1}, /*keepdim=*/true);
+          }
+          return TensorList{(softmax(sx.unpack(n), 1) * rw - W) * gcol};
+        });
+  }
+  switch (reduction) {
+    case Reduction::none: return losses;
+    case Reduction::sum: return sum(losses);
+    default: {
+      Tensor total;
+      {
+        NoGradGuard no_grad;
+        total = sum(row_weight);
+      }
+      return sum(losses) / total;
+    }
+  }
+}
 }  // namespace
 
 Tensor nll_class_weights(const Tensor& target, const Tensor& weight, int64_t N, int64_t C,
@@ -138,8 +223,7 @@ Tensor nll_class_weights(const Tensor& target, const Tensor& weight, int64_t N, 
     fail(op, ": no kernel for device ", target.device().str());
 #endif
   }
-  CVG_CHECK(bad == ignore_index, op, ": target ", bad, " is out of range for ", C,
-            " classes (expected 0 <= target < ", C, ", or ignore_index = ", ignore_index, ")");
+  check_target_value(bad, C, ignore_index, op);
   return W;
 }
 
@@ -156,9 +240,13 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& w
   CVG_CHECK(logits.defined() && target.defined(), op, ": undefined logits or target");
   CVG_CHECK(logits.dim() >= 1, op, ": logits must be [C], [N, C] or [N, C, d1, ...], got a 0-d tensor");
   const int64_t cdim = logits.dim() == 1 ? 0 : 1;
-  if (!is_floating(target.dtype()))
+  if (!is_floating(target.dtype())) {
+    if (logits.dim() == 2)
+      return trace.result(cross_entropy_fused(logits, target, weight, ignore_index, reduction));
+    // Unbatched and spatial inputs use the composition (the reference for the fused kernel).
     return trace.result(nll_impl(log_softmax(logits, cdim), target, weight, ignore_index,
                                  reduction, op));
+  }
 
   // Class probabilities.
   check_pair(logits, target, op);

@@ -14,6 +14,9 @@
 //       targets are ignored that is 0 / 0 = NaN, as in PyTorch. weight is a constant: asking
 //       for its gradient is an Error (PyTorch does not differentiate it either).
 //   cross_entropy(logits, target, ...) = nll_loss(log_softmax(logits, 1), target, ...).
+//       For [N, C] logits it runs as one fused kernel (cross_entropy_fused_*, below) that
+//       also produces the gradient; other shapes use the composition itself, which remains
+//       the reference the fused kernel is tested against.
 //       A floating target of the logits' shape is read as class probabilities instead:
 //       loss = -sum_c weight[c] * target[n, c] * log_softmax(logits)[n, c]; mean divides by the
 //       number of samples N * d1 * ...; ignore_index does not apply.
@@ -40,8 +43,10 @@
 //       log_target). Pointwise loss target * (log(target) - input), 0 where target == 0 (as
 //       xlogy does); exp(target) * (target - input) when log_target.
 //
-// Every loss is composed of differentiable ops, so second derivatives work. The one dedicated
-// kernel is nll_class_weights, which turns class indices into a weight map (a constant).
+// Every loss is composed of differentiable ops, so second derivatives work. The dedicated
+// kernels are nll_class_weights, which turns class indices into a weight map (a constant),
+// and the fused cross-entropy, whose backward under create_graph switches to differentiable
+// ops (softmax) so that second derivatives work there too.
 #include <cstdint>
 
 #include "core/tensor.h"
@@ -82,6 +87,24 @@ int64_t nll_class_weights_cpu(const Tensor& target, const Tensor& weight, const 
 #ifdef CVG_WITH_CUDA
 void nll_class_weights_cuda(const Tensor& target, const Tensor& weight, const Tensor& W,
                             int64_t C, int64_t inner, int64_t ignore_index, const Tensor& bad);
+#endif
+
+// Fused softmax cross-entropy over a contiguous logits [N, C] with targets [N] (int32/int64,
+// contiguous) and an optional contiguous weight [C] (kernels/loss_math.h). Fills
+//     losses[n]     = w[t] * (logsumexp(x[n]) - x[n, t])
+//     row_weight[n] = w[t]
+//     dlogits[n, c] = w[t] * (softmax(x[n])[c] - [c == t])
+// with zeros for rows whose target is ignore_index. cross_entropy uses it for [N, C] logits;
+// the composition nll_loss(log_softmax(x, 1), ...) is the reference it is tested against.
+// The CPU loop returns the first invalid target (ignore_index when all are valid); the CUDA
+// one stores an invalid value in bad[0], as nll_class_weights_cuda does.
+int64_t cross_entropy_fused_cpu(const Tensor& logits, const Tensor& target, const Tensor& weight,
+                                int64_t ignore_index, const Tensor& losses,
+                                const Tensor& row_weight, const Tensor& dlogits);
+#ifdef CVG_WITH_CUDA
+void cross_entropy_fused_cuda(const Tensor& logits, const Tensor& target, const Tensor& weight,
+                              int64_t ignore_index, const Tensor& losses,
+                              const Tensor& row_weight, const Tensor& dlogits, const Tensor& bad);
 #endif
 
 }  // namespace cvg

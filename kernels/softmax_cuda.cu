@@ -5,7 +5,8 @@
 //   - inner == 1, D <= 1024 : one warp per row (4 rows per 128-thread block). Lane l reads
 //     elements l, l+32, ... (coalesced), the 32 states merge with a butterfly of shuffles.
 //   - inner == 1, D > 1024  : one 256-thread block per row. Each thread reads a strided slice,
-//     warps merge by shuffles, then warp 0 merges the 8 warp states from shared memory.
+//     warps merge by shuffles, then the 8 warp states merge through shared memory
+//     (softmax_block_state in kernels/softmax_cuda.cuh).
 //   - inner > 1             : one thread per (outer, inner) column; the thread walks its row
 //     with stride `inner`. Neighbouring threads have neighbouring inner indices, so each step
 //     of a warp reads 32 consecutive elements.
@@ -13,23 +14,11 @@
 #include <cuda_runtime.h>
 
 #include "kernels/softmax.h"
-#include "kernels/softmax_math.h"
+#include "kernels/softmax_cuda.cuh"
 
 namespace cvg {
 
 namespace {
-
-constexpr unsigned kFull = 0xffffffffu;
-
-template <typename T>
-__device__ SoftmaxState<T> warp_merge(SoftmaxState<T> st) {
-  for (int off = 16; off > 0; off >>= 1) {
-    const SoftmaxState<T> o{__shfl_xor_sync(kFull, st.m, off), __shfl_xor_sync(kFull, st.s, off)};
-    softmax_merge(st, o);
-  }
-  // Every lane holds the same state; take lane 0's so that all lanes agree bit for bit.
-  return {__shfl_sync(kFull, st.m, 0), __shfl_sync(kFull, st.s, 0)};
-}
 
 template <typename T>
 __device__ T softmax_value(T x, const SoftmaxState<T>& st, bool log) {
@@ -46,40 +35,18 @@ __global__ void softmax_warp_rows(const T* x, T* y, int64_t rows, int64_t D, boo
     T* yr = y + row * D;
     SoftmaxState<T> st = softmax_init<T>();
     for (int64_t j = lane; j < D; j += 32) softmax_add(st, xr[j]);
-    st = warp_merge(st);
+    st = softmax_warp_merge(st);
     for (int64_t j = lane; j < D; j += 32) yr[j] = softmax_value(xr[j], st, log);
   }
 }
 
 template <typename T>
 __global__ void softmax_block_rows(const T* x, T* y, int64_t rows, int64_t D, bool log) {
-  __shared__ T part_m[32], part_s[32];
-  __shared__ T row_m, row_s;
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int warps = blockDim.x / 32;
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const T* xr = x + row * D;
     T* yr = y + row * D;
-    SoftmaxState<T> st = softmax_init<T>();
-    for (int64_t j = threadIdx.x; j < D; j += blockDim.x) softmax_add(st, xr[j]);
-    st = warp_merge(st);
-    if (lane == 0) {
-      part_m[warp] = st.m;
-      part_s[warp] = st.s;
-    }
-    __syncthreads();
-    if (warp == 0) {
-      st = lane < warps ? SoftmaxState<T>{part_m[lane], part_s[lane]} : softmax_init<T>();
-      st = warp_merge(st);
-      if (lane == 0) {
-        row_m = st.m;
-        row_s = st.s;
-      }
-    }
-    __syncthreads();
-    const SoftmaxState<T> fin{row_m, row_s};
-    for (int64_t j = threadIdx.x; j < D; j += blockDim.x) yr[j] = softmax_value(xr[j], fin, log);
-    __syncthreads();  // row_m/row_s are rewritten by the next row
+    const SoftmaxState<T> st = softmax_block_state(xr, D);
+    for (int64_t j = threadIdx.x; j < D; j += blockDim.x) yr[j] = softmax_value(xr[j], st, log);
   }
 }
 
