@@ -19,6 +19,25 @@ std::atomic<uint64_t> g_next_seq{1};
 bool GradMode::enabled() { return t_grad_mode; }
 void GradMode::set_enabled(bool on) { t_grad_mode = on; }
 
+// ---- nodes ----
+
+Node::~Node() {
+  std::vector<std::shared_ptr<Node>> pending;
+  auto take_children = [&pending](Node& n) {
+    // The backward function goes first: its saved tensors can hold the extra references to
+    // the children (a saved input's grad_fn) that would keep them from being freed below.
+    n.backward = nullptr;
+    for (auto& c : n.next)
+      if (c && c.use_count() == 1) pending.push_back(std::move(c));
+  };
+  take_children(*this);
+  while (!pending.empty()) {
+    std::shared_ptr<Node> n = std::move(pending.back());
+    pending.pop_back();
+    take_children(*n);
+  }  // each n is destroyed here with no children left, so its own destructor does not recurse
+}
+
 // ---- saved tensors ----
 
 SavedTensor::SavedTensor(const Tensor& t, bool is_output) {
@@ -121,6 +140,18 @@ struct RunOptions {
   const std::vector<Node*>* capture = nullptr;  // grad(): nodes whose incoming grads we return
 };
 
+// The first gradient stored in a leaf's .grad. Backward functions may return views (sum's
+// backward expands a 0-d tensor with stride 0) or one tensor for several inputs (add's backward
+// returns {g, g}), and the seed may be the caller's own tensor. A .grad is updated in place by
+// optimizers and read through data<T>() as dense memory, so it must be a contiguous tensor that
+// nothing else references: g is adopted when it already is one, and copied otherwise.
+Tensor owned_gradient(Tensor g, const RunOptions& opt) {
+  const bool exclusive = g.is_contiguous() && g.impl_ptr().use_count() == 1 &&
+                         g.storage().use_count() == 1;
+  if (!exclusive) g = g.clone();  // recorded when create_graph, so it stays differentiable
+  return opt.create_graph ? g : g.detach();
+}
+
 std::unordered_map<Node*, Tensor> run_backward(const TensorList& outputs,
                                                const TensorList& grad_outputs,
                                                const RunOptions& opt, const char* api) {
@@ -145,6 +176,10 @@ std::unordered_map<Node*, Tensor> run_backward(const TensorList& outputs,
       g = grad_outputs[i];
       CVG_CHECK(g.shape() == out.shape(), api, ": grad_outputs[", i, "] has shape ", g.shape(),
                 " but output ", i, " has shape ", out.shape());
+      CVG_CHECK(g.dtype() == out.dtype(), api, ": grad_outputs[", i, "] has dtype ",
+                dtype_name(g.dtype()), " but output ", i, " has dtype ", dtype_name(out.dtype()));
+      CVG_CHECK(g.device() == out.device(), api, ": grad_outputs[", i, "] is on ",
+                g.device().str(), " but output ", i, " is on ", out.device().str());
     }
     Node* root = gradient_edge(out).get();
     roots.push_back(root);
@@ -181,7 +216,7 @@ std::unordered_map<Node*, Tensor> run_backward(const TensorList& outputs,
       if (!leaf) continue;  // the leaf itself is gone; nobody can read its grad
       Tensor lt(leaf);
       Tensor old = lt.grad();
-      lt.set_grad(old.defined() ? accumulate_grad(old, g) : (opt.create_graph ? g : g.detach()));
+      lt.set_grad(old.defined() ? accumulate_grad(old, g) : owned_gradient(std::move(g), opt));
       continue;
     }
 
@@ -205,6 +240,15 @@ std::unordered_map<Node*, Tensor> run_backward(const TensorList& outputs,
       if (!child || !in_grads[i].defined()) continue;
       CVG_CHECK(in_grads[i].shape() == child->shape, node->name, " backward: gradient for input ",
                 i, " has shape ", in_grads[i].shape(), ", expected ", child->shape);
+      CVG_CHECK(in_grads[i].device() == child->device, node->name,
+                " backward: gradient for input ", i, " is on ", in_grads[i].device().str(),
+                ", expected ", child->device.str());
+      CVG_CHECK(is_floating(in_grads[i].dtype()), node->name, " backward: gradient for input ",
+                i, " has dtype ", dtype_name(in_grads[i].dtype()), ", expected ",
+                dtype_name(child->dtype));
+      // Ops that promote (float32 * float64 -> float64) hand back gradients in the promoted
+      // dtype; each input receives its gradient in its own dtype (as in PyTorch).
+      if (in_grads[i].dtype() != child->dtype) in_grads[i] = in_grads[i].to(child->dtype);
       auto cit = grads.find(child);
       if (cit == grads.end()) grads.emplace(child, std::move(in_grads[i]));
       else cit->second = accumulate_grad(cit->second, in_grads[i]);

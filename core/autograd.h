@@ -41,6 +41,13 @@ class Node : public std::enable_shared_from_this<Node> {
   uint64_t seq = 0;                         // creation order, makes traversals deterministic
   std::weak_ptr<TensorImpl> leaf;           // set on AccumulateGrad nodes only
 
+  Node() = default;
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+  // Frees the chain of nodes only this node keeps alive with a loop, not by recursion: a graph
+  // of a million ops (a long unroll) would otherwise need a million nested destructor frames.
+  ~Node();
+
   bool is_accumulator() const { return !leaf.expired() || name == "AccumulateGrad"; }
   bool needs_grad(size_t input) const { return input < next.size() && next[input] != nullptr; }
   bool released() const { return !backward; }

@@ -1,6 +1,7 @@
 #include "core/copy.h"
 
 #include <cstring>
+#include <utility>
 
 #include "core/strided.h"
 #ifdef CVG_WITH_CUDA
@@ -27,11 +28,37 @@ void copy_cpu(const Tensor& dst, const Tensor& src, const char* op) {
   });
 }
 
+// The bytes [first, last) of the storage that the elements of t occupy (a superset for
+// non-dense views).
+std::pair<int64_t, int64_t> byte_extent(const Tensor& t) {
+  int64_t lo = t.offset(), hi = t.offset();
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    const int64_t span = (t.shape()[d] - 1) * t.strides()[d];
+    (span < 0 ? lo : hi) += span;
+  }
+  const int64_t es = static_cast<int64_t>(dtype_size(t.dtype()));
+  return {lo * es, (hi + 1) * es};
+}
+
 }  // namespace
 
 void copy_into(const Tensor& dst, const Tensor& src, const char* op) {
   CVG_CHECK(dst.defined() && src.defined(), op, ": undefined tensor");
   if (dst.numel() == 0) return;
+  if (dst.storage() == src.storage() && src.numel() > 0) {
+    if (dst.shape() == src.shape() && dst.strides() == src.strides() &&
+        dst.offset() == src.offset() && dst.dtype() == src.dtype())
+      return;  // copying a view onto itself
+    // The elementwise loop would read source elements it has already overwritten
+    // (x[1:].copy_(x[:-1]), m.copy_(m.t())); read the whole source first, as NumPy does.
+    const auto [dlo, dhi] = byte_extent(dst);
+    const auto [slo, shi] = byte_extent(src);
+    if (dlo < shi && slo < dhi) {
+      Tensor tmp = Tensor::empty(src.shape(), src.options());
+      copy_into(tmp, src, op);
+      return copy_into(dst, tmp, op);
+    }
+  }
   if (dst.device() == src.device()) {
     if (dst.device().is_cpu()) return copy_cpu(dst, src, op);
 #ifdef CVG_WITH_CUDA

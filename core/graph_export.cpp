@@ -1,6 +1,7 @@
 #include "core/graph_export.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <sstream>
 #include <unordered_set>
 
@@ -35,11 +36,26 @@ std::string label(const Node* n) {
   return name;
 }
 
+// Escapes a string for a JSON string literal (also valid inside a DOT label): quotes,
+// backslashes and control characters, which JSON forbids raw (a tensor name may hold a newline).
 std::string escape_json(const std::string& s) {
   std::string out;
   for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned char>(c));
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
   }
   return out;
 }

@@ -1,6 +1,7 @@
 // PyTorch-like printing:
 //   tensor([[ 1.0000, -2.5000],
 //           [ 3.0000,  4.0000]], grad_fn=<mul>)
+//   tensor([ True, False])
 // Tensors with more than kSummarizeAbove elements show the first and last kEdge entries of each
 // dimension with "..." between them. Floats use fixed notation with 4 decimals unless the
 // magnitudes call for scientific notation; integers print as integers.
@@ -25,10 +26,13 @@ struct Printer {
   bool scientific;
   bool summarize;
   int width;
+  bool boolean = false;  // prints True / False
 
   std::string format(double v) const {
     std::ostringstream os;
-    if (!floating) {
+    if (boolean) {
+      os << (v != 0 ? "True" : "False");
+    } else if (!floating) {
       os << static_cast<int64_t>(v);
     } else if (std::isnan(v)) {
       os << "nan";
@@ -86,11 +90,15 @@ std::string Tensor::str() const {
     }
   Printer p{v, shape(), floating, floating && (maxabs >= 1e8 || (minabs < 1e-4 && minabs > 0)),
             numel() > kSummarizeAbove, 0};
+  p.boolean = dtype() == DType::bool_;
   for (double x : v) p.width = std::max<int>(p.width, static_cast<int>(p.format(x).size()));
   std::ostringstream os;
   os << "tensor(";
   p.print(os, 0, 0, 7);
-  if (dtype() != DType::float32 && dtype() != DType::int64) os << ", dtype=" << dtype_name(dtype());
+  // Like PyTorch, the default float and integer dtypes and bool (visible from the values) are
+  // not spelled out.
+  if (dtype() != DType::float32 && dtype() != DType::int64 && dtype() != DType::bool_)
+    os << ", dtype=" << dtype_name(dtype());
   if (!device().is_cpu()) os << ", device='" << device().str() << "'";
   if (grad_fn()) os << ", grad_fn=<" << grad_fn()->name << ">";
   else if (requires_grad()) os << ", requires_grad=True";

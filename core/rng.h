@@ -29,10 +29,13 @@ CVG_HD uint32_t mulhilo32(uint32_t a, uint32_t b, uint32_t* hi) {
   return static_cast<uint32_t>(p);
 }
 
-CVG_HD Philox4 philox4x32_10(uint64_t seed, uint64_t counter) {
-  uint32_t c0 = static_cast<uint32_t>(counter), c1 = static_cast<uint32_t>(counter >> 32);
-  uint32_t c2 = 0, c3 = 0;
-  uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+// Philox-4x32-10 as published (Random123's philox4x32 with R = 10): a 128-bit counter and a
+// 64-bit key (key0 low word). Each round multiplies two counter words by fixed constants and
+// mixes the high and low halves of the products with the other words and the key; the key is
+// bumped by two Weyl constants between rounds.
+CVG_HD Philox4 philox4x32_10(Philox4 ctr, uint32_t key0, uint32_t key1) {
+  uint32_t c0 = ctr.w[0], c1 = ctr.w[1], c2 = ctr.w[2], c3 = ctr.w[3];
+  uint32_t k0 = key0, k1 = key1;
   for (int round = 0; round < 10; ++round) {
     uint32_t hi0, hi1;
     const uint32_t lo0 = mulhilo32(0xD2511F53u, c0, &hi0);
@@ -43,6 +46,13 @@ CVG_HD Philox4 philox4x32_10(uint64_t seed, uint64_t counter) {
     k1 += 0xBB67AE85u;  // sqrt(3) - 1
   }
   return Philox4{{c0, c1, c2, c3}};
+}
+
+// The form the library uses: counter = (counter lo, counter hi, 0, 0), key = (seed lo, seed hi).
+CVG_HD Philox4 philox4x32_10(uint64_t seed, uint64_t counter) {
+  return philox4x32_10(
+      Philox4{{static_cast<uint32_t>(counter), static_cast<uint32_t>(counter >> 32), 0u, 0u}},
+      static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
 }
 
 template <typename T> CVG_HD T philox_uniform(uint64_t seed, uint64_t index);
@@ -64,7 +74,9 @@ CVG_HD double philox_normal(uint64_t seed, uint64_t index) {
 CVG_HD int64_t philox_randint(uint64_t seed, uint64_t index, int64_t low, int64_t high) {
   const Philox4 r = philox4x32_10(seed, index);
   const uint64_t bits = (static_cast<uint64_t>(r.w[0]) << 32) | r.w[1];
-  return low + static_cast<int64_t>(bits % static_cast<uint64_t>(high - low));
+  // high - low computed in uint64 so the full int64 range does not overflow.
+  const uint64_t range = static_cast<uint64_t>(high) - static_cast<uint64_t>(low);
+  return static_cast<int64_t>(static_cast<uint64_t>(low) + bits % range);
 }
 
 // The global generator: a seed and the next unused offset.

@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <utility>
 
 #include "core/autograd.h"
 #include "core/copy.h"
@@ -45,24 +47,30 @@ void* Tensor::raw_data() const {
 }
 
 Tensor& Tensor::set_requires_grad(bool r) {
+  checked("set_requires_grad");
   CVG_CHECK(is_leaf(), "set_requires_grad: only leaf tensors can change requires_grad (this one "
             "was produced by '", grad_fn()->name, "'); use detach() first");
   CVG_CHECK(!r || is_floating(dtype()), "set_requires_grad: only floating tensors can require "
             "grad, got ", dtype_name(dtype()));
-  checked()->requires_grad = r;
+  checked("set_requires_grad")->requires_grad = r;
   return *this;
 }
 
 Tensor Tensor::grad() const {
-  auto& g = checked()->grad;
+  auto& g = checked("grad")->grad;
   return g ? Tensor(g) : Tensor();
 }
 
 void Tensor::set_grad(const Tensor& g) const {
-  if (g.defined())
+  if (g.defined()) {
     CVG_CHECK(g.shape() == shape(), "set_grad: gradient shape ", g.shape(),
               " does not match tensor shape ", shape());
-  checked()->grad = g.impl_ptr();
+    CVG_CHECK(g.dtype() == dtype(), "set_grad: gradient dtype ", dtype_name(g.dtype()),
+              " does not match tensor dtype ", dtype_name(dtype()));
+    CVG_CHECK(g.device() == device(), "set_grad: gradient on ", g.device().str(),
+              " does not match tensor device ", device().str());
+  }
+  checked("set_grad")->grad = g.impl_ptr();
 }
 
 void Tensor::backward(const Tensor& grad_output, bool retain_graph, bool create_graph) const {
@@ -162,6 +170,13 @@ void check_inplace(const char* op, const Tensor& t) {
 
 Tensor& Tensor::copy_(const Tensor& src) {
   check_inplace("copy_", *this);
+  CVG_CHECK(src.defined(), "copy_: undefined tensor");
+  // An expanded destination (stride 0 in a dim of size > 1) has several elements at one
+  // address: writing a varying source into it would keep one value at random.
+  for (int64_t d = 0; d < dim(); ++d)
+    CVG_CHECK(strides()[d] != 0 || shape()[d] <= 1, "copy_: the destination (shape ", shape(),
+              ", strides ", strides(), ") has overlapping elements (stride 0 in dim ", d,
+              "); copy into a contiguous tensor instead");
   copy_into(*this, src, "copy_");
   bump_version();
   return *this;
@@ -316,6 +331,20 @@ Tensor randint(int64_t low, int64_t high, const Shape& shape, TensorOptions opts
   CVG_CHECK(high > low, "randint: high (", high, ") must be greater than low (", low, ")");
   CVG_CHECK(opts.dtype != DType::bool_, "randint: bool is not an integer dtype");
   if (opts.dtype == DType::float32) opts.dtype = DType::int64;  // the default for integers
+  // Values the dtype cannot hold would wrap (uint8 300 -> 44); refuse them instead.
+  const auto [dt_lo, dt_hi] = dispatch_dtype(opts.dtype, "randint", [](auto tag) {
+    using T = decltype(tag);
+    if constexpr (std::is_floating_point_v<T>) {
+      // Integers stay exact up to 2^mantissa.
+      const double m = std::ldexp(1.0, std::numeric_limits<T>::digits);
+      return std::pair<double, double>{-m, m};
+    } else {
+      return std::pair<double, double>{static_cast<double>(std::numeric_limits<T>::min()),
+                                       static_cast<double>(std::numeric_limits<T>::max())};
+    }
+  });
+  CVG_CHECK(static_cast<double>(low) >= dt_lo && static_cast<double>(high) - 1 <= dt_hi,
+            "randint: range [", low, ", ", high, ") does not fit in ", dtype_name(opts.dtype));
   return random_tensor(shape, opts, "randint", [low, high](auto tag, uint64_t seed, uint64_t i) {
     return static_cast<decltype(tag)>(philox_randint(seed, i, low, high));
   });
@@ -340,7 +369,10 @@ bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol, bool e
       if (equal_nan && std::isnan(px[i]) && std::isnan(py[i])) continue;
       return false;
     }
-    if (px[i] == py[i]) continue;  // equal infinities
+    if (px[i] == py[i]) continue;  // also equal infinities
+    // An infinity is close only to itself; without this, b = inf makes the tolerance
+    // rtol * |b| infinite and every finite a "close" to it.
+    if (std::isinf(px[i]) || std::isinf(py[i])) return false;
     if (!(std::fabs(px[i] - py[i]) <= atol + rtol * std::fabs(py[i]))) return false;
   }
   return true;
@@ -354,6 +386,7 @@ double max_abs_diff(const Tensor& a, const Tensor& b) {
   copy_into(y, as_f64_cpu(b), "max_abs_diff");
   double m = 0;
   for (int64_t i = 0; i < x.numel(); ++i) {
+    if (x.data<double>()[i] == y.data<double>()[i]) continue;  // equal infinities differ by 0
     const double d = std::fabs(x.data<double>()[i] - y.data<double>()[i]);
     if (std::isnan(d)) return NAN;
     m = std::max(m, d);

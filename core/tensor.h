@@ -66,18 +66,18 @@ class Tensor {
   const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }
 
   // ---- metadata ----
-  const Shape& shape() const { return checked()->shape; }
-  const Shape& strides() const { return checked()->strides; }
+  const Shape& shape() const { return checked("shape")->shape; }
+  const Shape& strides() const { return checked("strides")->strides; }
   int64_t size(int64_t dim) const;
   int64_t dim() const { return static_cast<int64_t>(shape().size()); }
   int64_t numel() const { return numel_of(shape()); }
-  int64_t offset() const { return checked()->offset; }
-  DType dtype() const { return checked()->dtype; }
-  Device device() const { return checked()->storage->device(); }
+  int64_t offset() const { return checked("offset")->offset; }
+  DType dtype() const { return checked("dtype")->dtype; }
+  Device device() const { return checked("device")->storage->device(); }
   bool is_cuda() const { return device().is_cuda(); }
   bool is_contiguous() const;
   TensorOptions options() const { return {dtype(), device(), false}; }
-  const std::shared_ptr<Storage>& storage() const { return checked()->storage; }
+  const std::shared_ptr<Storage>& storage() const { return checked("storage")->storage; }
   uint64_t version() const { return storage()->version(); }
   void bump_version() const { storage()->bump_version(); }
 
@@ -90,22 +90,22 @@ class Tensor {
   }
 
   // ---- autograd ----
-  bool requires_grad() const { return checked()->requires_grad; }
+  bool requires_grad() const { return checked("requires_grad")->requires_grad; }
   // Only leaves may change requires_grad, and only floating tensors can require grad.
   Tensor& set_requires_grad(bool r);
-  bool is_leaf() const { return checked()->grad_fn == nullptr; }
+  bool is_leaf() const { return checked("is_leaf")->grad_fn == nullptr; }
   Tensor grad() const;
   void set_grad(const Tensor& g) const;
-  void zero_grad() const { checked()->grad.reset(); }
-  const std::shared_ptr<Node>& grad_fn() const { return checked()->grad_fn; }
+  void zero_grad() const { checked("zero_grad")->grad.reset(); }
+  const std::shared_ptr<Node>& grad_fn() const { return checked("grad_fn")->grad_fn; }
   // Computes gradients of this tensor (a scalar unless `grad_output` is given) with respect to
   // every leaf that requires grad, accumulating them into the leaves' grad().
   void backward(const Tensor& grad_output = Tensor(), bool retain_graph = false,
                 bool create_graph = false) const;
   // A view of the same data that is cut from the graph (requires_grad false).
   Tensor detach() const;
-  Tensor& set_name(const std::string& n) { checked()->name = n; return *this; }
-  const std::string& name() const { return checked()->name; }
+  Tensor& set_name(const std::string& n) { checked("set_name")->name = n; return *this; }
+  const std::string& name() const { return checked("name")->name; }
 
   // ---- conversion and copies (differentiable where it makes sense) ----
   Tensor contiguous() const;           // self when already contiguous
@@ -125,8 +125,11 @@ class Tensor {
   std::string str() const;  // PyTorch-like printing, truncated for large tensors
 
  private:
-  TensorImpl* checked() const {
-    if (!impl_) fail("Tensor: operation on an undefined tensor");
+  // `what` names the accessor in the error, e.g. "Tensor::shape: undefined tensor ...".
+  TensorImpl* checked(const char* what = "operation") const {
+    if (!impl_)
+      fail("Tensor::", what, ": undefined tensor (a default-constructed Tensor, or a gradient "
+           "that was never computed)");
     return impl_.get();
   }
   std::shared_ptr<TensorImpl> impl_;
