@@ -22,13 +22,14 @@ Tensor decode_image(const std::vector<uint8_t>& bytes, const std::string& src, i
     fail("read_image: '", src, "' is larger than 2 GiB");
   int w = 0, h = 0, stored = 0;
   if (!stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &stored))
-    fail("read_image: '", src, "': cannot decode (", stbi_failure_reason(),
-         "); supported formats are PNG, JPEG, BMP, PGM/PPM, TGA, GIF, PSD, HDR");
+    fail("read_image: '", src, "': cannot decode: not a supported image (PNG, JPEG, BMP, PGM/PPM, "
+         "TGA, GIF, PSD, HDR) or a corrupt file (stb_image: ", stbi_failure_reason(), ")");
   // Alpha is dropped: ask stb for the colour channels only.
   const int want = channels != 0 ? channels : (stored <= 2 ? 1 : 3);
   unsigned char* pixels = stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w,
                                                 &h, &stored, want);
-  if (!pixels) fail("read_image: '", src, "': cannot decode (", stbi_failure_reason(), ")");
+  if (!pixels) fail("read_image: '", src, "': cannot decode: corrupt or truncated file (stb_image: ",
+                    stbi_failure_reason(), ")");
   Tensor out = Tensor::empty({h, w, want}, TensorOptions{}.with_dtype(DType::uint8));
   std::memcpy(out.data<uint8_t>(), pixels, static_cast<size_t>(h) * w * want);
   stbi_image_free(pixels);

@@ -81,11 +81,22 @@ void draw_line(const Tensor& canvas, double x0d, double y0d, double x1d, double 
   uint8_t* p = pixels(canvas, "draw_line");
   const int64_t h = canvas.size(0), w = canvas.size(1);
   if (!std::isfinite(x0d) || !std::isfinite(y0d) || !std::isfinite(x1d) || !std::isfinite(y1d)) return;
-  // Bresenham over integer endpoints; very long lines are bounded by the canvas-size clamp of
-  // the endpoints (a line far outside draws nothing visible anyway).
-  const double lim = 4.0 * static_cast<double>(std::max(h, w)) + 16;
-  int64_t x0 = px(std::clamp(x0d, -lim, lim)), y0 = px(std::clamp(y0d, -lim, lim));
-  const int64_t x1 = px(std::clamp(x1d, -lim, lim)), y1 = px(std::clamp(y1d, -lim, lim));
+  // Clip the segment to the canvas (plus a pixel of margin) first (Liang-Barsky), so that far
+  // endpoints cost nothing and keep the line's direction; then Bresenham between the rounded
+  // endpoints.
+  double t0 = 0.0, t1 = 1.0;
+  const double ddx = x1d - x0d, ddy = y1d - y0d;
+  auto clip = [&](double p, double q) {  // keeps the part where p * t <= q
+    if (p == 0) return q >= 0;
+    const double r = q / p;
+    if (p < 0) t0 = std::max(t0, r);
+    else t1 = std::min(t1, r);
+    return t0 <= t1;
+  };
+  const double lo = -1.0, hx = static_cast<double>(w), hy = static_cast<double>(h);
+  if (!clip(-ddx, x0d - lo) || !clip(ddx, hx - x0d) || !clip(-ddy, y0d - lo) || !clip(ddy, hy - y0d)) return;
+  int64_t x0 = px(x0d + t0 * ddx), y0 = px(y0d + t0 * ddy);
+  const int64_t x1 = px(x0d + t1 * ddx), y1 = px(y0d + t1 * ddy);
   const int64_t dx = std::abs(x1 - x0), dy = -std::abs(y1 - y0);
   const int64_t sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1;
   int64_t err = dx + dy;
