@@ -14,6 +14,7 @@ namespace {
 // The decompressed content of a gzip file, or the content of a plain one (gzread passes
 // non-gzip data through unchanged).
 std::vector<uint8_t> read_maybe_gzip(const std::string& path) {
+  errno = 0;
   gzFile f = gzopen(path.c_str(), "rb");
   if (!f) fail("read_idx: cannot open '", path, "': ", errno ? std::strerror(errno) : "gzopen failed");
   std::vector<uint8_t> out;
