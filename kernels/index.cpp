@@ -17,6 +17,7 @@ template <typename Cpu, typename Cuda>
 void on_device(const char* op, Device dev, Cpu&& cpu, Cuda&& cuda) {
   if (dev.is_cpu()) return cpu();
 #ifdef CVG_WITH_CUDA
+  (void)op;
   return cuda();
 #else
   (void)cuda;
