@@ -33,6 +33,7 @@ int64_t Tensor::size(int64_t d) const { return shape()[normalize_dim(d, dim(), "
 bool Tensor::is_contiguous() const {
   const Shape& sh = shape();
   const Shape& st = strides();
+  if (numel() == 0) return true;  // no element to address: any strides describe it densely
   int64_t expected = 1;
   for (int i = static_cast<int>(sh.size()) - 1; i >= 0; --i) {
     if (sh[i] == 1) continue;

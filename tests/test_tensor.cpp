@@ -236,3 +236,10 @@ TEST_CASE("tensor: printing", "[tensor][print]") {
   CHECK(std::count(sm.begin(), sm.end(), '\n') == 6);  // 3 rows, "...", 3 rows
   CHECK_THAT(sm, Contains("shape=[100, 100]"));
 }
+
+TEST_CASE("empty tensors count as contiguous whatever their strides", "[tensor]") {
+  const Tensor e = zeros({2, 0, 3});
+  CHECK(e.is_contiguous());
+  CHECK(make_view(e, {0, 2}, {1, 7}, 0).is_contiguous());
+  CHECK(e.contiguous().impl() == e.impl());  // no copy
+}
