@@ -68,6 +68,14 @@ void for_batch_chunks(const Gemm& g, const F* a, const F* b, F* c, Launch&& laun
 
 unsigned blocks(int n, int tile) { return static_cast<unsigned>((n + tile - 1) / tile); }
 
+// Row tiles go along gridDim.y, which is limited to 65535 blocks.
+unsigned row_blocks(int m, int tile, const char* op) {
+  const unsigned b = blocks(m, tile);
+  CVG_CHECK(b <= 65535u, op, ": ", m, " rows need ", b, " row tiles of ", tile,
+            ", more than the grid allows (65535)");
+  return b;
+}
+
 int sm_count() {
   static const int n = [] {
     int dev = 0, count = 0;
@@ -95,7 +103,7 @@ template <template <int, int, bool> class K, int BM, int BN>
 void launch_tiled_shape(const Gemm& g, const float* a, const float* b, float* c, bool vec) {
   const dim3 block(sgemm::TileShape<BM, BN>::threads);
   for_batch_chunks(g, a, b, c, [&](int z, const float* pa, const float* pb, float* pc) {
-    const dim3 grid(blocks(g.N, BN), blocks(g.M, BM), z);
+    const dim3 grid(blocks(g.N, BN), row_blocks(g.M, BM, "sgemm_cuda"), z);
     if (vec)
       K<BM, BN, true>::fn<<<grid, block>>>(g.M, g.N, g.K, pa, g.sa, pb, g.sb, pc, g.sc);
     else
@@ -118,20 +126,20 @@ void launch_sgemm(int version, const Gemm& g, const float* a, const float* b, fl
     case 1:
       for_batch_chunks(g, a, b, c, [&](int z, const float* pa, const float* pb, float* pc) {
         const dim3 block(32, 8);
-        const dim3 grid(blocks(g.N, 32), blocks(g.M, 8), z);
+        const dim3 grid(blocks(g.N, 32), row_blocks(g.M, 8, "sgemm_cuda"), z);
         sgemm::sgemm_v1_naive<<<grid, block>>>(g.M, g.N, g.K, pa, g.sa, pb, g.sb, pc, g.sc);
       });
       break;
     case 2:
       for_batch_chunks(g, a, b, c, [&](int z, const float* pa, const float* pb, float* pc) {
-        const dim3 grid(blocks(g.N, 32), blocks(g.M, 32), z);
+        const dim3 grid(blocks(g.N, 32), row_blocks(g.M, 32, "sgemm_cuda"), z);
         sgemm::gemm_v2_smem<float, 32>
             <<<grid, dim3(32, 32)>>>(g.M, g.N, g.K, pa, g.sa, pb, g.sb, pc, g.sc);
       });
       break;
     case 3:
       for_batch_chunks(g, a, b, c, [&](int z, const float* pa, const float* pb, float* pc) {
-        const dim3 grid(blocks(g.N, sgemm::V3_BN), blocks(g.M, sgemm::V3_BM), z);
+        const dim3 grid(blocks(g.N, sgemm::V3_BN), row_blocks(g.M, sgemm::V3_BM, "sgemm_cuda"), z);
         sgemm::sgemm_v3_regtile<<<grid, sgemm::V3_THREADS>>>(g.M, g.N, g.K, pa, g.sa, pb, g.sb,
                                                              pc, g.sc);
       });
@@ -244,7 +252,7 @@ void bmm_cuda(const Tensor& a, const Tensor& b, const Tensor& out) {
   if (g.batch == 0 || g.M == 0 || g.N == 0) return;
   for_batch_chunks(g, a.data<double>(), b.data<double>(), out.data<double>(),
                    [&](int z, const double* pa, const double* pb, double* pc) {
-                     const dim3 grid(blocks(g.N, 16), blocks(g.M, 16), z);
+                     const dim3 grid(blocks(g.N, 16), row_blocks(g.M, 16, "bmm_cuda"), z);
                      sgemm::gemm_v2_smem<double, 16>
                          <<<grid, dim3(16, 16)>>>(g.M, g.N, g.K, pa, g.sa, pb, g.sb, pc, g.sc);
                    });
