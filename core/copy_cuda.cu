@@ -6,6 +6,7 @@
 
 #include "core/accumulate.h"
 #include "core/copy.h"
+#include "core/cuda_check.h"
 #include "core/cuda_geometry.cuh"
 
 namespace cvg {
@@ -35,11 +36,6 @@ __global__ void add_kernel(T* out, const T* a, const T* b, int64_t n) {
 
 int blocks_for(int64_t n) { return static_cast<int>(std::min<int64_t>((n + 255) / 256, 65535)); }
 
-void check_launch(const char* op) {
-  const cudaError_t e = cudaGetLastError();
-  CVG_CHECK(e == cudaSuccess, op, ": CUDA kernel launch failed: ", cudaGetErrorString(e));
-}
-
 }  // namespace
 
 void copy_into_cuda(const Tensor& dst, const Tensor& src, const char* op) {
@@ -54,7 +50,7 @@ void copy_into_cuda(const Tensor& dst, const Tensor& src, const char* op) {
                                                 static_cast<const S*>(src.storage()->data()), gi, n);
     });
   });
-  check_launch(op);
+  CVG_CUDA_CHECK_LAUNCH(op);
 }
 
 void fill_cuda(const Tensor& dst, double value) {
@@ -65,7 +61,7 @@ void fill_cuda(const Tensor& dst, double value) {
     fill_kernel<D><<<blocks_for(n), 256>>>(static_cast<D*>(dst.storage()->data()), go,
                                            static_cast<D>(value), n);
   });
-  check_launch("fill_");
+  CVG_CUDA_CHECK_LAUNCH("fill_");
 }
 
 void add_same_shape_cuda(const Tensor& out, const Tensor& a, const Tensor& b) {
@@ -74,7 +70,7 @@ void add_same_shape_cuda(const Tensor& out, const Tensor& a, const Tensor& b) {
     using T = decltype(d);
     add_kernel<T><<<blocks_for(n), 256>>>(out.data<T>(), a.data<T>(), b.data<T>(), n);
   });
-  check_launch("accumulate_grad");
+  CVG_CUDA_CHECK_LAUNCH("accumulate_grad");
 }
 
 }  // namespace cvg
