@@ -66,6 +66,9 @@ template <> CVG_HD double philox_uniform<double>(uint64_t seed, uint64_t index) 
          (1.0 / 9007199254740992.0);
 }
 CVG_HD double philox_normal(uint64_t seed, uint64_t index) {
+  // Named through std:: so that cvg's tensor overloads of sqrt/log/cos (kernels/unary.h) can
+  // never be picked up, whatever the include order.
+  using std::cos; using std::log; using std::sqrt;
   const Philox4 r = philox4x32_10(seed, index);
   const double u = (static_cast<double>(r.w[0] >> 8) + 1.0) * (1.0 / 16777216.0);
   const double v = static_cast<double>(r.w[1] >> 8) * (1.0 / 16777216.0);
