@@ -1,0 +1,52 @@
+#pragma once
+// The run folder of an app (--out DIR): everything one training run leaves behind.
+//   DIR/config.json             the effective configuration (Args::config()); --config reads it
+//                               back, so `--config DIR/config.json` repeats the run
+//   DIR/metrics.jsonl           one JSON object per logged step (nn/viz/metrics.h)
+//   DIR/loss.svg                the curves of metrics.jsonl against "step", written by plot() at
+//                               the end of a run and whenever the app wants (plot_run() does it
+//                               for any folder, e.g. from a `plot` command while training runs)
+//   DIR/checkpoint.safetensors  the latest checkpoint (nn/checkpoint.h)
+//
+// Create the RunDir only after the flags, the config, the data and any --resume checkpoint have
+// been validated: a bad invocation must not leave a half-written folder behind.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "nn/viz/metrics.h"
+
+namespace cvg::app {
+
+class RunDir {
+ public:
+  // Creates `dir` (and its parents) and writes config.json atomically. A fresh run
+  // (resume_step empty) starts metrics.jsonl anew. A resumed run keeps the records up to and
+  // including *resume_step and drops later ones: the steps an interrupted run did after its
+  // last checkpoint are done again, and must not appear twice in the curves.
+  RunDir(std::string dir, const nlohmann::json& config, std::optional<int64_t> resume_step = {});
+
+  const std::string& dir() const { return dir_; }
+  std::string file(const std::string& name) const;
+  std::string checkpoint_path() const { return file("checkpoint.safetensors"); }
+  std::string metrics_path() const { return file("metrics.jsonl"); }
+
+  // Appends one record (a JSON object, normally with "step") to metrics.jsonl.
+  void log(const nlohmann::json& record) { metrics_.append(record); }
+  // Plots `y_keys` against "step" into DIR/<name>; returns the path written.
+  std::string plot(const std::vector<std::string>& y_keys = {"loss"},
+                   const std::string& name = "loss.svg", bool log_y = false) const;
+
+ private:
+  std::string dir_;
+  viz::MetricsLog metrics_;
+};
+
+// The plot of RunDir::plot for an existing run folder (another process may still be writing it).
+std::string plot_run(const std::string& dir, const std::vector<std::string>& y_keys = {"loss"},
+                     const std::string& name = "loss.svg", bool log_y = false);
+
+}  // namespace cvg::app
