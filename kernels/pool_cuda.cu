@@ -1,0 +1,191 @@
+// CUDA kernels for the pooling ops (conventions in kernels/pool.h). Contiguous NCHW data; every
+// kernel is a grid-stride loop with one thread per element it writes, and calls the per-element
+// math of kernels/pool_math.h, the same code as the CPU loops in pool_cpu.cpp, so it matches
+// them (sums run in the same order).
+//   max_pool2d / avg_pool2d          : one thread per output, loops over its window.
+//   max_pool2d / avg_pool2d backward : one thread per input (a gather): loops over the outputs
+//       whose window can cover it and sums their gradient (max: where the switch names it).
+//       One writer per element, no atomics, deterministic.
+//   max_unpool2d, two passes so that overlapping windows resolve the same way as the CPU's
+//   sequential scatter (the last writer in row-major input order wins):
+//       winners : one thread per input k, atomicMax(winners[switch[k]], k) into a buffer
+//                 preset to -1; the maximum does not depend on the order the atomics land in.
+//                 An out-of-range switch is skipped and its position recorded with atomicMin,
+//                 so the host can report the first one.
+//       forward : one thread per output position, reads x at its winner (or writes 0).
+//       backward: one thread per input, reads grad_out at its switch if it won it (or 0).
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "core/cuda_check.h"
+#include "kernels/pool.h"
+
+namespace cvg {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+int blocks_for(int64_t n) {
+  return static_cast<int>(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535 * 8));
+}
+
+#define CVG_POOL_LOOP(l, n)                                                              \
+  for (int64_t l = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; l < (n); \
+       l += static_cast<int64_t>(gridDim.x) * blockDim.x)
+
+template <typename T>
+__global__ void max_pool_kernel(const T* x, PoolGeometry g, T* values, int32_t* switches) {
+  const int64_t op = g.out_plane(), ip = g.in_plane();
+  CVG_POOL_LOOP(l, g.planes * op) {
+    const int64_t plane = l / op, o = l % op;
+    max_pool_at(x + plane * ip, g, o / g.w.out, o % g.w.out, values + l, switches + l);
+  }
+}
+
+template <typename T>
+__global__ void max_pool_backward_kernel(const T* grad_out, const int32_t* switches,
+                                         PoolGeometry g, T* grad_in) {
+  const int64_t op = g.out_plane(), ip = g.in_plane();
+  CVG_POOL_LOOP(l, g.planes * ip) {
+    const int64_t plane = l / ip, i = l % ip;
+    grad_in[l] = max_pool_grad_at(grad_out + plane * op, switches + plane * op, g, i / g.w.in,
+                                  i % g.w.in);
+  }
+}
+
+template <typename T>
+__global__ void avg_pool_kernel(const T* x, PoolGeometry g, T* out) {
+  const int64_t op = g.out_plane(), ip = g.in_plane();
+  CVG_POOL_LOOP(l, g.planes * op) {
+    const int64_t plane = l / op, o = l % op;
+    out[l] = avg_pool_at(x + plane * ip, g, o / g.w.out, o % g.w.out);
+  }
+}
+
+template <typename T>
+__global__ void avg_pool_backward_kernel(const T* grad_out, PoolGeometry g, T* grad_in) {
+  const int64_t op = g.out_plane(), ip = g.in_plane();
+  CVG_POOL_LOOP(l, g.planes * ip) {
+    const int64_t plane = l / ip, i = l % ip;
+    grad_in[l] = avg_pool_grad_at(grad_out + plane * op, g, i / g.w.in, i % g.w.in);
+  }
+}
+
+__global__ void unpool_winners_kernel(const int32_t* switches, UnpoolGeometry g,
+                                      int32_t* winners, unsigned long long* first_bad) {
+  CVG_POOL_LOOP(l, g.planes * g.in_plane) {
+    const int64_t plane = l / g.in_plane, k = l % g.in_plane;
+    const int64_t p = switches[l];
+    if (p < 0 || p >= g.out_plane)
+      atomicMin(first_bad, static_cast<unsigned long long>(l));
+    else
+      atomicMax(winners + plane * g.out_plane + p, static_cast<int32_t>(k));
+  }
+}
+
+template <typename T>
+__global__ void unpool_kernel(const T* x, const int32_t* winners, UnpoolGeometry g, T* out) {
+  CVG_POOL_LOOP(l, g.planes * g.out_plane) {
+    const int64_t plane = l / g.out_plane;
+    out[l] = unpool_value_at(x + plane * g.in_plane, winners + plane * g.out_plane,
+                             l % g.out_plane);
+  }
+}
+
+template <typename T>
+__global__ void unpool_backward_kernel(const T* grad_out, const int32_t* switches,
+                                       const int32_t* winners, UnpoolGeometry g, T* grad_in) {
+  CVG_POOL_LOOP(l, g.planes * g.in_plane) {
+    const int64_t plane = l / g.in_plane;
+    grad_in[l] = unpool_grad_at(grad_out + plane * g.out_plane, switches + plane * g.in_plane,
+                                winners + plane * g.out_plane, l % g.in_plane);
+  }
+}
+
+#undef CVG_POOL_LOOP
+
+}  // namespace
+
+void max_pool2d_cuda(const Tensor& x, const PoolGeometry& g, const Tensor& values,
+                     const Tensor& switches) {
+  dispatch_floating(x.dtype(), "max_pool2d", [&](auto tag) {
+    using T = decltype(tag);
+    max_pool_kernel<T><<<blocks_for(values.numel()), kThreads>>>(
+        x.data<T>(), g, values.data<T>(), switches.data<int32_t>());
+  });
+  CVG_CUDA_CHECK_LAUNCH("max_pool2d");
+}
+
+void max_pool2d_backward_cuda(const Tensor& grad_out, const Tensor& switches,
+                              const PoolGeometry& g, const Tensor& grad_in) {
+  dispatch_floating(grad_out.dtype(), "max_pool2d_backward", [&](auto tag) {
+    using T = decltype(tag);
+    max_pool_backward_kernel<T><<<blocks_for(grad_in.numel()), kThreads>>>(
+        grad_out.data<T>(), switches.data<int32_t>(), g, grad_in.data<T>());
+  });
+  CVG_CUDA_CHECK_LAUNCH("max_pool2d_backward");
+}
+
+void avg_pool2d_cuda(const Tensor& x, const PoolGeometry& g, const Tensor& out) {
+  dispatch_floating(x.dtype(), "avg_pool2d", [&](auto tag) {
+    using T = decltype(tag);
+    avg_pool_kernel<T><<<blocks_for(out.numel()), kThreads>>>(x.data<T>(), g, out.data<T>());
+  });
+  CVG_CUDA_CHECK_LAUNCH("avg_pool2d");
+}
+
+void avg_pool2d_backward_cuda(const Tensor& grad_out, const PoolGeometry& g,
+                              const Tensor& grad_in) {
+  dispatch_floating(grad_out.dtype(), "avg_pool2d_backward", [&](auto tag) {
+    using T = decltype(tag);
+    avg_pool_backward_kernel<T><<<blocks_for(grad_in.numel()), kThreads>>>(
+        grad_out.data<T>(), g, grad_in.data<T>());
+  });
+  CVG_CUDA_CHECK_LAUNCH("avg_pool2d_backward");
+}
+
+int64_t max_unpool2d_winners_cuda(const Tensor& switches, const UnpoolGeometry& g,
+                                  const Tensor& winners) {
+  const char* op = "max_unpool2d";
+  // -1 everywhere (all bits set); the bad-position flag starts at the largest value.
+  CVG_CUDA_CHECK(cudaMemsetAsync(winners.raw_data(), 0xFF, winners.numel() * sizeof(int32_t)),
+                 op);
+  const Tensor flag = Tensor::empty({1}, switches.options().with_dtype(DType::int64));
+  auto* first_bad = static_cast<unsigned long long*>(flag.raw_data());
+  CVG_CUDA_CHECK(cudaMemsetAsync(first_bad, 0xFF, sizeof(unsigned long long)), op);
+  if (switches.numel() > 0) {
+    unpool_winners_kernel<<<blocks_for(switches.numel()), kThreads>>>(
+        switches.data<int32_t>(), g, winners.data<int32_t>(), first_bad);
+    CVG_CUDA_CHECK_LAUNCH(op);
+  }
+  unsigned long long host = 0;
+  CVG_CUDA_CHECK(cudaMemcpy(&host, first_bad, sizeof(host), cudaMemcpyDeviceToHost), op);
+  return host == ~0ULL ? -1 : static_cast<int64_t>(host);
+}
+
+void max_unpool2d_cuda(const Tensor& x, const Tensor& winners, const UnpoolGeometry& g,
+                       const Tensor& out) {
+  dispatch_floating(x.dtype(), "max_unpool2d", [&](auto tag) {
+    using T = decltype(tag);
+    unpool_kernel<T><<<blocks_for(out.numel()), kThreads>>>(x.data<T>(), winners.data<int32_t>(),
+                                                            g, out.data<T>());
+  });
+  CVG_CUDA_CHECK_LAUNCH("max_unpool2d");
+}
+
+void max_unpool2d_backward_cuda(const Tensor& grad_out, const Tensor& switches,
+                                const Tensor& winners, const UnpoolGeometry& g,
+                                const Tensor& grad_in) {
+  dispatch_floating(grad_out.dtype(), "max_unpool2d_backward", [&](auto tag) {
+    using T = decltype(tag);
+    unpool_backward_kernel<T><<<blocks_for(grad_in.numel()), kThreads>>>(
+        grad_out.data<T>(), switches.data<int32_t>(), winners.data<int32_t>(), g,
+        grad_in.data<T>());
+  });
+  CVG_CUDA_CHECK_LAUNCH("max_unpool2d_backward");
+}
+
+}  // namespace cvg

@@ -1,0 +1,581 @@
+// Tests of the pooling ops (kernels/pool.h): registry entries with hand-computed 4 x 4 cases
+// (values and switch indices; ties, NaN, padding, dilation, ceil_mode, stride < kernel),
+// gradcheck samples on tie-free inputs (distinct64), and plain test cases for the unpooling
+// rule on overlapping windows, the pool/unpool round trip, unbatched input and errors.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <limits>
+
+#include "core/autograd.h"
+#include "kernels/binary.h"
+#include "kernels/pool.h"
+#include "kernels/reduce.h"
+#include "kernels/unary.h"
+#include "kernels/view.h"
+#include "tests/support/op_registry.h"
+
+using namespace cvg;
+using namespace cvg::testing;
+
+namespace {
+
+// The 4 x 4 plane of the hand-computed cases, as 1 x 1 x 4 x 4.
+//    1  2  5  3
+//    4  0  6  1
+//    7  8  2  2
+//    3  9  2  0
+const std::vector<double> kPlane = {1, 2, 5, 3, 4, 0, 6, 1, 7, 8, 2, 2, 3, 9, 2, 0};
+
+Tensor x44(double shift = 0.0) {
+  std::vector<double> v = kPlane;
+  for (double& e : v) e += shift;
+  return t64(v, {1, 1, 4, 4});
+}
+
+Tensor sw32(const std::vector<int32_t>& v, const Shape& shape) {
+  return from_vector<int32_t>(v, shape, TensorOptions{}.with_dtype(DType::int32));
+}
+
+// Expected switches are compared as float64 (the registry compares floating tensors).
+Tensor sw_expected(const std::vector<double>& v, const Shape& shape) { return t64(v, shape, false); }
+
+// Switches of max pooling a tie-free tensor: valid switch inputs for the unpooling samples.
+Tensor switches_of(const Shape& shape, PoolSize2 kernel, PoolSize2 stride, PoolSize2 padding,
+                   uint64_t seed) {
+  NoGradGuard no_grad;
+  return max_pool2d_with_indices(distinct64(shape, 0.1, seed, false), kernel, stride, padding)
+      .switches;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
+using Catch::Matchers::Contains;
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// max_pool2d: values (differentiable) and switches (compared as numbers)
+
+CVG_REGISTER_OP(OpSpec{
+    "max_pool2d",
+    [](const TensorList& xs) { return max_pool2d(xs[0], {2, 2}); },
+    [] {
+      const double nan = std::numeric_limits<double>::quiet_NaN();
+      return std::vector<OpSample>{
+          // Windows [1 2; 4 0] [5 3; 6 1] [7 8; 3 9] [2 2; 2 0] (the last a three-way tie).
+          {"hand 2x2 stride 2", {x44()}, t64({4, 6, 9, 2}, {1, 1, 2, 2}, false), false, nullptr},
+          // 3x3 windows at stride 1 overlap: 8 and 9 each win two windows.
+          {"hand 3x3 stride 1 (overlapping)",
+           {x44()},
+           t64({8, 8, 9, 9}, {1, 1, 2, 2}, false),
+           false,
+           [](const TensorList& xs) { return max_pool2d(xs[0], {3, 3}, {{1, 1}}); }},
+          // Shifted to negative values: padding is -inf, not 0, so it never wins.
+          {"hand padding 1 on negative input",
+           {x44(-10)},
+           t64({-9, -5, -7, -3, -2, -8, -7, -1, -10}, {1, 1, 3, 3}, false),
+           false,
+           [](const TensorList& xs) { return max_pool2d(xs[0], {2, 2}, {{2, 2}}, {1, 1}); }},
+          // Dilation 2: taps (o, o + 2) in each direction.
+          {"hand dilation 2",
+           {x44()},
+           t64({7, 8, 6, 9}, {1, 1, 2, 2}, false),
+           false,
+           [](const TensorList& xs) {
+             return max_pool2d(xs[0], {2, 2}, {{1, 1}}, {0, 0}, {2, 2});
+           }},
+          // ceil_mode adds a clipped last window (rows and columns 2..3).
+          {"hand ceil_mode 3x3 stride 2",
+           {x44()},
+           t64({8, 6, 9, 2}, {1, 1, 2, 2}, false),
+           false,
+           [](const TensorList& xs) {
+             return max_pool2d(xs[0], {3, 3}, {{2, 2}}, {0, 0}, {1, 1}, true);
+           }},
+          {"hand NaN propagates",
+           {t64({1, nan, 5, 3, 4, nan, nan, 1, 7, 8, 2, 2, 3, 9, 2, 0}, {1, 1, 4, 4})},
+           t64({nan, nan, 9, 2}, {1, 1, 2, 2}, false),
+           false,
+           nullptr},
+          {"2x3x7x6 kernel 2", {distinct64({2, 3, 7, 6}, 0.1, 1)}, Tensor(), true, nullptr},
+          {"3x3 stride 2 padding 1 (overlapping)",
+           {distinct64({2, 2, 7, 8}, 0.1, 2)},
+           Tensor(),
+           true,
+           [](const TensorList& xs) { return max_pool2d(xs[0], {3, 3}, {{2, 2}}, {1, 1}); }},
+          {"3x2 stride (1, 2) dilation (2, 1) ceil_mode",
+           {distinct64({1, 2, 9, 7}, 0.1, 3)},
+           Tensor(),
+           true,
+           [](const TensorList& xs) {
+             return max_pool2d(xs[0], {3, 2}, {{1, 2}}, {1, 1}, {2, 1}, true);
+           }},
+          {"unbatched C x H x W, 3x3 stride 1",
+           {distinct64({3, 5, 5}, 0.1, 4)},
+           Tensor(),
+           true,
+           [](const TensorList& xs) { return max_pool2d(xs[0], {3, 3}, {{1, 1}}); }},
+          {"transposed input",
+           {distinct64({2, 2, 6, 5}, 0.1, 5)},
+           Tensor(),
+           true,
+           [](const TensorList& xs) {
+             return max_pool2d(permute(xs[0], {0, 1, 3, 2}), {2, 3}, {{2, 1}});
+           }}};
+    }});
+
+CVG_REGISTER_OP(OpSpec{
+    "max_pool2d_with_indices (switches)",
+    [](const TensorList& xs) {
+      return max_pool2d_with_indices(xs[0], {2, 2}).switches.to(DType::float64);
+    },
+    [] {
+      const double nan = std::numeric_limits<double>::quiet_NaN();
+      auto sw = [](PoolSize2 k, PoolSize2 s, PoolSize2 p, PoolSize2 d, bool ceil) -> OpFn {
+        return [=](const TensorList& xs) {
+          return max_pool2d_with_indices(xs[0], k, s, p, d, ceil).switches.to(DType::float64);
+        };
+      };
+      return std::vector<OpSample>{
+          // Plane-local h * W + w; the tie [2 2; 2 0] goes to its first 2, at (2, 2) = 10.
+          {"hand 2x2 stride 2 with a tie",
+           {x44()}, sw_expected({4, 6, 13, 10}, {1, 1, 2, 2}), false, nullptr},
+          {"hand 3x3 stride 1 (overlapping)",
+           {x44()}, sw_expected({9, 9, 13, 13}, {1, 1, 2, 2}), false,
+           sw({3, 3}, {1, 1}, {0, 0}, {1, 1}, false)},
+          {"hand padding 1",
+           {x44(-10)}, sw_expected({0, 2, 3, 8, 9, 11, 12, 13, 15}, {1, 1, 3, 3}), false,
+           sw({2, 2}, {2, 2}, {1, 1}, {1, 1}, false)},
+          {"hand dilation 2",
+           {x44()}, sw_expected({8, 9, 6, 13}, {1, 1, 2, 2}), false,
+           sw({2, 2}, {1, 1}, {0, 0}, {2, 2}, false)},
+          {"hand ceil_mode 3x3 stride 2",
+           {x44()}, sw_expected({9, 6, 13, 10}, {1, 1, 2, 2}), false,
+           sw({3, 3}, {2, 2}, {0, 0}, {1, 1}, true)},
+          // Window 0 holds NaN at 1 and 5: the first NaN wins. Window 1: NaN at 6 beats 5 and 3.
+          {"hand NaN: first NaN wins",
+           {t64({1, nan, 5, 3, 4, nan, nan, 1, 7, 8, 2, 2, 3, 9, 2, 0}, {1, 1, 4, 4})},
+           sw_expected({1, 6, 13, 10}, {1, 1, 2, 2}), false, nullptr},
+          // All-equal plane: every window picks its top-left tap.
+          {"hand all ties",
+           {t64(std::vector<double>(16, 3.0), {1, 1, 4, 4})},
+           sw_expected({0, 1, 4, 5}, {1, 1, 2, 2}), false,
+           sw({3, 3}, {1, 1}, {0, 0}, {1, 1}, false)}};
+    },
+    /*gradgrad=*/false,
+    /*differentiable=*/false});
+
+CVG_REGISTER_OP(OpSpec{
+    "max_pool2d_backward",
+    [](const TensorList& xs) {
+      return max_pool2d_backward(xs[0], xs[1], {1, 1, 4, 4}, {3, 3}, {1, 1});
+    },
+    [] {
+      return std::vector<OpSample>{
+          // Switches [9 9; 13 13] of the overlapping 3x3 case: input 9 collects 1 + 2, 13 gets
+          // 3 + 4, the others nothing.
+          {"hand overlapping windows sum their gradients",
+           {t64({1, 2, 3, 4}, {1, 1, 2, 2}), sw32({9, 9, 13, 13}, {1, 1, 2, 2})},
+           t64({0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 7, 0, 0}, {1, 1, 4, 4}, false),
+           true,
+           nullptr},
+          {"3x3 stride 2 padding 1",
+           {uniform64({2, 3, 4, 4}, -1, 1, 11),
+            switches_of({2, 3, 7, 8}, {3, 3}, {2, 2}, {1, 1}, 12)},
+           Tensor(),
+           true,
+           [](const TensorList& xs) {
+             return max_pool2d_backward(xs[0], xs[1], {2, 3, 7, 8}, {3, 3}, {2, 2}, {1, 1});
+           }}};
+    }});
+
+// ---------------------------------------------------------------------------------------------
+// adaptive_max_pool2d
+
+CVG_REGISTER_OP(OpSpec{
+    "adaptive_max_pool2d",
+    [](const TensorList& xs) { return adaptive_max_pool2d(xs[0], {3, 3}); },
+    [] {
+      return std::vector<OpSample>{
+          // 4 -> 3 windows per axis: [0, 2), [1, 3), [2, 4).
+          {"hand 4x4 -> 3x3", {x44()}, t64({4, 6, 6, 8, 8, 6, 9, 9, 2}, {1, 1, 3, 3}, false),
+           false, nullptr},
+          {"hand 4x4 -> 3x3 switches",
+           {x44()},
+           sw_expected({4, 6, 6, 9, 9, 6, 13, 13, 10}, {1, 1, 3, 3}),
+           false,
+           [](const TensorList& xs) {
+             return adaptive_max_pool2d_with_indices(xs[0], {3, 3}).switches.to(DType::float64);
+           }},
+          {"7x5 -> 3x2", {distinct64({2, 2, 7, 5}, 0.1, 21)}, Tensor(), true,
+           [](const TensorList& xs) { return adaptive_max_pool2d(xs[0], {3, 2}); }},
+          {"3x4 -> 5x6 (upsampling windows)", {distinct64({1, 2, 3, 4}, 0.1, 22)}, Tensor(), true,
+           [](const TensorList& xs) { return adaptive_max_pool2d(xs[0], {5, 6}); }}};
+    }});
+
+// ---------------------------------------------------------------------------------------------
+// max_unpool2d
+
+CVG_REGISTER_OP(OpSpec{
+    "max_unpool2d",
+    [](const TensorList& xs) { return max_unpool2d(xs[0], xs[1], {4, 4}); },
+    [] {
+      return std::vector<OpSample>{
+          {"hand non-overlapping",
+           {t64({4, 6, 9, 2}, {1, 1, 2, 2}), sw32({4, 6, 13, 10}, {1, 1, 2, 2})},
+           t64({0, 0, 0, 0, 4, 0, 6, 0, 0, 0, 2, 0, 0, 9, 0, 0}, {1, 1, 4, 4}, false),
+           true,
+           nullptr},
+          // Inputs 0 and 1 both target 9, inputs 2 and 3 both target 13: the last writer in
+          // row-major input order wins (2 and 4).
+          {"hand overlapping: last writer wins",
+           {t64({1, 2, 3, 4}, {1, 1, 2, 2}), sw32({9, 9, 13, 13}, {1, 1, 2, 2})},
+           t64({0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 4, 0, 0}, {1, 1, 4, 4}, false),
+           true,
+           nullptr},
+          {"2x2 stride 2 to 7x6",
+           {uniform64({2, 3, 3, 3}, -1, 1, 31), switches_of({2, 3, 7, 6}, {2, 2}, {2, 2}, {0, 0}, 32)},
+           Tensor(),
+           true,
+           [](const TensorList& xs) { return max_unpool2d(xs[0], xs[1], {7, 6}); }},
+          {"3x3 stride 1 to 6x5 (many overwritten)",
+           {uniform64({1, 2, 4, 3}, -1, 1, 33), switches_of({1, 2, 6, 5}, {3, 3}, {1, 1}, {0, 0}, 34)},
+           Tensor(),
+           true,
+           [](const TensorList& xs) { return max_unpool2d(xs[0], xs[1], {6, 5}); }},
+          {"unbatched",
+           {uniform64({2, 3, 2}, -1, 1, 35),
+            squeeze(switches_of({1, 2, 6, 5}, {2, 2}, {2, 2}, {0, 0}, 36), 0)},
+           Tensor(),
+           true,
+           [](const TensorList& xs) { return max_unpool2d(xs[0], xs[1], {6, 5}); }}};
+    }});
+
+CVG_REGISTER_OP(OpSpec{
+    "max_unpool2d_backward",
+    [](const TensorList& xs) { return max_unpool2d_backward(xs[0], xs[1]); },
+    [] {
+      std::vector<double> g(16);
+      for (int i = 0; i < 16; ++i) g[i] = i + 1;
+      return std::vector<OpSample>{
+          // Gathers grad_out at the switches; inputs 0 and 2 were overwritten by 1 and 3.
+          {"hand overlapping: overwritten inputs get 0",
+           {t64(g, {1, 1, 4, 4}), sw32({9, 9, 13, 13}, {1, 1, 2, 2})},
+           t64({0, 10, 0, 14}, {1, 1, 2, 2}, false),
+           true,
+           nullptr},
+          {"hand non-overlapping",
+           {t64(g, {1, 1, 4, 4}), sw32({4, 6, 13, 10}, {1, 1, 2, 2})},
+           t64({5, 7, 14, 11}, {1, 1, 2, 2}, false),
+           true,
+           nullptr},
+          {"3x3 stride 2 from 7x7",
+           {uniform64({2, 2, 7, 7}, -1, 1, 41), switches_of({2, 2, 7, 7}, {3, 3}, {2, 2}, {0, 0}, 42)},
+           Tensor(),
+           true,
+           nullptr}};
+    }});
+
+// ---------------------------------------------------------------------------------------------
+// avg_pool2d
+
+CVG_REGISTER_OP(OpSpec{
+    "avg_pool2d",
+    [](const TensorList& xs) { return avg_pool2d(xs[0], {2, 2}); },
+    [] {
+      return std::vector<OpSample>{
+          {"hand 2x2 stride 2", {x44()}, t64({1.75, 3.75, 6.75, 1.5}, {1, 1, 2, 2}, false), true,
+           nullptr},
+          // Window sums 1, 7, 3 / 11, 16, 3 / 3, 11, 0 over 2 x 2 padded windows.
+          {"hand padding 1, count_include_pad",
+           {x44()},
+           t64({0.25, 1.75, 0.75, 2.75, 4, 0.75, 0.75, 2.75, 0}, {1, 1, 3, 3}, false),
+           true,
+           [](const TensorList& xs) { return avg_pool2d(xs[0], {2, 2}, {{2, 2}}, {1, 1}); }},
+          {"hand padding 1, count_include_pad false",
+           {x44()},
+           t64({1, 3.5, 3, 5.5, 4, 1.5, 3, 5.5, 0}, {1, 1, 3, 3}, false),
+           true,
+           [](const TensorList& xs) {
+             return avg_pool2d(xs[0], {2, 2}, {{2, 2}}, {1, 1}, false, false);
+           }},
+          // 3x3 stride 2 padding 1 ceil_mode: windows start at -1, 1, 3; the last one hangs past
+          // the right padding and counts only up to it (3, 3, 2 positions per axis).
+          {"hand ceil_mode divisor",
+           {x44()},
+           t64({7.0 / 9, 17.0 / 9, 4.0 / 6, 31.0 / 9, 30.0 / 9, 3.0 / 6, 12.0 / 6, 11.0 / 6, 0},
+               {1, 1, 3, 3}, false),
+           true,
+           [](const TensorList& xs) {
+             return avg_pool2d(xs[0], {3, 3}, {{2, 2}}, {1, 1}, true, true);
+           }},
+          {"3x3 stride 1 padding 1 (overlapping)",
+           {uniform64({2, 3, 5, 6}, -1, 1, 51)},
+           Tensor(),
+           true,
+           [](const TensorList& xs) { return avg_pool2d(xs[0], {3, 3}, {{1, 1}}, {1, 1}); }},
+          {"3x2 stride (2, 1) ceil_mode no pad counting",
+           {uniform64({1, 2, 8, 5}, -1, 1, 52)},
+           Tensor(),
+           true,
+           [](const TensorList& xs) {
+             return avg_pool2d(xs[0], {3, 2}, {{2, 1}}, {1, 1}, true, false);
+           }},
+          {"unbatched", {uniform64({2, 6, 4}, -1, 1, 53)}, Tensor(), true, nullptr}};
+    }});
+
+CVG_REGISTER_OP(OpSpec{
+    "avg_pool2d_backward",
+    [](const TensorList& xs) {
+      return avg_pool2d_backward(xs[0], {1, 1, 4, 4}, {3, 3}, {1, 1});
+    },
+    [] {
+      return std::vector<OpSample>{
+          // Each of the four 3x3 windows adds its gradient / 9 to the inputs it covers.
+          {"hand 3x3 stride 1",
+           {t64({9, 18, 27, 36}, {1, 1, 2, 2})},
+           t64({1, 3, 3, 2, 4, 10, 10, 6, 4, 10, 10, 6, 3, 7, 7, 4}, {1, 1, 4, 4}, false),
+           true,
+           nullptr},
+          {"3x3 stride 2 padding 1 ceil_mode",
+           {uniform64({2, 2, 4, 3}, -1, 1, 54)},
+           Tensor(),
+           true,
+           [](const TensorList& xs) {
+             return avg_pool2d_backward(xs[0], {2, 2, 7, 5}, {3, 3}, {2, 2}, {1, 1}, true, false);
+           }}};
+    }});
+
+// ---------------------------------------------------------------------------------------------
+// adaptive and global average pooling
+
+CVG_REGISTER_OP(OpSpec{
+    "adaptive_avg_pool2d",
+    [](const TensorList& xs) { return adaptive_avg_pool2d(xs[0], {3, 3}); },
+    [] {
+      return std::vector<OpSample>{
+          // 4 -> 3 windows per axis: [0, 2), [1, 3), [2, 4).
+          {"hand 4x4 -> 3x3",
+           {x44()},
+           t64({1.75, 3.25, 3.75, 4.75, 4, 2.75, 6.75, 5.25, 1.5}, {1, 1, 3, 3}, false),
+           true,
+           nullptr},
+          // 5 -> 2 windows: [0, 3), [2, 5) (overlapping at 2); 4 -> 1: everything.
+          {"hand 5x4 -> 2x1",
+           {t64({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20},
+                {1, 1, 5, 4})},
+           t64({6.5, 14.5}, {1, 1, 2, 1}, false),
+           true,
+           [](const TensorList& xs) { return adaptive_avg_pool2d(xs[0], {2, 1}); }},
+          {"7x5 -> 3x2", {uniform64({2, 3, 7, 5}, -1, 1, 61)}, Tensor(), true,
+           [](const TensorList& xs) { return adaptive_avg_pool2d(xs[0], {3, 2}); }},
+          {"3x2 -> 4x5 (upsampling windows)", {uniform64({1, 2, 3, 2}, -1, 1, 62)}, Tensor(), true,
+           [](const TensorList& xs) { return adaptive_avg_pool2d(xs[0], {4, 5}); }},
+          {"unbatched 6x6 -> 4x4", {uniform64({2, 6, 6}, -1, 1, 63)}, Tensor(), true,
+           [](const TensorList& xs) { return adaptive_avg_pool2d(xs[0], {4, 4}); }}};
+    }});
+
+CVG_REGISTER_OP(OpSpec{
+    "adaptive_avg_pool2d_backward",
+    [](const TensorList& xs) { return adaptive_avg_pool2d_backward(xs[0], {2, 3, 7, 5}); },
+    [] {
+      return std::vector<OpSample>{
+          {"7x5 from 3x2", {uniform64({2, 3, 3, 2}, -1, 1, 64)}, Tensor(), true, nullptr}};
+    }});
+
+CVG_REGISTER_OP(OpSpec{
+    "adaptive_max_pool2d_backward",
+    [](const TensorList& xs) { return adaptive_max_pool2d_backward(xs[0], xs[1], {2, 2, 7, 5}); },
+    [] {
+      NoGradGuard no_grad;
+      const Tensor sw =
+          adaptive_max_pool2d_with_indices(distinct64({2, 2, 7, 5}, 0.1, 65, false), {3, 2})
+              .switches;
+      return std::vector<OpSample>{
+          {"7x5 from 3x2", {uniform64({2, 2, 3, 2}, -1, 1, 66), sw}, Tensor(), true, nullptr}};
+    }});
+
+CVG_REGISTER_OP(OpSpec{
+    "global_avg_pool2d",
+    [](const TensorList& xs) { return global_avg_pool2d(xs[0]); },
+    [] {
+      return std::vector<OpSample>{
+          {"hand 4x4", {x44()}, t64({55.0 / 16}, {1, 1, 1, 1}, false), true, nullptr},
+          {"2x3x5x4", {uniform64({2, 3, 5, 4}, -1, 1, 71)}, Tensor(), true, nullptr},
+          {"unbatched", {uniform64({3, 2, 5}, -1, 1, 72)}, Tensor(), true, nullptr}};
+    }});
+
+// ---------------------------------------------------------------------------------------------
+// Plain tests
+
+TEST_CASE("max_pool2d: switches are plane-local and the gradient goes to the first maximum",
+          "[ops][pool]") {
+  // Six planes of the hand plane shifted by 100 * plane: the same switches in every plane.
+  std::vector<double> v;
+  for (int p = 0; p < 6; ++p)
+    for (double e : kPlane) v.push_back(e + 100 * p);
+  const Tensor x = t64(v, {2, 3, 4, 4});
+  const PooledWithSwitches r = max_pool2d_with_indices(x, {2, 2});
+  REQUIRE(r.switches.dtype() == DType::int32);
+  const std::vector<int32_t> sw = r.switches.to_vector<int32_t>();
+  for (int p = 0; p < 6; ++p) {
+    INFO("plane " << p);
+    CHECK(std::vector<int32_t>(sw.begin() + 4 * p, sw.begin() + 4 * p + 4) ==
+          std::vector<int32_t>{4, 6, 13, 10});
+  }
+  // The tied window [2 2; 2 0] sends its whole gradient to its first 2 (index 10).
+  r.values.backward(ones_like(r.values));
+  const std::vector<double> g = x.grad().to_vector<double>();
+  for (int i = 0; i < 16; ++i) {
+    INFO("input " << i);
+    CHECK(g[i] == ((i == 4 || i == 6 || i == 13 || i == 10) ? 1.0 : 0.0));
+  }
+}
+
+TEST_CASE("max_unpool2d: overlapping windows, the last writer wins and the others get zero "
+          "gradient",
+          "[ops][pool]") {
+  // Switches of 3x3 windows at stride 1 on the hand plane: [9 9; 13 13].
+  const Tensor src = x44();
+  const PooledWithSwitches r = max_pool2d_with_indices(src.detach(), {3, 3}, {{1, 1}});
+  REQUIRE(r.switches.to_vector<int32_t>() == std::vector<int32_t>{9, 9, 13, 13});
+  const Tensor x = t64({1, 2, 3, 4}, {1, 1, 2, 2});
+  const Tensor y = max_unpool2d(x, r.switches, {4, 4});
+  std::vector<double> expect(16, 0.0);
+  expect[9] = 2;   // inputs 0 and 1 target 9: input 1 comes last
+  expect[13] = 4;  // inputs 2 and 3 target 13: input 3 comes last
+  CHECK(y.to_vector<double>() == expect);
+  std::vector<double> gv(16);
+  for (int i = 0; i < 16; ++i) gv[i] = 10 + i;
+  y.backward(t64(gv, {1, 1, 4, 4}, false));
+  CHECK(x.grad().to_vector<double>() == std::vector<double>{0, 19, 0, 23});
+}
+
+TEST_CASE("max_unpool2d(max_pool2d(x)) keeps each window's maximum in place", "[ops][pool]") {
+  // 7 x 9 with 2x2 windows: the last row and column belong to no window and come back 0.
+  const int64_t H = 7, W = 9;
+  const Tensor x = distinct64({2, 3, H, W}, 0.5, 81, false);
+  const PooledWithSwitches r = max_pool2d_with_indices(x, {2, 2});
+  const Tensor y = max_unpool2d(r.values, r.switches, {H, W});
+  REQUIRE(y.shape() == x.shape());
+  // Brute force: a position keeps its value iff it is the maximum of its window.
+  const std::vector<double> xv = x.to_vector<double>(), yv = y.to_vector<double>();
+  for (int64_t p = 0; p < 6; ++p)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t w = 0; w < W; ++w) {
+        const int64_t i = (p * H + h) * W + w;
+        bool is_max = h < H - 1 && w < W - 1;
+        const int64_t h0 = h - h % 2, w0 = w - w % 2;
+        for (int64_t a = 0; a < 2 && is_max; ++a)
+          for (int64_t b = 0; b < 2; ++b)
+            if (xv[(p * H + h0 + a) * W + w0 + b] > xv[i]) is_max = false;
+        INFO("plane " << p << " at (" << h << ", " << w << ")");
+        CHECK(yv[i] == (is_max ? xv[i] : 0.0));
+      }
+  // Pooling the unpooled tensor again gives the same values and switches (inputs positive).
+  const Tensor xp = x + 100.0;
+  const PooledWithSwitches rp = max_pool2d_with_indices(xp, {2, 2});
+  const PooledWithSwitches again =
+      max_pool2d_with_indices(max_unpool2d(rp.values, rp.switches, {H, W}), {2, 2});
+  CHECK(again.values.to_vector<double>() == rp.values.to_vector<double>());
+  CHECK(again.switches.to_vector<int32_t>() == rp.switches.to_vector<int32_t>());
+}
+
+TEST_CASE("pooling: unbatched C x H x W input gives the batched result without the batch dim",
+          "[ops][pool]") {
+  const Tensor x = distinct64({3, 6, 5}, 0.1, 91, false);
+  const Tensor xb = unsqueeze(x, 0);
+  const PooledWithSwitches a = max_pool2d_with_indices(x, {3, 2}, {{2, 1}}, {1, 1});
+  const PooledWithSwitches b = max_pool2d_with_indices(xb, {3, 2}, {{2, 1}}, {1, 1});
+  CHECK(a.values.shape() == Shape{3, 3, 6});
+  CHECK(a.values.to_vector<double>() == b.values.to_vector<double>());
+  CHECK(a.switches.to_vector<int32_t>() == b.switches.to_vector<int32_t>());
+  const Tensor u = max_unpool2d(a.values, a.switches, {6, 5});
+  CHECK(u.shape() == Shape{3, 6, 5});
+  CHECK(u.to_vector<double>() == max_unpool2d(b.values, b.switches, {6, 5}).to_vector<double>());
+  CHECK(global_avg_pool2d(x).shape() == Shape{3, 1, 1});
+  CHECK(allclose(global_avg_pool2d(xb), mean(xb, {2, 3}, true)));
+}
+
+TEST_CASE("max_pool2d: second derivative of a max-pool penalty flows through the switches",
+          "[ops][pool]") {
+  // f(x) = sum(max_pool(x)^2): df/dx = 2 * max at the switch positions, and d^2f/dx^2 = 2 on
+  // those positions. Differentiating <df/dx, 1> again must give 2 at the switches, 0 elsewhere.
+  const Tensor x = distinct64({1, 1, 4, 4}, 0.25, 95);
+  const Tensor y = max_pool2d(x, {2, 2});
+  const Tensor f = sum(y * y);
+  const Tensor gx = grad({f}, {x}, {}, /*create_graph=*/true)[0];
+  const Tensor ggx = grad({sum(gx)}, {x})[0];
+  const std::vector<int32_t> sw = max_pool2d_with_indices(x.detach(), {2, 2}).switches
+                                      .to_vector<int32_t>();
+  std::vector<double> expect(16, 0.0);
+  for (int32_t s : sw) expect[s] = 2.0;
+  CHECK(ggx.to_vector<double>() == expect);
+}
+
+TEST_CASE("pooling: bad arguments are errors naming the op and the values", "[ops][pool]") {
+  const Tensor x = zeros({1, 2, 5, 5});
+  CHECK_THAT(error_of([&] { max_pool2d(x, {0, 2}); }),
+             Contains("max_pool2d: kernel size must be positive, got [0, 2]"));
+  CHECK_THAT(error_of([&] { max_pool2d(x, {2, 2}, {{2, 0}}); }),
+             Contains("max_pool2d: stride must be positive, got [2, 0]"));
+  CHECK_THAT(error_of([&] { max_pool2d(x, {2, 2}, {{1, 1}}, {0, 0}, {0, 1}); }),
+             Contains("max_pool2d: dilation must be positive, got [0, 1]"));
+  CHECK_THAT(error_of([&] { max_pool2d(x, {3, 3}, {{1, 1}}, {2, 1}); }),
+             Contains("padding [2, 1] must be non-negative and at most half the kernel size "
+                      "[3, 3]"));
+  CHECK_THAT(error_of([&] { avg_pool2d(x, {6, 2}); }),
+             Contains("avg_pool2d: input of 5 x 5 with kernel [6, 2]"));
+  CHECK_THAT(error_of([&] { max_pool2d(zeros({1, 1, 2, 2}), {2, 2}, {{1, 1}}, {1, 1}, {3, 3}); }),
+             Contains("sees only padding"));
+  CHECK_THAT(error_of([&] { max_pool2d(zeros({5, 5}), {2, 2}); }),
+             Contains("max_pool2d: input must be N x C x H x W or C x H x W, got shape [5, 5]"));
+  CHECK_THAT(error_of([&] {
+               max_pool2d(zeros({1, 1, 4, 4}, TensorOptions{}.with_dtype(DType::int64)), {2, 2});
+             }),
+             Contains("max_pool2d: input must be float32 or float64, got int64"));
+  CHECK_THAT(error_of([&] { adaptive_avg_pool2d(x, {0, 3}); }),
+             Contains("adaptive_avg_pool2d: output_size must be positive, got [0, 3]"));
+
+  // Switches: dtype, shape, range.
+  const Tensor v = zeros({1, 2, 2, 2});
+  const Tensor sw64 = zeros({1, 2, 2, 2}, TensorOptions{}.with_dtype(DType::int64));
+  CHECK_THAT(error_of([&] { max_unpool2d(v, sw64, {4, 4}); }),
+             Contains("max_unpool2d: switches must be int32, got int64"));
+  const Tensor sw_small = zeros({1, 2, 2, 1}, TensorOptions{}.with_dtype(DType::int32));
+  CHECK_THAT(error_of([&] { max_unpool2d(v, sw_small, {4, 4}); }),
+             Contains("max_unpool2d: switches have shape [1, 2, 2, 1] but input has shape "
+                      "[1, 2, 2, 2]"));
+  // Switches of a 5x5 pooling, unpooled to a 4x4 output: index 24 does not fit.
+  const Tensor big = sw32({0, 1, 2, 3, 4, 5, 6, 24}, {1, 2, 2, 2});
+  CHECK_THAT(error_of([&] { max_unpool2d(v, big, {4, 4}); }),
+             Contains("max_unpool2d: switch 24 at position [0, 1, 1, 1] is outside the output "
+                      "plane of [4, 4]"));
+  CHECK_THAT(error_of([&] { max_unpool2d_backward(zeros({1, 2, 4, 4}), big); }),
+             Contains("max_unpool2d_backward: switch 24 at position [0, 1, 1, 1]"));
+  CHECK_THAT(error_of([&] { max_unpool2d(v, sw32({0, 1, 2, -1, 4, 5, 6, 7}, {1, 2, 2, 2}),
+                                         {4, 4}); }),
+             Contains("switch -1 at position [0, 0, 1, 1]"));
+  CHECK_THAT(error_of([&] { max_unpool2d(v, big, {0, 4}); }),
+             Contains("max_unpool2d: output_size must be positive, got [0, 4]"));
+  CHECK_THAT(error_of([&] {
+               max_pool2d_backward(zeros({1, 2, 3, 3}), zeros({1, 2, 3, 3}, TensorOptions{}.with_dtype(DType::int32)),
+                                   {1, 2, 5, 5}, {2, 2}, {2, 2});
+             }),
+             Contains("max_pool2d_backward: grad_out has shape [1, 2, 3, 3] but input_shape "
+                      "[1, 2, 5, 5] pools to [1, 2, 2, 2]"));
+  CHECK_THAT(error_of([&] {
+               max_pool2d_backward(zeros({1, 2, 2, 2}), sw64, {1, 2, 5, 5}, {2, 2}, {2, 2});
+             }),
+             Contains("max_pool2d_backward: switches must be int32, got int64"));
+  CHECK_THAT(error_of([&] { avg_pool2d_backward(zeros({1, 2, 2, 2}), {2, 5, 5}, {2, 2}, {2, 2}); }),
+             Contains("avg_pool2d_backward: input_shape must be N x C x H x W, got [2, 5, 5]"));
+}
