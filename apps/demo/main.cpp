@@ -114,8 +114,11 @@ int train(const app::Args& a) {
   const Tensor pred = argmax(model->forward(x), 1);
   const double acc = mean(eq(pred, y).to(DType::float32)).item();
   std::printf("loss %.4f -> %.4f, training accuracy %.1f%%\n", first, last, 100 * acc);
-  if (run) std::printf("run folder %s: config.json, metrics.jsonl, %s, checkpoint.safetensors\n",
-                       run->dir().c_str(), run->plot().c_str());
+  if (run) {
+    run->plot();
+    std::printf("run folder %s: config.json, metrics.jsonl, loss.svg, checkpoint.safetensors\n",
+                run->dir().c_str());
+  }
   return last < first ? 0 : 1;
 }
 

@@ -70,17 +70,22 @@ std::string format_number(double v) {
   return json(v).dump();
 }
 
-void print_flags(std::ostream& os, const std::vector<FlagSpec>& flags) {
-  std::vector<std::string> lefts;
+std::string flag_left(const FlagSpec& f) {
+  const std::string mv = default_metavar(f);
+  return "--" + f.name + (mv.empty() ? "" : " " + mv);
+}
+
+// The width of the flag column, shared by all lists of one help text so they line up.
+size_t flag_width(const std::vector<const std::vector<FlagSpec>*>& lists) {
   size_t width = 0;
+  for (const auto* flags : lists)
+    for (const FlagSpec& f : *flags) width = std::max(width, flag_left(f).size());
+  return width;
+}
+
+void print_flags(std::ostream& os, const std::vector<FlagSpec>& flags, size_t width) {
   for (const FlagSpec& f : flags) {
-    const std::string mv = default_metavar(f);
-    lefts.push_back("--" + f.name + (mv.empty() ? "" : " " + mv));
-    width = std::max(width, lefts.back().size());
-  }
-  for (size_t i = 0; i < flags.size(); ++i) {
-    const FlagSpec& f = flags[i];
-    os << "  " << std::left << std::setw(static_cast<int>(width) + 2) << lefts[i] << f.help;
+    os << "  " << std::left << std::setw(static_cast<int>(width) + 2) << flag_left(f) << f.help;
     std::vector<std::string> notes;
     if (f.min) notes.push_back((f.min_exclusive ? "> " : ">= ") + format_number(*f.min));
     if (f.max) notes.push_back("<= " + format_number(*f.max));
@@ -335,8 +340,9 @@ std::string Cli::help(const std::string& command) const {
   for (const auto& c : commands_) names.push_back(c->name());
   if (const Command* c = command.empty() ? nullptr : find(command)) {
     os << "usage: " << program_ << " " << c->name() << " [flags]\n" << c->help() << "\n\nflags:\n";
-    print_flags(os, c->flags());
-    print_flags(os, common_);
+    const size_t width = flag_width({&c->flags(), &common_});
+    print_flags(os, c->flags(), width);
+    print_flags(os, common_, width);
     return os.str();
   }
   const std::string cmd = default_command_.empty() ? "COMMAND" : "[COMMAND]";
@@ -346,13 +352,16 @@ std::string Cli::help(const std::string& command) const {
   for (const auto& c : commands_)
     os << "  " << std::left << std::setw(static_cast<int>(width) + 2) << c->name() << c->help()
        << (c->name() == default_command_ ? " (the default)" : "") << "\n";
+  std::vector<const std::vector<FlagSpec>*> lists{&common_};
+  for (const auto& c : commands_) lists.push_back(&c->flags());
+  const size_t fw = flag_width(lists);
   for (const auto& c : commands_) {
     if (c->flags().empty()) continue;
     os << "\nflags of " << c->name() << ":\n";
-    print_flags(os, c->flags());
+    print_flags(os, c->flags(), fw);
   }
   os << "\nflags of every command:\n";
-  print_flags(os, common_);
+  print_flags(os, common_, fw);
   os << "\nValues come from the defaults, then --config FILE.json, then the command line.\n"
      << "`" << program_ << " COMMAND --help` shows one command.\n";
   return os.str();
@@ -422,7 +431,7 @@ Args Cli::parse(const std::vector<std::string>& args) const {
     const std::string& tok = args[i];
     if (tok.size() < 3 || tok.compare(0, 2, "--") != 0)
       throw UsageError("unexpected argument '" + tok + "' (flags look like --name value; see " +
-                       a.command_ + " --help)");
+                       program_ + " " + a.command_ + " --help)");
     const size_t eq = tok.find('=');
     std::string name = tok.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
     const FlagSpec* f = find_flag(a.specs_, name);
@@ -435,8 +444,8 @@ Args Cli::parse(const std::vector<std::string>& args) const {
       }
     }
     if (!f)
-      throw UsageError("unknown flag --" + name + " for command '" + a.command_ + "' (see " +
-                       a.command_ + " --help)");
+      throw UsageError("unknown flag --" + name + " for command '" + a.command_ + "' (see " + program_ +
+                       " " + a.command_ + " --help)");
     if (eq != std::string::npos) {
       text = tok.substr(eq + 1);
     } else if (f->type == FlagType::boolean) {
