@@ -135,7 +135,9 @@ PoolGeometry adaptive_geometry(const char* op, const Shape& in, PoolSize2 out) {
   return g;
 }
 
-Shape pooled_shape(const Shape& in, const PoolGeometry& g) { return {in[0], in[1], g.h.out, g.w.out}; }
+Shape pooled_shape(const Shape& in, const PoolGeometry& g) {
+  return {in[0], in[1], g.h.out, g.w.out};
+}
 
 // Backward ops get the pooled tensor and the input shape: both must agree with the geometry.
 void check_backward_shapes(const char* op, const Tensor& grad_out, const Shape& input_shape,

@@ -38,7 +38,9 @@ Tensor sw32(const std::vector<int32_t>& v, const Shape& shape) {
 }
 
 // Expected switches are compared as float64 (the registry compares floating tensors).
-Tensor sw_expected(const std::vector<double>& v, const Shape& shape) { return t64(v, shape, false); }
+Tensor sw_expected(const std::vector<double>& v, const Shape& shape) {
+  return t64(v, shape, false);
+}
 
 // Switches of max pooling a tie-free tensor: valid switch inputs for the unpooling samples.
 Tensor switches_of(const Shape& shape, PoolSize2 kernel, PoolSize2 stride, PoolSize2 padding,
@@ -242,12 +244,14 @@ CVG_REGISTER_OP(OpSpec{
            true,
            nullptr},
           {"2x2 stride 2 to 7x6",
-           {uniform64({2, 3, 3, 3}, -1, 1, 31), switches_of({2, 3, 7, 6}, {2, 2}, {2, 2}, {0, 0}, 32)},
+           {uniform64({2, 3, 3, 3}, -1, 1, 31),
+            switches_of({2, 3, 7, 6}, {2, 2}, {2, 2}, {0, 0}, 32)},
            Tensor(),
            true,
            [](const TensorList& xs) { return max_unpool2d(xs[0], xs[1], {7, 6}); }},
           {"3x3 stride 1 to 6x5 (many overwritten)",
-           {uniform64({1, 2, 4, 3}, -1, 1, 33), switches_of({1, 2, 6, 5}, {3, 3}, {1, 1}, {0, 0}, 34)},
+           {uniform64({1, 2, 4, 3}, -1, 1, 33),
+            switches_of({1, 2, 6, 5}, {3, 3}, {1, 1}, {0, 0}, 34)},
            Tensor(),
            true,
            [](const TensorList& xs) { return max_unpool2d(xs[0], xs[1], {6, 5}); }},
@@ -278,7 +282,8 @@ CVG_REGISTER_OP(OpSpec{
            true,
            nullptr},
           {"3x3 stride 2 from 7x7",
-           {uniform64({2, 2, 7, 7}, -1, 1, 41), switches_of({2, 2, 7, 7}, {3, 3}, {2, 2}, {0, 0}, 42)},
+           {uniform64({2, 2, 7, 7}, -1, 1, 41),
+            switches_of({2, 2, 7, 7}, {3, 3}, {2, 2}, {0, 0}, 42)},
            Tensor(),
            true,
            nullptr}};
@@ -567,8 +572,8 @@ TEST_CASE("pooling: bad arguments are errors naming the op and the values", "[op
   CHECK_THAT(error_of([&] { max_unpool2d(v, big, {0, 4}); }),
              Contains("max_unpool2d: output_size must be positive, got [0, 4]"));
   CHECK_THAT(error_of([&] {
-               max_pool2d_backward(zeros({1, 2, 3, 3}), zeros({1, 2, 3, 3}, TensorOptions{}.with_dtype(DType::int32)),
-                                   {1, 2, 5, 5}, {2, 2}, {2, 2});
+               const Tensor sw = zeros({1, 2, 3, 3}, TensorOptions{}.with_dtype(DType::int32));
+               max_pool2d_backward(zeros({1, 2, 3, 3}), sw, {1, 2, 5, 5}, {2, 2}, {2, 2});
              }),
              Contains("max_pool2d_backward: grad_out has shape [1, 2, 3, 3] but input_shape "
                       "[1, 2, 5, 5] pools to [1, 2, 2, 2]"));
