@@ -3,6 +3,7 @@
 #include "kernels/binary.h"
 
 #include "core/autograd.h"
+#include "kernels/dispatch.h"
 #include "core/trace.h"
 #include "kernels/reduce.h"
 #include "kernels/unary.h"
@@ -14,16 +15,6 @@ const char* binary_name(BinaryOp op) {
   static const char* names[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
                                 "eq",  "ne",  "lt",  "le",  "gt",  "ge"};
   return names[static_cast<int>(op)];
-}
-
-void run_on_device(const char* name, const Tensor& out, auto&& cpu, auto&& cuda) {
-  if (out.device().is_cpu()) return cpu();
-#ifdef CVG_WITH_CUDA
-  return cuda();
-#else
-  (void)cuda;
-  fail(name, ": no kernel for device ", out.device().str());
-#endif
 }
 }  // namespace
 
@@ -43,7 +34,7 @@ Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b, const char*
   }
   Tensor out = Tensor::empty(shape, TensorOptions{}.with_device(dev).with_dtype(
                                         is_comparison(op) ? DType::bool_ : dt));
-  run_on_device(name, out, [&] { binary_cpu(op, ca, cb, out); },
+  on_device(name, out.device(), [&] { binary_cpu(op, ca, cb, out); },
                 [&] {
 #ifdef CVG_WITH_CUDA
                   binary_cuda(op, ca, cb, out);
@@ -66,7 +57,7 @@ Tensor where_forward(const Tensor& cond, const Tensor& a, const Tensor& b) {
     cb = b.to(dt);
   }
   Tensor out = Tensor::empty(shape, TensorOptions{}.with_device(dev).with_dtype(dt));
-  run_on_device("where", out, [&] { where_cpu(cc, ca, cb, out); },
+  on_device("where", out.device(), [&] { where_cpu(cc, ca, cb, out); },
                 [&] {
 #ifdef CVG_WITH_CUDA
                   where_cuda(cc, ca, cb, out);

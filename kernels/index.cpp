@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/autograd.h"
+#include "kernels/dispatch.h"
 #include "core/determinism.h"
 #include "core/trace.h"
 #include "kernels/view.h"
@@ -12,18 +13,6 @@
 namespace cvg {
 
 namespace {
-
-template <typename Cpu, typename Cuda>
-void on_device(const char* op, Device dev, Cpu&& cpu, Cuda&& cuda) {
-  if (dev.is_cpu()) return cpu();
-#ifdef CVG_WITH_CUDA
-  (void)op;
-  return cuda();
-#else
-  (void)cuda;
-  fail(op, ": no kernel for device ", dev.str());
-#endif
-}
 
 // The index as a contiguous int64 tensor on its own device (a no-op for the usual contiguous
 // int64 index), plus its values on the host for the range check.

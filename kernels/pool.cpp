@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "core/autograd.h"
+#include "kernels/dispatch.h"
 #include "core/trace.h"
 #include "kernels/index.h"
 #include "kernels/reduce.h"
@@ -16,18 +17,6 @@
 namespace cvg {
 
 namespace {
-
-template <typename Cpu, typename Cuda>
-void on_device(const char* op, Device dev, Cpu&& cpu, Cuda&& cuda) {
-  if (dev.is_cpu()) return cpu();
-#ifdef CVG_WITH_CUDA
-  (void)op;
-  return cuda();
-#else
-  (void)cuda;
-  fail(op, ": no kernel for device ", dev.str());
-#endif
-}
 
 Shape as_shape(PoolSize2 p) { return {p[0], p[1]}; }
 

@@ -5,27 +5,12 @@
 #include <algorithm>
 
 #include "core/autograd.h"
+#include "kernels/dispatch.h"
 #include "core/trace.h"
 #include "kernels/view.h"
 
 namespace cvg {
 
-namespace {
-
-// Runs cpu() for CPU tensors and cuda() for CUDA ones; fails loudly without a CUDA build.
-template <typename Cpu, typename Cuda>
-void on_device(const char* op, Device dev, Cpu&& cpu, Cuda&& cuda) {
-  if (dev.is_cpu()) return cpu();
-#ifdef CVG_WITH_CUDA
-  (void)op;
-  return cuda();
-#else
-  (void)cuda;
-  fail(op, ": no kernel for device ", dev.str());
-#endif
-}
-
-}  // namespace
 
 const char* pad_mode_name(PadMode mode) {
   switch (mode) {

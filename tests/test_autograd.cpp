@@ -17,8 +17,10 @@
 #include "kernels/reduce.h"
 #include "kernels/unary.h"
 #include "kernels/view.h"
+#include "tests/support/test_utils.h"
 
 using namespace cvg;
+using namespace cvg::testing;
 using Catch::Matchers::Contains;
 
 namespace {
@@ -54,15 +56,6 @@ void check_values(const Tensor& t, const std::vector<double>& expected, double t
     INFO("element " << i);
     CHECK(got[i] == Approx(expected[i]).margin(tol).epsilon(tol));
   }
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 // f(x) = x^3 sin(x), elementwise, summed.

@@ -13,24 +13,14 @@
 #include "kernels/loss.h"
 #include "nn/checkpoint.h"
 #include "nn/layers.h"
+#include "tests/support/test_utils.h"
 
 using namespace cvg;
+using namespace cvg::testing;
 using Catch::Matchers::Contains;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() /
-           ("cvg_ckpt_" + std::to_string(::getpid()) + "_" + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 std::shared_ptr<nn::Sequential> mlp(int64_t hidden = 4) {
   return std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{

@@ -11,24 +11,16 @@
 #include "kernels/reduce.h"
 #include "kernels/unary.h"
 #include "kernels/view.h"
+#include "tests/support/test_utils.h"
 
 using namespace cvg;
+using namespace cvg::testing;
 using Catch::Matchers::Contains;
 
 namespace {
 
 // The message of the cvg::Error fn throws; fails the test when it throws nothing or another
 // exception type.
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  FAIL("expected a cvg::Error");
-  return "";
-}
-
 const TensorOptions kF64 = TensorOptions{}.with_dtype(DType::float64);
 
 }  // namespace

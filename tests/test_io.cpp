@@ -16,24 +16,15 @@
 #include "nn/io/mnist_json.h"
 #include "nn/io/npy.h"
 #include "nn/viz/png.h"
+#include "tests/support/test_utils.h"
 
 using namespace cvg;
+using namespace cvg::testing;
 using Catch::Matchers::Contains;
 namespace fs = std::filesystem;
 using Bytes = std::vector<uint8_t>;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() / ("cvg_io_" + std::to_string(::getpid()) + "_" + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 void write_bytes(const std::string& path, const Bytes& b) {
   std::ofstream f(path, std::ios::binary);

@@ -13,25 +13,15 @@
 #include "kernels/loss.h"
 #include "nn/checkpoint.h"
 #include "nn/layers.h"
+#include "tests/support/test_utils.h"
 
 using namespace cvg;
+using namespace cvg::testing;
 namespace fs = std::filesystem;
 
 namespace {
 
 constexpr int kSteps = 10, kStop = 5;
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() /
-           ("cvg_resume_" + std::to_string(::getpid()) + "_" + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 std::shared_ptr<nn::Sequential> build_model(DType dtype) {
   auto m = std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{

@@ -12,22 +12,15 @@
 
 #include "core/autograd.h"
 #include "kernels/view.h"
+#include "tests/support/test_utils.h"
 
 using namespace cvg;
+using namespace cvg::testing;
 using Catch::Matchers::Contains;
 
 namespace {
 
 const TensorOptions kF64 = TensorOptions{}.with_dtype(DType::float64);
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 }  // namespace
 

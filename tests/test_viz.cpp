@@ -19,24 +19,15 @@
 #include "nn/viz/metrics.h"
 #include "nn/viz/plot.h"
 #include "nn/viz/png.h"
+#include "tests/support/test_utils.h"
 
 using namespace cvg;
+using namespace cvg::testing;
 using namespace cvg::viz;
 using Catch::Matchers::Contains;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() / ("cvg_viz_" + std::to_string(::getpid()) + "_" + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 template <typename T>
 Tensor vec(const std::vector<T>& v, const Shape& shape) {

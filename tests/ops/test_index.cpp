@@ -11,6 +11,7 @@
 #include "kernels/index.h"
 #include "kernels/view.h"
 #include "tests/support/op_registry.h"
+#include "tests/support/test_utils.h"
 
 using namespace cvg;
 using namespace cvg::testing;
@@ -26,15 +27,6 @@ Tensor random_index(const Shape& shape, int64_t high, uint64_t seed) {
   std::vector<int64_t> v(numel_of(shape));
   for (size_t i = 0; i < v.size(); ++i) v[i] = philox_randint(seed, i, 0, high);
   return idx64(v, shape);
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
 }
 
 bool bitwise_equal(const Tensor& a, const Tensor& b) {

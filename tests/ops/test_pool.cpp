@@ -14,6 +14,7 @@
 #include "kernels/unary.h"
 #include "kernels/view.h"
 #include "tests/support/op_registry.h"
+#include "tests/support/test_utils.h"
 
 using namespace cvg;
 using namespace cvg::testing;
@@ -48,15 +49,6 @@ Tensor switches_of(const Shape& shape, PoolSize2 kernel, PoolSize2 stride, PoolS
   NoGradGuard no_grad;
   return max_pool2d_with_indices(distinct64(shape, 0.1, seed, false), kernel, stride, padding)
       .switches;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
 }
 
 using Catch::Matchers::Contains;

@@ -15,6 +15,7 @@
 #include "kernels/view.h"
 #include "tests/support/gradcheck.h"
 #include "tests/support/op_registry.h"
+#include "tests/support/test_utils.h"
 
 using namespace cvg;
 using namespace cvg::testing;
@@ -49,15 +50,6 @@ Tensor m23(bool grad = true) { return t64({1, 2, 3, 4, 5, 6}, {2, 3}, grad); }
 Tensor c(const std::vector<double>& v, const Shape& s) { return t64(v, s, false); }
 
 // Error text of f, which must throw cvg::Error (anything else fails the test case).
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error thrown>";
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------

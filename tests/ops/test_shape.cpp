@@ -10,6 +10,7 @@
 #include "kernels/unary.h"
 #include "kernels/view.h"
 #include "tests/support/op_registry.h"
+#include "tests/support/test_utils.h"
 
 using namespace cvg;
 using namespace cvg::testing;
@@ -22,15 +23,6 @@ Tensor weighted_cat(const TensorList& pieces, int64_t dim) {
   TensorList scaled;
   for (size_t k = 0; k < pieces.size(); ++k) scaled.push_back(pieces[k] * (1.0 + k));
   return cat(scaled, dim);
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "kernels/unary.h"
 #include "kernels/view.h"
 #include "tests/support/op_registry.h"
+#include "tests/support/test_utils.h"
 
 using namespace cvg;
 using namespace cvg::testing;
@@ -43,15 +44,6 @@ Tensor iota64(const Shape& shape) {
   return t64(v, shape);
 }
 Tensor c(const std::vector<double>& v, const Shape& s) { return t64(v, s, false); }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error thrown>";
-}
 
 }  // namespace
 
