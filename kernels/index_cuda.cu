@@ -15,6 +15,8 @@
 //       Both add in exactly the order index_cpu.cpp does, so they match the CPU bitwise.
 #include <cuda_runtime.h>
 
+#include "core/cuda_launch.cuh"
+
 #include <type_traits>
 
 #include "kernels/index.h"
@@ -22,21 +24,6 @@
 namespace cvg {
 
 namespace {
-
-constexpr int kThreads = 256;
-
-int blocks_for(int64_t n) {
-  return static_cast<int>(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535 * 8));
-}
-
-void check_launch(const char* op) {
-  const cudaError_t e = cudaGetLastError();
-  CVG_CHECK(e == cudaSuccess, op, ": CUDA kernel launch failed: ", cudaGetErrorString(e));
-}
-
-#define CVG_GRID_STRIDE(i, n)                                                          \
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (n); \
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
 
 template <typename T>
 __global__ void index_select_kernel(const T* x, RowSplit rows, const int64_t* idx, int64_t m,
@@ -107,10 +94,10 @@ void index_select_cuda(const Tensor& x, const RowSplit& rows, const Tensor& inde
   if (n == 0) return;
   dispatch_dtype(out.dtype(), "index_select", [&](auto tag) {
     using T = decltype(tag);
-    index_select_kernel<T><<<blocks_for(n), kThreads>>>(x.data<T>(), rows, index.data<int64_t>(),
+    index_select_kernel<T><<<grid_blocks(n), kBlockThreads>>>(x.data<T>(), rows, index.data<int64_t>(),
                                                         index.numel(), out.data<T>());
   });
-  check_launch("index_select");
+  CVG_CUDA_CHECK_LAUNCH("index_select");
 }
 
 void index_add_cuda(const Tensor& out, const RowSplit& rows, const Tensor& index,
@@ -121,18 +108,18 @@ void index_add_cuda(const Tensor& out, const RowSplit& rows, const Tensor& index
     using T = decltype(tag);
     if (by_dest_offsets.defined()) {
       const int64_t n = out.numel();
-      index_add_ordered_kernel<T><<<blocks_for(n), kThreads>>>(
+      index_add_ordered_kernel<T><<<grid_blocks(n), kBlockThreads>>>(
           out.data<T>(), rows, by_dest_offsets.data<int64_t>(), by_dest_order.data<int64_t>(), m,
           src.data<T>());
     } else if constexpr (std::is_floating_point_v<T>) {
-      index_add_atomic_kernel<T><<<blocks_for(src.numel()), kThreads>>>(
+      index_add_atomic_kernel<T><<<grid_blocks(src.numel()), kBlockThreads>>>(
           out.data<T>(), rows, index.data<int64_t>(), m, src.data<T>());
     } else {
       fail("index_add: the atomic CUDA path supports float32/float64 only, got ",
            dtype_name(out.dtype()));
     }
   });
-  check_launch("index_add");
+  CVG_CUDA_CHECK_LAUNCH("index_add");
 }
 
 void gather_cuda(const Tensor& x, const IndexedGeometry& geom, const Tensor& index,
@@ -141,10 +128,10 @@ void gather_cuda(const Tensor& x, const IndexedGeometry& geom, const Tensor& ind
   if (n == 0) return;
   dispatch_dtype(out.dtype(), "gather", [&](auto tag) {
     using T = decltype(tag);
-    gather_kernel<T><<<blocks_for(n), kThreads>>>(static_cast<const T*>(x.storage()->data()),
+    gather_kernel<T><<<grid_blocks(n), kBlockThreads>>>(static_cast<const T*>(x.storage()->data()),
                                                   geom, index.data<int64_t>(), out.data<T>(), n);
   });
-  check_launch("gather");
+  CVG_CUDA_CHECK_LAUNCH("gather");
 }
 
 void scatter_add_cuda(const Tensor& out, const IndexedGeometry& geom, const Tensor& index,
@@ -155,17 +142,17 @@ void scatter_add_cuda(const Tensor& out, const IndexedGeometry& geom, const Tens
     using T = decltype(tag);
     if (deterministic) {
       const RowSplit cols = index.dim() == 0 ? RowSplit{} : row_split(index.shape(), geom.dim);
-      scatter_add_column_kernel<T><<<blocks_for(cols.outer * cols.inner), kThreads>>>(
+      scatter_add_column_kernel<T><<<grid_blocks(cols.outer * cols.inner), kBlockThreads>>>(
           out.data<T>(), geom, cols, index.data<int64_t>(), src.data<T>());
     } else if constexpr (std::is_floating_point_v<T>) {
-      scatter_add_atomic_kernel<T><<<blocks_for(n), kThreads>>>(
+      scatter_add_atomic_kernel<T><<<grid_blocks(n), kBlockThreads>>>(
           out.data<T>(), geom, index.data<int64_t>(), src.data<T>(), n);
     } else {
       fail("scatter_add: the atomic CUDA path supports float32/float64 only, got ",
            dtype_name(out.dtype()));
     }
   });
-  check_launch("scatter_add");
+  CVG_CUDA_CHECK_LAUNCH("scatter_add");
 }
 
 }  // namespace cvg

@@ -16,6 +16,8 @@
 //       backward: one thread per input, reads grad_out at its switch if it won it (or 0).
 #include <cuda_runtime.h>
 
+#include "core/cuda_launch.cuh"
+
 #include <algorithm>
 #include <cstdint>
 
@@ -25,12 +27,6 @@
 namespace cvg {
 
 namespace {
-
-constexpr int kThreads = 256;
-
-int blocks_for(int64_t n) {
-  return static_cast<int>(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535 * 8));
-}
 
 #define CVG_POOL_LOOP(l, n)                                                              \
   for (int64_t l = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; l < (n); \
@@ -113,7 +109,7 @@ void max_pool2d_cuda(const Tensor& x, const PoolGeometry& g, const Tensor& value
                      const Tensor& switches) {
   dispatch_floating(x.dtype(), "max_pool2d", [&](auto tag) {
     using T = decltype(tag);
-    max_pool_kernel<T><<<blocks_for(values.numel()), kThreads>>>(
+    max_pool_kernel<T><<<grid_blocks(values.numel()), kBlockThreads>>>(
         x.data<T>(), g, values.data<T>(), switches.data<int32_t>());
   });
   CVG_CUDA_CHECK_LAUNCH("max_pool2d");
@@ -123,7 +119,7 @@ void max_pool2d_backward_cuda(const Tensor& grad_out, const Tensor& switches,
                               const PoolGeometry& g, const Tensor& grad_in) {
   dispatch_floating(grad_out.dtype(), "max_pool2d_backward", [&](auto tag) {
     using T = decltype(tag);
-    max_pool_backward_kernel<T><<<blocks_for(grad_in.numel()), kThreads>>>(
+    max_pool_backward_kernel<T><<<grid_blocks(grad_in.numel()), kBlockThreads>>>(
         grad_out.data<T>(), switches.data<int32_t>(), g, grad_in.data<T>());
   });
   CVG_CUDA_CHECK_LAUNCH("max_pool2d_backward");
@@ -132,7 +128,7 @@ void max_pool2d_backward_cuda(const Tensor& grad_out, const Tensor& switches,
 void avg_pool2d_cuda(const Tensor& x, const PoolGeometry& g, const Tensor& out) {
   dispatch_floating(x.dtype(), "avg_pool2d", [&](auto tag) {
     using T = decltype(tag);
-    avg_pool_kernel<T><<<blocks_for(out.numel()), kThreads>>>(x.data<T>(), g, out.data<T>());
+    avg_pool_kernel<T><<<grid_blocks(out.numel()), kBlockThreads>>>(x.data<T>(), g, out.data<T>());
   });
   CVG_CUDA_CHECK_LAUNCH("avg_pool2d");
 }
@@ -141,7 +137,7 @@ void avg_pool2d_backward_cuda(const Tensor& grad_out, const PoolGeometry& g,
                               const Tensor& grad_in) {
   dispatch_floating(grad_out.dtype(), "avg_pool2d_backward", [&](auto tag) {
     using T = decltype(tag);
-    avg_pool_backward_kernel<T><<<blocks_for(grad_in.numel()), kThreads>>>(
+    avg_pool_backward_kernel<T><<<grid_blocks(grad_in.numel()), kBlockThreads>>>(
         grad_out.data<T>(), g, grad_in.data<T>());
   });
   CVG_CUDA_CHECK_LAUNCH("avg_pool2d_backward");
@@ -157,7 +153,7 @@ int64_t max_unpool2d_winners_cuda(const Tensor& switches, const UnpoolGeometry& 
   auto* first_bad = static_cast<unsigned long long*>(flag.raw_data());
   CVG_CUDA_CHECK(cudaMemsetAsync(first_bad, 0xFF, sizeof(unsigned long long)), op);
   if (switches.numel() > 0) {
-    unpool_winners_kernel<<<blocks_for(switches.numel()), kThreads>>>(
+    unpool_winners_kernel<<<grid_blocks(switches.numel()), kBlockThreads>>>(
         switches.data<int32_t>(), g, winners.data<int32_t>(), first_bad);
     CVG_CUDA_CHECK_LAUNCH(op);
   }
@@ -170,7 +166,7 @@ void max_unpool2d_cuda(const Tensor& x, const Tensor& winners, const UnpoolGeome
                        const Tensor& out) {
   dispatch_floating(x.dtype(), "max_unpool2d", [&](auto tag) {
     using T = decltype(tag);
-    unpool_kernel<T><<<blocks_for(out.numel()), kThreads>>>(x.data<T>(), winners.data<int32_t>(),
+    unpool_kernel<T><<<grid_blocks(out.numel()), kBlockThreads>>>(x.data<T>(), winners.data<int32_t>(),
                                                             g, out.data<T>());
   });
   CVG_CUDA_CHECK_LAUNCH("max_unpool2d");
@@ -181,7 +177,7 @@ void max_unpool2d_backward_cuda(const Tensor& grad_out, const Tensor& switches,
                                 const Tensor& grad_in) {
   dispatch_floating(grad_out.dtype(), "max_unpool2d_backward", [&](auto tag) {
     using T = decltype(tag);
-    unpool_backward_kernel<T><<<blocks_for(grad_in.numel()), kThreads>>>(
+    unpool_backward_kernel<T><<<grid_blocks(grad_in.numel()), kBlockThreads>>>(
         grad_out.data<T>(), switches.data<int32_t>(), winners.data<int32_t>(), g,
         grad_in.data<T>());
   });

@@ -11,27 +11,15 @@
 // The index maps are the ones the CPU loops in shape_cpu.cpp use.
 #include <cuda_runtime.h>
 
+#include "core/cuda_launch.cuh"
+
 #include "kernels/shape.h"
 
 namespace cvg {
 
 namespace {
 
-constexpr int kThreads = 256;
 constexpr int kCatBatch = 32;
-
-int blocks_for(int64_t n) {
-  return static_cast<int>(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535 * 8));
-}
-
-void check_launch(const char* op) {
-  const cudaError_t e = cudaGetLastError();
-  CVG_CHECK(e == cudaSuccess, op, ": CUDA kernel launch failed: ", cudaGetErrorString(e));
-}
-
-#define CVG_GRID_STRIDE(i, n)                                                          \
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (n); \
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
 
 // Up to kCatBatch contiguous inputs; input k covers [start[k], start[k+1]) of out's dim.
 template <typename T>
@@ -109,9 +97,9 @@ void cat_cuda(const TensorList& xs, int dim, const Tensor& out) {
       }
       const int64_t n = orow.outer * (start - batch.start[0]) * orow.inner;
       if (n == 0) continue;
-      cat_kernel<T><<<blocks_for(n), kThreads>>>(batch, out.data<T>(), orow.outer, orow.size,
+      cat_kernel<T><<<grid_blocks(n), kBlockThreads>>>(batch, out.data<T>(), orow.outer, orow.size,
                                                  orow.inner);
-      check_launch("cat");
+      CVG_CUDA_CHECK_LAUNCH("cat");
     }
   });
 }
@@ -121,10 +109,10 @@ void pad_cuda(const Tensor& x, const PadGeometry& geom, double value, const Tens
   if (n == 0) return;
   dispatch_dtype(out.dtype(), "pad", [&](auto tag) {
     using T = decltype(tag);
-    pad_kernel<T><<<blocks_for(n), kThreads>>>(static_cast<const T*>(x.storage()->data()), geom,
+    pad_kernel<T><<<grid_blocks(n), kBlockThreads>>>(static_cast<const T*>(x.storage()->data()), geom,
                                                static_cast<T>(value), out.data<T>(), n);
   });
-  check_launch("pad");
+  CVG_CUDA_CHECK_LAUNCH("pad");
 }
 
 void pad_fold_cuda(const Tensor& g, const RowSplit& rows, int64_t out_size, int64_t left,
@@ -133,10 +121,10 @@ void pad_fold_cuda(const Tensor& g, const RowSplit& rows, int64_t out_size, int6
   if (n == 0) return;
   dispatch_floating(out.dtype(), "pad_backward", [&](auto tag) {
     using T = decltype(tag);
-    pad_fold_kernel<T><<<blocks_for(n), kThreads>>>(g.data<T>(), rows, out_size, left, mode,
+    pad_fold_kernel<T><<<grid_blocks(n), kBlockThreads>>>(g.data<T>(), rows, out_size, left, mode,
                                                     out.data<T>());
   });
-  check_launch("pad_backward");
+  CVG_CUDA_CHECK_LAUNCH("pad_backward");
 }
 
 void flip_cuda(const Tensor& x, const FlipGeometry& geom, const Tensor& out) {
@@ -144,10 +132,10 @@ void flip_cuda(const Tensor& x, const FlipGeometry& geom, const Tensor& out) {
   if (n == 0) return;
   dispatch_dtype(out.dtype(), "flip", [&](auto tag) {
     using T = decltype(tag);
-    flip_kernel<T><<<blocks_for(n), kThreads>>>(static_cast<const T*>(x.storage()->data()), geom,
+    flip_kernel<T><<<grid_blocks(n), kBlockThreads>>>(static_cast<const T*>(x.storage()->data()), geom,
                                                 out.data<T>(), n);
   });
-  check_launch("flip");
+  CVG_CUDA_CHECK_LAUNCH("flip");
 }
 
 }  // namespace cvg
