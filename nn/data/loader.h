@@ -34,7 +34,7 @@ struct LoaderOptions {
   uint64_t seed = 0;
   bool drop_last = false;
   int prefetch = 0;            // batches prepared ahead by a background thread; 0: none
-  ExampleTransform transform;  // applied to each example; empty: none
+  ExampleTransform transform = {};  // applied to each example; empty: none
 };
 
 struct Batch {
