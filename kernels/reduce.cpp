@@ -10,6 +10,7 @@
 #include "core/autograd.h"
 #include "core/trace.h"
 #include "kernels/binary.h"
+#include "kernels/dispatch.h"
 #include "kernels/unary.h"
 #include "kernels/view.h"
 
@@ -88,15 +89,11 @@ Tensor reduce_forward(ReduceKind kind, const Tensor& x, const Dims& dims, bool k
   const Tensor rows = rows_of(x, rdims);
   const int64_t outer = numel_of(out_shape);
   Tensor out = Tensor::empty(out_shape, x.options());
-  if (x.device().is_cpu()) {
-    reduce_rows_cpu(kind, rows, outer, inner, out, params);
-  } else {
+  on_device(name, x.device(), [&] { reduce_rows_cpu(kind, rows, outer, inner, out, params); }, [&] {
 #ifdef CVG_WITH_CUDA
     reduce_rows_cuda(kind, rows, outer, inner, out, params);
-#else
-    fail(name, ": no kernel for device ", x.device().str());
 #endif
-  }
+  });
   return out;
 }
 
@@ -119,15 +116,11 @@ ValuesIndices argreduce_forward(bool is_max, const Tensor& x, int64_t dim, bool 
   ValuesIndices r;
   if (want_values) r.values = Tensor::empty(out_shape, x.options());
   r.indices = Tensor::empty(out_shape, x.options().with_dtype(DType::int64));
-  if (x.device().is_cpu()) {
-    argreduce_rows_cpu(is_max, rows, outer, inner, r.values, r.indices);
-  } else {
+  on_device(name, x.device(), [&] { argreduce_rows_cpu(is_max, rows, outer, inner, r.values, r.indices); }, [&] {
 #ifdef CVG_WITH_CUDA
     argreduce_rows_cuda(is_max, rows, outer, inner, r.values, r.indices);
-#else
-    fail(name, ": no kernel for device ", x.device().str());
 #endif
-  }
+  });
   return r;
 }
 
@@ -371,15 +364,11 @@ Tensor index_get_along_dim(const Tensor& x, const Tensor& index, int64_t dim) {
     ic = index.contiguous();
   }
   Tensor out = Tensor::empty(index.shape(), x.options());
-  if (x.device().is_cpu()) {
-    index_get_cpu(xc, ic, a.outer, a.n, a.inner, out, op);
-  } else {
+  on_device(op, x.device(), [&] { index_get_cpu(xc, ic, a.outer, a.n, a.inner, out, op); }, [&] {
 #ifdef CVG_WITH_CUDA
     index_get_cuda(xc, ic, a.outer, a.n, a.inner, out, op);
-#else
-    fail(op, ": no kernel for device ", x.device().str());
 #endif
-  }
+  });
   if (!any_requires_grad({x})) return trace.result(out);
   SavedTensor si(index);
   const int d = a.d;
@@ -406,15 +395,11 @@ Tensor index_put_along_dim(const Tensor& src, const Tensor& index, int64_t dim, 
     ic = index.contiguous();
   }
   Tensor out = zeros(out_shape, src.options());
-  if (src.device().is_cpu()) {
-    index_put_cpu(sc, ic, a.outer, a.n, a.inner, out, op);
-  } else {
+  on_device(op, src.device(), [&] { index_put_cpu(sc, ic, a.outer, a.n, a.inner, out, op); }, [&] {
 #ifdef CVG_WITH_CUDA
     index_put_cuda(sc, ic, a.outer, a.n, a.inner, out, op);
-#else
-    fail(op, ": no kernel for device ", src.device().str());
 #endif
-  }
+  });
   if (!any_requires_grad({src})) return trace.result(out);
   SavedTensor si(index);
   const int d = a.d;

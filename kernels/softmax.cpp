@@ -4,6 +4,7 @@
 #include "core/autograd.h"
 #include "core/trace.h"
 #include "kernels/binary.h"
+#include "kernels/dispatch.h"
 #include "kernels/reduce.h"
 #include "kernels/unary.h"
 #include "kernels/view.h"
@@ -26,15 +27,11 @@ Tensor softmax_forward(const Tensor& x, int d, bool log, const char* name) {
   const int64_t D = x.shape()[d];
   Tensor out = Tensor::empty(x.shape(), x.options());
   if (out.numel() == 0) return out;
-  if (x.device().is_cpu()) {
-    softmax_cpu(xc, out, outer, D, inner, log);
-  } else {
+  on_device(name, x.device(), [&] { softmax_cpu(xc, out, outer, D, inner, log); }, [&] {
 #ifdef CVG_WITH_CUDA
     softmax_cuda(xc, out, outer, D, inner, log);
-#else
-    fail(name, ": no kernel for device ", x.device().str());
 #endif
-  }
+  });
   return out;
 }
 

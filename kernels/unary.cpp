@@ -5,6 +5,7 @@
 #include "core/autograd.h"
 #include "core/trace.h"
 #include "kernels/binary.h"
+#include "kernels/dispatch.h"
 
 namespace cvg {
 
@@ -15,15 +16,11 @@ Tensor unary_forward(UnaryOp op, const Tensor& x, const UnaryParams& p, const ch
             ": expected a floating-point tensor, got ", dtype_name(x.dtype()));
   const Tensor xc = x.contiguous();
   Tensor out = Tensor::empty(x.shape(), x.options());
-  if (x.device().is_cpu()) {
-    unary_cpu(op, xc, out, p);
-  } else {
+  on_device(name, x.device(), [&] { unary_cpu(op, xc, out, p); }, [&] {
 #ifdef CVG_WITH_CUDA
     unary_cuda(op, xc, out, p);
-#else
-    fail(name, ": no kernel for device ", x.device().str());
 #endif
-  }
+  });
   return out;
 }
 
