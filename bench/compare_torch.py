@@ -13,10 +13,15 @@ PyTorch the same way cvgrad timed them:
 Both report the mean time per iteration. ratio = cvgrad time / PyTorch time: 1.0 is parity,
 2.0 means cvgrad takes twice as long.
 
+The foundation ops are mapped here (make_inputs); every other op family maps its own in
+bench/torch_ops/<family>.py, a module with make(torch, device, op, dims, randn) returning a
+zero-argument callable (or None for ops it does not know).
+
 Usage: compare_torch.py RESULT.json [RESULT.json ...] [--md OUT.md] [--json OUT.json]
                         [--threads N] [--min-time SECONDS]
 """
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -34,12 +39,35 @@ def parse_name(name):
     return device, op, dims
 
 
+def load_family_modules():
+    """The bench/torch_ops/*.py modules, in name order."""
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_ops")
+    modules = []
+    if not os.path.isdir(folder):
+        return modules
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith(".py") or name.startswith("_"):
+            continue
+        spec = importlib.util.spec_from_file_location("torch_ops_" + name[:-3], os.path.join(folder, name))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        modules.append(module)
+    return modules
+
+
+FAMILIES = load_family_modules()
+
+
 def make_inputs(torch, device, op, dims):
     gen = torch.Generator(device="cpu").manual_seed(0)
 
     def randn(*shape):
         return torch.randn(*shape, generator=gen).to(device)
 
+    for family in FAMILIES:
+        fn = family.make(torch, device, op, dims, randn)
+        if fn is not None:
+            return fn
     if op in ("matmul", "cublas") or op.startswith("sgemm_v"):
         n = dims[0]
         a, b = randn(n, n), randn(n, n)
