@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "kernels/dropout.h"
 #include "kernels/matmul.h"
 #include "kernels/unary.h"
 #include "kernels/view.h"
@@ -42,6 +43,12 @@ std::string ELU::describe() const { return str_cat("ELU(", alpha_, ")"); }
 Tensor Sigmoid::forward(const Tensor& x) { return sigmoid(x); }
 Tensor Tanh::forward(const Tensor& x) { return tanh(x); }
 Tensor Softplus::forward(const Tensor& x) { return softplus(x); }
+Dropout::Dropout(double p) : p_(p) {
+  CVG_CHECK(p >= 0 && p < 1, "Dropout: p must be in [0, 1), got ", p);
+}
+Tensor Dropout::forward(const Tensor& x) { return dropout(x, p_, is_training()); }
+std::string Dropout::describe() const { return str_cat("Dropout(p=", p_, ")"); }
+
 Tensor Flatten::forward(const Tensor& x) {
   CVG_CHECK(x.dim() >= 1, "Flatten: expected a batched input, got a 0-d tensor");
   return x.dim() == 1 ? x : flatten(x, 1);

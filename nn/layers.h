@@ -1,6 +1,6 @@
 #pragma once
-// Basic layers: Linear and the activation modules. Convolution, pooling and normalisation
-// layers live in nn/conv_layers.h and nn/norm_layers.h once their kernels exist.
+// Basic layers: Linear, Dropout and the activation modules. Convolution, normalisation and
+// pooling layers live in nn/conv_layers.h, nn/norm_layers.h and nn/pool_layers.h.
 // Linear follows PyTorch: weight [out, in] and bias [out] drawn from U(-1/sqrt(in), 1/sqrt(in)),
 // y = x W^T + b over the last dim of x.
 #include <memory>
@@ -57,6 +57,18 @@ class Softplus : public Module {
   std::string describe() const override { return "Softplus"; }
 };
 // Flattens all dims after the first (batch) dim.
+// Inverted dropout (kernels/dropout.h): zeroes each element with probability p and scales the
+// rest by 1 / (1 - p) in train mode; the identity in eval mode.
+class Dropout : public Module {
+ public:
+  explicit Dropout(double p = 0.5);
+  Tensor forward(const Tensor& x) override;
+  std::string describe() const override;
+
+ private:
+  double p_;
+};
+
 class Flatten : public Module {
  public:
   Tensor forward(const Tensor& x) override;

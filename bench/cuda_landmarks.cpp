@@ -1,0 +1,38 @@
+// GPU benchmark of one training step of the landmarks app (the target: batch 32,
+// 70 x 70, K = 30, full-width SIMPLE net, against the same step in PyTorch on the same GPU:
+// bench/torch_ops/landmarks.py). Timed with CUDA events around the whole step (warps, forward,
+// losses, backward, Adam), including the host work between launches.
+#include <benchmark/benchmark.h>
+
+#include "bench/gpu_timer.h"
+#include "core/rng.h"
+#include "kernels/unary.h"
+#include "models/landmarks/objective.h"
+#include "nn/optim.h"
+
+namespace {
+
+using namespace cvg;
+
+void bm_step(benchmark::State& state, int64_t n, int64_t k, int64_t size) {
+  manual_seed(5);
+  landmarks::Detector det(landmarks::DetectorOptions{.landmarks = k, .in_channels = 3, .width = 1.0});
+  det.to(kCUDA);
+  nn::Adam opt(det.parameters(), nn::AdamOptions{.lr = 1e-3, .weight_decay = 5e-4});
+  landmarks::ObjectiveOptions o;
+  o.crop = size == 70 ? 15 : std::max<int64_t>(1, size / 6);
+  const Tensor images = rand({n, 3, size + 2 * o.crop, size + 2 * o.crop}).to(kCUDA);
+  bench::time_gpu(state, [&] {
+    opt.zero_grad();
+    const landmarks::ObjectiveParts parts = landmarks::training_objective(det, images, o);
+    parts.total.backward();
+    opt.step();
+  }, 0, 0);
+}
+
+const bool registered = [] {
+  bench::reg_gpu("cuda/landmarks_step_k30/32x3x70x70", [](benchmark::State& s) { bm_step(s, 32, 30, 70); });
+  return true;
+}();
+
+}  // namespace

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# End-to-end smoke test of cvg-landmarks on a tiny setting (seconds on a CPU): train (with a
+# checkpoint and a resume), fit-regressor, eval and show must all succeed and write what they
+# promise; bad invocations must fail with exit code 2 before writing anything.
+# Usage: landmarks_smoke.sh PATH/TO/cvg-landmarks
+set -euo pipefail
+bin="$1"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+run="$work/run"
+tiny=(--device cpu --train-images 48 --test-images 12 --image-size 16 --crop 4 --landmarks 4
+      --width 0.25 --batch-size 4 --checkpoint-every 3 --data-dir "$work/no-data")
+
+"$bin" --help | grep -q "fit-regressor"
+"$bin" train "${tiny[@]}" --steps 4 --out "$run" > "$work/train.log"
+grep -q "final loss" "$work/train.log"
+for f in config.json metrics.jsonl loss.svg checkpoint.safetensors; do
+  test -s "$run/$f" || { echo "train did not write $f"; exit 1; }
+done
+test "$(wc -l < "$run/metrics.jsonl")" -eq 4
+"$bin" train "${tiny[@]}" --steps 6 --out "$run" --resume "$run/checkpoint.safetensors" > "$work/resume.log"
+test "$(wc -l < "$run/metrics.jsonl")" -eq 6
+
+"$bin" fit-regressor --device cpu --out "$run" --labelled 1,all --labelled-images 12 > "$work/fit.log"
+test -s "$run/regressor_1.safetensors" && test -s "$run/regressor_12.safetensors"
+
+"$bin" eval --device cpu --out "$run" --test-images 12 --warp-pairs 6 > "$work/eval.log"
+python3 - "$run/eval.json" <<'PY'
+import json, math, sys
+e = json.load(open(sys.argv[1]))
+for key in ("equivariance_error_output_px", "mean_shape_error_iod", "regressors"):
+    assert key in e, key
+assert math.isfinite(e["equivariance_error_output_px"]) and e["equivariance_error_output_px"] >= 0
+assert [r["labelled_images"] for r in e["regressors"]] == [1, 12]
+assert all(math.isfinite(r["error_iod"]) and r["error_iod"] > 0 for r in e["regressors"])
+PY
+
+"$bin" show --device cpu --out "$run" --count 4 --zoom 2 > "$work/show.log"
+for f in landmarks.png heatmaps.png; do
+  head -c 8 "$run/$f" | od -An -c | grep -q "P   N   G" || { echo "show: $f is not a PNG"; exit 1; }
+done
+
+# Bad input: exit code 2 and nothing written.
+set +e
+"$bin" train --steps 0 --out "$work/bad" > /dev/null 2>&1; code=$?
+set -e
+test "$code" -eq 2 && test ! -e "$work/bad"
+set +e
+"$bin" eval --device cpu --out "$work/missing" > /dev/null 2> "$work/err.log"; code=$?
+set -e
+test "$code" -eq 2 && grep -q "no checkpoint" "$work/err.log"
+echo "landmarks smoke test passed"
