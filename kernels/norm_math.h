@@ -1,0 +1,51 @@
+#pragma once
+// Index math and per-element formulas of the normalisation ops (kernels/norm.h), shared by
+// norm_cpu.cpp and norm_cuda.cu.
+//
+// Every normalisation reads a contiguous x as [A, B, D] and normalises "groups" of it:
+//   reduce_outer = true  : group b holds the A * D elements x[:, b, :]   (batch_norm: A = N,
+//                          B = C, D = spatial size)
+//   reduce_outer = false : group (a, b) holds the D elements x[a, b, :]  (instance_norm: A = N,
+//                          B = C; layer_norm: A = rows, B = 1, D = normalized numel)
+// A group is a set of `reps` rows of D contiguous elements; row r of group g starts at
+// row_offset(g, r). The affine weight and bias are indexed by channel b (weight_on_d = false)
+// or by the position d inside a row (weight_on_d = true, layer_norm).
+#include <cmath>
+#include <cstdint>
+
+#include "core/hd.h"
+
+namespace cvg {
+
+struct NormGeom {
+  int64_t A = 1, B = 1, D = 1;
+  bool reduce_outer = false;
+  bool weight_on_d = false;
+
+  CVG_HD int64_t groups() const { return reduce_outer ? B : A * B; }
+  CVG_HD int64_t reps() const { return reduce_outer ? A : 1; }
+  CVG_HD int64_t count() const { return reps() * D; }  // elements per group
+  CVG_HD int64_t row_offset(int64_t g, int64_t r) const {
+    return reduce_outer ? (r * B + g) * D : g * D;
+  }
+  // Channel of group g (weight index when !weight_on_d).
+  CVG_HD int64_t channel(int64_t g) const { return reduce_outer ? g : g % B; }
+};
+
+// 1 / sqrt(var + eps): the scale that turns x - mean into xhat.
+template <typename A>
+CVG_HD A norm_invstd(A var, A eps) {
+  using std::sqrt;
+  return A(1) / sqrt(var + eps);
+}
+
+// Training-mode backward of y = xhat * w + b for one element, given the group sums over its
+// elements of gy = dy * w and of gy * xhat (n elements):
+//   dx = invstd * (gy - mean(gy) - xhat * mean(gy * xhat))
+// (the derivative of xhat through the group's mean and variance, folded into two sums).
+template <typename A>
+CVG_HD A norm_backward_dx(A gy, A xhat, A invstd, A mean_gy, A mean_gy_xhat) {
+  return invstd * (gy - mean_gy - xhat * mean_gy_xhat);
+}
+
+}  // namespace cvg
