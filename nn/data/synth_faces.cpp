@@ -44,6 +44,7 @@ M3 operator*(const M3& a, const M3& b) {
     for (int j = 0; j < 3; ++j) r.m[i][j] = a.m[i][0] * b.m[0][j] + a.m[i][1] * b.m[1][j] + a.m[i][2] * b.m[2][j];
   return r;
 }
+V3 row(const M3& a, int i) { return {a.m[i][0], a.m[i][1], a.m[i][2]}; }
 M3 transpose(const M3& a) {
   M3 r;
   for (int i = 0; i < 3; ++i)
@@ -95,7 +96,10 @@ Rgb mix(Rgb a, Rgb b, double t) { return {a.r + (b.r - a.r) * t, a.g + (b.g - a.
 struct Ellipsoid {
   V3 o0, ox, oy, d, inv_r;
   M3 Q;
-  double dd = 1;
+  double dd = 1, inv_dd = 1;
+  // Screen-space bounding box: centre +- the half-extents sqrt(M_xx), sqrt(M_yy) of the
+  // shape matrix M = Q D^2 Q^T, so rays that cannot hit skip the quadratic.
+  double bx = 0, by = 0, ex = -1, ey = -1;
 
   Ellipsoid() = default;
   Ellipsoid(V3 centre, const M3& axes, V3 radii) : Q(axes) {
@@ -106,14 +110,21 @@ struct Ellipsoid {
     oy = hadamard(inv_r, qt * V3{0, 1, 0});
     d = hadamard(inv_r, qt * V3{0, 0, 1});
     dd = dot(d, d);
+    inv_dd = 1.0 / dd;
+    bx = centre.x;
+    by = centre.y;
+    const V3 r2 = hadamard(radii, radii), qx = row(axes, 0), qy = row(axes, 1);
+    ex = std::sqrt(dot(qx, hadamard(r2, qx)));
+    ey = std::sqrt(dot(qy, hadamard(r2, qy)));
   }
   // The hit nearest the viewer (largest t) of the ray through (X, Y); u is the hit in the
   // unit-sphere frame.
   bool hit(double X, double Y, double& t, V3& u) const {
+    if (std::abs(X - bx) > ex || std::abs(Y - by) > ey) return false;
     const V3 o = o0 + X * ox + Y * oy;
     const double b = dot(o, d), c = dot(o, o) - 1.0, disc = b * b - dd * c;
     if (disc < 0) return false;
-    t = (-b + std::sqrt(disc)) / dd;
+    t = (-b + std::sqrt(disc)) * inv_dd;
     u = o + t * d;
     return true;
   }
@@ -149,10 +160,12 @@ struct Face {
   int64_t bg_index = -1;
   double bg_top = 0, bg_left = 0, bg_side = 0;
   bool bg_flip = false;
+  // Procedural: base colour + coarse luminance and colour noise + finer luminance noise.
   Rgb bg_base;
-  double bg_amp1 = 0, bg_amp2 = 0;
+  double bg_amp1 = 0, bg_amp2 = 0, bg_chroma = 0;
   static constexpr int kG1 = 5, kG2 = 11;
-  double g1[3][kG1 * kG1], g2[3][kG2 * kG2];
+  double g1[4][kG1 * kG1];  // [0] luminance, [1..3] per-channel colour
+  double g2[kG2 * kG2];
   double pixel_noise = 0;
   uint64_t noise_key = 0;
 };
@@ -207,7 +220,7 @@ Face draw_face(uint64_t seed, int64_t index, const SynthFaceOptions& o) {
     f.nose_axes = q;
     // argmax of z over the ellipsoid: centre + M e_z / sqrt(e_z' M e_z), M = Q D^2 Q'.
     const V3 r2 = hadamard(f.nose_r, f.nose_r);
-    const V3 qz{q.m[2][0], q.m[2][1], q.m[2][2]};  // row z of Q
+    const V3 qz = row(q, 2);
     const V3 Mez = q * hadamard(r2, qz);
     const V3 off = (1.0 / std::sqrt(dot(qz, hadamard(r2, qz)))) * Mez;
     const double tip_y = f.ye + nose_len;
@@ -222,11 +235,11 @@ Face draw_face(uint64_t seed, int64_t index, const SynthFaceOptions& o) {
   const double smile = rng.uniform(0.0, 1.0);
   const double opening = rng.uniform(0.0, 1.0);
   f.ym = f.nose_tip.y + rng.uniform(0.20, 0.28);
-  f.mw = rng.uniform(0.17, 0.24) * (1.0 + 0.2 * smile);
+  f.mw = rng.uniform(0.19, 0.26) * (1.0 + 0.2 * smile);
   f.lift = 0.05 * smile - 0.015;
   f.open_half = 0.06 * opening * opening;
-  f.lip_up = rng.uniform(0.02, 0.035);
-  f.lip_lo = rng.uniform(0.025, 0.045);
+  f.lip_up = rng.uniform(0.035, 0.055);
+  f.lip_lo = rng.uniform(0.045, 0.07);
   f.teeth = f.open_half > 0.02 && rng.bernoulli(0.6);
   // Hair.
   f.hair = rng.bernoulli(0.85);
@@ -249,7 +262,7 @@ Face draw_face(uint64_t seed, int64_t index, const SynthFaceOptions& o) {
   for (int i = 0; i < Face::kBlobs; ++i) {
     f.blob_x[i] = rng.uniform(-f.a, f.a);
     f.blob_y[i] = rng.uniform(-0.9, 0.9);
-    f.blob_r[i] = rng.uniform(0.15, 0.45);
+    f.blob_r[i] = rng.uniform(0.25, 0.7);
     f.blob_amp[i] = rng.uniform(-0.08, 0.08);
   }
   f.blush = rng.uniform(0.0, 0.25);
@@ -282,10 +295,10 @@ Face draw_face(uint64_t seed, int64_t index, const SynthFaceOptions& o) {
     f.bg_base = {rng.uniform(0.1, 0.9), rng.uniform(0.1, 0.9), rng.uniform(0.1, 0.9)};
     f.bg_amp1 = rng.uniform(0.2, 0.6);
     f.bg_amp2 = rng.uniform(0.05, 0.25);
-    for (int ch = 0; ch < 3; ++ch) {
-      for (double& v : f.g1[ch]) v = rng.uniform();
-      for (double& v : f.g2[ch]) v = rng.uniform();
-    }
+    f.bg_chroma = rng.uniform(0.1, 0.4);
+    for (auto& grid : f.g1)
+      for (double& v : grid) v = rng.uniform();
+    for (double& v : f.g2) v = rng.uniform();
   }
   f.pixel_noise = rng.uniform(0.0, o.max_pixel_noise);
   f.noise_key = derive_key(rng.key(), 0x6e6f697365ull);  // a second stream for per-pixel noise
@@ -307,52 +320,88 @@ std::array<V3, 5> landmarks_3d(const Face& f) {
 
 // ---- shading -----------------------------------------------------------------------------------------
 
-// Smooth value noise on a g x g lattice over the unit square, with smoothstep interpolation.
-double lattice(const double* grid, int g, double u, double v) {
-  const double x = clamp01(u) * (g - 1), y = clamp01(v) * (g - 1);
-  const int x0 = std::min(g - 2, static_cast<int>(x)), y0 = std::min(g - 2, static_cast<int>(y));
-  const double tx = smoothstep(0.0, 1.0, x - x0), ty = smoothstep(0.0, 1.0, y - y0);
-  const double a = grid[y0 * g + x0], b = grid[y0 * g + x0 + 1];
-  const double c = grid[(y0 + 1) * g + x0], d = grid[(y0 + 1) * g + x0 + 1];
-  return (a + (b - a) * tx) + ((c + (d - c) * tx) - (a + (b - a) * tx)) * ty;
-}
+// One interpolation position along an axis: the lower sample index and the weight of the next.
+struct Tap {
+  int64_t i0;
+  double t;
+};
 
-// Background colour at output-pixel coordinates (x, y).
-Rgb background(const Face& f, const SynthFaceOptions& o, double x, double y) {
-  const double n = static_cast<double>(o.size);
-  const double u = (x + 0.5) / n, v = (y + 0.5) / n;  // [0, 1] over the image
-  if (f.bg_index < 0) {
-    Rgb c;
-    double* out[3] = {&c.r, &c.g, &c.b};
-    const double base[3] = {f.bg_base.r, f.bg_base.g, f.bg_base.b};
-    for (int ch = 0; ch < 3; ++ch)
-      *out[ch] = clamp01(base[ch] + f.bg_amp1 * (lattice(f.g1[ch], Face::kG1, u, v) - 0.5) +
-                         f.bg_amp2 * (lattice(f.g2[ch], Face::kG2, u, v) - 0.5));
-    return c;
+// The background of one image on the supersample grid. The interpolation positions depend on
+// the column alone or the row alone, so they are computed once per column and per row and a
+// sample costs a few multiply-adds.
+class Backdrop {
+ public:
+  Backdrop(const Face& f, const SynthFaceOptions& o) : f_(f) {
+    const int64_t big = o.size * o.supersample;
+    if (f.bg_index >= 0) {
+      const Tensor& bg = o.backgrounds[f.bg_index];
+      h_ = bg.size(1);
+      w_ = bg.size(2);
+      img_ = bg.data<float>();
+      // Sample b of the crop sits at (b + 0.5) / big of the window, bilinear, edges clamped.
+      auto taps = [&](double start, bool flip, int64_t len) {
+        std::vector<Tap> out(static_cast<size_t>(big));
+        for (int64_t b = 0; b < big; ++b) {
+          const double u = (b + 0.5) / static_cast<double>(big);
+          const double s = std::clamp(start + (flip ? 1.0 - u : u) * f.bg_side - 0.5, 0.0, static_cast<double>(len - 1));
+          const int64_t i0 = std::min<int64_t>(static_cast<int64_t>(s), len - 2);
+          out[b] = {i0, s - static_cast<double>(i0)};
+        }
+        return out;
+      };
+      cols_ = taps(f.bg_left, f.bg_flip, w_);
+      rows_ = taps(f.bg_top, false, h_);
+    } else {
+      // Value noise: smoothstep interpolation on g x g lattices spanning the image.
+      auto taps = [&](int g) {
+        std::vector<Tap> out(static_cast<size_t>(big));
+        for (int64_t b = 0; b < big; ++b) {
+          const double x = (b + 0.5) / static_cast<double>(big) * (g - 1);
+          const int64_t i0 = std::min<int64_t>(g - 2, static_cast<int64_t>(x));
+          out[b] = {i0, smoothstep(0.0, 1.0, x - static_cast<double>(i0))};
+        }
+        return out;
+      };
+      cols_ = taps(Face::kG1);
+      rows_ = taps(Face::kG1);
+      cols2_ = taps(Face::kG2);
+      rows2_ = taps(Face::kG2);
+    }
   }
-  const Tensor& bg = o.backgrounds[f.bg_index];
-  const int64_t h = bg.size(1), w = bg.size(2);
-  const float* p = bg.data<float>();
-  const double uu = f.bg_flip ? 1.0 - u : u;
-  // Bilinear at the crop position, edges clamped.
-  const double sx = std::clamp(f.bg_left + uu * f.bg_side - 0.5, 0.0, static_cast<double>(w - 1));
-  const double sy = std::clamp(f.bg_top + v * f.bg_side - 0.5, 0.0, static_cast<double>(h - 1));
-  const int64_t x0 = std::min<int64_t>(static_cast<int64_t>(sx), w - 2);
-  const int64_t y0 = std::min<int64_t>(static_cast<int64_t>(sy), h - 2);
-  const double tx = sx - x0, ty = sy - y0;
-  double out[3];
-  for (int ch = 0; ch < 3; ++ch) {
-    const float* q = p + ch * h * w;
-    const double top = q[y0 * w + x0] + (q[y0 * w + x0 + 1] - q[y0 * w + x0]) * tx;
-    const double bot = q[(y0 + 1) * w + x0] + (q[(y0 + 1) * w + x0 + 1] - q[(y0 + 1) * w + x0]) * tx;
-    out[ch] = top + (bot - top) * ty;
+
+  Rgb at(int64_t row, int64_t col) const {
+    const Tap ty = rows_[row], tx = cols_[col];
+    if (img_) {
+      double out[3];
+      for (int ch = 0; ch < 3; ++ch) out[ch] = bilinear(img_ + ch * h_ * w_, w_, ty, tx);
+      return {out[0], out[1], out[2]};
+    }
+    const Tap ty2 = rows2_[row], tx2 = cols2_[col];
+    const double lum = f_.bg_amp1 * (bilinear(f_.g1[0], Face::kG1, ty, tx) - 0.5) +
+                       f_.bg_amp2 * (bilinear(f_.g2, Face::kG2, ty2, tx2) - 0.5);
+    const double k = f_.bg_amp1 * f_.bg_chroma;
+    return {clamp01(f_.bg_base.r + lum + k * (bilinear(f_.g1[1], Face::kG1, ty, tx) - 0.5)),
+            clamp01(f_.bg_base.g + lum + k * (bilinear(f_.g1[2], Face::kG1, ty, tx) - 0.5)),
+            clamp01(f_.bg_base.b + lum + k * (bilinear(f_.g1[3], Face::kG1, ty, tx) - 0.5))};
   }
-  return {out[0], out[1], out[2]};
-}
+
+ private:
+  template <typename T>
+  static double bilinear(const T* grid, int64_t w, Tap ty, Tap tx) {
+    const T* p = grid + ty.i0 * w + tx.i0;
+    const double top = p[0] + (p[1] - p[0]) * tx.t, bot = p[w] + (p[w + 1] - p[w]) * tx.t;
+    return top + (bot - top) * ty.t;
+  }
+
+  const Face& f_;
+  const float* img_ = nullptr;
+  int64_t h_ = 0, w_ = 0;
+  std::vector<Tap> cols_, rows_, cols2_, rows2_;
+};
 
 // The scene of one face, in camera coordinates (head units, head centre at the origin).
 struct Scene {
-  Ellipsoid head, nose, hair, neck;
+  Ellipsoid head, nose, hair, neck, ears[2];
   M3 Rt;  // camera -> head rotation
 };
 
@@ -361,23 +410,29 @@ Scene make_scene(const Face& f) {
   s.head = Ellipsoid(V3{}, f.R, V3{f.a, 1.0, f.c});
   s.nose = Ellipsoid(f.R * f.nose_c, f.R * f.nose_axes, f.nose_r);
   if (f.hair) s.hair = Ellipsoid(f.R * f.hair_c, f.R, f.hair_r);
-  s.neck = Ellipsoid(f.R * V3{0.0, 0.95, -0.25 * f.c}, f.R, V3{0.5 * f.a, 0.6, 0.55 * f.c});
+  s.neck = Ellipsoid(f.R * V3{0.0, 0.9, -0.3 * f.c}, f.R, V3{0.42 * f.a, 0.65, 0.5 * f.c});
+  for (int side = 0; side < 2; ++side)
+    s.ears[side] = Ellipsoid(f.R * V3{(side ? 1.0 : -1.0) * f.a, f.ye + 0.12, -0.15 * f.c}, f.R,
+                             V3{0.07, 0.16, 0.12});
   s.Rt = transpose(f.R);
   return s;
 }
 
 double lambert(const Face& f, V3 n) { return f.ambient + (1.0 - f.ambient) * std::max(0.0, dot(n, f.light)); }
 
+// A smooth bump of radius r: (1 - d^2/r^2)^2 inside, 0 outside (a compact, exp-free stand-in
+// for a Gaussian; this runs for every skin sample).
+double bump(double dx, double dy, double r) {
+  const double q = (dx * dx + dy * dy) / (r * r);
+  return q < 1.0 ? (1.0 - q) * (1.0 - q) : 0.0;
+}
+
 // Skin albedo at head point (x, y): blotches and cheek blush.
 Rgb skin_at(const Face& f, double x, double y) {
   double m = 1.0;
-  for (int i = 0; i < Face::kBlobs; ++i) {
-    const double dx = x - f.blob_x[i], dy = y - f.blob_y[i];
-    m += f.blob_amp[i] * std::exp(-(dx * dx + dy * dy) / (f.blob_r[i] * f.blob_r[i]));
-  }
+  for (int i = 0; i < Face::kBlobs; ++i) m += f.blob_amp[i] * bump(x - f.blob_x[i], y - f.blob_y[i], f.blob_r[i]);
   const double cheek_y = f.nose_tip.y - 0.02, cheek_x = 0.5 * f.a;
-  const double dl = (x + cheek_x) * (x + cheek_x), dr = (x - cheek_x) * (x - cheek_x), dy = (y - cheek_y) * (y - cheek_y);
-  const double blush = f.blush * (std::exp(-(dl + dy) / 0.025) + std::exp(-(dr + dy) / 0.025));
+  const double blush = f.blush * (bump(x + cheek_x, y - cheek_y, 0.22) + bump(x - cheek_x, y - cheek_y, 0.22));
   return mix(m * f.skin, Rgb{0.85, 0.30, 0.30}, blush);
 }
 
@@ -409,7 +464,8 @@ Rgb head_albedo(const Face& f, double x, double y, bool& flat) {
   // Mouth: lips between two parabolic arcs through the corners; the dark opening (with teeth at
   // the top when drawn) between the lips.
   if (std::abs(x) < f.mw) {
-    const double t = x / f.mw, w = 1.0 - t * t;
+    // Lip thickness profile: 1 in the middle, 0 at the corners, fuller than a parabola.
+    const double t = x / f.mw, u = 1.0 - t * t, w = u * (1.6 - 0.6 * u);
     const double yc = f.ym - f.lift * t * t;
     const double dy = y - yc;
     if (dy > -(f.open_half + f.lip_up) * w && dy < (f.open_half + f.lip_lo) * w) {
@@ -429,12 +485,14 @@ Rgb head_albedo(const Face& f, double x, double y, bool& flat) {
 // Colour of the ray through camera (X, Y); background when it hits nothing.
 Rgb shade(const Face& f, const Scene& s, double X, double Y, bool& hit_any) {
   double best = -std::numeric_limits<double>::infinity(), t;
-  int which = -1;  // 0 head, 1 nose, 2 hair, 3 neck
+  int which = -1;  // 0 head, 1 nose, 2 hair, 3 neck, 4 and 5 ears
   V3 u, ub;
   if (s.head.hit(X, Y, t, u) && t > best) { best = t; which = 0; ub = u; }
   if (s.nose.hit(X, Y, t, u) && t > best) { best = t; which = 1; ub = u; }
   if (f.hair && s.hair.hit(X, Y, t, u) && t > best) { best = t; which = 2; ub = u; }
   if (s.neck.hit(X, Y, t, u) && t > best) { best = t; which = 3; ub = u; }
+  for (int side = 0; side < 2; ++side)
+    if (s.ears[side].hit(X, Y, t, u) && t > best) { best = t; which = 4 + side; ub = u; }
   hit_any = which >= 0;
   if (which < 0) return {};
   if (which == 0) {
@@ -449,14 +507,32 @@ Rgb shade(const Face& f, const Scene& s, double X, double Y, bool& hit_any) {
     const V3 n = s.nose.normal(ub);
     const V3 nh = s.Rt * n;  // head-frame normal: darker underside (nostrils' shadow)
     double l = lambert(f, n);
-    l *= 0.65 + 0.35 * smoothstep(0.0, 0.35, n.z);  // rim towards the silhouette
-    l *= 1.0 - 0.45 * smoothstep(0.2, 0.8, nh.y);
+    l *= 0.55 + 0.45 * smoothstep(0.0, 0.4, n.z);  // rim towards the silhouette
+    l *= 1.0 - 0.55 * smoothstep(0.2, 0.7, nh.y);
     const V3 hp = f.nose_c + f.nose_axes * hadamard(f.nose_r, ub);
     return (f.gain * l) * skin_at(f, hp.x, hp.y);
   }
   if (which == 2) return (f.gain * lambert(f, s.hair.normal(ub))) * f.hair_col;
-  const V3 n = s.neck.normal(ub);
-  return (0.8 * f.gain * lambert(f, n)) * f.skin;
+  if (which == 3) return (0.75 * f.gain * lambert(f, s.neck.normal(ub))) * f.skin;
+  // Ears: skin a little redder than the face, darker towards the middle (the ear's hollow).
+  const double hollow = 1.0 - 0.45 * smoothstep(0.4, 0.9, ub.z);
+  return (0.85 * hollow * f.gain * lambert(f, s.ears[which - 4].normal(ub))) * mix(f.skin, Rgb{0.8, 0.4, 0.35}, 0.2);
+}
+
+// Four approximately standard normal values from one Philox call: each is the sum of the four
+// bytes of one output word (Irwin-Hall, tails cut at +-3.5 sd), centred and scaled to unit
+// variance. Pixel noise needs no exact tails, and this avoids a log and a sine per value.
+std::array<double, 4> four_normals(uint64_t key, uint64_t counter) {
+  const Philox4 w = philox4x32_10(key, counter);
+  // A byte is uniform on 0..255: mean 127.5, variance (256^2 - 1) / 12; four of them summed.
+  const double sd = std::sqrt(4.0 * (256.0 * 256.0 - 1.0) / 12.0);
+  std::array<double, 4> z;
+  for (int i = 0; i < 4; ++i) {
+    const uint32_t v = w.w[i];
+    const double sum = (v & 0xFF) + ((v >> 8) & 0xFF) + ((v >> 16) & 0xFF) + (v >> 24);
+    z[i] = (sum - 510.0) / sd;
+  }
+  return z;
 }
 
 void check_options(const SynthFaceOptions& o) {
@@ -567,22 +643,25 @@ Example SynthFaces::get(int64_t index) const {
   const Face f = draw_face(seed_, index, o);
   const Scene scene = make_scene(f);
   const int64_t n = o.size, ss = o.supersample, big = n * ss;
+  const Backdrop backdrop(f, o);
 
   // Render at supersample resolution, accumulating straight into the output-pixel box sums.
   std::vector<double> acc(static_cast<size_t>(3 * n * n), 0.0);
+  std::vector<double> X(static_cast<size_t>(big));  // camera x of each sample column
+  for (int64_t b = 0; b < big; ++b) X[b] = (((b + 0.5) / ss - 0.5) - f.cx) / f.scale;
   for (int64_t a = 0; a < big; ++a) {
-    const double y = (a + 0.5) / ss - 0.5;  // output-pixel coordinates of this sample
+    const double y = (a + 0.5) / ss - 0.5;  // output-pixel coordinates of this sample row
     const double Y = (y - f.cy) / f.scale;
-    for (int64_t b = 0; b < big; ++b) {
-      const double x = (b + 0.5) / ss - 0.5;
-      bool hit;
-      Rgb c = shade(f, scene, (x - f.cx) / f.scale, Y, hit);
-      if (!hit) c = background(f, o, x, y);
-      const size_t p = static_cast<size_t>((a / ss) * n + b / ss);
-      acc[p] += clamp01(c.r);
-      acc[n * n + p] += clamp01(c.g);
-      acc[2 * n * n + p] += clamp01(c.b);
-    }
+    double* row = acc.data() + (a / ss) * n;
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t b = j * ss; b < (j + 1) * ss; ++b) {
+        bool hit;
+        Rgb c = shade(f, scene, X[b], Y, hit);
+        if (!hit) c = backdrop.at(a, b);
+        row[j] += clamp01(c.r);
+        row[n * n + j] += clamp01(c.g);
+        row[2 * n * n + j] += clamp01(c.b);
+      }
   }
   const int64_t channels = o.rgb ? 3 : 1;
   Tensor image = Tensor::empty({channels, n, n});
@@ -591,11 +670,16 @@ Example SynthFaces::get(int64_t index) const {
   for (int64_t p = 0; p < n * n; ++p) {
     const double r = acc[p] * inv, g = acc[n * n + p] * inv, bl = acc[2 * n * n + p] * inv;
     const double vals[3] = {r, g, bl};
-    for (int64_t k = 0; k < channels; ++k) {
-      const double v = o.rgb ? vals[k] : 0.299 * r + 0.587 * g + 0.114 * bl;
-      const double noise =
-          f.pixel_noise > 0 ? f.pixel_noise * philox_normal(f.noise_key, static_cast<uint64_t>(k * n * n + p)) : 0.0;
-      out[k * n * n + p] = static_cast<float>(clamp01(v + noise));
+    for (int64_t k = 0; k < channels; ++k)
+      out[k * n * n + p] = static_cast<float>(o.rgb ? vals[k] : 0.299 * r + 0.587 * g + 0.114 * bl);
+  }
+  if (f.pixel_noise > 0) {
+    // Value v of the output gets normal(v / 4)[v % 4] * sigma, with four normals per Philox call.
+    const int64_t total = channels * n * n;
+    for (int64_t q = 0; q < total; q += 4) {
+      const std::array<double, 4> z = four_normals(f.noise_key, static_cast<uint64_t>(q / 4));
+      for (int64_t k = 0; k < 4 && q + k < total; ++k)
+        out[q + k] = static_cast<float>(clamp01(out[q + k] + f.pixel_noise * z[k]));
     }
   }
 
