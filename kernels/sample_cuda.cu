@@ -98,6 +98,8 @@ void sample_adjoint_cuda(const Tensor& grad_out, const Tensor& grid, const Sampl
   const char* op = "grid_sample_backward_input";
   CVG_CUDA_CHECK(cudaMemsetAsync(grad_in.raw_data(), 0, grad_in.numel() * dtype_size(grad_in.dtype())),
                  op);
+  // An empty output grid (Ho or Wo = 0) leaves the zeros; a launch of 0 blocks is an error.
+  if (g.n * g.c * g.out_plane() == 0) return;
   dispatch_floating(grad_out.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     if (deterministic)

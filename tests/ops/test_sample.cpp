@@ -495,3 +495,13 @@ TEST_CASE("grid_sample family: bad arguments are errors naming the op and the va
   CHECK_THAT(error_of([&] { interpolate(x, {3, 3}, InterpMode::Nearest, true); }),
              Contains("interpolate: align_corners applies to bilinear mode only"));
 }
+
+TEST_CASE("grid_sample: empty grids and channels give empty outputs and zero gradients",
+          "[ops][sample]") {
+  Tensor x = uniform64({2, 3, 4, 5}, -1, 1, 650);
+  const Tensor y = grid_sample(x, zeros({2, 0, 3, 2}, x.options()));
+  CHECK(y.shape() == Shape({2, 3, 0, 3}));
+  const Tensor g = grad({y}, {x}, {zeros(y.shape(), y.options())})[0];
+  CHECK(max_abs_diff(g, zeros_like(x)) == 0.0);
+  CHECK(grid_sample(zeros({2, 0, 4, 5}), zeros({2, 3, 3, 2})).shape() == Shape({2, 0, 3, 3}));
+}
