@@ -1,0 +1,98 @@
+#pragma once
+// 2-D convolution and transposed convolution, with PyTorch's names, arguments, layouts and
+// output sizes (torch.nn.functional.conv2d / conv_transpose2d).
+//
+// Layouts: x is N x Cin x H x W (or an unbatched Cin x H x W, which gives an unbatched result);
+// conv2d's weight is Cout x Cin/groups x kH x kW; conv_transpose2d's weight is
+// Cin x Cout/groups x kH x kW (PyTorch's layout: the weight of the conv2d it is the adjoint of);
+// bias is [Cout] or an undefined Tensor. Inputs may be any strided views; results are
+// contiguous. float32 and float64; every tensor of a call must share the dtype and the device.
+// Pairs of sizes are {height, width}. Groups split the channels into `groups` consecutive
+// blocks: output channel block g sees only input channel block g.
+//
+// Output size per axis (conv2d):        out = floor((in + 2p - d (k - 1) - 1) / s) + 1
+//                (conv_transpose2d):    out = (in - 1) s - 2p + d (k - 1) + output_padding + 1
+// Padding is zeros. output_padding must be smaller than the stride or the dilation (as in
+// PyTorch); it only picks among the input sizes that convolve to the same output size.
+// Bad arguments (wrong ranks, Cin != weight.size(1) * groups, groups not dividing the channels,
+// non-positive stride/dilation, negative padding, an output smaller than 1 x 1, mixed dtypes or
+// devices) are cvg::Errors naming the op and the values.
+//
+// Autograd. conv2d is linear in x and in weight, so its gradients are the two adjoint ops:
+//   d x      = conv2d_backward_input(grad_out, weight, x.shape, ...)
+//   d weight = conv2d_backward_weight(grad_out, x, weight.shape, ...)
+//   d bias   = sum of grad_out over N, H, W
+// Each backward op is itself an op with a node whose backward is made of these three ops again
+// (the adjoint of conv2d_backward_input in grad_out is conv2d, and so on), so gradients of
+// gradients work (gradient penalties). conv_transpose2d is conv2d_backward_input with the roles
+// of the shapes exchanged, plus the bias.
+// input_shape / weight_shape of the backward ops name the shape of the forward x / weight; with
+// stride > 1 several input sizes give the same output size, so the shape is needed.
+//
+// Kernels (all deterministic: every output element is summed in a fixed order by one thread):
+//   CPU   im2col + GEMM (kernels/matmul.h: OpenBLAS, or the blocked loop), one image at a time:
+//         the image is unfolded into a column matrix [Cin kH kW, Ho Wo] and the forward pass is
+//         weight [Cout, Cin kH kW] @ columns; the input gradient is weight^T @ grad_out folded
+//         back by col2im; the weight gradient sums grad_out @ columns^T over the images. A 1x1
+//         stride-1 unpadded convolution uses the image itself as its column matrix.
+//   CUDA  v1 direct: one thread per result element, loops over its sum (conv_math.h, *_at);
+//         v2 implicit GEMM: the GEMM above without a column buffer, tiles of both operands
+//         gathered into shared memory, register tiling, and for the weight gradient a split of
+//         the N Ho Wo reduction across blocks whose partial sums a second kernel adds in a fixed
+//         order (deterministic, no atomics). The default is v2; CVG_CONV_VERSION=1 selects v1
+//         (read once, at the first CUDA convolution). No cuDNN path.
+#include <array>
+
+#include "core/tensor.h"
+#include "kernels/conv_math.h"
+
+namespace cvg {
+
+using ConvSize2 = std::array<int64_t, 2>;  // {height, width}
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
+              ConvSize2 stride = {1, 1}, ConvSize2 padding = {0, 0}, ConvSize2 dilation = {1, 1},
+              int64_t groups = 1);
+
+Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
+                        ConvSize2 stride = {1, 1}, ConvSize2 padding = {0, 0},
+                        ConvSize2 output_padding = {0, 0}, int64_t groups = 1,
+                        ConvSize2 dilation = {1, 1});
+
+// grad_out: N x Cout x Ho x Wo (batched only); returns N x Cin x H x W = input_shape.
+Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const Shape& input_shape,
+                             ConvSize2 stride, ConvSize2 padding, ConvSize2 dilation,
+                             int64_t groups);
+// grad_out: N x Cout x Ho x Wo, x: N x Cin x H x W; returns weight_shape.
+Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Shape& weight_shape,
+                              ConvSize2 stride, ConvSize2 padding, ConvSize2 dilation,
+                              int64_t groups);
+
+// ---- raw kernels (no autograd, no checks) ----------------------------------------------------
+// Operands a, b are in the order of the public op's arguments: forward (x, weight), backward
+// input (grad_out, weight), backward weight (grad_out, x); all contiguous, of one floating
+// dtype, on one device. `out` is a contiguous tensor of the result shape, fully overwritten.
+// bias (forward only) may be undefined. The geometry's ho, wo are grad_out's / out's sizes
+// (conv_transpose2d's output_padding can make them smaller than conv_out_size).
+
+// The production CPU path: im2col + GEMM.
+void conv2d_cpu(ConvPass pass, const Tensor& a, const Tensor& b, const Tensor& bias,
+                const ConvGeometry& g, const Tensor& out);
+// The per-element loops of conv_math.h that the CUDA v1 kernels run, on the CPU.
+void conv2d_direct_cpu(ConvPass pass, const Tensor& a, const Tensor& b, const Tensor& bias,
+                       const ConvGeometry& g, const Tensor& out);
+// The operand loads of the CUDA v2 implicit GEMM (ConvGemm) in a plain triple loop, on the CPU.
+void conv2d_implicit_gemm_cpu(ConvPass pass, const Tensor& a, const Tensor& b, const Tensor& bias,
+                              const ConvGeometry& g, const Tensor& out);
+
+#ifdef CVG_WITH_CUDA
+inline constexpr int kConvCudaVersions = 2;  // 1 direct, 2 implicit GEMM
+// The version conv2d uses on CUDA: CVG_CONV_VERSION, default 2.
+int conv_cuda_version();
+// One-line description of a version, for benchmark labels.
+const char* conv_cuda_version_name(int version);
+void conv2d_cuda(int version, ConvPass pass, const Tensor& a, const Tensor& b, const Tensor& bias,
+                 const ConvGeometry& g, const Tensor& out);
+#endif
+
+}  // namespace cvg

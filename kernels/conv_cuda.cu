@@ -1,0 +1,275 @@
+// CUDA kernels of the convolutions (conventions in kernels/conv.h, index math in conv_math.h),
+// two versions side by side (llm.c dev/cuda style):
+//   v1  direct: one thread per result element, looping over its sum (conv_*_at); the weight
+//       gradient's threads each walk all N x Ho x Wo positions.
+//   v2  implicit GEMM: v1 + the pass computed as a tiled GEMM whose operands are gathered from
+//       the tensors while they are loaded (no im2col buffer): 64 x 64 tiles of the result per
+//       block, 64 x 16 / 16 x 64 operand tiles staged in shared memory, a 4 x 4 register tile
+//       per thread, depth walked with carry-only digit cursors (no divisions per element), and
+//       for the weight gradient (a long N Ho Wo reduction into a small result) a split of the
+//       reduction across blocks whose partial sums a second kernel adds in split order:
+//       deterministic, no atomics.
+// Every kernel is a template on the element type (float32 and float64).
+#include <cstdlib>
+#include <cstring>
+
+#include "core/cuda_launch.cuh"
+#include "kernels/conv.h"
+
+namespace cvg {
+
+namespace {
+
+// ---- v1: direct ------------------------------------------------------------------------------
+
+template <typename T>
+__global__ void conv_forward_direct_kernel(const T* x, const T* w, const T* bias, ConvGeometry g,
+                                           int64_t total, T* out) {
+  CVG_GRID_STRIDE(i, total) {
+    const int64_t p = g.out_plane();
+    out[i] = conv_forward_at(x, w, bias, g, i / (g.cout * p), (i / p) % g.cout, (i % p) / g.wo,
+                             i % g.wo);
+  }
+}
+
+template <typename T>
+__global__ void conv_backward_input_direct_kernel(const T* gout, const T* w, ConvGeometry g,
+                                                  int64_t total, T* gin) {
+  CVG_GRID_STRIDE(i, total) {
+    const int64_t p = g.in_plane();
+    gin[i] = conv_backward_input_at(gout, w, g, i / (g.cin * p), (i / p) % g.cin,
+                                    (i % p) / g.w, i % g.w);
+  }
+}
+
+template <typename T>
+__global__ void conv_backward_weight_direct_kernel(const T* gout, const T* x, ConvGeometry g,
+                                                   int64_t total, T* gw) {
+  CVG_GRID_STRIDE(i, total) {
+    gw[i] = conv_backward_weight_at(gout, x, g, i / g.k_g(), (i / g.taps()) % g.cin_g(),
+                                    (i % g.taps()) / g.kw, i % g.kw);
+  }
+}
+
+template <typename T>
+void run_direct(ConvPass pass, const T* a, const T* b, const T* bias, const ConvGeometry& g,
+                int64_t total, T* out) {
+  const int blocks = grid_blocks(total);
+  switch (pass) {
+    case ConvPass::forward:
+      conv_forward_direct_kernel<T><<<blocks, kBlockThreads>>>(a, b, bias, g, total, out);
+      CVG_CUDA_CHECK_LAUNCH("conv2d");
+      return;
+    case ConvPass::backward_input:
+      conv_backward_input_direct_kernel<T><<<blocks, kBlockThreads>>>(a, b, g, total, out);
+      CVG_CUDA_CHECK_LAUNCH("conv2d_backward_input");
+      return;
+    case ConvPass::backward_weight:
+      conv_backward_weight_direct_kernel<T><<<blocks, kBlockThreads>>>(a, b, g, total, out);
+      CVG_CUDA_CHECK_LAUNCH("conv2d_backward_weight");
+      return;
+  }
+}
+
+// ---- v2: implicit GEMM -----------------------------------------------------------------------
+
+constexpr int kTileM = 64, kTileN = 64, kTileK = kConvTileK;
+constexpr int kGemmThreads = 256;  // 16 x 16, each with a 4 x 4 register tile
+constexpr int kMicro = 4;
+constexpr int kThreadsPerSide = 16;
+// Enough blocks to fill a large GPU several times over when splitting the weight gradient.
+constexpr int64_t kTargetBlocks = 1024;
+
+// C tile (blockIdx.y, blockIdx.x) of group blockIdx.z % groups, summing the depth range of split
+// blockIdx.z / groups. partial == null: the result (plus the forward bias) goes to gm.c;
+// otherwise to partial[split * result_numel + index] for the split-reduction kernel.
+template <typename T, ConvPass P>
+__global__ void __launch_bounds__(kGemmThreads)
+    conv_igemm_kernel(ConvGemm<T, P> gm, int64_t k_chunk, int64_t result_numel, T* partial) {
+  // A tile stored k-major (As[k][m]) so the inner loop reads a row of m; +1 breaks the bank
+  // conflicts of the transposing stores.
+  __shared__ T As[kTileK][kTileM + 1];
+  __shared__ T Bs[kTileK][kTileN];
+  const int tid = threadIdx.x, tx = tid % kThreadsPerSide, ty = tid / kThreadsPerSide;
+  const int64_t rows = gm.rows(), cols = gm.cols(), depth = gm.depth();
+  const int64_t row0 = static_cast<int64_t>(blockIdx.y) * kTileM;
+  const int64_t col0 = static_cast<int64_t>(blockIdx.x) * kTileN;
+  const int64_t grp = blockIdx.z % gm.g.groups, split = blockIdx.z / gm.g.groups;
+  const int64_t k_begin = split * k_chunk;
+  const int64_t k_end = k_begin + k_chunk < depth ? k_begin + k_chunk : depth;
+
+  // A loads: this thread owns depth offset ak and rows am0 + 16 i of the 64 x 16 tile
+  // (consecutive threads read consecutive k). B loads: column bj (consecutive threads read
+  // consecutive columns, i.e. neighbouring pixels) and depth offsets bk0 + 4 i.
+  const int ak = tid % kTileK, am0 = tid / kTileK;
+  const int bj = tid % kTileN, bk0 = tid / kTileN;
+  const int64_t bcol = col0 + bj;
+  const bool bcol_ok = bcol < cols;
+  const ConvCol bc = bcol_ok ? gm.decode_col(bcol) : ConvCol{};
+  // Depth cursors, advanced by kTileK per tile (only decoded inside the depth range).
+  ConvDepth ka{}, kb[kMicro];
+  if (k_begin + ak < k_end) ka = gm.decode_depth(k_begin + ak);
+#pragma unroll
+  for (int i = 0; i < kMicro; ++i)
+    if (k_begin + bk0 + 4 * i < k_end) kb[i] = gm.decode_depth(k_begin + bk0 + 4 * i);
+
+  T acc[kMicro][kMicro];
+#pragma unroll
+  for (int i = 0; i < kMicro; ++i)
+#pragma unroll
+    for (int j = 0; j < kMicro; ++j) acc[i][j] = T(0);
+
+  for (int64_t k0 = k_begin; k0 < k_end; k0 += kTileK) {
+    const bool a_ok = k0 + ak < k_end;
+#pragma unroll
+    for (int i = 0; i < kMicro; ++i) {
+      const int am = am0 + kThreadsPerSide * i;
+      const int64_t m = row0 + am;
+      As[ak][am] = (a_ok && m < rows) ? gm.load_a(grp, m, ka) : T(0);
+    }
+#pragma unroll
+    for (int i = 0; i < kMicro; ++i) {
+      const int bk = bk0 + 4 * i;
+      Bs[bk][bj] = (bcol_ok && k0 + bk < k_end) ? gm.load_b(grp, kb[i], bc) : T(0);
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kTileK; ++kk) {
+      T av[kMicro], bv[kMicro];
+#pragma unroll
+      for (int i = 0; i < kMicro; ++i) av[i] = As[kk][ty + kThreadsPerSide * i];
+#pragma unroll
+      for (int j = 0; j < kMicro; ++j) bv[j] = Bs[kk][tx + kThreadsPerSide * j];
+#pragma unroll
+      for (int i = 0; i < kMicro; ++i)
+#pragma unroll
+        for (int j = 0; j < kMicro; ++j) acc[i][j] += av[i] * bv[j];
+    }
+    __syncthreads();
+    gm.advance(ka, kTileK);
+#pragma unroll
+    for (int i = 0; i < kMicro; ++i) gm.advance(kb[i], kTileK);
+  }
+
+  // Thread (ty, tx) holds rows ty + 16 i and columns tx + 16 j: neighbouring threads store
+  // neighbouring columns.
+#pragma unroll
+  for (int j = 0; j < kMicro; ++j) {
+    const int64_t col = col0 + tx + kThreadsPerSide * j;
+    if (col >= cols) continue;
+    const ConvCol cc = gm.decode_col(col);
+#pragma unroll
+    for (int i = 0; i < kMicro; ++i) {
+      const int64_t m = row0 + ty + kThreadsPerSide * i;
+      if (m >= rows) continue;
+      const int64_t idx = gm.c_index(grp, m, cc);
+      if (partial)
+        partial[split * result_numel + idx] = acc[i][j];
+      else
+        gm.c[idx] = gm.c_init(grp, m) + acc[i][j];
+    }
+  }
+}
+
+// out[i] = sum over s in increasing order of partial[s * n + i].
+template <typename T>
+__global__ void conv_sum_splits_kernel(const T* partial, int64_t splits, int64_t n, T* out) {
+  CVG_GRID_STRIDE(i, n) {
+    T acc = T(0);
+    for (int64_t s = 0; s < splits; ++s) acc += partial[s * n + i];
+    out[i] = acc;
+  }
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+template <typename T, ConvPass P>
+void run_igemm(const char* op, const ConvGemm<T, P>& gm, const Tensor& out) {
+  const ConvGeometry& g = gm.g;
+  const int64_t tiles_n = ceil_div(gm.cols(), kTileN), tiles_m = ceil_div(gm.rows(), kTileM);
+  const int64_t depth = gm.depth();
+  CVG_CHECK(tiles_m <= 65535, op, ": ", gm.rows(), " GEMM rows per group exceed the CUDA grid");
+  CVG_CHECK(tiles_n <= 0x7fffffff, op, ": ", gm.cols(), " GEMM columns exceed the CUDA grid");
+  // Split the depth only for the weight gradient, whose result is small and whose depth is
+  // N Ho Wo; each split keeps at least four tiles of depth.
+  int64_t splits = 1;
+  if (P == ConvPass::backward_weight) {
+    const int64_t blocks = tiles_n * tiles_m * g.groups;
+    splits = std::max<int64_t>(1, std::min(ceil_div(kTargetBlocks, blocks),
+                                           ceil_div(depth, 4 * kTileK)));
+    splits = std::min<int64_t>(splits, 65535 / g.groups);
+  }
+  CVG_CHECK(g.groups * splits <= 65535, op, ": groups ", g.groups, " exceed the CUDA grid");
+  const int64_t k_chunk = std::max<int64_t>(kTileK, ceil_div(ceil_div(depth, splits), kTileK) * kTileK);
+  splits = std::max<int64_t>(1, ceil_div(depth, k_chunk));
+  const dim3 grid(static_cast<unsigned>(tiles_n), static_cast<unsigned>(tiles_m),
+                  static_cast<unsigned>(g.groups * splits));
+  if (splits == 1) {
+    conv_igemm_kernel<T, P><<<grid, kGemmThreads>>>(gm, k_chunk, out.numel(), nullptr);
+    CVG_CUDA_CHECK_LAUNCH(op);
+    return;
+  }
+  const Tensor partial = Tensor::empty({splits, out.numel()}, out.options());
+  T* pp = static_cast<T*>(partial.raw_data());
+  conv_igemm_kernel<T, P><<<grid, kGemmThreads>>>(gm, k_chunk, out.numel(), pp);
+  CVG_CUDA_CHECK_LAUNCH(op);
+  conv_sum_splits_kernel<T><<<grid_blocks(out.numel()), kBlockThreads>>>(
+      pp, splits, out.numel(), static_cast<T*>(out.raw_data()));
+  CVG_CUDA_CHECK_LAUNCH(op);
+}
+
+template <typename T>
+void run_v2(ConvPass pass, const T* a, const T* b, const T* bias, const ConvGeometry& g,
+            const Tensor& out) {
+  T* c = static_cast<T*>(out.raw_data());
+  switch (pass) {
+    case ConvPass::forward:
+      return run_igemm("conv2d", ConvGemm<T, ConvPass::forward>{g, a, b, bias, c}, out);
+    case ConvPass::backward_input:
+      return run_igemm("conv2d_backward_input",
+                       ConvGemm<T, ConvPass::backward_input>{g, a, b, nullptr, c}, out);
+    case ConvPass::backward_weight:
+      return run_igemm("conv2d_backward_weight",
+                       ConvGemm<T, ConvPass::backward_weight>{g, a, b, nullptr, c}, out);
+  }
+}
+
+}  // namespace
+
+int conv_cuda_version() {
+  static const int version = [] {
+    const char* v = std::getenv("CVG_CONV_VERSION");
+    if (v == nullptr || v[0] == '\0') return 2;
+    const int n = std::atoi(v);
+    CVG_CHECK(n >= 1 && n <= kConvCudaVersions, "conv2d: CVG_CONV_VERSION must be 1 .. ",
+              kConvCudaVersions, ", got '", v, "'");
+    return n;
+  }();
+  return version;
+}
+
+const char* conv_cuda_version_name(int version) {
+  switch (version) {
+    case 1: return "v1 direct";
+    case 2: return "v2 implicit GEMM, split-K weight gradient";
+    default: return "unknown";
+  }
+}
+
+void conv2d_cuda(int version, ConvPass pass, const Tensor& a, const Tensor& b, const Tensor& bias,
+                 const ConvGeometry& g, const Tensor& out) {
+  CVG_CHECK(version >= 1 && version <= kConvCudaVersions, "conv2d: no CUDA version ", version,
+            " (1 .. ", kConvCudaVersions, ")");
+  dispatch_floating(a.dtype(), "conv2d", [&](auto tag) {
+    using T = decltype(tag);
+    const T* pa = static_cast<const T*>(a.raw_data());
+    const T* pb = static_cast<const T*>(b.raw_data());
+    const T* pbias = bias.defined() ? static_cast<const T*>(bias.raw_data()) : nullptr;
+    if (version == 1)
+      run_direct<T>(pass, pa, pb, pbias, g, out.numel(), static_cast<T*>(out.raw_data()));
+    else
+      run_v2<T>(pass, pa, pb, pbias, g, out);
+  });
+}
+
+}  // namespace cvg
