@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <thread>
 
 #include "nn/data/synth_faces.h"
 #include "nn/io/image.h"
@@ -54,6 +55,21 @@ TEST_CASE("SynthFaces is deterministic per (seed, index)", "[data][synth_faces]"
   CHECK(values(a.get(4).target) != values(x.target));
   CHECK(values(other_seed.get(3).input) != values(x.input));
   CHECK(values(other_seed.get(3).target) != values(x.target));
+}
+
+TEST_CASE("SynthFaces gives the same examples from concurrent threads", "[data][synth_faces]") {
+  // The loader calls get() from a background thread: no shared mutable state may leak between
+  // calls, so two threads generating interleaved indices reproduce the sequential results.
+  const SynthFaces faces(16, 21);
+  std::vector<std::vector<float>> sequential(16), threaded(16);
+  for (int64_t i = 0; i < 16; ++i) sequential[i] = values(faces.get(i).input);
+  auto work = [&](int64_t first) {
+    for (int64_t i = first; i < 16; i += 2) threaded[i] = values(faces.get(i).input);
+  };
+  std::thread t0(work, 0), t1(work, 1);
+  t0.join();
+  t1.join();
+  for (int64_t i = 0; i < 16; ++i) CHECK(threaded[i] == sequential[i]);
 }
 
 TEST_CASE("SynthFaces shapes and value range, rgb and gray", "[data][synth_faces]") {
