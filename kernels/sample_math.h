@@ -111,8 +111,8 @@ CVG_HD T reflect_coordinate(T p, double lo2, double hi2, T* slope) {
   T d = p - lo;
   if (d < T(0)) { d = -d; *slope = -*slope; }
   const T extra = fmod(d, span);
-  const int64_t flips = static_cast<int64_t>(floor(d / span));
-  if (flips % 2 == 0) return extra + lo;
+  // The parity of the number of folds, in floating point: d / span may exceed any integer type.
+  if (fmod(floor(d / span), T(2)) == T(0)) return extra + lo;
   *slope = -*slope;
   return span - extra + lo;
 }
@@ -131,12 +131,13 @@ CVG_HD AxisTaps<T> axis_taps(T g, const SampleAxis& a, GridSampleMode mode, Grid
   using std::floor; using std::nearbyint;
   AxisTaps<T> t;
   T p = g * static_cast<T>(a.scale) + static_cast<T>(a.shift);
+  // Non-finite coordinates (NaN, +-inf: then p - p is NaN) read nothing, whatever the padding.
+  if (!(p - p == T(0))) return t;
   T slope = static_cast<T>(a.scale);
   if (padding == GridPadding::Reflection) p = reflect_coordinate(p, a.lo2, a.hi2, &slope);
   if (padding != GridPadding::Zeros) p = clip_coordinate(p, a.size, &slope);
-  // Non-finite (NaN, inf) coordinates read nothing. Far-away ones are pulled in to a point that
-  // still reads nothing, so that converting to an integer below is always defined.
-  if (p != p) return t;
+  // Far-away coordinates are pulled in to a point that still reads nothing, so that converting
+  // to an integer below is always defined.
   const T limit = static_cast<T>(a.size + 1);
   if (p < T(-2)) p = T(-2);
   if (p > limit) p = limit;

@@ -505,3 +505,24 @@ TEST_CASE("grid_sample: empty grids and channels give empty outputs and zero gra
   CHECK(max_abs_diff(g, zeros_like(x)) == 0.0);
   CHECK(grid_sample(zeros({2, 0, 4, 5}), zeros({2, 3, 3, 2})).shape() == Shape({2, 0, 3, 3}));
 }
+
+TEST_CASE("grid_sample: non-finite grid values sample zero, huge ones are padded", "[ops][sample]") {
+  const double inf = std::numeric_limits<double>::infinity();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const Tensor x = t64({1, 2, 3, 4, 5, 6, 7, 8}, {1, 1, 2, 4}, false);
+  const Tensor bad = points({inf, 0, -inf, 0, nan, 0, 0, nan});
+  for (P pad : {P::Zeros, P::Border, P::Reflection}) {
+    INFO("padding " << static_cast<int>(pad));
+    CHECK(grid_sample(x, bad, M::Bilinear, pad).to_vector<double>() ==
+          std::vector<double>(4, 0.0));
+    CHECK(grid_sample(x, bad, M::Nearest, pad).to_vector<double>() ==
+          std::vector<double>(4, 0.0));
+  }
+  // 1e300 is far right: zeros reads nothing, border the right column (y = 0: rows averaged).
+  const Tensor far = points({1e300, 0, -1e300, 0});
+  CHECK(grid_sample(x, far).to_vector<double>() == std::vector<double>{0, 0});
+  CHECK(grid_sample(x, far, M::Bilinear, P::Border).to_vector<double>() ==
+        std::vector<double>{6, 3});
+  const std::vector<double> r = grid_sample(x, far, M::Bilinear, P::Reflection).to_vector<double>();
+  for (double v : r) CHECK((v >= 1 && v <= 8));
+}
