@@ -461,7 +461,7 @@ Rgb head_albedo(const Face& f, double x, double y, bool& flat) {
     const double centre = f.ye - f.eh - f.brow_gap + f.brow_arch * t * t - f.brow_tilt * bx;
     if (std::abs(y - centre) < f.brow_th * std::sqrt(1.0 - t * t)) return f.brow_col;
   }
-  // Mouth: lips between two parabolic arcs through the corners; the dark opening (with teeth at
+  // Mouth: lips between two arcs that meet at the corners; the dark opening (with teeth at
   // the top when drawn) between the lips.
   if (std::abs(x) < f.mw) {
     // Lip thickness profile: 1 in the middle, 0 at the corners, fuller than a parabola.
