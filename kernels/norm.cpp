@@ -123,14 +123,18 @@ TensorList fused_train_backward(const char* name, const Tensor& g, const Tensor&
     if (want_dw) out[1] = reshape(per_channel(s_dyxhat), w.shape());
     if (want_db) out[2] = reshape(per_channel(s_dy), b.shape());
   } else {
-    // layer_norm: the weight runs along d, so its gradient sums columns of [A, D].
-    const Tensor g2 = reshape(gc, {geom.A, geom.D});
-    if (want_dw) {
-      const Tensor xhat = (reshape(xc, {geom.A, geom.D}) - reshape(mean_g, {geom.A, 1})) *
-                          reshape(invstd_g, {geom.A, 1});
-      out[1] = reshape(sum(g2 * xhat, {0}), w.shape());
-    }
-    if (want_db) out[2] = reshape(sum(g2, {0}), b.shape());
+    // layer_norm: the weight runs along d, so its gradients are column sums over the rows.
+    Tensor dw = want_dw ? Tensor::empty({geom.D}, x.options()) : Tensor();
+    Tensor db = want_db ? Tensor::empty({geom.D}, x.options()) : Tensor();
+    on_device(name, x.device(),
+              [&] { norm_affine_grad_cpu(gc, xc, geom, mean_g, invstd_g, dw, db); },
+              [&] {
+#ifdef CVG_WITH_CUDA
+                norm_affine_grad_cuda(gc, xc, geom, mean_g, invstd_g, dw, db);
+#endif
+              });
+    if (want_dw) out[1] = reshape(dw, w.shape());
+    if (want_db) out[2] = reshape(db, b.shape());
   }
   return out;
 }

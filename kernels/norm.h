@@ -62,7 +62,15 @@ void norm_forward_cpu(const Tensor& x, const NormGeom& geom, const Tensor& weigh
 void norm_backward_cpu(const Tensor& dy, const Tensor& x, const NormGeom& geom,
                        const Tensor& mean, const Tensor& invstd, const Tensor& weight,
                        const Tensor& dx, const Tensor& sum_dy, const Tensor& sum_dy_xhat);
+// layer_norm's weight and bias gradients (geom.weight_on_d, B = 1): column sums over the A rows,
+// dw[d] = sum_a dy[a, d] * xhat[a, d] and db[d] = sum_a dy[a, d]; either may be undefined.
+void norm_affine_grad_cpu(const Tensor& dy, const Tensor& x, const NormGeom& geom,
+                          const Tensor& mean, const Tensor& invstd, const Tensor& dw,
+                          const Tensor& db);
 #ifdef CVG_WITH_CUDA
+void norm_affine_grad_cuda(const Tensor& dy, const Tensor& x, const NormGeom& geom,
+                           const Tensor& mean, const Tensor& invstd, const Tensor& dw,
+                           const Tensor& db);
 void norm_forward_cuda(const Tensor& x, const NormGeom& geom, const Tensor& weight,
                        const Tensor& bias, double eps, bool compute_stats, const Tensor& mean,
                        const Tensor& invstd, const Tensor& var, const Tensor& y);

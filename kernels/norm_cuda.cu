@@ -70,8 +70,8 @@ __global__ void norm_forward_kernel(NormGeom geom, const T* __restrict__ x, cons
     for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
       const int64_t off = group_elem(geom, g, j);
       const int64_t k = geom.weight_on_d ? j % geom.D : c;
-      const T xh = (x[off] - m) * is;
-      y[off] = (w ? xh * w[k] : xh) + (b ? b[k] : T(0));
+      const NormCoef<T> f = norm_forward_coef(m, is, w ? w[k] : T(1), b ? b[k] : T(0));
+      y[off] = f.a * x[off] + f.shift;
     }
   }
 }
@@ -101,12 +101,31 @@ __global__ void norm_backward_kernel(NormGeom geom, const T* __restrict__ dy,
     }
     if (!dx) continue;
     const T wc = (!geom.weight_on_d && w) ? w[geom.channel(g)] : T(1);
-    const T mean_gy = wc * s1 / static_cast<T>(n), mean_gyx = wc * s2 / static_cast<T>(n);
+    const NormBackwardCoef<T> k =
+        norm_backward_coef(m, is, wc * s1 / static_cast<T>(n), wc * s2 / static_cast<T>(n));
     for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
       const int64_t off = group_elem(geom, g, j);
       const T gy = wd ? dy[off] * w[j % geom.D] : dy[off] * wc;
-      dx[off] = norm_backward_dx(gy, (x[off] - m) * is, is, mean_gy, mean_gyx);
+      dx[off] = k.ka * gy + k.kb * x[off] + k.kc;
     }
+  }
+}
+
+// layer_norm's weight / bias gradients: one thread per column d, walking the rows in order
+// (neighbouring threads read neighbouring columns, so each row step is coalesced).
+template <typename T>
+__global__ void norm_affine_grad_kernel(int64_t A, int64_t D, const T* __restrict__ dy,
+                                        const T* __restrict__ x, const T* mean, const T* invstd,
+                                        T* dw, T* db) {
+  CVG_GRID_STRIDE(d, D) {
+    T sw = 0, sb = 0;
+    for (int64_t a = 0; a < A; ++a) {
+      const T g = dy[a * D + d];
+      sw += g * ((x[a * D + d] - mean[a]) * invstd[a]);
+      sb += g;
+    }
+    if (dw) dw[d] = sw;
+    if (db) db[d] = sb;
   }
 }
 
@@ -146,6 +165,19 @@ void norm_backward_cuda(const Tensor& dy, const Tensor& x, const NormGeom& geom,
         ptr_or_null<T>(sum_dy_xhat));
   });
   CVG_CUDA_CHECK_LAUNCH("norm backward (batch_norm / instance_norm / layer_norm)");
+}
+
+void norm_affine_grad_cuda(const Tensor& dy, const Tensor& x, const NormGeom& geom,
+                           const Tensor& mean, const Tensor& invstd, const Tensor& dw,
+                           const Tensor& db) {
+  if (geom.D == 0) return;
+  dispatch_floating(x.dtype(), "norm_affine_grad_cuda", [&](auto tag) {
+    using T = decltype(tag);
+    norm_affine_grad_kernel<T><<<grid_blocks(geom.D), kBlockThreads>>>(
+        geom.A, geom.D, dy.data<T>(), x.data<T>(), mean.data<T>(), invstd.data<T>(),
+        ptr_or_null<T>(dw), ptr_or_null<T>(db));
+  });
+  CVG_CUDA_CHECK_LAUNCH("layer_norm backward (weight / bias)");
 }
 
 }  // namespace cvg

@@ -39,13 +39,30 @@ CVG_HD A norm_invstd(A var, A eps) {
   return A(1) / sqrt(var + eps);
 }
 
-// Training-mode backward of y = xhat * w + b for one element, given the group sums over its
-// elements of gy = dy * w and of gy * xhat (n elements):
-//   dx = invstd * (gy - mean(gy) - xhat * mean(gy * xhat))
-// (the derivative of xhat through the group's mean and variance, folded into two sums).
+// y = a * x + shift with a = w * invstd, shift = b - mean * a: the normalisation and the
+// affine of a group with a per-channel weight, folded into one multiply-add per element.
 template <typename A>
-CVG_HD A norm_backward_dx(A gy, A xhat, A invstd, A mean_gy, A mean_gy_xhat) {
-  return invstd * (gy - mean_gy - xhat * mean_gy_xhat);
+struct NormCoef {
+  A a, shift;
+};
+template <typename A>
+CVG_HD NormCoef<A> norm_forward_coef(A mean, A invstd, A w, A b) {
+  return {w * invstd, b - mean * w * invstd};
+}
+
+// Training-mode backward of y = xhat * w + b. With the group means (over its n elements) of
+// gy = dy * w and of gy * xhat,
+//   dx = invstd * (gy - mean(gy) - xhat * mean(gy * xhat))
+// (the derivative of xhat through the group's mean and variance, folded into two sums), which
+// with xhat = (x - mean) * invstd is  dx = ka * gy + kb * x + kc:
+template <typename A>
+struct NormBackwardCoef {
+  A ka, kb, kc;
+};
+template <typename A>
+CVG_HD NormBackwardCoef<A> norm_backward_coef(A mean, A invstd, A mean_gy, A mean_gy_xhat) {
+  return {invstd, -invstd * invstd * mean_gy_xhat,
+          invstd * (mean * invstd * mean_gy_xhat - mean_gy)};
 }
 
 }  // namespace cvg

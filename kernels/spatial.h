@@ -2,8 +2,8 @@
 // Spatial softmax and soft-argmax over the H x W planes of an N x K x H x W tensor (keypoint
 // heads, "Deep Spatial Autoencoders", Finn et al. 2016).
 //
-//   spatial_softmax(x, T) : for each (n, k) plane, softmax over its H * W positions of x / T
-//                           (max-shifted, with the online normaliser of kernels/softmax_math.h).
+//   spatial_softmax(x, T) : for each (n, k) plane, softmax over its H * W positions of x / T,
+//                           max-shifted (no overflow for large logits).
 //   soft_argmax(x, units, T) -> N x K x 2 : the expected position (x, y) under
 //                           p = spatial_softmax(x, T):  (sum p u_x, sum p u_y).
 //     CoordUnits::Pixels     : pixel (row i, column j) sits at (u_x, u_y) = (j, i).
@@ -16,10 +16,12 @@
 //   soft_argmax     : dx = p * <u - u*, g> / T, u* the output        (a per-plane kernel when
 //                     the backward runs without create_graph; under create_graph the same
 //                     formula in differentiable ops, so second derivatives work)
-// One online state per plane, (max, sum of exp, and for soft_argmax the exp-weighted sums of
-// u_x and u_y), which absorbs an element in one step and merges with another state, so each
-// plane is read once for its statistics. CPU: spatial_cpu.cpp (one task per plane). CUDA:
-// spatial_cuda.cu (one block per plane, warp-shuffle merges).
+// Statistics: an online state per plane (max, sum of exp, and for soft_argmax the exp-weighted
+// sums of u_x and u_y; kernels/softmax_math.h's normaliser for spatial_softmax) absorbs an
+// element in one step and merges with another state, so CUDA threads each fold a slice and
+// merge. The CPU spatial_softmax takes the plane's max first instead (one exp per element).
+// CPU: spatial_cpu.cpp (one task per plane). CUDA: spatial_cuda.cu (one block per plane,
+// warp-shuffle merges).
 #include <cmath>
 #include <cstdint>
 #include <limits>

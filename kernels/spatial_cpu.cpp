@@ -1,7 +1,10 @@
 // CPU spatial_softmax / soft_argmax (see kernels/spatial.h): one task per (n, k) plane, which
-// folds the plane into an online state in row-major order and then writes its outputs, so the
-// result does not depend on the thread count. States are in the input type, as softmax_cpu.cpp.
+// reduces the plane in row-major order and then writes its outputs, so the result does not
+// depend on the thread count. soft_argmax folds the plane into an online state (in the input
+// type, as softmax_cpu.cpp); spatial_softmax takes the max first instead (see below).
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 #include "core/parallel.h"
 #include "kernels/softmax_math.h"
@@ -38,9 +41,23 @@ void spatial_softmax_cpu(const Tensor& x, const Tensor& out, int64_t planes, int
       for (int64_t p = p0; p < p1; ++p) {
         const T* xp = px + p * hw;
         T* yp = py + p * hw;
-        SoftmaxState<T> st = softmax_init<T>();
-        for (int64_t j = 0; j < hw; ++j) softmax_add(st, xp[j] * inv_t);
-        for (int64_t j = 0; j < hw; ++j) yp[j] = softmax_out(xp[j] * inv_t, st);
+        // Three passes over the plane (hot in cache): the max (a compare per element), then
+        // exp(z - max) written out and summed, then the scaling; one exp per element where the
+        // online form needs two. A NaN makes the max NaN and so the plane NaN; an all -inf
+        // plane gives exp(nan) = nan, as softmax.
+        T m = -std::numeric_limits<T>::infinity();
+        for (int64_t j = 0; j < hw; ++j) {
+          const T z = xp[j] * inv_t;
+          if (z > m || z != z) m = z;  // a NaN, once taken, stays
+        }
+        double s = 0;
+        for (int64_t j = 0; j < hw; ++j) {
+          const T e = std::exp(xp[j] * inv_t - m);
+          yp[j] = e;
+          s += e;
+        }
+        const T r = static_cast<T>(1.0 / s);
+        for (int64_t j = 0; j < hw; ++j) yp[j] *= r;
       }
     });
   });

@@ -106,6 +106,12 @@ TEST_CASE("spatial_softmax: every plane sums to 1, large logits do not overflow"
   CHECK(allclose(spatial_softmax(x + 1000.0), y, 1e-12, 1e-12));
   const Tensor y32 = spatial_softmax((x * 30.0).to(DType::float32));
   CHECK(allclose(sum(y32, {2, 3}), ones({3, 4}), 1e-5, 1e-5));
+  // A NaN poisons its own plane only.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const Tensor yn = spatial_softmax(t64({0, 1, nan, 2, 0, 1, 2, 3}, {1, 2, 2, 2}, false));
+  const std::vector<double> vn = yn.to_vector<double>();
+  for (int k = 0; k < 4; ++k) CHECK(std::isnan(vn[k]));
+  for (int k = 4; k < 8; ++k) CHECK(std::isfinite(vn[k]));
   // Equals softmax over the flattened plane.
   CHECK(allclose(reshape(y, {3, 4, 63}), reshape(spatial_softmax(reshape(x, {3, 4, 63, 1})), {3, 4, 63}),
                  1e-12, 1e-12));
