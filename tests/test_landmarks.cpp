@@ -262,6 +262,30 @@ TEST_CASE("landmarks: the triplet grid maps x2's pixels to where they came from 
   CHECK(worst / 0.02 < 0.1);
 }
 
+TEST_CASE("landmarks: warp_points inverts the sampling grid", "[landmarks]") {
+  manual_seed(20);
+  const int64_t s = 40, crop = 6;
+  const Tensor g = warp_grid(random_tps_params(2, WarpOptions{}, 1.0, kCPU), s, 10);
+  const Tensor px = grid_to_cropped_pixels(g, s, crop).to(DType::float64);  // 2 x 28 x 28 x 2
+  // Source points near the middle, where their preimages stay inside the warped crop.
+  const Tensor q = rand({2, 5, 2}, f64) * 10.0 + 9.0;
+  const Tensor p = warp_points(px, q);
+  // Interpolating the grid at p must give q back (to Newton's tolerance).
+  const auto pv = p.to_vector<double>(), qv = q.to_vector<double>(), gv = px.contiguous().to_vector<double>();
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t k = 0; k < 5; ++k) {
+      const double x = pv[(b * 5 + k) * 2], y = pv[(b * 5 + k) * 2 + 1];
+      const int64_t j0 = static_cast<int64_t>(x), i0 = static_cast<int64_t>(y);
+      const double fx = x - j0, fy = y - i0;
+      for (int c = 0; c < 2; ++c) {
+        auto at = [&](int64_t i, int64_t j) { return gv[((b * 28 + i) * 28 + j) * 2 + c]; };
+        const double v = (1 - fy) * ((1 - fx) * at(i0, j0) + fx * at(i0, j0 + 1)) +
+                         fy * ((1 - fx) * at(i0 + 1, j0) + fx * at(i0 + 1, j0 + 1));
+        CHECK(v == Approx(qv[(b * 5 + k) * 2 + c]).margin(1e-6));
+      }
+    }
+}
+
 TEST_CASE("landmarks: the regressor recovers a linear map; IOD error by hand", "[landmarks]") {
   manual_seed(17);
   const Tensor w_true = randn({6, 4}, f64);

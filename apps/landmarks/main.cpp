@@ -17,6 +17,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "cvg_git_commit.h"
@@ -25,6 +26,7 @@
 #include "core/serialization.h"
 #include "kernels/binary.h"
 #include "kernels/reduce.h"
+#include "kernels/sample.h"
 #include "kernels/shape.h"
 #include "kernels/spatial.h"
 #include "kernels/unary.h"
@@ -262,25 +264,59 @@ std::string regressor_path(const std::string& dir, int64_t n) {
   return (fs::path(dir) / ("regressor_" + std::to_string(n) + ".safetensors")).string();
 }
 
+// Warped copies of the first m labelled images (augment per image), their detected landmarks
+// and their annotated points moved by the same warps (warps.h, warp_points): more equations
+// for the regressors that see only a few labelled faces, as the thesis trains its regressor
+// "with the same warps as augmentation".
+std::pair<Tensor, Tensor> augmented(const TrainedRun& r, const data::Batch& b, int64_t m,
+                                    int64_t augment, Device device) {
+  NoGradGuard no_grad;
+  const int64_t size = b.input.size(2), crop = r.config.crop;
+  const Tensor images = narrow(b.input, 0, 0, m);
+  const Tensor rep = reshape(expand(unsqueeze(images, 1), {m, augment, images.size(1), size, size}),
+                             {m * augment, images.size(1), size, size});
+  const Tensor g = warp_grid(random_tps_params(m * augment, r.config.objective.warps, 1.0, kCPU),
+                             size, r.config.objective.warps.control_grid);
+  const Tensor warped = grid_sample(rep, g, GridSampleMode::Bilinear, GridPadding::Border);
+  const Tensor pts = reshape(expand(unsqueeze(points_in_crop(narrow(b.target, 0, 0, m), crop), 1),
+                                    {m, augment, b.target.size(1), 2}),
+                             {m * augment, b.target.size(1), 2});
+  return {detect(*r.detector, warped, crop, device),
+          warp_points(grid_to_cropped_pixels(g, size, crop), pts)};
+}
+
 int fit_regressor(const app::Args& a) {
   const TrainedRun r = open_run(a.out(), a.device());
   CVG_CHECK(r.data.labelled, kApp, " fit-regressor: the run's data (", r.config.data.source,
             ") has no annotated points; only synth is labelled");
+  manual_seed(a.seed());
   const int64_t pool = std::min(a.get_int("labelled-images"), r.data.train->size());
+  const int64_t augment = a.get_int("augment"), augment_below = a.get_int("augment-below");
   const std::vector<int64_t> counts = parse_counts(a.get_string("labelled"), pool);
   const data::Batch b = take(*r.data.train, 0, pool);
   const Tensor detected = detect(*r.detector, b.input, r.config.crop, a.device());
   const Tensor points = points_in_crop(b.target, r.config.crop);
+  // The augmented copies of the first m images serve every count below augment_below.
+  int64_t m = 0;
+  for (const int64_t n : counts)
+    if (n < augment_below) m = std::max(m, n);
+  Tensor aug_x, aug_y;
+  if (augment > 0 && m > 0) std::tie(aug_x, aug_y) = augmented(r, b, m, augment, a.device());
   for (const int64_t n : counts) {
-    const Tensor w = fit_linear_regressor(narrow(detected, 0, 0, n), narrow(points, 0, 0, n),
-                                          a.get_number("ridge"));
+    Tensor x = narrow(detected, 0, 0, n), y = narrow(points, 0, 0, n);
+    if (aug_x.defined() && n < augment_below) {
+      x = cat({x, narrow(aug_x, 0, 0, n * augment)}, 0);
+      y = cat({y, narrow(aug_y, 0, 0, n * augment)}, 0);
+    }
+    const Tensor w = fit_linear_regressor(x, y, a.get_number("ridge"));
     const double err = iod_error(apply_regressor(w, narrow(detected, 0, 0, n)),
                                  narrow(points, 0, 0, n), kLeftEye, kRightEye);
     save_safetensors(regressor_path(a.out(), n), {{"W", w.to(DType::float32)}},
                      {{"labelled_images", std::to_string(n)}, {"app", kApp}});
-    std::printf("regressor from %lld labelled images: training error %.2f%% of the inter-ocular "
-                "distance -> %s\n",
-                static_cast<long long>(n), 100 * err, regressor_path(a.out(), n).c_str());
+    std::printf("regressor from %lld labelled images (%lld equations with warped copies): "
+                "training error %.2f%% of the inter-ocular distance -> %s\n",
+                static_cast<long long>(n), static_cast<long long>(x.size(0)), 100 * err,
+                regressor_path(a.out(), n).c_str());
   }
   return 0;
 }
@@ -450,6 +486,8 @@ int main(int argc, char** argv) {
   cli.command("fit-regressor", "fit linear maps from the landmarks to the annotated points")
       .flag_string("labelled", "1,5,10,20,all", "labelled-image counts, one regressor each")
       .flag_int("labelled-images", 1000, "the labelled pool ('all')").at_least(1)
+      .flag_int("augment", 20, "warped copies per labelled image (0: none)").at_least(0).at_most(1000)
+      .flag_int("augment-below", 100, "augment only the regressors from fewer labelled images").at_least(0)
       .flag_number("ridge", 1e-4, "ridge regularisation (relative to the data's scale)").above(0);
   cli.command("eval", "write eval.json: regression error, mean-shape baseline, equivariance error")
       .flag_int("test-images", 1000, "held-out images for the regression error").at_least(1)

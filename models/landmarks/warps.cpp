@@ -1,5 +1,6 @@
 #include "models/landmarks/warps.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <mutex>
@@ -128,6 +129,54 @@ Triplet make_triplets(const Tensor& images, int64_t crop, const WarpOptions& o) 
   tr.x2 = cropped(full2);
   tr.grid = grid_to_output_pixels(grid_to_cropped_pixels(g2, size, crop)).contiguous();
   return tr;
+}
+
+Tensor warp_points(const Tensor& pixel_grid, const Tensor& points) {
+  CVG_CHECK(pixel_grid.dim() == 4 && pixel_grid.size(3) == 2 && points.dim() == 3 &&
+                points.size(2) == 2 && points.size(0) == pixel_grid.size(0),
+            "warp_points: expected pixel_grid N x H x W x 2 and points N x P x 2, got ",
+            pixel_grid.shape(), " and ", points.shape());
+  const int64_t n = pixel_grid.size(0), h = pixel_grid.size(1), w = pixel_grid.size(2),
+                np = points.size(1);
+  CVG_CHECK(h >= 2 && w >= 2, "warp_points: the grid must be at least 2 x 2, got ", h, "x", w);
+  const std::vector<double> g = pixel_grid.to(kCPU).to(DType::float64).contiguous().to_vector<double>();
+  std::vector<double> q = points.to(kCPU).to(DType::float64).contiguous().to_vector<double>();
+  for (int64_t b = 0; b < n; ++b) {
+    const double* gb = &g[static_cast<size_t>(b * h * w * 2)];
+    auto at = [&](int64_t i, int64_t j, int c) { return gb[(i * w + j) * 2 + c]; };
+    for (int64_t k = 0; k < np; ++k) {
+      double* pt = &q[static_cast<size_t>((b * np + k) * 2)];
+      const double tx = pt[0], ty = pt[1];
+      double x = std::clamp(tx, 0.0, static_cast<double>(w - 1));
+      double y = std::clamp(ty, 0.0, static_cast<double>(h - 1));
+      for (int it = 0; it < 20; ++it) {
+        // Bilinear cell containing (x, y) and the interpolant's value and Jacobian there.
+        const int64_t j0 = std::min<int64_t>(static_cast<int64_t>(std::floor(x)), w - 2);
+        const int64_t i0 = std::min<int64_t>(static_cast<int64_t>(std::floor(y)), h - 2);
+        const double fx = x - static_cast<double>(j0), fy = y - static_cast<double>(i0);
+        double v[2], dx[2], dy[2];
+        for (int c = 0; c < 2; ++c) {
+          const double a = at(i0, j0, c), bq = at(i0, j0 + 1, c), cq = at(i0 + 1, j0, c),
+                       d = at(i0 + 1, j0 + 1, c);
+          v[c] = (1 - fy) * ((1 - fx) * a + fx * bq) + fy * ((1 - fx) * cq + fx * d);
+          dx[c] = (1 - fy) * (bq - a) + fy * (d - cq);
+          dy[c] = (1 - fx) * (cq - a) + fx * (d - bq);
+        }
+        const double rx = v[0] - tx, ry = v[1] - ty;
+        const double det = dx[0] * dy[1] - dy[0] * dx[1];
+        if (std::abs(det) < 1e-12) break;
+        // Newton step: solve J [sx, sy] = r with J = [[dx0, dy0], [dx1, dy1]].
+        const double sx = (dy[1] * rx - dy[0] * ry) / det;
+        const double sy = (-dx[1] * rx + dx[0] * ry) / det;
+        x = std::clamp(x - sx, 0.0, static_cast<double>(w - 1));
+        y = std::clamp(y - sy, 0.0, static_cast<double>(h - 1));
+        if (std::abs(sx) + std::abs(sy) < 1e-9) break;
+      }
+      pt[0] = x;
+      pt[1] = y;
+    }
+  }
+  return from_vector(q, {n, np, 2}, TensorOptions{}.with_dtype(DType::float64));
 }
 
 }  // namespace cvg::landmarks

@@ -62,4 +62,12 @@ Tensor grid_to_cropped_pixels(const Tensor& grid, int64_t size, int64_t crop);
 // (u - 0.5) / 2: the grid at the detector's output resolution.
 Tensor grid_to_output_pixels(const Tensor& pixel_grid);
 
+// Where points of a source image land in its warped copy: pixel_grid (N x H x W x 2) holds, for
+// every pixel of the warped image, its position in the source (pixels, as
+// grid_to_cropped_pixels returns); points (N x P x 2) are source pixels. Returns N x P x 2: the
+// p with pixel_grid(p) = q, by Newton's method on the bilinear interpolant of the grid started
+// at p = q (the warps are close to the identity), float64 on the CPU. A point whose preimage
+// lies outside the warped image is clamped to its border.
+Tensor warp_points(const Tensor& pixel_grid, const Tensor& points);
+
 }  // namespace cvg::landmarks
