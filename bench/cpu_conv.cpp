@@ -4,15 +4,20 @@
 //   conv2d_k<k>s<s>            forward with bias
 //   conv2d_bwd_k<k>s<s>        forward + backward to x, weight and bias (the training step)
 //   conv_transpose2d_k4s2      padding 1: an H x W map upsampled to 2H x 2W, with bias
-// Shapes: the SIMPLE net the flagship app trains on a laptop (batch 16; 3 -> 20 k5 at 70 x 70,
-// then 35 x 35 maps: 20 -> 48 k5, 48 -> 64 k3, 64 -> 80 k3, 80 -> 256 k3, 256 -> 30 k1).
-// Counter GFLOP/s: 2 multiply-adds per (output, tap, input channel), times 3 for the training
-// step (forward, input gradient, weight gradient).
+// Shapes: the SIMPLE net the flagship app trains on a laptop (3 -> 20 k5 at 70 x 70, then
+// 35 x 35 maps: 20 -> 48 k5, 48 -> 64 k3, 64 -> 80 k3, 80 -> 256 k3, 256 -> 30 k1) at batch 16,
+// at batch 32 (a batch of image pairs), and at 48 x 48 input (24 x 24 maps), batch 16.
+// Counter GFLOP/s: 2 flops per (output, tap, input channel) multiply-add, times 3 for the
+// training step (forward, input gradient, weight gradient).
+// The "Time" column is wall-clock time; the "CPU" column is the CPU time of the whole process
+// (all threads) per iteration, steadier than wall-clock time on a busy machine and showing
+// the time threads burn spinning.
 #include <benchmark/benchmark.h>
 
 #include <array>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "core/autograd.h"
 #include "core/rng.h"
@@ -85,13 +90,20 @@ void bm_conv_transpose2d(benchmark::State& state, ConvCase c) {
 void reg(const std::string& op, const ConvCase& c, std::function<void(benchmark::State&)> fn) {
   benchmark::RegisterBenchmark(("cpu/" + op + "/" + label(c)).c_str(), std::move(fn))
       ->UseRealTime()
+      ->MeasureProcessCPUTime()
       ->Unit(benchmark::kMillisecond);
 }
 
 const bool registered = [] {
-  const ConvCase simple_net[] = {{16, 3, 70, 70, 20, 5, 1},   {16, 20, 35, 35, 48, 5, 1},
-                                 {16, 48, 35, 35, 64, 3, 1},  {16, 64, 35, 35, 80, 3, 1},
-                                 {16, 80, 35, 35, 256, 3, 1}, {16, 256, 35, 35, 30, 1, 1}};
+  // {Cin, Cout, k} of the SIMPLE net's layers; the first sees the input, the rest half of it.
+  const std::array<std::array<int64_t, 3>, 6> layers = {
+      {{3, 20, 5}, {20, 48, 5}, {48, 64, 3}, {64, 80, 3}, {80, 256, 3}, {256, 30, 1}}};
+  std::vector<ConvCase> simple_net;
+  for (const auto [n, size] : {std::array<int64_t, 2>{16, 70}, {32, 70}, {16, 48}})
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const int64_t hw = i == 0 ? size : size / 2;
+      simple_net.push_back({n, layers[i][0], hw, hw, layers[i][1], layers[i][2], 1});
+    }
   for (const ConvCase& c : simple_net)
     reg("conv2d" + params(c), c, [c](benchmark::State& s) { bm_conv2d(s, c); });
   for (const ConvCase& c : simple_net)

@@ -1,24 +1,44 @@
 // CPU kernels of the convolutions (conventions in kernels/conv.h, index math in conv_math.h).
 //
-// conv2d_cpu is im2col + GEMM, one image at a time. The column matrix of an image has one row
-// per (input channel c, kernel row r, kernel column s) and one column per output position
-// (oh, ow): col[(c, r, s), (oh, ow)] = x[c, oh sh - ph + r dh, ow sw - pw + s dw] (0 in the
-// padding). With the groups as a batch dimension of the GEMM (rows of col are grouped by
-// channel, so group g owns a contiguous block of rows):
-//   forward          out[n]  = weight [G, Cout/G, K] @ col [G, K, Ho Wo]       (+ bias)
-//   backward_input   col     = weight^T [G, K, Cout/G] @ grad_out[n];  grad_in[n] = col2im(col)
-//   backward_weight  grad_w += grad_out[n] [G, Cout/G, Ho Wo] @ col^T [G, Ho Wo, K]
-// The GEMMs are bmm_cpu (OpenBLAS, which threads internally, or the blocked loop, which uses
-// parallel_for); im2col and col2im split their rows / channels with parallel_for. One column
-// buffer (and, for the weight gradient, one GEMM result) is allocated per call and reused for
-// every image. A pointwise convolution (1x1, stride 1, no padding) is its own column matrix.
-// Every element is written by one thread and summed in a fixed order (images in increasing n),
-// so results do not depend on the thread count.
+// conv2d_cpu is im2col + GEMM. The column matrix of an image has one row per (input channel c,
+// kernel row r, kernel column s) and one column per output position (oh, ow):
+//   col[(c, r, s), (oh, ow)] = x[c, oh sh - ph + r dh, ow sw - pw + s dw]   (0 in the padding).
+// Rows of col are grouped by channel, so group g owns a contiguous block of K = Cin/G kH kW rows,
+// and per image and group each pass is one GEMM:
+//   forward          out[n]_g   = weight_g [Cout/G, K] @ col_g [K, Ho Wo]            (+ bias)
+//   backward_input   col_g      = weight_g^T [K, Cout/G] @ grad_out[n]_g [Cout/G, Ho Wo],
+//                    grad_in[n] = col2im(col)
+//   backward_weight  grad_w_g  += grad_out[n]_g [Cout/G, Ho Wo] @ col_g^T [Ho Wo, K]
+// A pointwise convolution (1x1, stride 1, no padding) is its own column matrix: no copy.
+//
+// Threading. A batch of at least kMinImagesToSplit images is split across the threads by
+// image: each thread unfolds its images into its own column buffer (allocated once per call,
+// never zero-filled, since im2col writes every entry) and runs single-threaded BLAS on it,
+// writing straight into its images' slices of the result. One BLAS call per image with BLAS's
+// own threads (the previous scheme) was 3-4x slower on 2 cores: BLAS's thread pool and the
+// OpenMP pool of parallel_for (im2col, col2im) took turns on the same two cores, each spinning
+// while the other worked, and every image paid several fork/joins, which cost milliseconds each
+// when the machine is busy. Here a whole pass is one fork/join, and a column buffer (a few MB)
+// is still in cache when the GEMM reads it.
+// The weight gradient sums over images, so the batch is cut into a fixed number of slices
+// (kWeightSlices, independent of the thread count); each slice sums its images in increasing
+// order into its own partial (BLAS's beta = 1), and the partials are added in slice order.
+// A smaller batch (one image at inference) runs image after image, with BLAS's threads in the
+// GEMMs and parallel_for in im2col / col2im. Which scheme runs depends only on the shapes, and
+// every element is summed in a fixed order, so results do not depend on the thread count.
 #include <algorithm>
+#include <climits>
+#include <exception>
+#include <mutex>
+#include <type_traits>
 
 #include "core/parallel.h"
 #include "kernels/conv.h"
 #include "kernels/matmul.h"
+
+#ifdef CVG_WITH_BLAS
+#include <cblas.h>
+#endif
 
 namespace cvg {
 
@@ -26,21 +46,142 @@ namespace {
 
 // parallel_for grain in elements touched: below this a loop stays on the calling thread.
 constexpr int64_t kGrainElems = 32768;
+// Batches at least this large are split across threads by image (see the header comment); with
+// fewer images some threads would idle while others finish their last image.
+constexpr int64_t kMinImagesToSplit = 4;
+// Slices of the batch with a weight-gradient partial each. A constant, so that the order of the
+// sum over the images does not depend on the thread count; 8 keeps up to 8 threads busy, and
+// the 7 extra partials are small next to the column buffers.
+constexpr int64_t kWeightSlices = 8;
 
 int64_t grain_for(int64_t elems_per_item) {
   return std::max<int64_t>(1, kGrainElems / std::max<int64_t>(1, elems_per_item));
 }
 
-// [batch, rows, cols] view of a contiguous block starting `offset` elements into t.
-Tensor mat3(const Tensor& t, int64_t offset, int64_t batch, int64_t rows, int64_t cols) {
-  return make_view(t, {batch, rows, cols}, {rows * cols, cols, 1}, t.offset() + offset);
-}
-// The transposed view [batch, cols, rows] of the same block (BLAS reads it with a flag).
-Tensor mat3_t(const Tensor& t, int64_t offset, int64_t batch, int64_t rows, int64_t cols) {
-  return make_view(t, {batch, cols, rows}, {rows * cols, 1, cols}, t.offset() + offset);
+// While one of these lives, OpenBLAS runs each call on its calling thread: the callers are
+// parallel_for's threads, and each of them starting BLAS's own threads would put two thread
+// pools on the same cores. openblas_set_num_threads is process-wide, so the scopes are counted:
+// the first to open saves BLAS's thread count and the last to close restores it (a matmul on
+// another thread meanwhile runs single-threaded, which is slower but never wrong). Without
+// OpenMP nothing is split across threads, and BLAS keeps its own.
+class BlasSingleThreaded {
+ public:
+  BlasSingleThreaded() {
+#if defined(CVG_WITH_BLAS) && defined(_OPENMP)
+    std::lock_guard<std::mutex> lock(state().mutex);
+    if (state().open++ == 0) {
+      state().saved = openblas_get_num_threads();
+      if (state().saved != 1) openblas_set_num_threads(1);
+    }
+#endif
+  }
+  ~BlasSingleThreaded() {
+#if defined(CVG_WITH_BLAS) && defined(_OPENMP)
+    std::lock_guard<std::mutex> lock(state().mutex);
+    if (--state().open == 0 && state().saved != 1) openblas_set_num_threads(state().saved);
+#endif
+  }
+  BlasSingleThreaded(const BlasSingleThreaded&) = delete;
+  BlasSingleThreaded& operator=(const BlasSingleThreaded&) = delete;
+
+ private:
+  struct State {
+    std::mutex mutex;
+    int open = 0;   // scopes alive
+    int saved = 1;  // BLAS's thread count before the first of them
+  };
+  static State& state() {
+    static State s;
+    return s;
+  }
+};
+
+// A row-major matrix inside a contiguous tensor: element (i, j) at t[off + i ld + j]. With
+// `trans` the GEMM operand is its transpose (BLAS reads it with a flag, nothing is copied).
+struct MatRef {
+  const Tensor& t;
+  int64_t off, ld;
+  bool trans;
+};
+
+// c[c_off ...] = a @ b, or += a @ b when `accumulate`, with a m x k and b k x n after their
+// transposes and the result a contiguous m x n block of c. One cblas_?gemm call when the build
+// has BLAS (beta = 1 accumulates in place); otherwise matmul's blocked loop, through a scratch
+// result when accumulating.
+template <typename T>
+void gemm(int64_t m, int64_t n, int64_t k, MatRef a, MatRef b, const Tensor& c, int64_t c_off,
+          bool accumulate) {
+  if (m == 0 || n == 0) return;
+#ifdef CVG_WITH_BLAS
+  // k = 0 (an empty sum) goes to the loop: BLAS implementations differ on it.
+  if (k > 0 && m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && a.ld <= INT_MAX &&
+      b.ld <= INT_MAX) {
+    const auto ta = a.trans ? CblasTrans : CblasNoTrans;
+    const auto tb = b.trans ? CblasTrans : CblasNoTrans;
+    const int mi = static_cast<int>(m), ni = static_cast<int>(n), ki = static_cast<int>(k);
+    const int lda = static_cast<int>(a.ld), ldb = static_cast<int>(b.ld);
+    const T* pa = a.t.data<T>() + a.off;
+    const T* pb = b.t.data<T>() + b.off;
+    T* pc = c.data<T>() + c_off;
+    if constexpr (std::is_same_v<T, float>)
+      cblas_sgemm(CblasRowMajor, ta, tb, mi, ni, ki, 1.0f, pa, lda, pb, ldb,
+                  accumulate ? 1.0f : 0.0f, pc, ni);
+    else
+      cblas_dgemm(CblasRowMajor, ta, tb, mi, ni, ki, 1.0, pa, lda, pb, ldb,
+                  accumulate ? 1.0 : 0.0, pc, ni);
+    return;
+  }
+#endif
+  auto view = [](MatRef r, int64_t rows, int64_t cols) {
+    return make_view(r.t, {1, rows, cols}, r.trans ? Shape{0, 1, r.ld} : Shape{0, r.ld, 1},
+                     r.t.offset() + r.off);
+  };
+  const Tensor cv = make_view(c, {1, m, n}, {0, n, 1}, c.offset() + c_off);
+  if (!accumulate) {
+    gemm_fallback_cpu(view(a, m, k), view(b, k, n), cv);
+    return;
+  }
+  const Tensor part = Tensor::empty({1, m, n}, TensorOptions{}.with_dtype(c.dtype()));
+  gemm_fallback_cpu(view(a, m, k), view(b, k, n), part);
+  T* pc = cv.data<T>();
+  const T* pp = part.data<T>();
+  for (int64_t i = 0; i < m * n; ++i) pc[i] += pp[i];
 }
 
-// Unfolds one image x [Cin, H, W] into col [Cin kH kW, Ho Wo].
+// True when the batch is split across threads by image (or by slices of images).
+bool split_images(const ConvGeometry& g) { return g.n >= kMinImagesToSplit; }
+
+// Runs fn(b, e, col) on consecutive ranges covering [0, count), with col a column buffer
+// [Cin kH kW, Ho Wo] (undefined for a pointwise convolution) that the range's thread owns. When
+// `split`, the ranges go to parallel_for's threads with BLAS single-threaded; otherwise one range
+// runs on the calling thread. An exception on a thread (out of memory) is rethrown here, since
+// it must not leave an OpenMP region.
+template <typename Fn>
+void for_ranges(const ConvGeometry& g, DType dtype, bool split, int64_t count, Fn&& fn) {
+  auto run = [&](int64_t b, int64_t e) {
+    const Tensor col =
+        g.is_pointwise()
+            ? Tensor()
+            : Tensor::empty({g.cin * g.taps(), g.out_plane()}, TensorOptions{}.with_dtype(dtype));
+    fn(b, e, col);
+  };
+  if (!split) return run(int64_t{0}, count);
+  BlasSingleThreaded single;
+  std::mutex mutex;
+  std::exception_ptr error;
+  parallel_for(count, 1, [&](int64_t b, int64_t e) {
+    try {
+      run(b, e);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (!error) error = std::current_exception();
+    }
+  });
+  if (error) std::rethrow_exception(error);
+}
+
+// Unfolds one image x [Cin, H, W] into col [Cin kH kW, Ho Wo], writing every entry. The rows are
+// split with parallel_for, which runs inline when called from one of its threads already.
 template <typename T>
 void im2col(const T* x, const ConvGeometry& g, T* col) {
   const int64_t rows = g.cin * g.taps(), plane = g.out_plane();
@@ -52,12 +193,9 @@ void im2col(const T* x, const ConvGeometry& g, T* col) {
       const ConvRange vw = conv_valid_outputs(g.w, g.wo, g.sw, offw);
       const T* xc = x + c * g.in_plane();
       T* dst = col + row * plane;
-      for (int64_t oh = 0; oh < g.ho; ++oh) {
+      std::fill(dst, dst + vh.begin * g.wo, T(0));  // output rows whose tap is in the padding
+      for (int64_t oh = vh.begin; oh < vh.end; ++oh) {
         T* d = dst + oh * g.wo;
-        if (oh < vh.begin || oh >= vh.end) {
-          std::fill(d, d + g.wo, T(0));
-          continue;
-        }
         const T* xrow = xc + (oh * g.sh + offh) * g.w;
         std::fill(d, d + vw.begin, T(0));
         if (g.sw == 1) {
@@ -67,6 +205,7 @@ void im2col(const T* x, const ConvGeometry& g, T* col) {
         }
         std::fill(d + vw.end, d + g.wo, T(0));
       }
+      std::fill(dst + vh.end * g.wo, dst + plane, T(0));
     }
   });
 }
@@ -96,87 +235,95 @@ void col2im(const T* col, const ConvGeometry& g, T* gin) {
   });
 }
 
+// Where the column matrix of image n is: the image itself when pointwise, else `col` after
+// im2col has filled it. Returns the tensor and the element offset of the matrix in it.
+template <typename T>
+std::pair<const Tensor*, int64_t> columns_of(const Tensor& x, int64_t n, const ConvGeometry& g,
+                                             const Tensor& col) {
+  if (g.is_pointwise()) return {&x, n * g.cin * g.in_plane()};
+  im2col(x.data<T>() + n * g.cin * g.in_plane(), g, col.data<T>());
+  return {&col, 0};
+}
+
 template <typename T>
 void forward(const Tensor& x, const Tensor& w, const Tensor& bias, const ConvGeometry& g,
              const Tensor& out) {
-  const int64_t G = g.groups, P = g.out_plane(), HW = g.in_plane();
-  const bool pointwise = g.is_pointwise();
-  const Tensor col = pointwise ? Tensor() : Tensor::empty({g.cin * g.taps(), P}, x.options());
-  const Tensor wv = mat3(w, 0, G, g.cout_g(), g.k_g());
-  for (int64_t n = 0; n < g.n; ++n) {
-    Tensor cols;
-    if (pointwise) {
-      cols = mat3(x, n * g.cin * HW, G, g.cin_g(), HW);
-    } else {
-      im2col(x.data<T>() + n * g.cin * HW, g, col.data<T>());
-      cols = mat3(col, 0, G, g.k_g(), P);
-    }
-    bmm_cpu(wv, cols, mat3(out, n * g.cout * P, G, g.cout_g(), P));
-  }
-  if (bias.defined()) {
-    const T* pb = bias.data<T>();
-    T* po = out.data<T>();
-    parallel_for(g.n * g.cout, grain_for(P), [&](int64_t b, int64_t e) {
-      for (int64_t plane = b; plane < e; ++plane) {
-        const T v = pb[plane % g.cout];
-        T* p = po + plane * P;
-        for (int64_t i = 0; i < P; ++i) p[i] += v;
+  const int64_t G = g.groups, M = g.cout_g(), K = g.k_g(), P = g.out_plane();
+  for_ranges(g, x.dtype(), split_images(g), g.n, [&](int64_t n0, int64_t n1, const Tensor& col) {
+    for (int64_t n = n0; n < n1; ++n) {
+      const auto [src, src_off] = columns_of<T>(x, n, g, col);
+      for (int64_t grp = 0; grp < G; ++grp)
+        gemm<T>(M, P, K, {w, grp * M * K, K, false}, {*src, src_off + grp * K * P, P, false}, out,
+                (n * g.cout + grp * M) * P, false);
+      if (bias.defined()) {  // while the image's result is still in cache
+        const T* pb = bias.data<T>();
+        T* po = out.data<T>() + n * g.cout * P;
+        for (int64_t co = 0; co < g.cout; ++co)
+          for (int64_t i = 0; i < P; ++i) po[co * P + i] += pb[co];
       }
-    });
-  }
+    }
+  });
 }
 
 template <typename T>
 void backward_input(const Tensor& gout, const Tensor& w, const ConvGeometry& g,
                     const Tensor& gin) {
-  const int64_t G = g.groups, P = g.out_plane(), HW = g.in_plane();
+  const int64_t G = g.groups, M = g.cout_g(), K = g.k_g(), P = g.out_plane();
   const bool pointwise = g.is_pointwise();
-  const Tensor col = pointwise ? Tensor() : Tensor::empty({g.cin * g.taps(), P}, gout.options());
-  const Tensor wt = mat3_t(w, 0, G, g.cout_g(), g.k_g());  // [G, K, Cout/G]
-  for (int64_t n = 0; n < g.n; ++n) {
-    const Tensor gv = mat3(gout, n * g.cout * P, G, g.cout_g(), P);
-    if (pointwise) {
-      bmm_cpu(wt, gv, mat3(gin, n * g.cin * HW, G, g.cin_g(), HW));
-    } else {
-      bmm_cpu(wt, gv, mat3(col, 0, G, g.k_g(), P));
-      col2im(col.data<T>(), g, gin.data<T>() + n * g.cin * HW);
-    }
-  }
+  for_ranges(g, gout.dtype(), split_images(g), g.n,
+             [&](int64_t n0, int64_t n1, const Tensor& col) {
+               for (int64_t n = n0; n < n1; ++n) {
+                 // Pointwise, weight^T @ grad_out is the input gradient itself.
+                 const Tensor& dst = pointwise ? gin : col;
+                 const int64_t dst_off = pointwise ? n * g.cin * P : 0;
+                 for (int64_t grp = 0; grp < G; ++grp)
+                   gemm<T>(K, P, M, {w, grp * M * K, K, true},
+                           {gout, (n * g.cout + grp * M) * P, P, false}, dst,
+                           dst_off + grp * K * P, false);
+                 if (!pointwise)
+                   col2im(col.data<T>(), g, gin.data<T>() + n * g.cin * g.in_plane());
+               }
+             });
 }
 
 template <typename T>
 void backward_weight(const Tensor& gout, const Tensor& x, const ConvGeometry& g,
                      const Tensor& gw) {
-  const int64_t G = g.groups, P = g.out_plane(), HW = g.in_plane();
+  const int64_t G = g.groups, M = g.cout_g(), K = g.k_g(), P = g.out_plane();
   if (g.n == 0 || P == 0) {  // an empty sum
     Tensor(gw).fill_(0.0);
     return;
   }
-  const bool pointwise = g.is_pointwise();
-  const Tensor col = pointwise ? Tensor() : Tensor::empty({g.cin * g.taps(), P}, x.options());
-  // Image 0 writes grad_w; later images go through `part` and are added to it.
-  const Tensor part = g.n > 1 ? Tensor::empty(gw.shape(), gw.options()) : Tensor();
-  const Tensor gwv = mat3(gw, 0, G, g.cout_g(), g.k_g());
-  for (int64_t n = 0; n < g.n; ++n) {
-    Tensor cols_t;  // [G, Ho Wo, K]
-    if (pointwise) {
-      cols_t = mat3_t(x, n * g.cin * HW, G, g.cin_g(), HW);
-    } else {
-      im2col(x.data<T>() + n * g.cin * HW, g, col.data<T>());
-      cols_t = mat3_t(col, 0, G, g.k_g(), P);
+  const bool split = split_images(g);
+  const int64_t slices = split ? std::min(g.n, kWeightSlices) : 1;
+  const int64_t size = gw.numel();
+  // Slice 0 sums into grad_w itself, slice s > 0 into row s - 1 of `parts`.
+  const Tensor parts =
+      slices > 1 ? Tensor::empty({slices - 1, size}, TensorOptions{}.with_dtype(gw.dtype()))
+                 : Tensor();
+  for_ranges(g, x.dtype(), split, slices, [&](int64_t s0, int64_t s1, const Tensor& col) {
+    for (int64_t s = s0; s < s1; ++s) {
+      const Tensor& acc = s == 0 ? gw : parts;
+      const int64_t acc_off = s == 0 ? 0 : (s - 1) * size;
+      const int64_t n0 = s * g.n / slices, n1 = (s + 1) * g.n / slices;
+      for (int64_t n = n0; n < n1; ++n) {
+        const auto [src, src_off] = columns_of<T>(x, n, g, col);
+        for (int64_t grp = 0; grp < G; ++grp)
+          gemm<T>(M, K, P, {gout, (n * g.cout + grp * M) * P, P, false},
+                  {*src, src_off + grp * K * P, P, true}, acc, acc_off + grp * M * K, n > n0);
+      }
     }
-    const Tensor gv = mat3(gout, n * g.cout * P, G, g.cout_g(), P);
-    if (n == 0) {
-      bmm_cpu(gv, cols_t, gwv);
-      continue;
+  });
+  if (slices == 1) return;
+  T* pw = gw.data<T>();
+  const T* pp = parts.data<T>();
+  parallel_for(size, grain_for(slices), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      T acc = pw[i];
+      for (int64_t s = 1; s < slices; ++s) acc += pp[(s - 1) * size + i];
+      pw[i] = acc;
     }
-    bmm_cpu(gv, cols_t, mat3(part, 0, G, g.cout_g(), g.k_g()));
-    T* acc = gw.data<T>();
-    const T* add = part.data<T>();
-    parallel_for(gw.numel(), kGrainElems, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) acc[i] += add[i];
-    });
-  }
+  });
 }
 
 // Runs fn(i) for every result element i of the pass, split across threads.

@@ -4,10 +4,15 @@
 // are not multiples of the CUDA tiles and one spanning many blocks), then plain test cases: every
 // CPU kernel (im2col + GEMM, the direct loops of the CUDA v1 kernels, the implicit-GEMM loads of
 // the CUDA v2 kernel) against a naive loop written here for a batch of random configurations,
+// the CPU kernel's split of larger batches across threads (same bits with 1, 2 and 3 threads),
 // the adjoint identity <conv2d(x, w), y> = <x, conv_transpose2d(y, w)>, and the error messages.
 #include <catch2/catch.hpp>
 
 #include <random>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "core/autograd.h"
 #include "core/rng.h"
@@ -88,8 +93,9 @@ Reference reference(const Cfg& c, const std::vector<double>& x, const std::vecto
 std::vector<double> values(const Tensor& t) { return t.to_vector<double>(); }
 Tensor f64(const std::vector<double>& v, const Shape& s) { return t64(v, s, false); }
 
-// Random configurations: odd sizes, every argument varied, groups dividing the channels.
-std::vector<Cfg> random_configs(int count, uint32_t seed) {
+// Random configurations: odd sizes, every argument varied, groups dividing the channels, a
+// batch of n_min to n_max images.
+std::vector<Cfg> random_configs(int count, uint32_t seed, int64_t n_min = 1, int64_t n_max = 3) {
   std::mt19937 rng(seed);
   auto pick = [&](int64_t lo, int64_t hi) {
     return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
@@ -98,7 +104,7 @@ std::vector<Cfg> random_configs(int count, uint32_t seed) {
   while (static_cast<int>(cfgs.size()) < count) {
     Cfg c;
     c.groups = pick(1, 3);
-    c.n = pick(1, 3);
+    c.n = pick(n_min, n_max);
     c.cin = c.groups * pick(1, 3);
     c.cout = c.groups * pick(1, 3);
     c.h = pick(1, 9);
@@ -358,6 +364,66 @@ TEST_CASE("conv: every CPU kernel matches the definition on random configuration
       }
     }
   }
+}
+
+// conv2d_cpu splits a batch of 4 or more images across the threads, and sums the weight
+// gradient over a fixed number of batch slices (kernels/conv_cpu.cpp); the configurations above
+// have at most 3 images. Here: batches of 4 to 19 (fewer, as many as and more images than
+// slices, uneven slices), each run with 1, 2 and 3 threads, which must agree to the last bit.
+TEST_CASE("conv: the CPU batch split matches the definition and not the thread count",
+          "[conv]") {
+  std::vector<Cfg> cfgs = random_configs(12, 19, 4, 19);
+  cfgs.push_back({9, 6, 4, 5, 7, 1, 1, {1, 1}, {0, 0}, {1, 1}, 2});     // pointwise
+  cfgs.push_back({13, 4, 6, 12, 11, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1});  // "same" padding
+#ifdef _OPENMP
+  const int threads_before = omp_get_max_threads();
+  const int thread_counts[] = {1, 2, 3};
+#else
+  const int thread_counts[] = {1};
+#endif
+  uint64_t seed = 700;
+  for (const Cfg& c : cfgs) {
+    const ConvGeometry g = geometry_of(c);
+    const Tensor x = uniform64({c.n, c.cin, c.h, c.w}, -1, 1, ++seed, false);
+    const Tensor w = uniform64({c.cout, c.cin / c.groups, c.kh, c.kw}, -1, 1, ++seed, false);
+    const Tensor b = uniform64({c.cout}, -1, 1, ++seed, false);
+    const Tensor gout = uniform64({c.n, c.cout, g.ho, g.wo}, -1, 1, ++seed, false);
+    const Reference ref = reference(c, values(x), values(w), values(b), values(gout));
+    for (DType dt : {DType::float64, DType::float32}) {
+      INFO(describe(c) << ", " << dtype_name(dt));
+      const double tol = dt == DType::float64 ? 1e-12 : 1e-5;
+      const Tensor xd = x.to(dt), wd = w.to(dt), bd = b.to(dt), gd = gout.to(dt);
+      std::vector<Tensor> first;  // out, gx, gw with the first thread count
+      for (int threads : thread_counts) {
+        INFO(threads << " threads");
+#ifdef _OPENMP
+        omp_set_num_threads(threads);
+#endif
+        const TensorOptions o = xd.options();
+        Tensor out = Tensor::empty(gout.shape(), o), gx = Tensor::empty(x.shape(), o),
+               gw = Tensor::empty(w.shape(), o);
+        out.fill_(1e3);
+        gx.fill_(1e3);
+        gw.fill_(1e3);
+        conv2d_cpu(ConvPass::forward, xd, wd, bd, g, out);
+        conv2d_cpu(ConvPass::backward_input, gd, wd, Tensor(), g, gx);
+        conv2d_cpu(ConvPass::backward_weight, gd, xd, Tensor(), g, gw);
+        CHECK(max_abs_diff(out, f64(ref.out, out.shape())) < tol);
+        CHECK(max_abs_diff(gx, f64(ref.gx, gx.shape())) < tol);
+        CHECK(max_abs_diff(gw, f64(ref.gw, gw.shape())) < tol);
+        if (first.empty()) {
+          first = {out, gx, gw};
+        } else {
+          CHECK(max_abs_diff(out, first[0]) == 0.0);
+          CHECK(max_abs_diff(gx, first[1]) == 0.0);
+          CHECK(max_abs_diff(gw, first[2]) == 0.0);
+        }
+      }
+    }
+  }
+#ifdef _OPENMP
+  omp_set_num_threads(threads_before);
+#endif
 }
 
 TEST_CASE("conv: the public ops' gradients match the definition", "[conv]") {
