@@ -106,10 +106,13 @@ struct Cells {
       double s = 0;
       for (int64_t i = 0; i < h; ++i) {
         double* row = mk + (i / m) * cw;
-        for (int64_t j = 0; j < w; ++j) {
-          const T e = std::exp(z[i * w + j] - zmax[k]);
-          s += e;
-          row[j / m] += e;
+        const T* zr = z + i * w;
+        // Cell by cell along the row (no division per element).
+        for (int64_t c = 0; c < cw; ++c) {
+          double cs = 0;
+          for (int64_t j = c * m; j < (c + 1) * m; ++j) cs += std::exp(zr[j] - zmax[k]);
+          row[c] += cs;
+          s += cs;
         }
       }
       inv_sum[k] = 1.0 / s;
@@ -232,11 +235,13 @@ void landmark_diversity_loss_backward_cpu(const Tensor& g, const Tensor& x, int6
           T* d = pd + (n * K + k) * hw;
           for (int64_t i = 0; i < h; ++i) {
             const int64_t* row_winner = cells.winner.data() + (i / m) * cells.cw;
-            for (int64_t j = 0; j < w; ++j) {
-              // The forward's exp (in T), so p matches the masses it summed.
-              const double p = std::exp(z[i * w + j] - cells.zmax[k]) * cells.inv_sum[k];
-              d[i * w + j] =
-                  static_cast<T>(scale * lm_diversity_grad(p, row_winner[j / m] == k, won[k]));
+            for (int64_t c = 0; c < cells.cw; ++c) {
+              const bool win = row_winner[c] == k;
+              for (int64_t j = i * w + c * m; j < i * w + (c + 1) * m; ++j) {
+                // The forward's exp (in T), so p matches the masses it summed.
+                const double p = std::exp(z[j] - cells.zmax[k]) * cells.inv_sum[k];
+                d[j] = static_cast<T>(scale * lm_diversity_grad(p, win, won[k]));
+              }
             }
           }
         }

@@ -18,6 +18,8 @@ struct ObjectiveOptions {
   double gamma = 1.0;      // diversity weight (output-pixel units: see README of the app)
   int64_t cell = 2;        // m, the diversity loss's sum-pooling cell
   bool align = false;      // the soft-argmax alignment loss (eq. 5) instead of eq. 6
+  bool fused = true;       // eq. 6 and L_div by the fused kernels of kernels/landmark_loss.h
+                           // (same values and gradients, differentiable once); false: losses.h
   WarpOptions warps;
 };
 
@@ -26,7 +28,7 @@ struct ObjectiveParts {
   double equivariance = 0; // the eq. 6 (or eq. 5) term
   double diversity = 0;    // L_div(p) + L_div(p2), before gamma
   Triplet triplet;         // the images and grid the step used
-  Tensor p, p2;            // probability maps
+  Tensor p, p2;            // probability maps (detached when the fused losses ran)
 };
 
 ObjectiveParts training_objective(Detector& detector, const Tensor& images,

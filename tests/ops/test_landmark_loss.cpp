@@ -18,6 +18,7 @@
 #include "kernels/unary.h"
 #include "kernels/view.h"
 #include "models/landmarks/losses.h"
+#include "models/landmarks/objective.h"
 #include "tests/support/op_registry.h"
 #include "tests/support/test_utils.h"
 
@@ -361,4 +362,32 @@ TEST_CASE("fused landmark losses: errors", "[ops][landmark_loss][errors]") {
              }),
              Contains("landmark_equivariance_loss_backward: grad must have the dtype of logits "
                       "(float64), got float32"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The app's objective (models/landmarks/objective.h) gives the same total and parameter
+// gradients with the fused losses (the default) and with the unfused composition.
+
+TEST_CASE("landmarks objective: fused and unfused losses agree", "[ops][landmark_loss]") {
+  manual_seed(800);
+  landmarks::Detector det(
+      landmarks::DetectorOptions{.landmarks = 4, .in_channels = 3, .width = 0.25});
+  const Tensor images = rand({2, 3, 20, 20});
+  auto step = [&](bool fused) {
+    landmarks::ObjectiveOptions o;
+    o.crop = 2;
+    o.fused = fused;
+    manual_seed(801);  // the same warps for both
+    const landmarks::ObjectiveParts parts = landmarks::training_objective(det, images, o);
+    TensorList g = grad({parts.total}, det.parameters());
+    g.push_back(parts.total.detach());
+    return g;
+  };
+  const TensorList fused = step(true), unfused = step(false);
+  REQUIRE(fused.size() == unfused.size());
+  for (size_t i = 0; i < fused.size(); ++i) {
+    INFO("tensor " << i << " (the last is the total), max diff "
+                   << max_abs_diff(fused[i], unfused[i]));
+    CHECK(allclose(fused[i], unfused[i], 1e-4, 1e-6));
+  }
 }
