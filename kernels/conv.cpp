@@ -148,7 +148,9 @@ Tensor forward_impl(const Tensor& x, const Tensor& weight, const Tensor& bias,
                   TensorList grads(3);
                   if (n.needs_grad(0)) grads[0] = backward_input_op(gout, saved_w.unpack(n), g);
                   if (n.needs_grad(1)) grads[1] = backward_weight_op(gout, saved_x.unpack(n), g);
-                  if (n.needs_grad(2)) grads[2] = sum(gout, {0, 2, 3});
+                  // Planes first: a sum over the contiguous H, W then over N is several times
+                  // faster than the reduction over {0, 2, 3} in one go.
+                  if (n.needs_grad(2)) grads[2] = sum(sum(gout, {2, 3}), {0});
                   return grads;
                 });
 }
