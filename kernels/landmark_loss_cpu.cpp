@@ -20,13 +20,26 @@ namespace {
 // Planes per task: enough elements (~16k) per task that the fork/join pays off.
 int64_t plane_grain(int64_t hw) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, hw)); }
 
-// The plane's maximum; a NaN, once met, stays (and then makes the whole plane NaN, as softmax).
+// The plane's maximum, or NaN when the plane holds one (which then makes the whole plane NaN,
+// as softmax). Four running maxima and a separate NaN flag keep the loop free of a serial
+// compare-and-branch chain.
 template <typename T>
 T plane_max(const T* z, int64_t n) {
-  T m = -std::numeric_limits<T>::infinity();
-  for (int64_t j = 0; j < n; ++j)
-    if (z[j] > m || z[j] != z[j]) m = z[j];
-  return m;
+  T m[4] = {-std::numeric_limits<T>::infinity(), -std::numeric_limits<T>::infinity(),
+            -std::numeric_limits<T>::infinity(), -std::numeric_limits<T>::infinity()};
+  bool nan = false;
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4)
+    for (int l = 0; l < 4; ++l) {
+      m[l] = z[j + l] > m[l] ? z[j + l] : m[l];
+      nan |= z[j + l] != z[j + l];
+    }
+  for (; j < n; ++j) {
+    m[0] = z[j] > m[0] ? z[j] : m[0];
+    nan |= z[j] != z[j];
+  }
+  if (nan) return std::numeric_limits<T>::quiet_NaN();
+  return std::max(std::max(m[0], m[1]), std::max(m[2], m[3]));
 }
 
 // Softmax statistics of one plane of logits: p = e * inv_sum with e = exp(z - zmax), the mean
@@ -36,18 +49,19 @@ struct Moments {
   double inv_sum, mx, my, var;
 };
 
-// Three passes over the plane (it stays in L1/L2): the max, exp(z - max) into the scratch e
-// with the sums of e and e c, then the spread about the mean (the centred form). One exp per
-// element; e is kept for the caller (the backward turns it into probabilities).
+// Four passes over the plane (it stays in L1/L2): the max, exp(z - max) into the scratch e (a
+// loop of nothing but the exp calls), the sums of e and e c, then the spread about the mean
+// (the centred form). One exp per element; e is kept for the caller (the backward turns it
+// into probabilities).
 template <typename T, typename Pos>
 Moments plane_moments(const T* z, int64_t h, int64_t w, Pos pos, T* e) {
   const T zmax = plane_max(z, h * w);
+  for (int64_t idx = 0; idx < h * w; ++idx) e[idx] = std::exp(z[idx] - zmax);
   double s = 0, sx = 0, sy = 0;
   for (int64_t i = 0; i < h; ++i)
     for (int64_t j = 0; j < w; ++j) {
       const int64_t idx = i * w + j;
-      const T ej = std::exp(z[idx] - zmax);
-      e[idx] = ej;
+      const double ej = e[idx];
       const auto [cx, cy] = pos(i, j, idx);
       s += ej;
       sx += ej * cx;

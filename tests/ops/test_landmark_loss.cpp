@@ -391,3 +391,15 @@ TEST_CASE("landmarks objective: fused and unfused losses agree", "[ops][landmark
     CHECK(allclose(fused[i], unfused[i], 1e-4, 1e-6));
   }
 }
+
+TEST_CASE("fused landmark losses: a NaN logit makes the loss NaN, as the unfused one",
+          "[ops][landmark_loss]") {
+  NoGradGuard no_grad;
+  std::vector<double> v = logits64({1, 2, 4, 4}, 1.0, 900, false).to_vector<double>();
+  v[21] = std::numeric_limits<double>::quiet_NaN();  // landmark 1, pixel (1, 1)
+  const Tensor x = t64(v, {1, 2, 4, 4}, false), grid = smooth_grid(1, 4, 4, 901);
+  CHECK(std::isnan(landmark_equivariance_loss(x, x, grid).item()));
+  CHECK(std::isnan(unfused_equivariance(x, x, grid).item()));
+  CHECK(std::isnan(landmark_diversity_loss(x, 2).item()));
+  CHECK(std::isnan(unfused_diversity(x, 2).item()));
+}
