@@ -1,0 +1,87 @@
+#pragma once
+// The DANN model of Ganin's thesis, chapter 5 (MNIST architecture; project notes section 3.3),
+// its training objective, schedules and metrics.
+//
+//   features  G_f : conv5x5x32 - ReLU - maxpool2/2 - conv5x5x48 - ReLU - maxpool2/2 -> 768
+//                   (3 x 28 x 28 input: 24 x 24 x 32, 12 x 12 x 32, 8 x 8 x 48, 4 x 4 x 48)
+//   label     G_y : FC100 - ReLU - FC100 - ReLU - FC10
+//   domain    G_d : gradient reversal (kernels/grad_reverse.h) - FC100 - ReLU - FC2
+// The input is mean-subtracted inside features() (the channel means of the training images,
+// DannData::mean, held in the buffer "input_mean" so that checkpoints carry it), so raw [0, 1]
+// images go in everywhere.
+//
+// Objective of one step (batches of 64 labelled source + 64 unlabelled target images):
+//   dann         L = CE(G_y(G_f(x_s)), y_s) + CE_s + CE_t, where CE_s and CE_t are the mean
+//                domain cross-entropies over the source half (label 0) and the target half
+//                (label 1) of G_d(R_lambda(G_f([x_s; x_t]))): the thesis's E (eq. 5.3.9) with its
+//                two separately averaged domain terms. G_d descends its loss with weight 1; the
+//                reversal hands G_f -lambda_p times the domain gradient.
+//   source-only  L = CE(G_y(G_f(x_s)), y_s)   (the lower baseline; no domain branch)
+//   target-only  L = CE(G_y(G_f(x_t)), y_t)   (train on target, the upper bound; uses target labels)
+// Schedules (p = training progress in [0, 1]): lr_p = 0.01 / (1 + 10 p)^0.75
+// (nn::InverseDecayLR) and lambda_p = 2 / (1 + exp(-10 p)) - 1 (dann_lambda), with SGD and
+// momentum 0.9.
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/tensor.h"
+#include "nn/module.h"
+
+namespace cvg::dann {
+
+enum class Mode { dann, source_only, target_only };
+Mode parse_mode(const std::string& s);  // "dann", "source-only", "target-only"
+const char* mode_name(Mode m);
+
+// lambda_p = 2 / (1 + exp(-gamma p)) - 1: 0 at p = 0, -> 1 as p grows (thesis eq. 5.4.1 area).
+double dann_lambda(double p, double gamma = 10.0);
+
+class DannNet : public nn::Module {
+ public:
+  explicit DannNet(std::array<double, 3> input_mean = {0, 0, 0});
+  // G_f: [N, 3, 28, 28] images in [0, 1] -> [N, 768].
+  Tensor features(const Tensor& x);
+  Tensor classify(const Tensor& f);                   // G_y: [N, 768] -> [N, 10] logits
+  Tensor discriminate(const Tensor& f, double lambda);  // G_d(R_lambda(f)): [N, 2] logits
+  Tensor forward(const Tensor& x) override { return classify(features(x)); }
+  std::string describe() const override { return "DannNet"; }
+
+  void set_input_mean(const std::array<double, 3>& m);
+
+  std::shared_ptr<nn::Module> feature_net, label_net, domain_net;
+  Tensor input_mean;  // buffer, float32 [1, 3, 1, 1]
+};
+
+struct StepLoss {
+  Tensor total;              // what backward() runs on
+  double label_loss = 0;     // CE of the label predictor on its labelled half
+  double domain_loss = 0;    // CE_s + CE_t (dann only, else 0)
+  double domain_accuracy = 0;  // the domain classifier's accuracy on the 128 images (dann only)
+};
+
+// The objective above. xs, xt: image batches on the model's device; ys, yt: int64 labels (yt is
+// read only by target-only, xt ignored by source-only).
+StepLoss training_loss(DannNet& net, Mode mode, const Tensor& xs, const Tensor& ys, const Tensor& xt,
+                       const Tensor& yt, double lambda);
+
+// Label accuracy over images x [N, 3, 28, 28] (CPU) with labels y, in batches, in eval mode
+// without autograd, on `device`.
+double accuracy(DannNet& net, const Tensor& x, const Tensor& y, Device device, int64_t batch = 500);
+// G_f features of x (CPU float32 [N, 768]), computed like accuracy().
+Tensor extract_features(DannNet& net, const Tensor& x, Device device, int64_t batch = 500);
+
+// Proxy A-distance (Ben-David et al.; thesis eq. 5.2.2) between two feature sets [N, D]:
+// a logistic-regression probe is trained to tell them apart on the first half of each (features
+// standardised with the training half's statistics, full-batch gradient descent, `steps`
+// iterations), and its error eps on the second halves gives 2 (1 - 2 eps). Near 0: the domains
+// are indistinguishable; 2: perfectly separable. Deterministic.
+double proxy_a_distance(const Tensor& fs, const Tensor& ft, int64_t steps = 300);
+
+// The top-2 principal components of rows x [N, D]: the [N, 2] float64 projections of the
+// centred rows (eigenvectors by power iteration with deflation, in double; sign fixed so the
+// largest-magnitude coefficient of each axis is positive).
+Tensor pca_2d(const Tensor& x);
+
+}  // namespace cvg::dann
