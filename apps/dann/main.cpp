@@ -1,0 +1,309 @@
+// cvg-dann: unsupervised domain adaptation by backpropagation (Ganin and Lempitsky, ICML 2015;
+// Ganin's thesis, chapter 5). A network learns to classify labelled source digits (MNIST) while a
+// domain classifier behind a gradient reversal layer pushes its features to look the same on an
+// unlabelled target domain (MNIST-M', the digits blended with real photographs).
+//   cvg-dann train   --mode dann | source-only | target-only   (the method and the two baselines
+//                    of the thesis's Table 5.I) into the run folder (--out)
+//   cvg-dann eval    eval.json: source and target test accuracy, proxy A-distance of the features
+//   cvg-dann show    mnistm_preview.png (source digits over their MNIST-M' blends) and
+//                    features_pca.svg (2-D PCA of source and target features; --before DIR adds
+//                    the panel of another run, e.g. source-only, for "before / after adaptation")
+// Model, data, objective and metrics: models/dann/. docs/dann.md: results and decisions.
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cvg_git_commit.h"
+#include "core/autograd.h"
+#include "core/rng.h"
+#include "kernels/shape.h"
+#include "kernels/view.h"
+#include "models/dann/data.h"
+#include "models/dann/model.h"
+#include "models/dann/plots.h"
+#include "nn/app/app.h"
+#include "nn/checkpoint.h"
+#include "nn/data/loader.h"
+#include "nn/data/transforms.h"
+#include "nn/optim.h"
+
+using namespace cvg;
+using namespace cvg::dann;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kApp = "cvg-dann";
+
+// ---- configuration --------------------------------------------------------------------------
+
+DataOptions data_options(const nlohmann::json& j) {
+  DataOptions d;
+  d.task = j.value("task", std::string("mnist"));
+  d.data_dir = j.value("data-dir", std::string("data"));
+  d.seed = j.value("data-seed", uint64_t{0});
+  d.train_count = j.value("train-images", int64_t{8000});
+  d.test_count = j.value("test-images", int64_t{2000});
+  return d;
+}
+
+struct TrainedRun {
+  nlohmann::json config;
+  DannData data;
+  std::shared_ptr<DannNet> net;
+  Mode mode = Mode::dann;
+  int64_t step = 0;
+};
+
+TrainedRun open_run(const std::string& dir, Device device) {
+  const std::string ckpt = (fs::path(dir) / "checkpoint.safetensors").string();
+  CVG_CHECK(fs::exists(ckpt), kApp, ": no checkpoint in ", dir, " (run `", kApp, " train --out ", dir,
+            "` first)");
+  const nn::CheckpointInfo info = nn::read_checkpoint_info(ckpt);
+  CVG_CHECK(info.meta.app == kApp, kApp, ": ", ckpt, " was written by '", info.meta.app, "', not ", kApp);
+  TrainedRun r;
+  r.config = nlohmann::json::parse(info.meta.config);
+  r.mode = parse_mode(r.config.value("mode", std::string("dann")));
+  r.data = open_dann_data(data_options(r.config));
+  r.net = std::make_shared<DannNet>();
+  r.step = nn::load_checkpoint(ckpt, *r.net, nullptr, /*restore_rng=*/false).step;
+  r.net->to(device);
+  r.net->eval();
+  return r;
+}
+
+// Source and target test accuracy, and the proxy A-distance of the features of (at most)
+// pad_images test images per domain.
+nlohmann::json evaluate(DannNet& net, const DannData& d, Device device, int64_t pad_images) {
+  nlohmann::json e;
+  e["source_accuracy"] = accuracy(net, d.source.test_x, d.source.test_y, device);
+  e["target_accuracy"] = accuracy(net, d.target.test_x, d.target.test_y, device);
+  e["test_images"] = d.source.test_x.size(0);
+  if (pad_images > 0) {
+    const int64_t n = std::min({pad_images, d.source.test_x.size(0), d.target.test_x.size(0)});
+    if (n >= 4) {
+      const Tensor fs_ = extract_features(net, narrow(d.source.test_x, 0, 0, n), device);
+      const Tensor ft = extract_features(net, narrow(d.target.test_x, 0, 0, n), device);
+      e["proxy_a_distance"] = proxy_a_distance(fs_, ft);
+      e["proxy_a_images"] = n;
+    }
+  }
+  return e;
+}
+
+void write_json(const std::string& path, const nlohmann::json& j) {
+  std::ofstream f(path);
+  CVG_CHECK(f.good(), kApp, ": cannot write ", path);
+  f << j.dump(2) << "\n";
+}
+
+// ---- train ----------------------------------------------------------------------------------
+
+// Batch `k` (0-based, counting over epochs) of a shuffled loader: stateless, so a resumed run
+// draws exactly the batches the uninterrupted run would have.
+data::Batch batch_number(const data::DataLoader& loader, int64_t k) {
+  const int64_t nb = loader.num_batches();
+  const int64_t epoch = k / nb;
+  return loader.make_batch(loader.order(epoch), epoch, k % nb);
+}
+
+int train(const app::Args& a) {
+  const Device device = a.device();
+  manual_seed(a.seed());
+  const Mode mode = parse_mode(a.get_string("mode"));
+  const int64_t steps = a.get_int("steps"), batch = a.get_int("batch-size"),
+                every = a.get_int("checkpoint-every"), eval_every = a.get_int("eval-every");
+  const DannData data = open_dann_data(data_options(a.config()));
+  CVG_CHECK(batch <= data.source.train_x.size(0), "--batch-size ", batch, " exceeds the ",
+            data.source.train_x.size(0), " training images");
+
+  auto net = std::make_shared<DannNet>(data.mean);
+  net->to(device);
+  nn::SGD opt(net->parameters(), nn::SgdOptions{.lr = a.get_number("lr"), .momentum = a.get_number("momentum")});
+  const nn::InverseDecayLR schedule{a.get_number("lr"), steps, a.get_number("lr-alpha"), a.get_number("lr-beta")};
+  const double gamma = a.get_number("gamma");
+  int64_t start = 0;
+  if (!a.resume().empty()) start = nn::load_checkpoint(a.resume(), *net, &opt).step;
+  CVG_CHECK(start < steps, "--resume: the checkpoint is at step ", start, ", nothing left for --steps ", steps);
+
+  std::optional<app::RunDir> run;
+  if (!a.out().empty()) run.emplace(a.out(), a.config(), start > 0 ? std::optional<int64_t>(start) : std::nullopt);
+  nn::CheckpointMeta meta{kApp, a.config().dump(), CVG_GIT_COMMIT, {}};
+
+  std::printf("%s: %s on %s, %lld steps of %lld source + %lld target images\n%s\n%s", kApp, mode_name(mode),
+              device.str().c_str(), static_cast<long long>(steps), static_cast<long long>(batch),
+              static_cast<long long>(mode == Mode::dann ? batch : 0), data.description.c_str(),
+              net->summary().c_str());
+  std::fflush(stdout);
+
+  auto dataset = [](const DomainSplit& s) {
+    return std::make_shared<data::TensorDataset>(s.train_x, s.train_y);
+  };
+  // The two domains are drawn independently (their own shuffles), as two data streams.
+  const data::DataLoader source(dataset(data.source),
+                                {.batch_size = batch, .shuffle = true, .seed = a.seed(), .drop_last = true});
+  const data::DataLoader target(dataset(data.target), {.batch_size = batch, .shuffle = true,
+                                                       .seed = data::derive_key(a.seed(), 1), .drop_last = true});
+  app::Progress progress = app::Progress::on_stdout(
+      {.total = steps, .first_step = start, .items_per_step = mode == Mode::dann ? 2 * batch : batch});
+  net->train();
+  double last = NAN;
+  for (int64_t step = start + 1; step <= steps; ++step) {
+    const double p = static_cast<double>(step - 1) / static_cast<double>(steps);
+    const double lambda = dann_lambda(p, gamma);
+    const data::Batch s = batch_number(source, step - 1);
+    const data::Batch t = batch_number(target, step - 1);
+    opt.set_lr(schedule(step - 1));
+    opt.zero_grad();
+    const StepLoss loss = training_loss(*net, mode, s.input.to(device), s.target.to(device),
+                                        t.input.to(device), t.target.to(device), lambda);
+    loss.total.backward();
+    opt.step();
+    last = loss.total.item();
+    progress.update(step, last);
+    if (run) {
+      nlohmann::json rec = {{"step", step}, {"loss", last}, {"label_loss", loss.label_loss},
+                            {"lr", opt.lr()}, {"lambda", mode == Mode::dann ? lambda : 0.0}};
+      if (mode == Mode::dann) {
+        rec["domain_loss"] = loss.domain_loss;
+        rec["domain_accuracy"] = loss.domain_accuracy;
+      }
+      if (step % eval_every == 0 || step == steps) {
+        const nlohmann::json e = evaluate(*net, data, device, 0);
+        rec["source_accuracy"] = e["source_accuracy"];
+        rec["target_accuracy"] = e["target_accuracy"];
+        progress.print(str_cat("step ", step, ": source accuracy ", e["source_accuracy"].get<double>(),
+                               ", target accuracy ", e["target_accuracy"].get<double>()));
+      }
+      run->log(rec);
+      if (step % every == 0 || step == steps || app::interrupted())
+        nn::save_checkpoint(run->checkpoint_path(), *net, &opt, step, meta);
+    }
+    if (app::interrupted()) {
+      progress.finish();
+      if (run) run->plot({"loss", "label_loss", "domain_loss"});
+      std::printf("interrupted at step %lld%s\n", static_cast<long long>(step),
+                  run ? ("; continue with --resume " + run->checkpoint_path()).c_str() : "");
+      return app::kInterruptedExitCode;
+    }
+  }
+  progress.finish();
+  nlohmann::json e = evaluate(*net, data, device, a.get_int("pad-images"));
+  e["mode"] = mode_name(mode);
+  e["steps"] = steps;
+  std::printf("final loss %.4f\n%s\n", last, e.dump().c_str());
+  if (run) {
+    run->plot({"loss", "label_loss", "domain_loss"});
+    run->plot({"source_accuracy", "target_accuracy", "domain_accuracy"}, "accuracy.svg");
+    write_json(run->file("eval.json"), e);
+    std::printf("run folder %s: config.json, metrics.jsonl, loss.svg, accuracy.svg, eval.json, "
+                "checkpoint.safetensors\nnext: %s show --out %s\n",
+                run->dir().c_str(), kApp, run->dir().c_str());
+  }
+  return std::isfinite(last) ? 0 : 1;
+}
+
+// ---- eval -----------------------------------------------------------------------------------
+
+int eval(const app::Args& a) {
+  const TrainedRun r = open_run(a.out(), a.device());
+  nlohmann::json e = evaluate(*r.net, r.data, a.device(), a.get_int("pad-images"));
+  e["app"] = kApp;
+  e["run"] = a.out();
+  e["mode"] = mode_name(r.mode);
+  e["steps"] = r.step;
+  e["data"] = r.data.description;
+  const std::string path = (fs::path(a.out()) / "eval.json").string();
+  write_json(path, e);
+  std::printf("%s\nwritten to %s\n", e.dump(2).c_str(), path.c_str());
+  return 0;
+}
+
+// ---- show -----------------------------------------------------------------------------------
+
+ScatterPanel feature_panel(const TrainedRun& r, int64_t n, Device device) {
+  const int64_t ns = std::min(n, r.data.source.test_x.size(0)), nt = std::min(n, r.data.target.test_x.size(0));
+  const Tensor f = cat({extract_features(*r.net, narrow(r.data.source.test_x, 0, 0, ns), device),
+                        extract_features(*r.net, narrow(r.data.target.test_x, 0, 0, nt), device)},
+                       0);
+  ScatterPanel p;
+  p.title = str_cat(mode_name(r.mode), " (", r.step, " steps)");
+  p.xy = pca_2d(f);
+  p.group.assign(static_cast<size_t>(ns), 0);
+  p.group.resize(static_cast<size_t>(ns + nt), 1);
+  return p;
+}
+
+int show(const app::Args& a) {
+  const Device device = a.device();
+  const TrainedRun r = open_run(a.out(), device);
+  const std::string preview = (fs::path(a.out()) / "mnistm_preview.png").string();
+  write_mnistm_preview(preview, r.data, a.get_int("count"), a.get_int("zoom"));
+  std::printf("MNIST-M' preview (rows: source train digits, their target blends, source test digits, "
+              "their target blends): %s\n", preview.c_str());
+  std::vector<ScatterPanel> panels;
+  if (!a.get_string("before").empty()) {
+    const TrainedRun before = open_run(a.get_string("before"), device);
+    CVG_CHECK(before.data.description == r.data.description, kApp, " show: --before ", a.get_string("before"),
+              " was trained on other data (", before.data.description, ")");
+    panels.push_back(feature_panel(before, a.get_int("points"), device));
+  }
+  panels.push_back(feature_panel(r, a.get_int("points"), device));
+  const std::string svg = (fs::path(a.out()) / "features_pca.svg").string();
+  write_svg_scatter(svg, panels, {"source (MNIST test)", "target (MNIST-M' test)"},
+                    "G_f features of test images, first two principal components");
+  std::printf("feature scatter (PCA; %zu panel%s): %s\n", panels.size(), panels.size() > 1 ? "s" : "",
+              svg.c_str());
+  return 0;
+}
+
+void data_flags(app::Command& c) {
+  c.flag_string("task", "mnist", "mnist: MNIST -> MNIST-M'; fashion: Fashion-MNIST -> Fashion-M'")
+      .one_of({"mnist", "fashion"})
+      .flag_string("data-dir", "data", "where scripts/fetch-data put the datasets").metavar("DIR")
+      .flag_int("data-seed", 0, "seed of the digit split, the photo split and the crops").at_least(0)
+      .flag_int("train-images", 8000, "training images per domain, at most").at_least(1)
+      .flag_int("test-images", 2000, "test images per domain, at most").at_least(1);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  app::Cli cli(kApp,
+               "Domain-adversarial training (Ganin and Lempitsky 2015): MNIST -> MNIST-M' with a gradient "
+               "reversal layer, and its source-only / train-on-target baselines.");
+  cli.set_default_command("train");
+  cli.set_default_seed(1);
+  cli.set_default_out("runs/dann");
+  app::Command& t = cli.command("train", "train the label predictor (and, for dann, the domain classifier)");
+  data_flags(t);
+  t.flag_string("mode", "dann", "dann | source-only | target-only (train on labelled target: the upper bound)")
+      .one_of({"dann", "source-only", "target-only"})
+      .flag_int("steps", 3000, "optimizer steps (p = training progress goes 0 -> 1 over them)").at_least(1)
+      .flag_int("batch-size", 64, "images per domain per step").at_least(1)
+      .flag_number("lr", 0.01, "mu_0 of lr_p = mu_0 / (1 + alpha p)^beta").above(0)
+      .flag_number("lr-alpha", 10, "alpha of the learning-rate schedule").at_least(0)
+      .flag_number("lr-beta", 0.75, "beta of the learning-rate schedule").at_least(0)
+      .flag_number("momentum", 0.9, "SGD momentum").at_least(0).at_most(0.999)
+      .flag_number("gamma", 10, "gamma of lambda_p = 2 / (1 + exp(-gamma p)) - 1").at_least(0)
+      .flag_int("eval-every", 500, "steps between test-accuracy records in metrics.jsonl").at_least(1)
+      .flag_int("pad-images", 1000, "test images per domain for the final proxy A-distance (0: skip)").at_least(0)
+      .flag_int("checkpoint-every", 500, "steps between checkpoints").at_least(1);
+  cli.command("eval", "write eval.json: source and target test accuracy, proxy A-distance")
+      .flag_int("pad-images", 1000, "test images per domain for the proxy A-distance (0: skip)").at_least(0);
+  cli.command("show", "mnistm_preview.png and features_pca.svg in the run folder")
+      .flag_string("before", "", "another run folder (e.g. source-only) drawn as the 'before adaptation' panel")
+      .metavar("DIR")
+      .flag_int("points", 500, "test images per domain in the scatter").at_least(2)
+      .flag_int("count", 12, "digits per preview row").at_least(1).at_most(64)
+      .flag_int("zoom", 3, "preview enlargement").at_least(1).at_most(16);
+  return app::run_main(cli, argc, argv, [](const app::Args& a) {
+    if (a.command() == "eval") return eval(a);
+    if (a.command() == "show") return show(a);
+    return train(a);
+  });
+}
