@@ -193,6 +193,26 @@ void im2col(const T* x, const ConvGeometry& g, T* col) {
       const ConvRange vw = conv_valid_outputs(g.w, g.wo, g.sw, offw);
       const T* xc = x + c * g.in_plane();
       T* dst = col + row * plane;
+      if (g.sh == 1 && g.sw == 1 && g.wo == g.w) {
+        // Stride 1 with the output as wide as the input ("same" padding): the row is the
+        // plane shifted by one offset, so the valid output rows are one copy; it also copies,
+        // into the padding columns, the neighbouring input row's ends, zeroed after it. One
+        // call per row instead of several per output row (35-wide rows make those add up).
+        const int64_t shift = offh * g.w + offw;
+        const int64_t first = std::min(plane, std::max(vh.begin * g.wo, -shift));
+        const int64_t last = std::min(vh.end * g.wo, g.in_plane() - shift);
+        std::fill(dst, dst + first, T(0));
+        if (first < last) std::copy(xc + first + shift, xc + last + shift, dst + first);
+        std::fill(dst + std::max(first, last), dst + plane, T(0));
+        // Column by column: a few columns, each a strided store loop (row by row, the compiler
+        // makes each 1- or 2-element fill a memset call).
+        auto zero_column = [&](int64_t ow) {
+          for (int64_t oh = vh.begin; oh < vh.end; ++oh) dst[oh * g.wo + ow] = T(0);
+        };
+        for (int64_t ow = 0; ow < vw.begin; ++ow) zero_column(ow);
+        for (int64_t ow = vw.end; ow < g.wo; ++ow) zero_column(ow);
+        continue;
+      }
       std::fill(dst, dst + vh.begin * g.wo, T(0));  // output rows whose tap is in the padding
       for (int64_t oh = vh.begin; oh < vh.end; ++oh) {
         T* d = dst + oh * g.wo;
@@ -252,15 +272,16 @@ void forward(const Tensor& x, const Tensor& w, const Tensor& bias, const ConvGeo
   for_ranges(g, x.dtype(), split_images(g), g.n, [&](int64_t n0, int64_t n1, const Tensor& col) {
     for (int64_t n = n0; n < n1; ++n) {
       const auto [src, src_off] = columns_of<T>(x, n, g, col);
-      for (int64_t grp = 0; grp < G; ++grp)
-        gemm<T>(M, P, K, {w, grp * M * K, K, false}, {*src, src_off + grp * K * P, P, false}, out,
-                (n * g.cout + grp * M) * P, false);
-      if (bias.defined()) {  // while the image's result is still in cache
+      // With a bias the result starts as the bias and the GEMM adds to it: BLAS would
+      // otherwise zero it first (beta = 0), and adding the bias after is another pass.
+      if (bias.defined()) {
         const T* pb = bias.data<T>();
         T* po = out.data<T>() + n * g.cout * P;
-        for (int64_t co = 0; co < g.cout; ++co)
-          for (int64_t i = 0; i < P; ++i) po[co * P + i] += pb[co];
+        for (int64_t co = 0; co < g.cout; ++co) std::fill(po + co * P, po + (co + 1) * P, pb[co]);
       }
+      for (int64_t grp = 0; grp < G; ++grp)
+        gemm<T>(M, P, K, {w, grp * M * K, K, false}, {*src, src_off + grp * K * P, P, false}, out,
+                (n * g.cout + grp * M) * P, bias.defined());
     }
   });
 }
