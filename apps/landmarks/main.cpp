@@ -313,10 +313,10 @@ int fit_regressor(const app::Args& a) {
                                  narrow(points, 0, 0, n), kLeftEye, kRightEye);
     save_safetensors(regressor_path(a.out(), n), {{"W", w.to(DType::float32)}},
                      {{"labelled_images", std::to_string(n)}, {"app", kApp}});
-    std::printf("regressor from %lld labelled images (%lld equations with warped copies): "
-                "training error %.2f%% of the inter-ocular distance -> %s\n",
-                static_cast<long long>(n), static_cast<long long>(x.size(0)), 100 * err,
-                regressor_path(a.out(), n).c_str());
+    const std::string with = x.size(0) > n ? str_cat(" + ", x.size(0) - n, " warped copies") : "";
+    std::printf("regressor from %lld labelled images%s: training error %.2f%% of the "
+                "inter-ocular distance -> %s\n",
+                static_cast<long long>(n), with.c_str(), 100 * err, regressor_path(a.out(), n).c_str());
   }
   return 0;
 }
@@ -473,7 +473,7 @@ int main(int argc, char** argv) {
   t.flag_int("landmarks", 10, "K, the number of landmarks").at_least(1).at_most(512)
       .flag_number("width", 0.5, "filters relative to the thesis's SIMPLE net (20, 48, 64, 80, 256)")
       .above(0).at_most(8)
-      .flag_int("steps", 2500, "optimizer steps").at_least(1)
+      .flag_int("steps", 1500, "optimizer steps").at_least(1)
       .flag_int("batch-size", 16, "images per step (each with its warped copy)").at_least(1)
       .flag_number("lr", 1e-3, "Adam learning rate").above(0)
       .flag_number("lr-drop", 0.8, "fraction of the steps after which the rate drops x0.1").above(0).at_most(1)
