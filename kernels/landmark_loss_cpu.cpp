@@ -101,12 +101,12 @@ struct GridPos {
 template <typename T>
 struct Cells {
   int64_t K, h, w, m, cw, cells;
-  std::vector<T> zmax;
+  std::vector<T> zmax, e;  // e: one plane's exp(z - zmax), scratch
   std::vector<double> inv_sum, mass, best;
   std::vector<int64_t> winner;
 
   Cells(int64_t K_, int64_t h_, int64_t w_, int64_t m_)
-      : K(K_), h(h_), w(w_), m(m_), cw(w_ / m_), cells((h_ / m_) * (w_ / m_)), zmax(K_),
+      : K(K_), h(h_), w(w_), m(m_), cw(w_ / m_), cells((h_ / m_) * (w_ / m_)), zmax(K_), e(h_ * w_),
         inv_sum(K_), mass(K_ * cells), best(cells), winner(cells) {}
 
   // xi: the image's K x h x w logits. Sum-pools each landmark's exps row by row (contiguous
@@ -117,14 +117,16 @@ struct Cells {
       const T* z = xi + k * h * w;
       double* mk = mass.data() + k * cells;
       zmax[k] = plane_max(z, h * w);
+      // The exp calls in a loop of their own, then the sums.
+      for (int64_t idx = 0; idx < h * w; ++idx) e[idx] = std::exp(z[idx] - zmax[k]);
       double s = 0;
       for (int64_t i = 0; i < h; ++i) {
         double* row = mk + (i / m) * cw;
-        const T* zr = z + i * w;
+        const T* er = e.data() + i * w;
         // Cell by cell along the row (no division per element).
         for (int64_t c = 0; c < cw; ++c) {
           double cs = 0;
-          for (int64_t j = c * m; j < (c + 1) * m; ++j) cs += std::exp(zr[j] - zmax[k]);
+          for (int64_t j = c * m; j < (c + 1) * m; ++j) cs += er[j];
           row[c] += cs;
           s += cs;
         }
