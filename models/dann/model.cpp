@@ -133,7 +133,7 @@ double accuracy(DannNet& net, const Tensor& x, const Tensor& y, Device device, i
   const Tensor labels = y.to(DType::int64);
   in_batches(net, x, device, batch, [&](int64_t b, int64_t n, const Tensor& f) {
     const Tensor pred = argmax(net.classify(f), 1).to(kCPU);
-    correct += sum(eq(pred, narrow(labels, 0, b, n))).to(DType::int64).item<int64_t>();
+    correct += std::llround(sum(eq(pred, narrow(labels, 0, b, n)).to(DType::float64)).item());
   });
   return static_cast<double>(correct) / static_cast<double>(x.size(0));
 }

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# End-to-end smoke test of cvg-dann on a tiny setting (seconds on a CPU): train in each mode
+# (dann with a checkpoint and a resume), eval and show must succeed and write what they promise;
+# bad invocations must fail with exit code 2 before writing anything.
+# Needs the real data (scripts/fetch-data): the repository's data/ folder, or CVG_DATA_DIR.
+# Usage: dann_smoke.sh PATH/TO/cvg-dann
+set -euo pipefail
+bin="$1"
+here="$(cd "$(dirname "$0")" && pwd)"
+data="${CVG_DATA_DIR:-$here/../../data}"
+test -f "$data/mnist-json/0.json" || { echo "dann smoke: no MNIST JSON under $data (run scripts/fetch-data)"; exit 1; }
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+tiny=(--device cpu --data-dir "$data" --train-images 64 --test-images 32 --batch-size 8)
+
+"$bin" --help | grep -q "source-only"
+"$bin" train "${tiny[@]}" --mode dann --steps 4 --checkpoint-every 2 --eval-every 2 --pad-images 16 \
+  --out "$work/dann" > "$work/train.log"
+grep -q "final loss" "$work/train.log"
+for f in config.json metrics.jsonl loss.svg accuracy.svg eval.json checkpoint.safetensors; do
+  test -s "$work/dann/$f" || { echo "train did not write $f"; exit 1; }
+done
+test "$(wc -l < "$work/dann/metrics.jsonl")" -eq 4
+"$bin" train "${tiny[@]}" --mode dann --steps 6 --checkpoint-every 2 --eval-every 2 --pad-images 16 \
+  --out "$work/dann" --resume "$work/dann/checkpoint.safetensors" > "$work/resume.log"
+test "$(wc -l < "$work/dann/metrics.jsonl")" -eq 6
+"$bin" train "${tiny[@]}" --mode source-only --steps 3 --pad-images 0 --out "$work/src" > /dev/null
+"$bin" train "${tiny[@]}" --mode target-only --steps 3 --pad-images 0 --out "$work/tgt" > /dev/null
+
+"$bin" eval --device cpu --out "$work/dann" --pad-images 16 > "$work/eval.log"
+python3 - "$work/dann/eval.json" "$work/dann/metrics.jsonl" <<'PY'
+import json, math, sys
+e = json.load(open(sys.argv[1]))
+for key in ("source_accuracy", "target_accuracy", "proxy_a_distance"):
+    assert key in e and math.isfinite(e[key]), key
+assert 0 <= e["source_accuracy"] <= 1 and 0 <= e["target_accuracy"] <= 1
+assert e["mode"] == "dann" and e["steps"] == 6 and e["test_images"] == 32
+rows = [json.loads(l) for l in open(sys.argv[2])]
+assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+assert all(0 <= r["lambda"] < 1 and "domain_loss" in r for r in rows)
+assert rows[0]["lambda"] == 0 and rows[-1]["lambda"] > rows[1]["lambda"]
+assert all("target_accuracy" in rows[i] for i in (1, 3, 5))
+PY
+
+"$bin" show --device cpu --out "$work/dann" --before "$work/src" --points 16 --count 4 > "$work/show.log"
+head -c 8 "$work/dann/mnistm_preview.png" | od -An -c | grep -q "P   N   G" || { echo "show: no PNG"; exit 1; }
+grep -q "<svg" "$work/dann/features_pca.svg"
+test "$(grep -o "<circle" "$work/dann/features_pca.svg" | wc -l)" -eq $((2 * (32 + 2)))
+
+# Bad input: exit code 2 and nothing written.
+set +e
+"$bin" train --mode dan --out "$work/bad" > /dev/null 2>&1; code=$?
+set -e
+test "$code" -eq 2 && test ! -e "$work/bad"
+set +e
+"$bin" train "${tiny[@]}" --data-dir "$work/no-data" --out "$work/bad2" > /dev/null 2> "$work/err.log"; code=$?
+set -e
+test "$code" -eq 2 && test ! -e "$work/bad2" && grep -q "scripts/fetch-data" "$work/err.log"
+set +e
+"$bin" eval --device cpu --out "$work/missing" > /dev/null 2> "$work/err.log"; code=$?
+set -e
+test "$code" -eq 2 && grep -q "no checkpoint" "$work/err.log"
+echo "dann smoke test passed"
