@@ -1,0 +1,60 @@
+"""PyTorch side of the DANN train-step benchmark (bench/cpu_dann.cpp).
+
+Ops "dann_step" and "dann_source_only_step" with dims N x 3 x 28 x 28: one training step of
+the MNIST DANN network exactly as models/dann/model.cpp computes it. G_f = conv5x5x32 - ReLU -
+maxpool2 - conv5x5x48 - ReLU - maxpool2 (input mean-subtracted first); G_y = FC100 - ReLU -
+FC100 - ReLU - FC10; G_d = gradient reversal - FC100 - ReLU - FC2. dann_step: G_f over N source
++ N target images, cross-entropy of G_y on the source half, domain cross-entropies averaged
+separately over each half and added; source_only_step: G_f and G_y on N source images. Then
+backward and SGD (lr 0.01, momentum 0.9).
+"""
+
+
+def _grad_reverse(torch):
+    class GradReverse(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, lam):
+            ctx.lam = lam
+            return x.view_as(x)
+
+        @staticmethod
+        def backward(ctx, g):
+            return -ctx.lam * g, None
+
+    return GradReverse.apply
+
+
+def make(torch, device, op, dims, randn):
+    if op not in ("dann_step", "dann_source_only_step") or len(dims) != 4:
+        return None
+    n = dims[0]
+    nn, F = torch.nn, torch.nn.functional
+    feat = nn.Sequential(nn.Conv2d(3, 32, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 48, 5), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Flatten()).to(device)
+    label = nn.Sequential(nn.Linear(768, 100), nn.ReLU(), nn.Linear(100, 100), nn.ReLU(),
+                          nn.Linear(100, 10)).to(device)
+    domain = nn.Sequential(nn.Linear(768, 100), nn.ReLU(), nn.Linear(100, 2)).to(device)
+    params = list(feat.parameters()) + list(label.parameters()) + list(domain.parameters())
+    opt = torch.optim.SGD(params, lr=0.01, momentum=0.9)
+    mean = torch.full((1, 3, 1, 1), 0.45, device=device)
+    xs = torch.rand(n, 3, 28, 28, device=device)
+    xt = torch.rand(n, 3, 28, 28, device=device)
+    ys = torch.randint(0, 10, (n,), device=device)
+    zeros = torch.zeros(n, dtype=torch.long, device=device)
+    ones = torch.ones(n, dtype=torch.long, device=device)
+    reverse = _grad_reverse(torch)
+    dann = op == "dann_step"
+
+    def step():
+        if dann:
+            f = feat(torch.cat([xs, xt]) - mean)
+            d = domain(reverse(f, 0.5))
+            loss = F.cross_entropy(label(f[:n]), ys) + F.cross_entropy(d[:n], zeros) + F.cross_entropy(d[n:], ones)
+        else:
+            loss = F.cross_entropy(label(feat(xs - mean)), ys)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
