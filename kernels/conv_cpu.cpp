@@ -11,21 +11,28 @@
 //   backward_weight  grad_w_g  += grad_out[n]_g [Cout/G, Ho Wo] @ col_g^T [Ho Wo, K]
 // A pointwise convolution (1x1, stride 1, no padding) is its own column matrix: no copy.
 //
-// Threading. A batch of at least kMinImagesToSplit images is split across the threads by
-// image: each thread unfolds its images into its own column buffer (allocated once per call,
-// never zero-filled, since im2col writes every entry) and runs single-threaded BLAS on it,
-// writing straight into its images' slices of the result. One BLAS call per image with BLAS's
-// own threads (the previous scheme) was 3-4x slower on 2 cores: BLAS's thread pool and the
-// OpenMP pool of parallel_for (im2col, col2im) took turns on the same two cores, each spinning
-// while the other worked, and every image paid several fork/joins, which cost milliseconds each
-// when the machine is busy. Here a whole pass is one fork/join, and a column buffer (a few MB)
-// is still in cache when the GEMM reads it.
-// The weight gradient sums over images, so the batch is cut into a fixed number of slices
-// (kWeightSlices, independent of the thread count); each slice sums its images in increasing
-// order into its own partial (BLAS's beta = 1), and the partials are added in slice order.
-// A smaller batch (one image at inference) runs image after image, with BLAS's threads in the
-// GEMMs and parallel_for in im2col / col2im. Which scheme runs depends only on the shapes, and
-// every element is summed in a fixed order, so results do not depend on the thread count.
+// Threading. BLAS always runs single-threaded here and the threads are parallel_for's, for
+// two reasons. Speed: one BLAS call per image with BLAS's own threads (the previous scheme) was
+// 3-4x slower on 2 cores, because BLAS's thread pool and the OpenMP pool of im2col / col2im took
+// turns on the same cores, each spinning while the other worked, and every image paid several
+// fork/joins, which cost milliseconds each on a busy machine. Determinism: threaded OpenBLAS
+// sums the weight and input gradients in an order that depends on its thread count.
+//   * A batch of at least kMinImagesToSplit images is split across the threads by image: each
+//     thread unfolds its images into its own column buffer (allocated once per call, never
+//     zero-filled: im2col writes every entry) and writes straight into its images' slices of
+//     the result. A pass is one fork/join, and the buffer (a few MB) is still in cache when the
+//     GEMM reads it. The weight gradient sums over images, so the batch is cut into a fixed
+//     number of slices (kWeightSlices); each sums its images in increasing order into its own
+//     partial (BLAS's beta = 1), and the partials are added in slice order.
+//   * A smaller batch (one image at inference) runs image after image, with im2col / col2im
+//     split by rows and each GEMM split into blocks of result columns whose width depends only
+//     on the shapes.
+// So every element is summed in an order fixed by the shapes, whatever the thread count.
+// Tried and dropped (single thread, busy machine, SIMPLE-net shapes): one GEMM for the whole
+// batch, a [K, N Ho Wo] column matrix (OpenBLAS ran 64 x 19600 x 432 at 62 GFLOP/s against 85
+// for the per-image 64 x 1225 x 432, and the buffer is tens of MB and the result needs a
+// permute); the stride-1 input gradient as a forward convolution of grad_out by the flipped
+// kernel, which avoids col2im (its GEMM has Cin rows instead of Cin kH kW: 1.2-4x slower).
 #include <algorithm>
 #include <climits>
 #include <exception>
@@ -53,6 +60,10 @@ constexpr int64_t kMinImagesToSplit = 4;
 // sum over the images does not depend on the thread count; 8 keeps up to 8 threads busy, and
 // the 7 extra partials are small next to the column buffers.
 constexpr int64_t kWeightSlices = 8;
+// A smaller batch splits the columns of each GEMM into up to kColumnBlocks blocks of at least
+// kMinBlockWidth columns (narrower GEMMs lose BLAS's efficiency).
+constexpr int64_t kColumnBlocks = 8;
+constexpr int64_t kMinBlockWidth = 64;
 
 int64_t grain_for(int64_t elems_per_item) {
   return std::max<int64_t>(1, kGrainElems / std::max<int64_t>(1, elems_per_item));
@@ -104,31 +115,32 @@ struct MatRef {
   bool trans;
 };
 
-// c[c_off ...] = a @ b, or += a @ b when `accumulate`, with a m x k and b k x n after their
-// transposes and the result a contiguous m x n block of c. One cblas_?gemm call when the build
-// has BLAS (beta = 1 accumulates in place); otherwise matmul's blocked loop, through a scratch
-// result when accumulating.
+// c = a @ b, or c += a @ b when `accumulate`, with a m x k and b k x n after their transposes
+// and c the m x n block at c_off of tensor c with row stride ldc. One cblas_?gemm call when the
+// build has BLAS (beta = 1 accumulates in place); otherwise matmul's blocked loop, through a
+// scratch result when accumulating.
 template <typename T>
 void gemm(int64_t m, int64_t n, int64_t k, MatRef a, MatRef b, const Tensor& c, int64_t c_off,
-          bool accumulate) {
+          int64_t ldc, bool accumulate) {
   if (m == 0 || n == 0) return;
 #ifdef CVG_WITH_BLAS
   // k = 0 (an empty sum) goes to the loop: BLAS implementations differ on it.
   if (k > 0 && m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && a.ld <= INT_MAX &&
-      b.ld <= INT_MAX) {
+      b.ld <= INT_MAX && ldc <= INT_MAX) {
     const auto ta = a.trans ? CblasTrans : CblasNoTrans;
     const auto tb = b.trans ? CblasTrans : CblasNoTrans;
     const int mi = static_cast<int>(m), ni = static_cast<int>(n), ki = static_cast<int>(k);
     const int lda = static_cast<int>(a.ld), ldb = static_cast<int>(b.ld);
+    const int ldci = static_cast<int>(ldc);
     const T* pa = a.t.data<T>() + a.off;
     const T* pb = b.t.data<T>() + b.off;
     T* pc = c.data<T>() + c_off;
     if constexpr (std::is_same_v<T, float>)
       cblas_sgemm(CblasRowMajor, ta, tb, mi, ni, ki, 1.0f, pa, lda, pb, ldb,
-                  accumulate ? 1.0f : 0.0f, pc, ni);
+                  accumulate ? 1.0f : 0.0f, pc, ldci);
     else
       cblas_dgemm(CblasRowMajor, ta, tb, mi, ni, ki, 1.0, pa, lda, pb, ldb,
-                  accumulate ? 1.0 : 0.0, pc, ni);
+                  accumulate ? 1.0 : 0.0, pc, ldci);
     return;
   }
 #endif
@@ -136,8 +148,9 @@ void gemm(int64_t m, int64_t n, int64_t k, MatRef a, MatRef b, const Tensor& c, 
     return make_view(r.t, {1, rows, cols}, r.trans ? Shape{0, 1, r.ld} : Shape{0, r.ld, 1},
                      r.t.offset() + r.off);
   };
-  const Tensor cv = make_view(c, {1, m, n}, {0, n, 1}, c.offset() + c_off);
-  if (!accumulate) {
+  // The loop writes a contiguous result: through a scratch one unless c is a dense block.
+  const Tensor cv = make_view(c, {1, m, n}, {0, ldc, 1}, c.offset() + c_off);
+  if (!accumulate && ldc == n) {
     gemm_fallback_cpu(view(a, m, k), view(b, k, n), cv);
     return;
   }
@@ -145,19 +158,38 @@ void gemm(int64_t m, int64_t n, int64_t k, MatRef a, MatRef b, const Tensor& c, 
   gemm_fallback_cpu(view(a, m, k), view(b, k, n), part);
   T* pc = cv.data<T>();
   const T* pp = part.data<T>();
-  for (int64_t i = 0; i < m * n; ++i) pc[i] += pp[i];
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j)
+      pc[i * ldc + j] = (accumulate ? pc[i * ldc + j] : T(0)) + pp[i * n + j];
 }
 
 // True when the batch is split across threads by image (or by slices of images).
 bool split_images(const ConvGeometry& g) { return g.n >= kMinImagesToSplit; }
 
+// parallel_for with grain 1, rethrowing here an exception of fn (out of memory), which must not
+// leave an OpenMP region.
+template <typename Fn>
+void parallel_for_rethrow(int64_t count, Fn&& fn) {
+  std::mutex mutex;
+  std::exception_ptr error;
+  parallel_for(count, 1, [&](int64_t b, int64_t e) {
+    try {
+      fn(b, e);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (!error) error = std::current_exception();
+    }
+  });
+  if (error) std::rethrow_exception(error);
+}
+
 // Runs fn(b, e, col) on consecutive ranges covering [0, count), with col a column buffer
-// [Cin kH kW, Ho Wo] (undefined for a pointwise convolution) that the range's thread owns. When
-// `split`, the ranges go to parallel_for's threads with BLAS single-threaded; otherwise one range
-// runs on the calling thread. An exception on a thread (out of memory) is rethrown here, since
-// it must not leave an OpenMP region.
+// [Cin kH kW, Ho Wo] (undefined for a pointwise convolution) that the range's thread owns, and
+// BLAS single-threaded throughout. When `split`, the ranges go to parallel_for's threads;
+// otherwise one range runs on the calling thread (which splits each GEMM, for_column_blocks).
 template <typename Fn>
 void for_ranges(const ConvGeometry& g, DType dtype, bool split, int64_t count, Fn&& fn) {
+  BlasSingleThreaded single;
   auto run = [&](int64_t b, int64_t e) {
     const Tensor col =
         g.is_pointwise()
@@ -165,19 +197,24 @@ void for_ranges(const ConvGeometry& g, DType dtype, bool split, int64_t count, F
             : Tensor::empty({g.cin * g.taps(), g.out_plane()}, TensorOptions{}.with_dtype(dtype));
     fn(b, e, col);
   };
-  if (!split) return run(int64_t{0}, count);
-  BlasSingleThreaded single;
-  std::mutex mutex;
-  std::exception_ptr error;
-  parallel_for(count, 1, [&](int64_t b, int64_t e) {
-    try {
-      run(b, e);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(mutex);
-      if (!error) error = std::current_exception();
-    }
+  if (split)
+    parallel_for_rethrow(count, run);
+  else
+    run(int64_t{0}, count);
+}
+
+// Runs fn(j0, j1) on blocks [j0, j1) covering the `cols` result columns of a GEMM: one block
+// when `whole` (the threads already have an image each), otherwise blocks of a width fixed by
+// `cols` alone (a multiple of 16 floats, at least kMinBlockWidth) across the threads.
+template <typename Fn>
+void for_column_blocks(int64_t cols, bool whole, Fn&& fn) {
+  if (whole || cols <= kMinBlockWidth) return fn(int64_t{0}, cols);
+  const int64_t per_block = (cols + kColumnBlocks - 1) / kColumnBlocks;
+  const int64_t width = std::max(kMinBlockWidth, (per_block + 15) / 16 * 16);
+  const int64_t blocks = (cols + width - 1) / width;
+  parallel_for_rethrow(blocks, [&](int64_t b, int64_t e) {
+    for (int64_t blk = b; blk < e; ++blk) fn(blk * width, std::min(cols, (blk + 1) * width));
   });
-  if (error) std::rethrow_exception(error);
 }
 
 // Unfolds one image x [Cin, H, W] into col [Cin kH kW, Ho Wo], writing every entry. The rows are
@@ -269,7 +306,8 @@ template <typename T>
 void forward(const Tensor& x, const Tensor& w, const Tensor& bias, const ConvGeometry& g,
              const Tensor& out) {
   const int64_t G = g.groups, M = g.cout_g(), K = g.k_g(), P = g.out_plane();
-  for_ranges(g, x.dtype(), split_images(g), g.n, [&](int64_t n0, int64_t n1, const Tensor& col) {
+  const bool split = split_images(g);
+  for_ranges(g, x.dtype(), split, g.n, [&](int64_t n0, int64_t n1, const Tensor& col) {
     for (int64_t n = n0; n < n1; ++n) {
       const auto [src, src_off] = columns_of<T>(x, n, g, col);
       // With a bias the result starts as the bias and the GEMM adds to it: BLAS would
@@ -279,9 +317,12 @@ void forward(const Tensor& x, const Tensor& w, const Tensor& bias, const ConvGeo
         T* po = out.data<T>() + n * g.cout * P;
         for (int64_t co = 0; co < g.cout; ++co) std::fill(po + co * P, po + (co + 1) * P, pb[co]);
       }
-      for (int64_t grp = 0; grp < G; ++grp)
-        gemm<T>(M, P, K, {w, grp * M * K, K, false}, {*src, src_off + grp * K * P, P, false}, out,
-                (n * g.cout + grp * M) * P, bias.defined());
+      for_column_blocks(P, split, [&](int64_t j0, int64_t j1) {
+        for (int64_t grp = 0; grp < G; ++grp)
+          gemm<T>(M, j1 - j0, K, {w, grp * M * K, K, false},
+                  {*src, src_off + grp * K * P + j0, P, false}, out,
+                  (n * g.cout + grp * M) * P + j0, P, bias.defined());
+      });
     }
   });
 }
@@ -290,21 +331,21 @@ template <typename T>
 void backward_input(const Tensor& gout, const Tensor& w, const ConvGeometry& g,
                     const Tensor& gin) {
   const int64_t G = g.groups, M = g.cout_g(), K = g.k_g(), P = g.out_plane();
-  const bool pointwise = g.is_pointwise();
-  for_ranges(g, gout.dtype(), split_images(g), g.n,
-             [&](int64_t n0, int64_t n1, const Tensor& col) {
-               for (int64_t n = n0; n < n1; ++n) {
-                 // Pointwise, weight^T @ grad_out is the input gradient itself.
-                 const Tensor& dst = pointwise ? gin : col;
-                 const int64_t dst_off = pointwise ? n * g.cin * P : 0;
-                 for (int64_t grp = 0; grp < G; ++grp)
-                   gemm<T>(K, P, M, {w, grp * M * K, K, true},
-                           {gout, (n * g.cout + grp * M) * P, P, false}, dst,
-                           dst_off + grp * K * P, false);
-                 if (!pointwise)
-                   col2im(col.data<T>(), g, gin.data<T>() + n * g.cin * g.in_plane());
-               }
-             });
+  const bool pointwise = g.is_pointwise(), split = split_images(g);
+  for_ranges(g, gout.dtype(), split, g.n, [&](int64_t n0, int64_t n1, const Tensor& col) {
+    for (int64_t n = n0; n < n1; ++n) {
+      // Pointwise, weight^T @ grad_out is the input gradient itself.
+      const Tensor& dst = pointwise ? gin : col;
+      const int64_t dst_off = pointwise ? n * g.cin * P : 0;
+      for_column_blocks(P, split, [&](int64_t j0, int64_t j1) {
+        for (int64_t grp = 0; grp < G; ++grp)
+          gemm<T>(K, j1 - j0, M, {w, grp * M * K, K, true},
+                  {gout, (n * g.cout + grp * M) * P + j0, P, false}, dst,
+                  dst_off + grp * K * P + j0, P, false);
+      });
+      if (!pointwise) col2im(col.data<T>(), g, gin.data<T>() + n * g.cin * g.in_plane());
+    }
+  });
 }
 
 template <typename T>
@@ -329,9 +370,13 @@ void backward_weight(const Tensor& gout, const Tensor& x, const ConvGeometry& g,
       const int64_t n0 = s * g.n / slices, n1 = (s + 1) * g.n / slices;
       for (int64_t n = n0; n < n1; ++n) {
         const auto [src, src_off] = columns_of<T>(x, n, g, col);
-        for (int64_t grp = 0; grp < G; ++grp)
-          gemm<T>(M, K, P, {gout, (n * g.cout + grp * M) * P, P, false},
-                  {*src, src_off + grp * K * P, P, true}, acc, acc_off + grp * M * K, n > n0);
+        // Column block [j0, j1) of grad_w_g is grad_out_g @ (rows j0..j1 of col_g)^T.
+        for_column_blocks(K, split, [&](int64_t j0, int64_t j1) {
+          for (int64_t grp = 0; grp < G; ++grp)
+            gemm<T>(M, j1 - j0, P, {gout, (n * g.cout + grp * M) * P, P, false},
+                    {*src, src_off + (grp * K + j0) * P, P, true}, acc,
+                    acc_off + grp * M * K + j0, K, n > n0);
+        });
       }
     }
   });

@@ -366,15 +366,22 @@ TEST_CASE("conv: every CPU kernel matches the definition on random configuration
   }
 }
 
-// conv2d_cpu splits a batch of 4 or more images across the threads, and sums the weight
-// gradient over a fixed number of batch slices (kernels/conv_cpu.cpp); the configurations above
-// have at most 3 images. Here: batches of 4 to 19 (fewer, as many as and more images than
-// slices, uneven slices), each run with 1, 2 and 3 threads, which must agree to the last bit.
-TEST_CASE("conv: the CPU batch split matches the definition and not the thread count",
+// conv2d_cpu splits a batch of 4 or more images across the threads and sums the weight gradient
+// over a fixed number of batch slices; a smaller batch splits each GEMM into column blocks
+// (kernels/conv_cpu.cpp). The configurations above have at most 3 images and small planes. Here:
+// batches of 4 to 19 (fewer, as many as and more images than slices, uneven slices) and 1 to 3
+// images with planes and column matrices wide enough for several blocks, each run with 1, 2 and
+// 3 threads, which must agree to the last bit.
+TEST_CASE("conv: the CPU kernel's split across threads matches the definition and not the "
+          "thread count",
           "[conv]") {
   std::vector<Cfg> cfgs = random_configs(12, 19, 4, 19);
   cfgs.push_back({9, 6, 4, 5, 7, 1, 1, {1, 1}, {0, 0}, {1, 1}, 2});     // pointwise
   cfgs.push_back({13, 4, 6, 12, 11, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1});  // "same" padding
+  cfgs.push_back({1, 5, 6, 20, 17, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1});   // 340 output columns
+  cfgs.push_back({2, 16, 6, 11, 9, 3, 3, {1, 1}, {1, 1}, {1, 1}, 2});   // K = 72 per group
+  cfgs.push_back({3, 12, 9, 19, 23, 3, 2, {2, 1}, {1, 0}, {1, 2}, 3});  // strided, dilated
+  cfgs.push_back({1, 70, 4, 13, 12, 1, 1, {1, 1}, {0, 0}, {1, 1}, 1});  // pointwise, K = 70
 #ifdef _OPENMP
   const int threads_before = omp_get_max_threads();
   const int thread_counts[] = {1, 2, 3};
