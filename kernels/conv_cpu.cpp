@@ -11,12 +11,13 @@
 //   backward_weight  grad_w_g  += grad_out[n]_g [Cout/G, Ho Wo] @ col_g^T [Ho Wo, K]
 // A pointwise convolution (1x1, stride 1, no padding) is its own column matrix: no copy.
 //
-// Threading. BLAS always runs single-threaded here and the threads are parallel_for's, for
-// two reasons. Speed: one BLAS call per image with BLAS's own threads (the previous scheme) was
-// 3-4x slower on 2 cores, because BLAS's thread pool and the OpenMP pool of im2col / col2im took
-// turns on the same cores, each spinning while the other worked, and every image paid several
-// fork/joins, which cost milliseconds each on a busy machine. Determinism: threaded OpenBLAS
-// sums the weight and input gradients in an order that depends on its thread count.
+// Threading. BLAS runs single-threaded here (BlasSingleThreaded) and the threads are
+// parallel_for's, for two reasons. Speed: one BLAS call per image with BLAS's own threads (the
+// previous scheme) was 3-4x slower on 2 cores, because BLAS's thread pool and the OpenMP pool
+// of im2col / col2im took turns on the same cores, each spinning while the other worked, and
+// every image paid several fork/joins, which cost milliseconds each on a busy machine.
+// Determinism: threaded OpenBLAS sums the weight and input gradients in an order that depends
+// on its thread count.
 //   * A batch of at least kMinImagesToSplit images is split across the threads by image: each
 //     thread unfolds its images into its own column buffer (allocated once per call, never
 //     zero-filled: im2col writes every entry) and writes straight into its images' slices of
@@ -73,15 +74,18 @@ int64_t grain_for(int64_t elems_per_item) {
 // parallel_for's threads, and each of them starting BLAS's own threads would put two thread
 // pools on the same cores. openblas_set_num_threads is process-wide, so the scopes are counted:
 // the first to open saves BLAS's thread count and the last to close restores it (a matmul on
-// another thread meanwhile runs single-threaded, which is slower but never wrong). Without
-// OpenMP nothing is split across threads, and BLAS keeps its own.
+// another thread meanwhile runs single-threaded, which is slower but never wrong). Only the
+// pthreads build of OpenBLAS (Debian's default) is touched: its OpenMP build already runs
+// single-threaded inside an OpenMP region, and there openblas_set_num_threads would set the
+// OpenMP thread count, ours too. Without OpenMP nothing is split across threads, and BLAS keeps
+// its own.
 class BlasSingleThreaded {
  public:
   BlasSingleThreaded() {
 #if defined(CVG_WITH_BLAS) && defined(_OPENMP)
     std::lock_guard<std::mutex> lock(state().mutex);
     if (state().open++ == 0) {
-      state().saved = openblas_get_num_threads();
+      state().saved = openblas_get_parallel() == 1 ? openblas_get_num_threads() : 1;
       if (state().saved != 1) openblas_set_num_threads(1);
     }
 #endif
