@@ -254,7 +254,10 @@ int show(const app::Args& a) {
   }
   panels.push_back(feature_panel(r, a.get_int("points"), device));
   const std::string svg = (fs::path(a.out()) / "features_pca.svg").string();
-  write_svg_scatter(svg, panels, {"source (MNIST test)", "target (MNIST-M' test)"},
+  const bool fashion = r.config.value("task", std::string("mnist")) == "fashion";
+  write_svg_scatter(svg, panels,
+                    {fashion ? "source (Fashion-MNIST test)" : "source (MNIST test)",
+                     fashion ? "target (Fashion-M' test)" : "target (MNIST-M' test)"},
                     "G_f features of test images, first two principal components");
   std::printf("feature scatter (PCA; %zu panel%s): %s\n", panels.size(), panels.size() > 1 ? "s" : "",
               svg.c_str());
