@@ -16,6 +16,8 @@ using namespace cvg;
 
 // crop 15 at 70 px (the thesis code's CelebA setting), a sixth of the size otherwise.
 int64_t crop_for(int64_t size) { return size == 70 ? 15 : std::max<int64_t>(1, size / 6); }
+// The diversity cell must divide the output size: 2, or 5 for the 35 x 35 maps of 70 px inputs.
+int64_t cell_for(int64_t size) { return (size / 2) % 2 == 0 ? 2 : 5; }
 
 void bm_landmarks_step(benchmark::State& state, int64_t n, int64_t k, int64_t size, Device device) {
   manual_seed(5);
@@ -24,6 +26,7 @@ void bm_landmarks_step(benchmark::State& state, int64_t n, int64_t k, int64_t si
   nn::Adam opt(det.parameters(), nn::AdamOptions{.lr = 1e-3, .weight_decay = 5e-4});
   landmarks::ObjectiveOptions o;
   o.crop = crop_for(size);
+  o.cell = cell_for(size);
   const Tensor images = rand({n, 3, size + 2 * o.crop, size + 2 * o.crop}).to(device);
   for (auto _ : state) {
     opt.zero_grad();

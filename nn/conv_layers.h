@@ -23,34 +23,38 @@ struct Conv2dOptions {
   Size2 output_padding{0, 0};  // ConvTranspose2d only
 };
 
-class Conv2d : public Module {
+// What both convolution layers hold: the weight (whose layout differs), an optional bias of
+// size out_channels, and their configuration.
+class ConvLayerBase : public Module {
  public:
-  Conv2d(int64_t in_channels, int64_t out_channels, Size2 kernel, Conv2dOptions options = {});
-  Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, Conv2dOptions options = {})
-      : Conv2d(in_channels, out_channels, Size2{kernel, kernel}, options) {}
-  Tensor forward(const Tensor& x) override;
-  std::string describe() const override;
   Tensor weight, bias;
 
- private:
+ protected:
+  // weight_shape: the layer's weight layout; checks the channels, kernel and groups.
+  ConvLayerBase(const char* name, int64_t in_channels, int64_t out_channels, Size2 kernel,
+                Conv2dOptions options, const Shape& weight_shape);
+  std::string describe_as(const char* name, bool transposed) const;
   int64_t in_, out_;
   Size2 kernel_;
   Conv2dOptions opt_;
 };
 
-class ConvTranspose2d : public Module {
+class Conv2d : public ConvLayerBase {
+ public:
+  Conv2d(int64_t in_channels, int64_t out_channels, Size2 kernel, Conv2dOptions options = {});
+  Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, Conv2dOptions options = {})
+      : Conv2d(in_channels, out_channels, Size2{kernel, kernel}, options) {}
+  Tensor forward(const Tensor& x) override;
+  std::string describe() const override { return describe_as("Conv2d", false); }
+};
+
+class ConvTranspose2d : public ConvLayerBase {
  public:
   ConvTranspose2d(int64_t in_channels, int64_t out_channels, Size2 kernel, Conv2dOptions options = {});
   ConvTranspose2d(int64_t in_channels, int64_t out_channels, int64_t kernel, Conv2dOptions options = {})
       : ConvTranspose2d(in_channels, out_channels, Size2{kernel, kernel}, options) {}
   Tensor forward(const Tensor& x) override;
-  std::string describe() const override;
-  Tensor weight, bias;
-
- private:
-  int64_t in_, out_;
-  Size2 kernel_;
-  Conv2dOptions opt_;
+  std::string describe() const override { return describe_as("ConvTranspose2d", true); }
 };
 
 // "Same" padding for an odd kernel: d (k - 1) / 2 keeps H x W at stride 1.

@@ -4,7 +4,8 @@ Op "landmarks_step_k<K>" with dims N x C x H x W: one training step of the chapt
 detector exactly as models/landmarks/objective.cpp computes it: two random TPS warps of
 N images rendered at H + 2 crop (crop = 15 at 70 px, else H / 6), one forward of the SIMPLE
 net (full width, BatchNorm + ReLU, K maps at stride 2) over [x; x2], spatial softmax, the
-centred probability-map equivariance loss, the 2 x 2 diversity loss on both halves, backward,
+centred probability-map equivariance loss, the diversity loss (2 x 2 cells, 5 x 5 for 35 x 35
+maps) on both halves, backward,
 Adam with weight decay.
 """
 import math
@@ -62,6 +63,7 @@ def make(torch, device, op, dims, randn):
     basis = _tps_basis(torch, full, device)
     images = torch.rand(n, channels, full, full, device=device)
     h = size // 2
+    cell = 2 if h % 2 == 0 else 5  # must divide the output size (35 at 70 px), as in the C++ side
     ys, xs = torch.meshgrid(torch.arange(h, device=device, dtype=torch.float32),
                             torch.arange(h, device=device, dtype=torch.float32), indexing="ij")
     ux, uy = xs.reshape(-1), ys.reshape(-1)
@@ -89,7 +91,7 @@ def make(torch, device, op, dims, randn):
         eq = (vx + vy + v2x + v2y + (mx - m2x) ** 2 + (my - m2y) ** 2).mean()
 
         def div(pp):
-            cells = F.avg_pool2d(pp.reshape(n, k, h, h), 2) * 4
+            cells = F.avg_pool2d(pp.reshape(n, k, h, h), cell) * (cell * cell)
             return k - cells.amax(1).sum((1, 2)).mean()
 
         loss = eq + div(q) + div(q2)
