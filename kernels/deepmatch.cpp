@@ -1,0 +1,599 @@
+// Deep Matching layers: argument checks, device dispatch and autograd (conventions in
+// kernels/deepmatch.h). Each op checks its arguments, builds the geometry of its functor
+// (kernels/deepmatch_math.h), runs it on the inputs' device and records its backward, which is
+// another op of this file or a composition of differentiable ops.
+#include "kernels/deepmatch.h"
+
+#include <cmath>
+#include <limits>
+
+#include "core/autograd.h"
+#include "core/trace.h"
+#include "kernels/binary.h"
+#include "kernels/dispatch.h"
+#include "kernels/reduce.h"
+#include "kernels/unary.h"
+#include "kernels/view.h"
+
+namespace cvg {
+
+namespace {
+
+// Runs functor `f` over n elements on `dev` (name: an entry of CVG_DM_KERNELS).
+#ifdef CVG_WITH_CUDA
+#define CVG_DM_CUDA_CALL(name, f, n) dm_##name##_cuda(f, n)
+#else
+#define CVG_DM_CUDA_CALL(name, f, n) (void)0
+#endif
+#define CVG_DM_RUN(op, dev, name, f, n)                                         \
+  on_device(op, dev, [&] { dm_##name##_cpu(f, n); },                            \
+            [&] { CVG_DM_CUDA_CALL(name, f, n); })
+
+TensorOptions uint8_on(Device dev) {
+  return TensorOptions{}.with_dtype(DType::uint8).with_device(dev);
+}
+
+Tensor dense(const Tensor& t) { return t.detach().contiguous(); }
+
+// A score map: N x H x W x K x K with K odd, float32 or float64.
+void check_scores(const char* op, const char* name, const Tensor& t) {
+  CVG_CHECK(t.defined(), op, ": undefined ", name);
+  CVG_CHECK(is_floating(t.dtype()), op, ": ", name, " must be float32 or float64, got ",
+            dtype_name(t.dtype()));
+  CVG_CHECK(t.dim() == 5, op, ": ", name, " must be N x H x W x K x K, got shape ", t.shape());
+  CVG_CHECK(t.shape()[3] == t.shape()[4] && t.shape()[3] % 2 == 1, op, ": ", name,
+            " must have K x K offsets with K = 2 R + 1 odd, got shape ", t.shape());
+}
+
+void check_same_dtype(const char* op, const char* a_name, const Tensor& a, const char* b_name,
+                      const Tensor& b) {
+  CVG_CHECK(a.dtype() == b.dtype(), op, ": ", a_name, " and ", b_name,
+            " must have one dtype, got ", dtype_name(a.dtype()), " and ", dtype_name(b.dtype()));
+}
+
+void check_switches(const char* op, const Tensor& sw, const Shape& want) {
+  CVG_CHECK(sw.defined(), op, ": undefined switches");
+  CVG_CHECK(sw.dtype() == DType::uint8, op, ": switches must be uint8, got ",
+            dtype_name(sw.dtype()));
+  CVG_CHECK(sw.shape() == want, op, ": switches must have shape ", want, ", got ", sw.shape());
+}
+
+void check_level(const char* op, int64_t level) {
+  CVG_CHECK(level >= 0 && level < 40, op, ": level must be in [0, 40), got ", level);
+}
+
+Shape with_k(const Shape& s, int64_t k) { return {s[0], s[1], s[2], k, k}; }
+
+// Pooling geometry of a fine K: R' = ceil(R / 2), pad = 1 + 2 R' - R.
+DmPoolGeom pool_geom(const Shape& fine) {
+  const int64_t r = (fine[3] - 1) / 2, rc = (r + 1) / 2;
+  DmPoolGeom g;
+  g.points = fine[0] * fine[1] * fine[2];
+  g.k = fine[3];
+  g.kc = 2 * rc + 1;
+  g.pad = 1 + 2 * rc - r;
+  return g;
+}
+
+// Child shifts of a level: {0, 1} at level 0, {-2^(l-1), 2^(l-1)} above.
+DmAggGeom agg_geom(const Shape& s, int64_t level) {
+  DmAggGeom g;
+  g.n = s[0];
+  g.h = s[1];
+  g.w = s[2];
+  g.k = s[3];
+  if (level == 0) {
+    g.lo = 0;
+    g.hi = 1;
+  } else {
+    g.hi = int64_t{1} << (level - 1);
+    g.lo = -g.hi;
+  }
+  return g;
+}
+
+// ---- correlation ---------------------------------------------------------------------------
+
+DmCorrGeom corr_geom(const Shape& ref, const Shape& tgt, int64_t radius, int64_t stride,
+                     int64_t offset) {
+  DmCorrGeom g;
+  g.n = ref[0];
+  g.d = ref[1];
+  g.h = ref[2];
+  g.w = ref[3];
+  g.ht = tgt[2];
+  g.wt = tgt[3];
+  g.r = radius;
+  g.k = 2 * radius + 1;
+  g.stride = stride;
+  g.offset = offset;
+  return g;
+}
+
+void check_descriptors(const char* op, const char* name, const Tensor& t) {
+  CVG_CHECK(t.defined(), op, ": undefined ", name);
+  CVG_CHECK(is_floating(t.dtype()), op, ": ", name, " must be float32 or float64, got ",
+            dtype_name(t.dtype()));
+  CVG_CHECK(t.dim() == 4, op, ": ", name, " must be N x d x H x W, got shape ", t.shape());
+}
+
+void check_grid(const char* op, int64_t stride) {
+  CVG_CHECK(stride >= 1, op, ": stride must be >= 1, got ", stride);
+}
+
+}  // namespace
+
+Tensor dm_correlation(const Tensor& ref, const Tensor& target, int64_t radius, int64_t stride,
+                      int64_t offset) {
+  const char* op = "dm_correlation";
+  TraceOp trace(op, {ref, target});
+  check_descriptors(op, "ref", ref);
+  check_descriptors(op, "target", target);
+  check_same_dtype(op, "ref", ref, "target", target);
+  CVG_CHECK(ref.shape()[0] == target.shape()[0] && ref.shape()[1] == target.shape()[1], op,
+            ": ref and target must have the same N and d, got ", ref.shape(), " and ",
+            target.shape());
+  CVG_CHECK(radius >= 0, op, ": radius must be >= 0, got ", radius);
+  check_grid(op, stride);
+  const Device dev = common_device(op, {ref, target});
+  const DmCorrGeom g = corr_geom(ref.shape(), target.shape(), radius, stride, offset);
+  const Tensor rc = dense(ref), tc = dense(target);
+  Tensor out = Tensor::empty({g.n, g.h, g.w, g.k, g.k}, ref.options());
+  dispatch_floating(ref.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    const DmCorrForward<T> f{rc.data<T>(), tc.data<T>(), g, out.data<T>()};
+    CVG_DM_RUN(op, dev, corr_forward, f, out.numel());
+  });
+  const SavedTensor sr(ref), st(target);
+  const std::array<int64_t, 2> tsize{g.ht, g.wt};
+  return trace.result(record(op, out, {ref, target},
+                             [sr, st, tsize, stride, offset](const Tensor& gr, const Node& n) {
+                               TensorList r(2);
+                               if (n.needs_grad(0))
+                                 r[0] = dm_correlation_grad_ref(gr, st.unpack(n), stride, offset);
+                               if (n.needs_grad(1))
+                                 r[1] = dm_correlation_grad_target(gr, sr.unpack(n), tsize,
+                                                                   stride, offset);
+                               return r;
+                             }));
+}
+
+Tensor dm_correlation_grad_ref(const Tensor& grad, const Tensor& target, int64_t stride,
+                               int64_t offset) {
+  const char* op = "dm_correlation_grad_ref";
+  TraceOp trace(op, {grad, target});
+  check_scores(op, "grad", grad);
+  check_descriptors(op, "target", target);
+  check_same_dtype(op, "grad", grad, "target", target);
+  CVG_CHECK(grad.shape()[0] == target.shape()[0], op,
+            ": grad and target must have the same N, got ", grad.shape(), " and ",
+            target.shape());
+  check_grid(op, stride);
+  const Device dev = common_device(op, {grad, target});
+  const Shape& s = grad.shape();
+  const int64_t radius = (s[3] - 1) / 2;
+  const DmCorrGeom g =
+      corr_geom({s[0], target.shape()[1], s[1], s[2]}, target.shape(), radius, stride, offset);
+  const Tensor gc = dense(grad), tc = dense(target);
+  Tensor out = Tensor::empty({g.n, g.d, g.h, g.w}, grad.options());
+  dispatch_floating(grad.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    const DmCorrGradRef<T> f{gc.data<T>(), tc.data<T>(), g, out.data<T>()};
+    CVG_DM_RUN(op, dev, corr_grad_ref, f, out.numel());
+  });
+  // Bilinear in (grad, target): <u, out> = <grad, corr(u, target)> = <target, grad_target(grad, u)>.
+  const SavedTensor sg(grad), st(target);
+  const std::array<int64_t, 2> tsize{g.ht, g.wt};
+  return trace.result(
+      record(op, out, {grad, target},
+             [sg, st, tsize, radius, stride, offset](const Tensor& u, const Node& n) {
+               TensorList r(2);
+               if (n.needs_grad(0)) r[0] = dm_correlation(u, st.unpack(n), radius, stride, offset);
+               if (n.needs_grad(1))
+                 r[1] = dm_correlation_grad_target(sg.unpack(n), u, tsize, stride, offset);
+               return r;
+             }));
+}
+
+Tensor dm_correlation_grad_target(const Tensor& grad, const Tensor& ref,
+                                  std::array<int64_t, 2> target_size, int64_t stride,
+                                  int64_t offset) {
+  const char* op = "dm_correlation_grad_target";
+  TraceOp trace(op, {grad, ref});
+  check_scores(op, "grad", grad);
+  check_descriptors(op, "ref", ref);
+  check_same_dtype(op, "grad", grad, "ref", ref);
+  const Shape& s = grad.shape();
+  CVG_CHECK(ref.shape()[0] == s[0] && ref.shape()[2] == s[1] && ref.shape()[3] == s[2], op,
+            ": ref must be N x d x H x W with grad's N, H, W, got ref ", ref.shape(),
+            " and grad ", s);
+  CVG_CHECK(target_size[0] >= 0 && target_size[1] >= 0, op,
+            ": target_size must be non-negative, got ", target_size[0], " x ", target_size[1]);
+  check_grid(op, stride);
+  const Device dev = common_device(op, {grad, ref});
+  const int64_t radius = (s[3] - 1) / 2;
+  const Shape tshape{s[0], ref.shape()[1], target_size[0], target_size[1]};
+  const DmCorrGeom g = corr_geom(ref.shape(), tshape, radius, stride, offset);
+  const Tensor gc = dense(grad), rc = dense(ref);
+  Tensor out = Tensor::empty(tshape, grad.options());
+  dispatch_floating(grad.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    const DmCorrGradTarget<T> f{gc.data<T>(), rc.data<T>(), g, out.data<T>()};
+    CVG_DM_RUN(op, dev, corr_grad_target, f, out.numel());
+  });
+  // <u, out> = <grad, corr(ref, u)> = <ref, grad_ref(grad, u)>.
+  const SavedTensor sg(grad), sr(ref);
+  return trace.result(record(op, out, {grad, ref},
+                             [sg, sr, radius, stride, offset](const Tensor& u, const Node& n) {
+                               TensorList r(2);
+                               if (n.needs_grad(0))
+                                 r[0] = dm_correlation(sr.unpack(n), u, radius, stride, offset);
+                               if (n.needs_grad(1))
+                                 r[1] = dm_correlation_grad_ref(sg.unpack(n), u, stride, offset);
+                               return r;
+                             }));
+}
+
+// ---- max pooling over q --------------------------------------------------------------------
+
+DmPooled dm_max_pool(const Tensor& s) {
+  const char* op = "dm_max_pool";
+  TraceOp trace(op, {s});
+  check_scores(op, "input", s);
+  const Device dev = s.device();
+  const DmPoolGeom g = pool_geom(s.shape());
+  const Tensor sc = dense(s);
+  Tensor values = Tensor::empty(with_k(s.shape(), g.kc), s.options());
+  Tensor switches = Tensor::empty(values.shape(), uint8_on(dev));
+  dispatch_floating(s.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    const DmPoolForward<T> f{sc.data<T>(), g, values.data<T>(), switches.data<uint8_t>()};
+    CVG_DM_RUN(op, dev, pool_forward, f, values.numel());
+  });
+  const int64_t k = g.k;
+  values = record(op, values, {s}, [switches, k](const Tensor& gr, const Node&) {
+    return TensorList{dm_max_pool_backward(gr, switches, k)};
+  });
+  return {trace.result(values), switches};
+}
+
+Tensor dm_max_pool_backward(const Tensor& grad, const Tensor& switches, int64_t fine_k) {
+  const char* op = "dm_max_pool_backward";
+  TraceOp trace(op, {grad, switches});
+  check_scores(op, "grad", grad);
+  CVG_CHECK(fine_k >= 1 && fine_k % 2 == 1, op, ": fine_k must be odd and positive, got ",
+            fine_k);
+  const Shape fine = with_k(grad.shape(), fine_k);
+  const DmPoolGeom g = pool_geom(fine);
+  CVG_CHECK(grad.shape()[3] == g.kc, op, ": grad has K = ", grad.shape()[3],
+            " but fine_k = ", fine_k, " pools to K = ", g.kc);
+  check_switches(op, switches, grad.shape());
+  const Device dev = common_device(op, {grad, switches});
+  const Tensor gc = dense(grad), swc = switches.contiguous();
+  Tensor out = Tensor::empty(fine, grad.options());
+  dispatch_floating(grad.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    const DmPoolBackward<T> f{gc.data<T>(), swc.data<uint8_t>(), g, out.data<T>()};
+    CVG_DM_RUN(op, dev, pool_backward, f, out.numel());
+  });
+  return trace.result(record(op, out, {grad}, [swc](const Tensor& u, const Node&) {
+    return TensorList{dm_pool_gather(u, swc)};
+  }));
+}
+
+Tensor dm_pool_gather(const Tensor& x, const Tensor& switches) {
+  const char* op = "dm_pool_gather";
+  TraceOp trace(op, {x, switches});
+  check_scores(op, "input", x);
+  const DmPoolGeom g = pool_geom(x.shape());
+  check_switches(op, switches, with_k(x.shape(), g.kc));
+  const Device dev = common_device(op, {x, switches});
+  const Tensor xc = dense(x), swc = switches.contiguous();
+  Tensor out = Tensor::empty(switches.shape(), x.options());
+  dispatch_floating(x.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    const DmPoolGather<T> f{xc.data<T>(), swc.data<uint8_t>(), g, out.data<T>()};
+    CVG_DM_RUN(op, dev, pool_gather, f, out.numel());
+  });
+  const int64_t k = g.k;
+  return trace.result(record(op, out, {x}, [swc, k](const Tensor& u, const Node&) {
+    return TensorList{dm_max_pool_backward(u, swc, k)};
+  }));
+}
+
+// ---- aggregation and power -----------------------------------------------------------------
+
+namespace {
+
+Tensor aggregate_impl(const char* op, const Tensor& s, int64_t level, bool backward) {
+  TraceOp trace(op, {s});
+  check_scores(op, backward ? "grad" : "input", s);
+  check_level(op, level);
+  const Device dev = s.device();
+  const DmAggGeom g = agg_geom(s.shape(), level);
+  const Tensor sc = dense(s);
+  Tensor out = Tensor::empty(s.shape(), s.options());
+  dispatch_floating(s.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    if (backward) {
+      const DmAggBackward<T> f{sc.data<T>(), g, out.data<T>()};
+      CVG_DM_RUN(op, dev, agg_backward, f, out.numel());
+    } else {
+      const DmAggForward<T> f{sc.data<T>(), g, out.data<T>()};
+      CVG_DM_RUN(op, dev, agg_forward, f, out.numel());
+    }
+  });
+  // Linear: each is the other's adjoint.
+  return trace.result(record(op, out, {s}, [level, backward](const Tensor& u, const Node&) {
+    return TensorList{backward ? dm_aggregate(u, level) : dm_aggregate_backward(u, level)};
+  }));
+}
+
+}  // namespace
+
+Tensor dm_aggregate(const Tensor& s, int64_t level) {
+  return aggregate_impl("dm_aggregate", s, level, false);
+}
+
+Tensor dm_aggregate_backward(const Tensor& grad, int64_t level) {
+  return aggregate_impl("dm_aggregate_backward", grad, level, true);
+}
+
+Tensor dm_power(const Tensor& a, const Tensor& nu) {
+  const char* op = "dm_power";
+  TraceOp trace(op, {a, nu});
+  CVG_CHECK(a.defined() && nu.defined(), op, ": undefined input or nu");
+  CVG_CHECK(is_floating(a.dtype()), op, ": input must be float32 or float64, got ",
+            dtype_name(a.dtype()));
+  CVG_CHECK(nu.numel() == 1, op, ": nu must hold one exponent, got shape ", nu.shape());
+  check_same_dtype(op, "input", a, "nu", nu);
+  const Device dev = common_device(op, {a, nu});
+  const Tensor ac = dense(a), nc = dense(nu);
+  Tensor out = Tensor::empty(a.shape(), a.options());
+  dispatch_floating(a.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    const DmPowerForward<T> f{ac.data<T>(), nc.data<T>(), out.data<T>()};
+    CVG_DM_RUN(op, dev, power_forward, f, out.numel());
+  });
+  const SavedTensor sa(a), snu(nu), sy(out, /*is_output=*/true);
+  return trace.result(record(op, out, {a, nu}, [sa, snu, sy](const Tensor& g, const Node& n) {
+    const Tensor a = sa.unpack(n), nu = snu.unpack(n);
+    const Tensor nu0 = reshape(nu, {});
+    TensorList r(2);
+    // d A = g nu A^(nu - 1), 0 where A <= 0 (dm_power's own convention).
+    if (n.needs_grad(0)) r[0] = mul(g, mul(dm_power(a, sub(nu0, 1.0)), nu0));
+    if (n.needs_grad(1)) {
+      // d nu = sum g A^nu ln A; ln A is taken of 1 where A <= 0, so those terms vanish.
+      const Tensor pos = gt(a.detach(), zeros({}, a.options()));
+      const Tensor ln_a = log(where(pos, a, ones({}, a.options())));
+      r[1] = reshape(sum(mul(mul(g, sy.unpack(n)), ln_a)), nu.shape());
+    }
+    return r;
+  }));
+}
+
+// ---- disaggregation ------------------------------------------------------------------------
+
+DmDisaggregated dm_disaggregate(const Tensor& q, int64_t level) {
+  const char* op = "dm_disaggregate";
+  TraceOp trace(op, {q});
+  check_scores(op, "input", q);
+  check_level(op, level);
+  const Device dev = q.device();
+  const DmAggGeom g = agg_geom(q.shape(), level);
+  const Tensor qc = dense(q);
+  Tensor values = Tensor::empty(q.shape(), q.options());
+  Tensor switches = Tensor::empty(q.shape(), uint8_on(dev));
+  dispatch_floating(q.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    const DmDisaggForward<T> f{qc.data<T>(), g, values.data<T>(), switches.data<uint8_t>()};
+    CVG_DM_RUN(op, dev, disagg_forward, f, values.numel());
+  });
+  values = record(op, values, {q}, [switches, level](const Tensor& gr, const Node&) {
+    return TensorList{dm_disaggregate_backward(gr, switches, level)};
+  });
+  return {trace.result(values), switches};
+}
+
+namespace {
+
+Tensor disagg_route(const char* op, const Tensor& x, const Tensor& switches, int64_t level,
+                    bool backward) {
+  TraceOp trace(op, {x, switches});
+  check_scores(op, backward ? "grad" : "input", x);
+  check_level(op, level);
+  check_switches(op, switches, x.shape());
+  const Device dev = common_device(op, {x, switches});
+  const DmAggGeom g = agg_geom(x.shape(), level);
+  const Tensor xc = dense(x), swc = switches.contiguous();
+  Tensor out = Tensor::empty(x.shape(), x.options());
+  dispatch_floating(x.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    if (backward) {
+      const DmDisaggBackward<T> f{xc.data<T>(), swc.data<uint8_t>(), g, out.data<T>()};
+      CVG_DM_RUN(op, dev, disagg_backward, f, out.numel());
+    } else {
+      const DmDisaggGather<T> f{xc.data<T>(), swc.data<uint8_t>(), g, out.data<T>()};
+      CVG_DM_RUN(op, dev, disagg_gather, f, out.numel());
+    }
+  });
+  return trace.result(
+      record(op, out, {x}, [swc, level, backward](const Tensor& u, const Node&) {
+        return TensorList{backward ? dm_disaggregate_gather(u, swc, level)
+                                   : dm_disaggregate_backward(u, swc, level)};
+      }));
+}
+
+}  // namespace
+
+Tensor dm_disaggregate_backward(const Tensor& grad, const Tensor& switches, int64_t level) {
+  return disagg_route("dm_disaggregate_backward", grad, switches, level, true);
+}
+
+Tensor dm_disaggregate_gather(const Tensor& x, const Tensor& switches, int64_t level) {
+  return disagg_route("dm_disaggregate_gather", x, switches, level, false);
+}
+
+// ---- unpooling + skip sum ------------------------------------------------------------------
+
+namespace {
+
+// q_half (coarse, decides the winners) and switches must match the pooling of fine_shape.
+DmPoolGeom check_unpool(const char* op, const Tensor& q_half, const Tensor& switches,
+                        const Shape& fine_shape) {
+  check_scores(op, "q_half", q_half);
+  const DmPoolGeom g = pool_geom(fine_shape);
+  const Shape coarse = with_k(fine_shape, g.kc);
+  CVG_CHECK(q_half.shape() == coarse, op, ": q_half must have shape ", coarse,
+            " (the pooling of ", fine_shape, "), got ", q_half.shape());
+  check_switches(op, switches, coarse);
+  return g;
+}
+
+}  // namespace
+
+Tensor dm_unpool(const Tensor& q_half, const Tensor& switches, const Tensor& s) {
+  const char* op = "dm_unpool";
+  TraceOp trace(op, {q_half, switches, s});
+  check_scores(op, "s", s);
+  const DmPoolGeom g = check_unpool(op, q_half, switches, s.shape());
+  check_same_dtype(op, "q_half", q_half, "s", s);
+  const Device dev = common_device(op, {q_half, switches, s});
+  const Tensor qc = dense(q_half), swc = switches.contiguous(), sc = dense(s);
+  Tensor out = Tensor::empty(s.shape(), s.options());
+  dispatch_floating(s.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    const DmUnpoolForward<T> f{qc.data<T>(), swc.data<uint8_t>(), sc.data<T>(), g,
+                               out.data<T>()};
+    CVG_DM_RUN(op, dev, unpool_forward, f, out.numel());
+  });
+  const int64_t k = g.k;
+  const SavedTensor sy(out, /*is_output=*/true);
+  return trace.result(record(op, out, {q_half, s}, [qc, swc, sy, k](const Tensor& gr,
+                                                                    const Node& n) {
+    TensorList r(2);
+    if (n.needs_grad(0)) r[0] = dm_unpool_backward(gr, qc, swc, k);
+    // The skip path passes the gradient where Q_l is finite.
+    if (n.needs_grad(1)) {
+      const Tensor y = sy.unpack(n).detach();
+      const Tensor finite =
+          gt(y, full({}, -std::numeric_limits<double>::infinity(), y.options()));
+      r[1] = where(finite, gr, zeros({}, gr.options()));
+    }
+    return r;
+  }));
+}
+
+namespace {
+
+Tensor unpool_route(const char* op, const Tensor& x, const Tensor& q_half,
+                    const Tensor& switches, int64_t fine_k, bool backward) {
+  TraceOp trace(op, {x, q_half, switches});
+  check_scores(op, backward ? "grad" : "input", x);
+  CVG_CHECK(fine_k >= 1 && fine_k % 2 == 1, op, ": fine_k must be odd and positive, got ",
+            fine_k);
+  const Shape fine = with_k(q_half.defined() && q_half.dim() == 5 ? q_half.shape() : x.shape(),
+                            fine_k);
+  const DmPoolGeom g = check_unpool(op, q_half, switches, fine);
+  check_same_dtype(op, backward ? "grad" : "input", x, "q_half", q_half);
+  const Shape want = backward ? fine : q_half.shape();
+  CVG_CHECK(x.shape() == want, op, ": ", backward ? "grad" : "input", " must have shape ", want,
+            ", got ", x.shape());
+  const Device dev = common_device(op, {x, q_half, switches});
+  const Tensor xc = dense(x), qc = dense(q_half), swc = switches.contiguous();
+  Tensor out = Tensor::empty(backward ? q_half.shape() : fine, x.options());
+  dispatch_floating(x.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    if (backward) {
+      const DmUnpoolBackward<T> f{xc.data<T>(), qc.data<T>(), swc.data<uint8_t>(), g,
+                                  out.data<T>()};
+      CVG_DM_RUN(op, dev, unpool_backward, f, out.numel());
+    } else {
+      const DmUnpoolAdjoint<T> f{xc.data<T>(), qc.data<T>(), swc.data<uint8_t>(), g,
+                                 out.data<T>()};
+      CVG_DM_RUN(op, dev, unpool_adjoint, f, out.numel());
+    }
+  });
+  return trace.result(
+      record(op, out, {x}, [qc, swc, fine_k, backward](const Tensor& u, const Node&) {
+        return TensorList{backward ? dm_unpool_adjoint(u, qc, swc, fine_k)
+                                   : dm_unpool_backward(u, qc, swc, fine_k)};
+      }));
+}
+
+}  // namespace
+
+Tensor dm_unpool_backward(const Tensor& grad, const Tensor& q_half, const Tensor& switches,
+                          int64_t fine_k) {
+  return unpool_route("dm_unpool_backward", grad, q_half, switches, fine_k, true);
+}
+
+Tensor dm_unpool_adjoint(const Tensor& x, const Tensor& q_half, const Tensor& switches,
+                         int64_t fine_k) {
+  return unpool_route("dm_unpool_adjoint", x, q_half, switches, fine_k, false);
+}
+
+// ---- structured hinge loss -----------------------------------------------------------------
+
+Tensor dm_hinge_loss(const Tensor& q, const Tensor& gt, double sigma) {
+  const char* op = "dm_hinge_loss";
+  TraceOp trace(op, {q, gt});
+  check_scores(op, "input", q);
+  CVG_CHECK(gt.defined(), op, ": undefined gt");
+  CVG_CHECK(gt.dtype() == DType::int32 || gt.dtype() == DType::int64, op,
+            ": gt must be int32 or int64, got ", dtype_name(gt.dtype()));
+  const Shape& s = q.shape();
+  const Shape want{s[0], s[1], s[2], 2};
+  CVG_CHECK(gt.shape() == want, op, ": gt must be N x H x W x 2 = ", want, " for input ", s,
+            ", got ", gt.shape());
+  CVG_CHECK(sigma > 0 && std::isfinite(sigma), op, ": sigma must be positive, got ", sigma);
+  const Device dev = common_device(op, {q, gt});
+  DmHingeGeom g;
+  g.points = s[0] * s[1] * s[2];
+  g.k = s[3];
+  g.inv_two_sigma2 = 1.0 / (2.0 * sigma * sigma);
+  const Tensor qc = dense(q), gtc = gt.to(DType::int32).contiguous();
+  Tensor per_point = Tensor::empty({s[0], s[1], s[2]}, q.options());
+  dispatch_floating(q.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    const DmHingePerPoint<T> f{qc.data<T>(), gtc.data<int32_t>(), g, per_point.data<T>()};
+    CVG_DM_RUN(op, dev, hinge_per_point, f, per_point.numel());
+  });
+  // d per_point / d Q is a constant (+1 per active term, -count at the ground truth) almost
+  // everywhere; the backward multiplies it with the incoming gradient, so it is differentiable
+  // in that gradient and has zero second derivative in Q.
+  per_point = record(op, per_point, {q}, [qc, gtc, g, dev](const Tensor& gr, const Node&) {
+    Tensor coef = Tensor::empty(qc.shape(), qc.options());
+    dispatch_floating(qc.dtype(), "dm_hinge_loss_backward", [&](auto tag) {
+      using T = decltype(tag);
+      const DmHingeCoef<T> f{qc.data<T>(), gtc.data<int32_t>(), g, coef.data<T>()};
+      CVG_DM_RUN("dm_hinge_loss_backward", dev, hinge_coef, f, coef.numel());
+    });
+    const Shape& s = qc.shape();
+    return TensorList{mul(coef, reshape(gr, {s[0], s[1], s[2], 1, 1}))};
+  });
+  const double terms = static_cast<double>(q.numel());
+  return trace.result(terms > 0 ? div(sum(per_point), terms) : sum(per_point));
+}
+
+// ---- the U-network -------------------------------------------------------------------------
+
+Tensor deep_matching(const Tensor& s0, const TensorList& nus) {
+  const char* op = "deep_matching";
+  TraceOp trace(op, {s0});
+  check_scores(op, "s0", s0);
+  std::vector<Tensor> s{s0}, sw;
+  for (size_t l = 0; l < nus.size(); ++l) {
+    DmPooled p = dm_max_pool(s.back());
+    sw.push_back(p.switches);
+    s.push_back(dm_power(dm_aggregate(p.values, static_cast<int64_t>(l)), nus[l]));
+  }
+  Tensor q = s.back();
+  for (size_t l = nus.size(); l-- > 0;) {
+    const DmDisaggregated d = dm_disaggregate(q, static_cast<int64_t>(l));
+    q = dm_unpool(d.values, sw[l], s[l]);
+  }
+  return trace.result(q);
+}
+
+}  // namespace cvg

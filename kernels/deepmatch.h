@@ -1,0 +1,157 @@
+#pragma once
+// Deep Matching as a network (Thewlis et al., "Fully-Trainable Deep Matching", BMVC 2016; spec in
+// ../shared/papers/thewlis-objects-from-motion.md, "Ch.3"): the 4-D layers of the U-network.
+//
+// Layout. A score map S_l or Q_l is a contiguous-or-not float32/float64 tensor
+//     N x H x W x K x K          (p-major, q-minor)
+// N image pairs, H x W reference points p (the same grid at every level), K = 2 R + 1 target
+// offsets per axis. Element [n, i, j, ky, kx] scores the match of reference (i, j) with the target
+// at offset 2^l (ky - R, kx - R) pixels from p (gamma_0 = 1): q is relative to p, so the
+// aggregation shifts p and not k. R_{l+1} = ceil(R_l / 2).
+//
+// Reference grid. Reference (i, j) of level 0 sits at target pixel (stride i + offset,
+// stride j + offset) (alpha_0 = stride, beta_0 = offset; 0-based i). Levels l >= 1 sit half a
+// cell further, at stride (i + 1/2) + offset: the notes' typo fix (section 8.1), the children
+// of level 0 are {i, i + 1}.
+//
+// Layers (each with a CPU loop and a CUDA kernel sharing kernels/deepmatch_math.h):
+//   dm_correlation  S_0[n,i,j,k] = <ref[n,:,i,j], target[n,:,p_ij + k - R]>; 0 where the target
+//                   pixel lies outside the target map. Descriptors are used as given: L2-normalise
+//                   them first (and keep them >= 0) so that S_0 is in [0, 1]. Gradients are two
+//                   gathers (dm_correlation_grad_ref, dm_correlation_grad_target), no atomics.
+//   dm_max_pool     3 x 3 max pooling over (ky, kx) with stride 2 and padding
+//                   pad = 1 + 2 R_{l+1} - R_l (1 for even R, 2 for odd R); padding is -inf and
+//                   never wins. Switch (uint8): the window-local index 3 dy + dx (0..8) of the
+//                   winner; ties go to the first maximum in row-major window order, a NaN beats
+//                   every number (the first NaN wins).
+//   dm_aggregate    A[i, k] = mean of S_{l+1/2}[child, k] over the in-grid children of (i, j):
+//                   (i + d, j + d') with d, d' in {0, 1} at level 0 and {-2^(l-1), +2^(l-1)} at
+//                   level l >= 1 (alpha_0 = delta_0). Children outside the grid are left out of
+//                   the mean (inferred; a point with no child in the grid gets 0).
+//   dm_power        S_{l+1} = A^nu = exp(nu ln A) for A > 0, and 0 for A <= 0, with nu a
+//                   one-element tensor (learnable). dA = g nu A^(nu-1), dnu = sum g A^nu ln A,
+//                   both 0 where A <= 0. nu is not clamped: keep it positive.
+//   dm_disaggregate Q_{l+1/2}[i', k] = max over the in-grid parents (i' - d, j' - d') of
+//                   Q_{l+1}[parent, k]; overlaps are maxed, never summed. Switch (uint8): the
+//                   corner e = 2 ey + ex of the winning parent (ey, ex pick d from {lo, hi}),
+//                   ties to the lowest e; 0xFF (and -inf) when every parent is outside the grid
+//                   or -inf.
+//   dm_unpool       Q_l = S_l + U, U[k] = max of Q_{l+1/2}[k'] over the coarse k' whose switch
+//                   names k (a gather over the <= 2 x 2 windows covering k), -inf when none
+//                   does. Ties: the first k' in row-major coarse order.
+//   dm_hinge_loss   mean over all N H W K^2 terms of max(0, 1 - g_sigma(q - gt) + Q[q] - Q[gt])
+//                   (the structured loss of section 2.2 on Q_0, mean-normalised: inferred), with
+//                   g_sigma(z) = exp(-|z|^2 / (2 sigma^2)) and z in offset steps. gt is
+//                   N x H x W x 2 int32/int64 (gy, gx) offset indices; a point whose gt lies
+//                   outside [0, K)^2, or whose gt score is -inf, is skipped; -inf scores are
+//                   never active terms.
+//
+// -inf handling. -inf enters through unpooling (targets no switch names) and disaggregation
+// (no valid parent); it is IEEE -inf, never NaN. A -inf output routes no gradient: dS_l and
+// dQ_{l+1/2} are 0 where Q_l is -inf, a disaggregated -inf has no switch, and the loss skips
+// -inf terms.
+//
+// Gradients. Every backward is a gather (one writer per element, deterministic on both devices,
+// no atomics) and an op of this file, itself differentiable, so create_graph gives second
+// derivatives: dm_max_pool_backward <-> dm_pool_gather, dm_aggregate <-> dm_aggregate_backward,
+// dm_disaggregate_backward <-> dm_disaggregate_gather, dm_unpool_backward <->
+// dm_unpool_adjoint, the three correlation ops among themselves; dm_power's and the loss's
+// backward are compositions of differentiable ops (the loss's Hessian is 0 almost everywhere).
+#include <array>
+#include <vector>
+
+#include "core/tensor.h"
+#include "kernels/deepmatch_math.h"
+
+namespace cvg {
+
+// ---- correlation ----
+// ref: N x d x H x W (descriptors at the reference grid), target: N x d x Ht x Wt (dense).
+// Returns N x H x W x K x K with K = 2 radius + 1.
+Tensor dm_correlation(const Tensor& ref, const Tensor& target, int64_t radius, int64_t stride,
+                      int64_t offset);
+// grad: N x H x W x K x K. d ref (N x d x H x W) and d target (N x d x Ht x Wt, target_size =
+// {Ht, Wt}).
+Tensor dm_correlation_grad_ref(const Tensor& grad, const Tensor& target, int64_t stride,
+                               int64_t offset);
+Tensor dm_correlation_grad_target(const Tensor& grad, const Tensor& ref,
+                                  std::array<int64_t, 2> target_size, int64_t stride,
+                                  int64_t offset);
+
+// ---- max pooling over q ----
+struct DmPooled {
+  Tensor values;    // N x H x W x K' x K', K' = 2 ceil(R / 2) + 1
+  Tensor switches;  // uint8, same shape, window-local 0..8
+};
+DmPooled dm_max_pool(const Tensor& s);
+// d S of dm_max_pool: grad and switches N x H x W x K' x K'; fine_k = K of the pooled input.
+Tensor dm_max_pool_backward(const Tensor& grad, const Tensor& switches, int64_t fine_k);
+// The fine value each switch names: N x H x W x K x K -> N x H x W x K' x K'.
+Tensor dm_pool_gather(const Tensor& x, const Tensor& switches);
+
+// ---- aggregation and power (level l >= 0 aggregates S_{l+1/2} into S_{l+1}) ----
+Tensor dm_aggregate(const Tensor& s, int64_t level);
+Tensor dm_aggregate_backward(const Tensor& grad, int64_t level);
+// nu: one element (any shape with numel 1), the dtype and device of a.
+Tensor dm_power(const Tensor& a, const Tensor& nu);
+
+// ---- disaggregation (reverse of the aggregation of `level`) ----
+struct DmDisaggregated {
+  Tensor values;    // N x H x W x K x K
+  Tensor switches;  // uint8 corner 0..3, or 0xFF
+};
+DmDisaggregated dm_disaggregate(const Tensor& q, int64_t level);
+Tensor dm_disaggregate_backward(const Tensor& grad, const Tensor& switches, int64_t level);
+Tensor dm_disaggregate_gather(const Tensor& x, const Tensor& switches, int64_t level);
+
+// ---- unpooling + skip sum ----
+// q_half and switches: N x H x W x K' x K' (the switches of dm_max_pool(s)); s: N x H x W x K x K.
+// Returns Q_l = s + unpool(q_half).
+Tensor dm_unpool(const Tensor& q_half, const Tensor& switches, const Tensor& s);
+// d q_half of dm_unpool (grad: N x H x W x K x K); q_half decides the winners and gets no
+// gradient through this op.
+Tensor dm_unpool_backward(const Tensor& grad, const Tensor& q_half, const Tensor& switches,
+                          int64_t fine_k);
+// Adjoint of dm_unpool_backward: x (coarse) to the fine elements it wins, 0 elsewhere.
+Tensor dm_unpool_adjoint(const Tensor& x, const Tensor& q_half, const Tensor& switches,
+                         int64_t fine_k);
+
+// ---- loss ----
+Tensor dm_hinge_loss(const Tensor& q, const Tensor& gt, double sigma);
+
+// ---- the whole U-network ----
+// S_0 -> Q_0 with L = nus.size() levels: for l = 0..L-1, (S_{l+1/2}, m_l) = dm_max_pool(S_l),
+// S_{l+1} = dm_power(dm_aggregate(S_{l+1/2}, l), nus[l]); then Q_L = S_L and, for l = L-1..0,
+// Q_l = dm_unpool(dm_disaggregate(Q_{l+1}, l), m_l, S_l).
+Tensor deep_matching(const Tensor& s0, const TensorList& nus);
+
+// Raw kernels (no autograd, no checks): contiguous inputs, fresh contiguous outputs on their
+// device. One entry per functor of deepmatch_math.h; `n` is the number of elements written.
+#define CVG_DM_KERNELS(X)                                                  \
+  X(corr_forward, DmCorrForward)                                           \
+  X(corr_grad_ref, DmCorrGradRef)                                          \
+  X(corr_grad_target, DmCorrGradTarget)                                    \
+  X(pool_backward, DmPoolBackward)                                         \
+  X(pool_gather, DmPoolGather)                                             \
+  X(unpool_forward, DmUnpoolForward)                                       \
+  X(unpool_backward, DmUnpoolBackward)                                     \
+  X(unpool_adjoint, DmUnpoolAdjoint)                                       \
+  X(agg_forward, DmAggForward)                                             \
+  X(agg_backward, DmAggBackward)                                           \
+  X(disagg_backward, DmDisaggBackward)                                     \
+  X(disagg_gather, DmDisaggGather)                                         \
+  X(power_forward, DmPowerForward)                                         \
+  X(hinge_per_point, DmHingePerPoint)                                      \
+  X(hinge_coef, DmHingeCoef)                                               \
+  X(pool_forward, DmPoolForward)                                           \
+  X(disagg_forward, DmDisaggForward)
+
+#define CVG_DM_DECLARE(name, F)                                     \
+  void dm_##name##_cpu(const F<float>& f, int64_t n);               \
+  void dm_##name##_cpu(const F<double>& f, int64_t n);              \
+  void dm_##name##_cuda(const F<float>& f, int64_t n);              \
+  void dm_##name##_cuda(const F<double>& f, int64_t n);
+CVG_DM_KERNELS(CVG_DM_DECLARE)
+#undef CVG_DM_DECLARE
+
+}  // namespace cvg

@@ -1,0 +1,515 @@
+#pragma once
+// Per-element math of the Deep Matching 4-D layers, shared by deepmatch_cpu.cpp and
+// deepmatch_cuda.cu (conventions in kernels/deepmatch.h). Every kernel is a functor with
+//     CVG_HD void operator()(int64_t l) const
+// that writes element l of its output(s) and nothing else, so the CPU runs it under parallel_for
+// and CUDA under a grid-stride loop, with the same sums in the same order on both.
+//
+// Score tensors are contiguous N x H x W x K x K. "point" is the flat reference index
+// (n * H + i) * W + j, and element l of a score tensor is point * K * K + ky * K + kx.
+#include <cmath>
+#include <cstdint>
+
+#include "core/hd.h"
+
+namespace cvg {
+
+// Floor and ceiling of a / b for b > 0 and any sign of a.
+CVG_HD int64_t dm_floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+CVG_HD int64_t dm_ceil_div(int64_t a, int64_t b) { return -dm_floor_div(-a, b); }
+
+CVG_HD bool dm_in(int64_t v, int64_t n) { return v >= 0 && v < n; }
+
+template <typename T>
+CVG_HD T dm_neg_inf() {
+  return -static_cast<T>(INFINITY);
+}
+
+// A beats the running best: strictly larger, or the first NaN (written without isnan so that
+// host and device share the line). The first maximum wins ties.
+template <typename T>
+CVG_HD bool dm_beats(T v, T best) {
+  return v > best || (v != v && best == best);
+}
+
+// ---- correlation --------------------------------------------------------------------------
+// Reference point (i, j) sits at target pixel (stride * i + offset, stride * j + offset); offset
+// index (ky, kx) looks at target pixel (y, x) = that + (ky - R, kx - R).
+struct DmCorrGeom {
+  int64_t n = 0, d = 0;     // batch, descriptor channels
+  int64_t h = 0, w = 0;     // reference grid
+  int64_t ht = 0, wt = 0;   // target map
+  int64_t r = 0, k = 1;     // radius and K = 2R + 1
+  int64_t stride = 1, offset = 0;
+};
+
+template <typename T>
+struct DmCorrForward {
+  const T* ref;   // N x d x H x W
+  const T* tgt;   // N x d x Ht x Wt
+  DmCorrGeom g;
+  T* out;         // N x H x W x K x K
+  CVG_HD void operator()(int64_t l) const {
+    const int64_t kk = g.k * g.k, point = l / kk, kx = l % g.k, ky = (l % kk) / g.k;
+    const int64_t j = point % g.w, i = (point / g.w) % g.h, n = point / (g.w * g.h);
+    const int64_t y = g.stride * i + g.offset + ky - g.r, x = g.stride * j + g.offset + kx - g.r;
+    T acc = T(0);
+    if (dm_in(y, g.ht) && dm_in(x, g.wt)) {
+      const int64_t rp = g.h * g.w, tp = g.ht * g.wt;
+      const T* a = ref + n * g.d * rp + i * g.w + j;
+      const T* b = tgt + n * g.d * tp + y * g.wt + x;
+      for (int64_t c = 0; c < g.d; ++c) acc += a[c * rp] * b[c * tp];
+    }
+    out[l] = acc;
+  }
+};
+
+// d ref[n, c, i, j] = sum_k grad[n, i, j, k] * tgt[n, c, p + k - R] over in-target k.
+template <typename T>
+struct DmCorrGradRef {
+  const T* grad;  // N x H x W x K x K
+  const T* tgt;   // N x d x Ht x Wt
+  DmCorrGeom g;
+  T* out;         // N x d x H x W
+  CVG_HD void operator()(int64_t l) const {
+    const int64_t j = l % g.w, i = (l / g.w) % g.h, c = (l / (g.w * g.h)) % g.d,
+                  n = l / (g.w * g.h * g.d);
+    const int64_t y0 = g.stride * i + g.offset - g.r, x0 = g.stride * j + g.offset - g.r;
+    const T* gp = grad + ((n * g.h + i) * g.w + j) * g.k * g.k;
+    const T* b = tgt + (n * g.d + c) * g.ht * g.wt;
+    T acc = T(0);
+    for (int64_t ky = 0; ky < g.k; ++ky) {
+      const int64_t y = y0 + ky;
+      if (!dm_in(y, g.ht)) continue;
+      for (int64_t kx = 0; kx < g.k; ++kx) {
+        const int64_t x = x0 + kx;
+        if (dm_in(x, g.wt)) acc += gp[ky * g.k + kx] * b[y * g.wt + x];
+      }
+    }
+    out[l] = acc;
+  }
+};
+
+// d tgt[n, c, y, x] = sum over the references i whose window holds (y, x) of
+// grad[n, i, (y, x) - p_i + R] * ref[n, c, i]: a gather over at most ceil(K / stride)^2 points,
+// so every target element has one writer (no atomics).
+template <typename T>
+struct DmCorrGradTarget {
+  const T* grad;  // N x H x W x K x K
+  const T* ref;   // N x d x H x W
+  DmCorrGeom g;
+  T* out;         // N x d x Ht x Wt
+  CVG_HD void operator()(int64_t l) const {
+    const int64_t x = l % g.wt, y = (l / g.wt) % g.ht, c = (l / (g.wt * g.ht)) % g.d,
+                  n = l / (g.wt * g.ht * g.d);
+    // stride * i + offset in [y - R, y + R].
+    int64_t ilo = dm_ceil_div(y - g.r - g.offset, g.stride),
+            ihi = dm_floor_div(y + g.r - g.offset, g.stride);
+    int64_t jlo = dm_ceil_div(x - g.r - g.offset, g.stride),
+            jhi = dm_floor_div(x + g.r - g.offset, g.stride);
+    ilo = ilo < 0 ? 0 : ilo;
+    jlo = jlo < 0 ? 0 : jlo;
+    ihi = ihi >= g.h ? g.h - 1 : ihi;
+    jhi = jhi >= g.w ? g.w - 1 : jhi;
+    const T* a = ref + (n * g.d + c) * g.h * g.w;
+    T acc = T(0);
+    for (int64_t i = ilo; i <= ihi; ++i) {
+      const int64_t ky = y - (g.stride * i + g.offset) + g.r;
+      for (int64_t j = jlo; j <= jhi; ++j) {
+        const int64_t kx = x - (g.stride * j + g.offset) + g.r;
+        acc += grad[(((n * g.h + i) * g.w + j) * g.k + ky) * g.k + kx] * a[i * g.w + j];
+      }
+    }
+    out[l] = acc;
+  }
+};
+
+// ---- max pooling over q with switches -----------------------------------------------------
+// Coarse offset (cy, cx) pools the fine offsets 2 c - pad + {0, 1, 2} per axis; the switch is
+// the window-local index 3 * dy + dx (0..8) of the winner.
+struct DmPoolGeom {
+  int64_t points = 0;  // N * H * W
+  int64_t k = 1;       // fine K
+  int64_t kc = 1;      // coarse K
+  int64_t pad = 1;
+
+  CVG_HD int64_t fine_of(int64_t c, int64_t t) const { return 2 * c - pad + t; }
+  // The coarse c whose window holds fine f: 2 c - pad <= f <= 2 c - pad + 2.
+  CVG_HD int64_t cover_lo(int64_t f) const {
+    const int64_t lo = dm_ceil_div(f + pad - 2, 2);
+    return lo < 0 ? 0 : lo;
+  }
+  CVG_HD int64_t cover_hi(int64_t f) const {
+    const int64_t hi = dm_floor_div(f + pad, 2);
+    return hi >= kc ? kc - 1 : hi;
+  }
+};
+
+template <typename T>
+struct DmPoolForward {
+  const T* s;  // fine
+  DmPoolGeom g;
+  T* out;       // coarse
+  uint8_t* sw;  // coarse
+  CVG_HD void operator()(int64_t l) const {
+    const int64_t kk = g.kc * g.kc, point = l / kk, cx = l % g.kc, cy = (l % kk) / g.kc;
+    const T* plane = s + point * g.k * g.k;
+    bool have = false;
+    T best = T(0);
+    int best_t = 0;
+    for (int ty = 0; ty < 3; ++ty) {
+      const int64_t fy = g.fine_of(cy, ty);
+      if (!dm_in(fy, g.k)) continue;
+      for (int tx = 0; tx < 3; ++tx) {
+        const int64_t fx = g.fine_of(cx, tx);
+        if (!dm_in(fx, g.k)) continue;
+        const T v = plane[fy * g.k + fx];
+        if (!have || dm_beats(v, best)) {
+          have = true;
+          best = v;
+          best_t = 3 * ty + tx;
+        }
+      }
+    }
+    out[l] = best;
+    sw[l] = static_cast<uint8_t>(best_t);
+  }
+};
+
+// Fine element (fy, fx) of the fine plane that coarse (cy, cx) with switch t points at.
+CVG_HD int64_t dm_pool_target(const DmPoolGeom& g, int64_t cy, int64_t cx, int t) {
+  return g.fine_of(cy, t / 3) * g.k + g.fine_of(cx, t % 3);
+}
+
+// d S_l: each fine element sums the gradient of the (at most 2 x 2) coarse windows whose switch
+// names it, in increasing coarse order.
+template <typename T>
+struct DmPoolBackward {
+  const T* grad;       // coarse
+  const uint8_t* sw;   // coarse
+  DmPoolGeom g;
+  T* out;              // fine
+  CVG_HD void operator()(int64_t l) const {
+    const int64_t kk = g.k * g.k, point = l / kk, fx = l % g.k, fy = (l % kk) / g.k;
+    const int64_t base = point * g.kc * g.kc;
+    T acc = T(0);
+    for (int64_t cy = g.cover_lo(fy); cy <= g.cover_hi(fy); ++cy)
+      for (int64_t cx = g.cover_lo(fx); cx <= g.cover_hi(fx); ++cx) {
+        const int64_t c = base + cy * g.kc + cx;
+        if (dm_pool_target(g, cy, cx, sw[c]) == fy * g.k + fx) acc += grad[c];
+      }
+    out[l] = acc;
+  }
+};
+
+// Coarse element takes the fine value its switch names (the adjoint of DmPoolBackward).
+template <typename T>
+struct DmPoolGather {
+  const T* x;          // fine
+  const uint8_t* sw;   // coarse
+  DmPoolGeom g;
+  T* out;              // coarse
+  CVG_HD void operator()(int64_t l) const {
+    const int64_t kk = g.kc * g.kc, point = l / kk, cx = l % g.kc, cy = (l % kk) / g.kc;
+    out[l] = x[point * g.k * g.k + dm_pool_target(g, cy, cx, sw[l])];
+  }
+};
+
+// ---- unpooling through the switches + skip sum --------------------------------------------
+// The coarse index (flat within the point's coarse plane) that fills fine (fy, fx): among the
+// coarse windows whose switch names it, the one with the largest value, the first in row-major
+// coarse order on ties; -1 when none names it or all candidates are -inf.
+template <typename T>
+CVG_HD int64_t dm_unpool_winner(const T* coarse_plane, const uint8_t* sw_plane,
+                                const DmPoolGeom& g, int64_t fy, int64_t fx) {
+  int64_t win = -1;
+  T best = dm_neg_inf<T>();
+  for (int64_t cy = g.cover_lo(fy); cy <= g.cover_hi(fy); ++cy)
+    for (int64_t cx = g.cover_lo(fx); cx <= g.cover_hi(fx); ++cx) {
+      const int64_t c = cy * g.kc + cx;
+      if (dm_pool_target(g, cy, cx, sw_plane[c]) != fy * g.k + fx) continue;
+      if (dm_beats(coarse_plane[c], best)) {
+        best = coarse_plane[c];
+        win = c;
+      }
+    }
+  return win;
+}
+
+// Q_l = S_l + unpool(Q_{l+1/2}); -inf where no switch names the element.
+template <typename T>
+struct DmUnpoolForward {
+  const T* qh;         // coarse
+  const uint8_t* sw;   // coarse
+  const T* s;          // fine
+  DmPoolGeom g;
+  T* out;              // fine
+  CVG_HD void operator()(int64_t l) const {
+    const int64_t kk = g.k * g.k, point = l / kk, fx = l % g.k, fy = (l % kk) / g.k;
+    const int64_t cb = point * g.kc * g.kc;
+    const int64_t w = dm_unpool_winner(qh + cb, sw + cb, g, fy, fx);
+    out[l] = s[l] + (w >= 0 ? qh[cb + w] : dm_neg_inf<T>());
+  }
+};
+
+// d Q_{l+1/2}: a coarse element receives the gradient of the fine element it won (0 when it
+// lost, or when it is -inf and so won nothing).
+template <typename T>
+struct DmUnpoolBackward {
+  const T* grad;       // fine
+  const T* qh;         // coarse
+  const uint8_t* sw;   // coarse
+  DmPoolGeom g;
+  T* out;              // coarse
+  CVG_HD void operator()(int64_t l) const {
+    const int64_t kk = g.kc * g.kc, point = l / kk, c = l % kk;
+    const int64_t cb = point * kk;
+    const int64_t f = dm_pool_target(g, c / g.kc, c % g.kc, sw[l]);
+    const int64_t w = dm_unpool_winner(qh + cb, sw + cb, g, f / g.k, f % g.k);
+    out[l] = w == c ? grad[point * g.k * g.k + f] : T(0);
+  }
+};
+
+// Adjoint of DmUnpoolBackward: a fine element takes x at its winner, 0 when it has none.
+template <typename T>
+struct DmUnpoolAdjoint {
+  const T* x;          // coarse
+  const T* qh;         // coarse (decides the winners)
+  const uint8_t* sw;   // coarse
+  DmPoolGeom g;
+  T* out;              // fine
+  CVG_HD void operator()(int64_t l) const {
+    const int64_t kk = g.k * g.k, point = l / kk, fx = l % g.k, fy = (l % kk) / g.k;
+    const int64_t cb = point * g.kc * g.kc;
+    const int64_t w = dm_unpool_winner(qh + cb, sw + cb, g, fy, fx);
+    out[l] = w >= 0 ? x[cb + w] : T(0);
+  }
+};
+
+// ---- aggregation and disaggregation over p ------------------------------------------------
+// The children of reference (i, j) at a level are (i + d[ey], j + d[ex]) for ey, ex in {0, 1},
+// with d = {lo, hi}; the corner index is e = 2 ey + ex. Parent (i, j) of child (i', j') through
+// corner e is (i' - d[ey], j' - d[ex]).
+struct DmAggGeom {
+  int64_t n = 0, h = 0, w = 0, k = 1;  // score tensor N x H x W x K x K
+  int64_t lo = 0, hi = 1;              // the two child shifts
+
+  CVG_HD int64_t shift(int e) const { return e == 0 ? lo : hi; }
+  // Number of in-grid children of row i (or column j with size w).
+  CVG_HD int64_t children(int64_t i, int64_t size) const {
+    return (dm_in(i + lo, size) ? 1 : 0) + (dm_in(i + hi, size) ? 1 : 0);
+  }
+};
+
+// A[i, k] = mean over the in-grid children of S[child, k]; 0 for a point without children.
+template <typename T>
+struct DmAggForward {
+  const T* s;
+  DmAggGeom g;
+  T* out;
+  CVG_HD void operator()(int64_t l) const {
+    const int64_t kk = g.k * g.k, point = l / kk, k = l % kk;
+    const int64_t j = point % g.w, i = (point / g.w) % g.h, n = point / (g.w * g.h);
+    T acc = T(0);
+    int64_t cnt = 0;
+    for (int ey = 0; ey < 2; ++ey) {
+      const int64_t ci = i + g.shift(ey);
+      if (!dm_in(ci, g.h)) continue;
+      for (int ex = 0; ex < 2; ++ex) {
+        const int64_t cj = j + g.shift(ex);
+        if (!dm_in(cj, g.w)) continue;
+        acc += s[((n * g.h + ci) * g.w + cj) * kk + k];
+        ++cnt;
+      }
+    }
+    out[l] = cnt > 0 ? acc / static_cast<T>(cnt) : T(0);
+  }
+};
+
+// d S[i', k] = sum over the in-grid parents of grad[parent, k] / children(parent).
+template <typename T>
+struct DmAggBackward {
+  const T* grad;
+  DmAggGeom g;
+  T* out;
+  CVG_HD void operator()(int64_t l) const {
+    const int64_t kk = g.k * g.k, point = l / kk, k = l % kk;
+    const int64_t j = point % g.w, i = (point / g.w) % g.h, n = point / (g.w * g.h);
+    T acc = T(0);
+    for (int ey = 0; ey < 2; ++ey) {
+      const int64_t pi = i - g.shift(ey);
+      if (!dm_in(pi, g.h)) continue;
+      for (int ex = 0; ex < 2; ++ex) {
+        const int64_t pj = j - g.shift(ex);
+        if (!dm_in(pj, g.w)) continue;
+        const int64_t cnt = g.children(pi, g.h) * g.children(pj, g.w);
+        acc += grad[((n * g.h + pi) * g.w + pj) * kk + k] / static_cast<T>(cnt);
+      }
+    }
+    out[l] = acc;
+  }
+};
+
+constexpr uint8_t kDmNoParent = 0xFF;
+
+// Q_{l+1/2}[i', k] = max over the in-grid parents of Q_{l+1}[parent, k]; switch e* = the corner
+// of the first maximum in e order, kDmNoParent (and -inf) when no parent is finite.
+template <typename T>
+struct DmDisaggForward {
+  const T* q;
+  DmAggGeom g;
+  T* out;
+  uint8_t* sw;
+  CVG_HD void operator()(int64_t l) const {
+    const int64_t kk = g.k * g.k, point = l / kk, k = l % kk;
+    const int64_t j = point % g.w, i = (point / g.w) % g.h, n = point / (g.w * g.h);
+    T best = dm_neg_inf<T>();
+    uint8_t e_best = kDmNoParent;
+    for (int e = 0; e < 4; ++e) {
+      const int64_t pi = i - g.shift(e / 2), pj = j - g.shift(e % 2);
+      if (!dm_in(pi, g.h) || !dm_in(pj, g.w)) continue;
+      const T v = q[((n * g.h + pi) * g.w + pj) * kk + k];
+      if (dm_beats(v, best)) {
+        best = v;
+        e_best = static_cast<uint8_t>(e);
+      }
+    }
+    out[l] = best;
+    sw[l] = e_best;
+  }
+};
+
+// d Q_{l+1}[parent, k] = sum of grad[child, k] over the children whose switch names it.
+template <typename T>
+struct DmDisaggBackward {
+  const T* grad;
+  const uint8_t* sw;
+  DmAggGeom g;
+  T* out;
+  CVG_HD void operator()(int64_t l) const {
+    const int64_t kk = g.k * g.k, point = l / kk, k = l % kk;
+    const int64_t j = point % g.w, i = (point / g.w) % g.h, n = point / (g.w * g.h);
+    T acc = T(0);
+    for (int e = 0; e < 4; ++e) {
+      const int64_t ci = i + g.shift(e / 2), cj = j + g.shift(e % 2);
+      if (!dm_in(ci, g.h) || !dm_in(cj, g.w)) continue;
+      const int64_t c = ((n * g.h + ci) * g.w + cj) * kk + k;
+      if (sw[c] == e) acc += grad[c];
+    }
+    out[l] = acc;
+  }
+};
+
+// Adjoint of DmDisaggBackward: a child takes x at the parent its switch names (0 without one).
+template <typename T>
+struct DmDisaggGather {
+  const T* x;
+  const uint8_t* sw;
+  DmAggGeom g;
+  T* out;
+  CVG_HD void operator()(int64_t l) const {
+    const int64_t kk = g.k * g.k, point = l / kk, k = l % kk;
+    const int64_t j = point % g.w, i = (point / g.w) % g.h, n = point / (g.w * g.h);
+    const uint8_t e = sw[l];
+    if (e == kDmNoParent) {
+      out[l] = T(0);
+      return;
+    }
+    out[l] = x[((n * g.h + i - g.shift(e / 2)) * g.w + j - g.shift(e % 2)) * kk + k];
+  }
+};
+
+// ---- power --------------------------------------------------------------------------------
+// y = A^nu = exp(nu ln A) for A > 0, and 0 for A <= 0 (the limit at 0 for nu > 0).
+template <typename T>
+CVG_HD T dm_pow(T a, T nu);
+template <>
+CVG_HD float dm_pow<float>(float a, float nu) {
+  return a > 0.0f ? expf(nu * logf(a)) : 0.0f;
+}
+template <>
+CVG_HD double dm_pow<double>(double a, double nu) {
+  return a > 0.0 ? ::exp(nu * ::log(a)) : 0.0;
+}
+
+template <typename T>
+struct DmPowerForward {
+  const T* a;
+  const T* nu;  // one element
+  T* out;
+  CVG_HD void operator()(int64_t l) const { out[l] = dm_pow(a[l], nu[0]); }
+};
+
+// ---- structured hinge loss ----------------------------------------------------------------
+// Per reference point: gt[point] = (gy, gx) offset indices of the ground truth. The point takes
+// part when gt lies in [0, K)^2 and its score is finite; then each finite q contributes
+//     max(0, 1 - exp(-|q - gt|^2 / (2 sigma^2)) + Q[q] - Q[gt])
+// with |q - gt| measured in offset steps.
+struct DmHingeGeom {
+  int64_t points = 0, k = 1;
+  double inv_two_sigma2 = 0.5;
+};
+
+template <typename T>
+CVG_HD T dm_hinge_term(const T* plane, const DmHingeGeom& g, int64_t gy, int64_t gx, int64_t q) {
+  const T v = plane[q];
+  if (!(v > dm_neg_inf<T>())) return T(0);  // -inf (and NaN) scores never take part
+  const T dy = static_cast<T>(q / g.k - gy), dx = static_cast<T>(q % g.k - gx);
+  const T margin = T(1) - static_cast<T>(::exp(-static_cast<double>(dy * dy + dx * dx) *
+                                                 g.inv_two_sigma2));
+  const T t = margin + v - plane[gy * g.k + gx];
+  return t > T(0) ? t : T(0);
+}
+
+// The ground-truth flat offset of a point, or -1 when the point does not take part.
+template <typename T>
+CVG_HD int64_t dm_hinge_gt(const T* plane, const int32_t* gt, const DmHingeGeom& g,
+                           int64_t point) {
+  const int64_t gy = gt[2 * point], gx = gt[2 * point + 1];
+  if (!dm_in(gy, g.k) || !dm_in(gx, g.k)) return -1;
+  return plane[gy * g.k + gx] > dm_neg_inf<T>() ? gy * g.k + gx : -1;
+}
+
+// Loss of each reference point (sum over q, in increasing q).
+template <typename T>
+struct DmHingePerPoint {
+  const T* q;
+  const int32_t* gt;
+  DmHingeGeom g;
+  T* out;  // points
+  CVG_HD void operator()(int64_t point) const {
+    const T* plane = q + point * g.k * g.k;
+    const int64_t t = dm_hinge_gt(plane, gt, g, point);
+    T acc = T(0);
+    if (t >= 0)
+      for (int64_t k = 0; k < g.k * g.k; ++k) acc += dm_hinge_term(plane, g, t / g.k, t % g.k, k);
+    out[point] = acc;
+  }
+};
+
+// d loss(point) / d Q[point, q]: +1 for an active term's q, minus the number of active terms at
+// the ground truth (whose own term is 0, never active).
+template <typename T>
+struct DmHingeCoef {
+  const T* q;
+  const int32_t* gt;
+  DmHingeGeom g;
+  T* out;
+  CVG_HD void operator()(int64_t l) const {
+    const int64_t kk = g.k * g.k, point = l / kk, k = l % kk;
+    const T* plane = q + point * kk;
+    const int64_t t = dm_hinge_gt(plane, gt, g, point);
+    T c = T(0);
+    if (t >= 0) {
+      if (k == t) {
+        for (int64_t m = 0; m < kk; ++m)
+          if (dm_hinge_term(plane, g, t / g.k, t % g.k, m) > T(0)) c -= T(1);
+      } else if (dm_hinge_term(plane, g, t / g.k, t % g.k, k) > T(0)) {
+        c = T(1);
+      }
+    }
+    out[l] = c;
+  }
+};
+
+}  // namespace cvg
