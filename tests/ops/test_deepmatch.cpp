@@ -1,0 +1,453 @@
+// Tests of the Deep Matching 4-D layers (kernels/deepmatch.h): registry entries with hand cases
+// (padding, ties, -inf infill, border children, power at 0, loss masking) and float64 gradcheck
+// samples on tie-free inputs for every layer and backward op; plain tests of the -inf gradient
+// rules, of the correlation against its definition and of the errors.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <limits>
+
+#include "core/autograd.h"
+#include "kernels/binary.h"
+#include "kernels/deepmatch.h"
+#include "kernels/reduce.h"
+#include "kernels/view.h"
+#include "tests/support/op_registry.h"
+#include "tests/support/test_utils.h"
+
+using namespace cvg;
+using namespace cvg::testing;
+using Catch::Matchers::Contains;
+
+namespace {
+
+const double kInf = std::numeric_limits<double>::infinity();
+
+// Scores without -inf: finite differences cannot see through -inf, and the layers route no
+// gradient there, so gradcheck samples read -inf entries as 0 (a piecewise-constant mask).
+Tensor finite_part(const Tensor& y) {
+  const Tensor finite = gt(y.detach(), full({}, -kInf, y.options()));
+  return where(finite, y, zeros({}, y.options()));
+}
+
+// Switches of pooling / disaggregating a tie-free tensor, as valid inputs of the routing ops.
+Tensor pool_switches(const Shape& fine, uint64_t seed) {
+  NoGradGuard no_grad;
+  return dm_max_pool(distinct64(fine, 0.01, seed, false)).switches;
+}
+Tensor disagg_switches(const Shape& s, int64_t level, uint64_t seed) {
+  NoGradGuard no_grad;
+  return dm_disaggregate(distinct64(s, 0.01, seed, false), level).switches;
+}
+
+Tensor u8(const std::vector<int>& v, const Shape& shape) {
+  std::vector<uint8_t> b(v.begin(), v.end());
+  return from_vector<uint8_t>(b, shape, TensorOptions{}.with_dtype(DType::uint8));
+}
+
+// The 3 x 3 plane 1..9 of one reference point, and what 3x3/2 pooling with pad 2 makes of it
+// (R = 1 -> R' = 1): windows {0}, {0..2}, {2} per axis.
+Tensor plane9(bool grad = true) {
+  return t64({1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 1, 1, 3, 3}, grad);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// correlation
+
+CVG_REGISTER_OP(OpSpec{
+    "dm_correlation",
+    [](const TensorList& xs) { return dm_correlation(xs[0], xs[1], 3, 5, 2); },
+    [] {
+      return std::vector<OpSample>{
+          // p = (0, 0): offsets -1..1 see the 2 x 2 target [1 2; 3 4] at (0..1, 0..1), 0 outside.
+          {"hand radius 1, windows off the target",
+           {t64({2}, {1, 1, 1, 1}), t64({1, 2, 3, 4}, {1, 1, 2, 2})},
+           t64({0, 0, 0, 0, 2, 4, 0, 6, 8}, {1, 1, 1, 3, 3}, false),
+           false,
+           [](const TensorList& xs) { return dm_correlation(xs[0], xs[1], 1, 1, 0); }},
+          {"2 x 3 x 3x4 refs, 20x22 target, R 3 stride 5 offset 2",
+           {uniform64({2, 3, 3, 4}, 0, 1, 1), uniform64({2, 3, 20, 22}, 0, 1, 2)},
+           Tensor(), true, nullptr},
+          {"windows past every border (R 4, stride 3, offset -1)",
+           {uniform64({1, 2, 3, 3}, 0, 1, 3), uniform64({1, 2, 7, 6}, 0, 1, 4)},
+           Tensor(), true,
+           [](const TensorList& xs) { return dm_correlation(xs[0], xs[1], 4, 3, -1); }}};
+    }});
+
+CVG_REGISTER_OP(OpSpec{
+    "dm_correlation_grad_ref",
+    [](const TensorList& xs) { return dm_correlation_grad_ref(xs[0], xs[1], 3, 1); },
+    [] {
+      return std::vector<OpSample>{
+          {"R 2 stride 3 offset 1",
+           {uniform64({2, 3, 2, 5, 5}, -1, 1, 5), uniform64({2, 4, 9, 8}, -1, 1, 6)},
+           Tensor(), true, nullptr}};
+    }});
+
+CVG_REGISTER_OP(OpSpec{
+    "dm_correlation_grad_target",
+    [](const TensorList& xs) { return dm_correlation_grad_target(xs[0], xs[1], {9, 8}, 3, 1); },
+    [] {
+      return std::vector<OpSample>{
+          {"R 2 stride 3 offset 1",
+           {uniform64({2, 3, 2, 5, 5}, -1, 1, 7), uniform64({2, 4, 3, 2}, -1, 1, 8)},
+           Tensor(), true, nullptr},
+          // Stride 1 and R 3: each target pixel collects from up to 7 x 7 references.
+          {"dense references, R 3",
+           {uniform64({1, 5, 5, 7, 7}, -1, 1, 9), uniform64({1, 2, 5, 5}, -1, 1, 10)},
+           Tensor(), true,
+           [](const TensorList& xs) {
+             return dm_correlation_grad_target(xs[0], xs[1], {6, 7}, 1, 0);
+           }}};
+    }});
+
+// ---------------------------------------------------------------------------------------------
+// max pooling over q
+
+CVG_REGISTER_OP(OpSpec{
+    "dm_max_pool",
+    [](const TensorList& xs) { return dm_max_pool(xs[0]).values; },
+    [] {
+      return std::vector<OpSample>{
+          // Rows/cols pool {0}, {0, 1, 2}, {2}: the padding (-inf) never wins.
+          {"hand K 3 -> 3 (pad 2)", {plane9()},
+           t64({1, 3, 3, 7, 9, 9, 7, 9, 9}, {1, 1, 1, 3, 3}, false), false, nullptr},
+          {"hand negative scores: padding is -inf, not 0",
+           {t64({-1, -2, -3, -4, -5, -6, -7, -8, -9}, {1, 1, 1, 3, 3})},
+           t64({-1, -1, -3, -1, -1, -3, -7, -7, -9}, {1, 1, 1, 3, 3}, false), false, nullptr},
+          {"R 3 (odd, pad 2) K 7 -> 5", {distinct64({2, 2, 3, 7, 7}, 0.01, 11)}, Tensor(), true,
+           nullptr},
+          {"R 4 (even, pad 1) K 9 -> 5", {distinct64({1, 3, 2, 9, 9}, 0.01, 12)}, Tensor(), true,
+           nullptr},
+          {"R 0: K 1 -> 1", {distinct64({2, 2, 2, 1, 1}, 0.01, 13)}, Tensor(), true, nullptr},
+          {"non-contiguous input",
+           {distinct64({2, 3, 2, 5, 5}, 0.01, 14)}, Tensor(), true,
+           [](const TensorList& xs) {
+             return dm_max_pool(permute(xs[0], {0, 2, 1, 4, 3})).values;
+           }}};
+    }});
+
+CVG_REGISTER_OP(OpSpec{
+    "dm_max_pool (switches)",
+    [](const TensorList& xs) { return dm_max_pool(xs[0]).switches.to(DType::float64); },
+    [] {
+      return std::vector<OpSample>{
+          // Window-local 3 dy + dx; the window of coarse c starts at fine 2 c - 2.
+          {"hand K 3", {plane9(false)},
+           t64({8, 8, 6, 8, 8, 6, 2, 2, 0}, {1, 1, 1, 3, 3}, false), false, nullptr},
+          // All ties: the first in-range tap of each window (padding is skipped).
+          {"hand ties: first in-range tap",
+           {t64(std::vector<double>(9, 0.5), {1, 1, 1, 3, 3}, false)},
+           t64({8, 6, 6, 2, 0, 0, 2, 0, 0}, {1, 1, 1, 3, 3}, false), false, nullptr}};
+    },
+    /*gradgrad=*/false,
+    /*differentiable=*/false});
+
+CVG_REGISTER_OP(OpSpec{
+    "dm_max_pool_backward",
+    [](const TensorList& xs) { return dm_max_pool_backward(xs[0], xs[1], 7); },
+    [] {
+      return std::vector<OpSample>{
+          // Coarse (0, 1) and (0, 2) both point at fine (0, 2): it collects 2 + 3.
+          {"hand overlapping windows sum",
+           {t64({1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 1, 1, 3, 3}),
+            u8({8, 8, 6, 8, 8, 6, 2, 2, 0}, {1, 1, 1, 3, 3})},
+           t64({1, 0, 5, 0, 0, 0, 11, 0, 28}, {1, 1, 1, 3, 3}, false), true,
+           [](const TensorList& xs) { return dm_max_pool_backward(xs[0], xs[1], 3); }},
+          {"K 7 -> 5", {uniform64({2, 2, 3, 5, 5}, -1, 1, 15), pool_switches({2, 2, 3, 7, 7}, 16)},
+           Tensor(), true, nullptr}};
+    }});
+
+CVG_REGISTER_OP(OpSpec{
+    "dm_pool_gather",
+    [](const TensorList& xs) { return dm_pool_gather(xs[0], xs[1]); },
+    [] {
+      return std::vector<OpSample>{
+          {"K 9 -> 5", {uniform64({1, 2, 3, 9, 9}, -1, 1, 17), pool_switches({1, 2, 3, 9, 9}, 18)},
+           Tensor(), true, nullptr}};
+    }});
+
+// ---------------------------------------------------------------------------------------------
+// aggregation and power
+
+CVG_REGISTER_OP(OpSpec{
+    "dm_aggregate",
+    [](const TensorList& xs) { return dm_aggregate(xs[0], 0); },
+    [] {
+      return std::vector<OpSample>{
+          // Level 0, H 2, W 1, K 1: point 0 averages children 0 and 1 (column +1 is off the grid),
+          // point 1 has only itself.
+          {"hand level 0, border children left out", {t64({2, 6}, {1, 2, 1, 1, 1})},
+           t64({4, 6}, {1, 2, 1, 1, 1}, false), false, nullptr},
+          // Level 1, H 3, W 3: children (i +- 1, j +- 1). The centre has all four corners, the
+          // corner (0, 0) only (1, 1), the edge (0, 1) the two (1, 0) and (1, 2).
+          {"hand level 1, 3 x 3 grid",
+           {t64({1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 3, 3, 1, 1})},
+           t64({5, 5, 5, 5, 5, 5, 5, 5, 5}, {1, 3, 3, 1, 1}, false), false,
+           [](const TensorList& xs) { return dm_aggregate(xs[0], 1); }},
+          {"level 0", {uniform64({2, 3, 4, 3, 3}, 0, 1, 19)}, Tensor(), true, nullptr},
+          {"level 1", {uniform64({1, 4, 5, 3, 3}, 0, 1, 20)}, Tensor(), true,
+           [](const TensorList& xs) { return dm_aggregate(xs[0], 1); }},
+          {"level 2 (shift 2, points without children)", {uniform64({1, 5, 3, 3, 3}, 0, 1, 21)},
+           Tensor(), true, [](const TensorList& xs) { return dm_aggregate(xs[0], 2); }}};
+    }});
+
+CVG_REGISTER_OP(OpSpec{
+    "dm_aggregate_backward",
+    [](const TensorList& xs) { return dm_aggregate_backward(xs[0], 1); },
+    [] {
+      return std::vector<OpSample>{
+          {"level 1", {uniform64({2, 4, 5, 3, 3}, -1, 1, 22)}, Tensor(), true, nullptr},
+          {"level 0", {uniform64({1, 3, 4, 1, 1}, -1, 1, 23)}, Tensor(), true,
+           [](const TensorList& xs) { return dm_aggregate_backward(xs[0], 0); }}};
+    }});
+
+CVG_REGISTER_OP(OpSpec{
+    "dm_power",
+    [](const TensorList& xs) { return dm_power(xs[0], xs[1]); },
+    [] {
+      return std::vector<OpSample>{
+          {"hand A^0.5, 0 at A <= 0", {t64({4, 0, -1, 0.25}, {4}), t64({0.5}, {1})},
+           t64({2, 0, 0, 0.5}, {4}, false), false, nullptr},
+          {"scores, nu 1.4 (0-d)", {uniform64({2, 3, 2, 3, 3}, 0.05, 1, 24), t64({1.4}, {})},
+           Tensor(), true, nullptr},
+          {"nu 0.7", {uniform64({1, 2, 2, 5, 5}, 0.05, 2, 25), t64({0.7}, {1})}, Tensor(), true,
+           nullptr}};
+    }});
+
+// ---------------------------------------------------------------------------------------------
+// disaggregation
+
+CVG_REGISTER_OP(OpSpec{
+    "dm_disaggregate",
+    [](const TensorList& xs) { return finite_part(dm_disaggregate(xs[0], 1).values); },
+    [] {
+      return std::vector<OpSample>{
+          // Level 0, H 2, W 1: child 0 has parent 0 only, child 1 parents 1 and 0 (maxed).
+          {"hand level 0, maxed overlaps", {t64({3, 5}, {1, 2, 1, 1, 1})},
+           t64({3, 5}, {1, 2, 1, 1, 1}, false), false,
+           [](const TensorList& xs) { return dm_disaggregate(xs[0], 0).values; }},
+          {"hand -inf parent", {t64({-kInf, 5}, {1, 2, 1, 1, 1})},
+           t64({-kInf, 5}, {1, 2, 1, 1, 1}, false), false,
+           [](const TensorList& xs) { return dm_disaggregate(xs[0], 0).values; }},
+          // Level 1 on a 2 x 2 grid: parents (i -+ 1, j -+ 1); only the opposite corner is in.
+          {"hand level 1, one parent per child", {t64({1, 2, 3, 4}, {1, 2, 2, 1, 1})},
+           t64({4, 3, 2, 1}, {1, 2, 2, 1, 1}, false), false,
+           [](const TensorList& xs) { return dm_disaggregate(xs[0], 1).values; }},
+          {"hand level 1, no parent in the grid: -inf", {t64({3}, {1, 1, 1, 1, 1})},
+           t64({-kInf}, {1, 1, 1, 1, 1}, false), false,
+           [](const TensorList& xs) { return dm_disaggregate(xs[0], 1).values; }},
+          {"level 1", {distinct64({2, 4, 5, 3, 3}, 0.01, 26)}, Tensor(), true, nullptr},
+          {"level 0", {distinct64({1, 3, 4, 3, 3}, 0.01, 27)}, Tensor(), true,
+           [](const TensorList& xs) { return dm_disaggregate(xs[0], 0).values; }},
+          {"level 2 (-inf where no parent)", {distinct64({1, 5, 5, 1, 1}, 0.01, 28)}, Tensor(),
+           true,
+           [](const TensorList& xs) { return finite_part(dm_disaggregate(xs[0], 2).values); }}};
+    }});
+
+CVG_REGISTER_OP(OpSpec{
+    "dm_disaggregate (switches)",
+    [](const TensorList& xs) { return dm_disaggregate(xs[0], 0).switches.to(DType::float64); },
+    [] {
+      return std::vector<OpSample>{
+          // Child (1, 1) of a 2 x 2 grid: parents e = 0..3 are (1,1) (1,0) (0,1) (0,0).
+          {"hand level 0", {t64({4, 1, 2, 3}, {1, 2, 2, 1, 1}, false)},
+           t64({0, 1, 2, 3}, {1, 2, 2, 1, 1}, false), false, nullptr},
+          {"hand ties: lowest corner; 0xFF without a finite parent",
+           {t64({-kInf, 7, 7, 7}, {1, 2, 2, 1, 1}, false)},
+           t64({255, 0, 0, 0}, {1, 2, 2, 1, 1}, false), false, nullptr}};
+    },
+    /*gradgrad=*/false,
+    /*differentiable=*/false});
+
+CVG_REGISTER_OP(OpSpec{
+    "dm_disaggregate_backward",
+    [](const TensorList& xs) { return dm_disaggregate_backward(xs[0], xs[1], 1); },
+    [] {
+      return std::vector<OpSample>{
+          {"level 1", {uniform64({2, 4, 5, 3, 3}, -1, 1, 29), disagg_switches({2, 4, 5, 3, 3}, 1, 30)},
+           Tensor(), true, nullptr}};
+    }});
+
+CVG_REGISTER_OP(OpSpec{
+    "dm_disaggregate_gather",
+    [](const TensorList& xs) { return dm_disaggregate_gather(xs[0], xs[1], 0); },
+    [] {
+      return std::vector<OpSample>{
+          {"level 0", {uniform64({1, 4, 3, 3, 3}, -1, 1, 31), disagg_switches({1, 4, 3, 3, 3}, 0, 32)},
+           Tensor(), true, nullptr}};
+    }});
+
+// ---------------------------------------------------------------------------------------------
+// unpooling + skip
+
+CVG_REGISTER_OP(OpSpec{
+    "dm_unpool",
+    [](const TensorList& xs) { return finite_part(dm_unpool(xs[0], xs[1], xs[2])); },
+    [] {
+      return std::vector<OpSample>{
+          // Switches of plane9: fine (0,2) is named by coarse (0,1) and (0,2) -> max 12; fine
+          // (2,2) by (1,1) (1,2) (2,1) (2,2) -> 18; elements no switch names are -inf.
+          {"hand -inf infill and max-combining",
+           {t64({10, 11, 12, 13, 14, 15, 16, 17, 18}, {1, 1, 1, 3, 3}),
+            u8({8, 8, 6, 8, 8, 6, 2, 2, 0}, {1, 1, 1, 3, 3}),
+            t64({0.5, 0, 1, 0, 0, 0, 0, 0, 2}, {1, 1, 1, 3, 3})},
+           t64({10.5, -kInf, 13, -kInf, -kInf, -kInf, 16, -kInf, 20}, {1, 1, 1, 3, 3}, false),
+           false,
+           [](const TensorList& xs) { return dm_unpool(xs[0], xs[1], xs[2]); }},
+          {"K 5 <- 7", {distinct64({2, 2, 3, 5, 5}, 0.01, 33), pool_switches({2, 2, 3, 7, 7}, 34),
+                        uniform64({2, 2, 3, 7, 7}, 0, 1, 35)},
+           Tensor(), true, nullptr},
+          {"K 5 <- 9", {distinct64({1, 3, 2, 5, 5}, 0.01, 36), pool_switches({1, 3, 2, 9, 9}, 37),
+                        uniform64({1, 3, 2, 9, 9}, 0, 1, 38)},
+           Tensor(), true, nullptr}};
+    }});
+
+CVG_REGISTER_OP(OpSpec{
+    "dm_unpool_backward",
+    [](const TensorList& xs) { return dm_unpool_backward(xs[0], xs[1], xs[2], 7); },
+    [] {
+      return std::vector<OpSample>{
+          {"K 7 -> 5", {uniform64({2, 2, 3, 7, 7}, -1, 1, 39), distinct64({2, 2, 3, 5, 5}, 0.01, 40, false),
+                        pool_switches({2, 2, 3, 7, 7}, 41)},
+           Tensor(), true, nullptr}};
+    }});
+
+CVG_REGISTER_OP(OpSpec{
+    "dm_unpool_adjoint",
+    [](const TensorList& xs) { return dm_unpool_adjoint(xs[0], xs[1], xs[2], 9); },
+    [] {
+      return std::vector<OpSample>{
+          {"K 5 -> 9", {uniform64({1, 3, 2, 5, 5}, -1, 1, 42), distinct64({1, 3, 2, 5, 5}, 0.01, 43, false),
+                        pool_switches({1, 3, 2, 9, 9}, 44)},
+           Tensor(), true, nullptr}};
+    }});
+
+// ---------------------------------------------------------------------------------------------
+// structured hinge loss
+
+namespace {
+
+Tensor gt32(const std::vector<int32_t>& v, const Shape& shape) {
+  return from_vector<int32_t>(v, shape, TensorOptions{}.with_dtype(DType::int32));
+}
+
+// One point, K 3, all scores 0 and gt at the centre: the 4 edge neighbours cost 1 - e^-1/2, the
+// 4 corners 1 - e^-1 (sigma 1), the centre 0; mean over the 9 terms.
+Tensor hinge_flat_expected() {
+  const double v = (4 * (1 - std::exp(-0.5)) + 4 * (1 - std::exp(-1.0))) / 9;
+  return t64({v}, {}, false);
+}
+
+}  // namespace
+
+CVG_REGISTER_OP(OpSpec{
+    "dm_hinge_loss",
+    [](const TensorList& xs) { return dm_hinge_loss(xs[0], xs[1], 1.5); },
+    [] {
+      return std::vector<OpSample>{
+          {"hand flat scores", {t64(std::vector<double>(9, 0.0), {1, 1, 1, 3, 3}), gt32({1, 1}, {1, 1, 1, 2})},
+           hinge_flat_expected(), false,
+           [](const TensorList& xs) { return dm_hinge_loss(xs[0], xs[1], 1.0); }},
+          // -inf scores are never active terms; a point with gt off the window or at a -inf
+          // score is skipped (the mean still counts all N H W K^2 terms).
+          {"hand -inf masking and skipped points",
+           {t64({0, -kInf, -kInf, -kInf, -kInf, -kInf, -kInf, -kInf, -kInf,   // only gt finite
+                 0, 0, 0, 0, 0, 0, 0, 0, 0,                                    // gt off the window
+                 -kInf, 5, 5, 5, 5, 5, 5, 5, 5},                               // gt score -inf
+                {1, 1, 3, 3, 3}),
+            gt32({0, 0, 3, 0, 0, 0}, {1, 1, 3, 2})},
+           t64({0}, {}, false), false,
+           [](const TensorList& xs) { return dm_hinge_loss(xs[0], xs[1], 1.0); }},
+          {"2 x 3x2 points, K 5, some gt off the window",
+           {uniform64({2, 3, 2, 5, 5}, 0, 1, 45),
+            gt32({0, 0, 4, 4, 2, 1, -1, 2, 3, 3, 1, 4, 2, 2, 5, 0, 0, 4, 3, 1, 1, 1, 4, 0},
+                 {2, 3, 2, 2})},
+           Tensor(), true, nullptr}};
+    }});
+
+// ---------------------------------------------------------------------------------------------
+// Plain tests
+
+TEST_CASE("dm_correlation equals the dot products of its definition", "[ops][deepmatch]") {
+  const Tensor ref = uniform64({2, 4, 3, 2}, -1, 1, 50, false);
+  const Tensor tgt = uniform64({2, 4, 11, 9}, -1, 1, 51, false);
+  const int64_t r = 3, stride = 4, offset = 1, k = 2 * r + 1;
+  const Tensor s = dm_correlation(ref, tgt, r, stride, offset);
+  REQUIRE(s.shape() == Shape{2, 3, 2, k, k});
+  const auto a = ref.to_vector<double>(), b = tgt.to_vector<double>(), got = s.to_vector<double>();
+  double worst = 0;
+  for (int64_t n = 0; n < 2; ++n)
+    for (int64_t i = 0; i < 3; ++i)
+      for (int64_t j = 0; j < 2; ++j)
+        for (int64_t ky = 0; ky < k; ++ky)
+          for (int64_t kx = 0; kx < k; ++kx) {
+            const int64_t y = stride * i + offset + ky - r, x = stride * j + offset + kx - r;
+            double want = 0;
+            if (y >= 0 && y < 11 && x >= 0 && x < 9)
+              for (int64_t c = 0; c < 4; ++c)
+                want += a[((n * 4 + c) * 3 + i) * 2 + j] * b[((n * 4 + c) * 11 + y) * 9 + x];
+            const double v = got[(((n * 3 + i) * 2 + j) * k + ky) * k + kx];
+            worst = std::max(worst, std::fabs(v - want));
+          }
+  CHECK(worst < 1e-14);
+}
+
+TEST_CASE("dm_unpool routes no gradient through -inf outputs", "[ops][deepmatch]") {
+  // plane9's switches name only fine (0,0), (0,2), (2,0), (2,2); the rest is -inf.
+  Tensor qh = t64({10, 11, 12, 13, 14, 15, 16, 17, 18}, {1, 1, 1, 3, 3});
+  Tensor s = t64({1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 1, 1, 3, 3});
+  const Tensor sw = u8({8, 8, 6, 8, 8, 6, 2, 2, 0}, {1, 1, 1, 3, 3});
+  const Tensor q = dm_unpool(qh, sw, s);
+  const TensorList g = grad({q}, {qh, s}, {ones_like(q)});
+  // Winners: (0,0) <- 10, (0,2) <- 12, (2,0) <- 16, (2,2) <- 18; losers get 0.
+  CHECK(allclose(g[0], t64({1, 0, 1, 0, 0, 0, 1, 0, 1}, {1, 1, 1, 3, 3}, false)));
+  CHECK(allclose(g[1], t64({1, 0, 1, 0, 0, 0, 1, 0, 1}, {1, 1, 1, 3, 3}, false)));
+}
+
+TEST_CASE("dm_disaggregate routes no gradient to -inf outputs", "[ops][deepmatch]") {
+  Tensor q = t64({-kInf, 7, 7, 7}, {1, 2, 2, 1, 1});
+  const Tensor y = dm_disaggregate(q, 0).values;
+  // Children: 0 <- -inf (no gradient), 1 <- parent 1 (e 0), 2 <- parent 2, 3 <- parent 3 (tie
+  // with 1 and 2, lowest e = 0 is itself).
+  const TensorList g = grad({y}, {q}, {t64({1, 2, 3, 4}, {1, 2, 2, 1, 1}, false)});
+  CHECK(allclose(g[0], t64({0, 2, 3, 4}, {1, 2, 2, 1, 1}, false)));
+}
+
+TEST_CASE("dm_power's gradient in nu vanishes at A = 0", "[ops][deepmatch]") {
+  Tensor a = t64({0, 0.5}, {2});
+  Tensor nu = t64({1.4}, {});
+  const TensorList g = grad({sum(dm_power(a, nu))}, {a, nu});
+  CHECK(g[0].to_vector<double>()[0] == 0.0);
+  CHECK(std::fabs(g[1].item() - std::pow(0.5, 1.4) * std::log(0.5)) < 1e-14);
+  CHECK(std::fabs(g[0].to_vector<double>()[1] - 1.4 * std::pow(0.5, 0.4)) < 1e-14);
+}
+
+TEST_CASE("deepmatch layers reject bad arguments with messages naming them", "[ops][deepmatch]") {
+  const Tensor s = zeros({1, 2, 2, 5, 5});
+  CHECK_THAT(error_of([&] { dm_max_pool(zeros({1, 2, 2, 4, 4})); }),
+             Contains("dm_max_pool") && Contains("K = 2 R + 1 odd"));
+  CHECK_THAT(error_of([&] { dm_max_pool(zeros({2, 5, 5})); }),
+             Contains("N x H x W x K x K"));
+  CHECK_THAT(error_of([&] { dm_aggregate(s, -1); }), Contains("level"));
+  CHECK_THAT(error_of([&] { dm_power(s, t64({1, 2}, {2}, false)); }), Contains("one exponent"));
+  CHECK_THAT(error_of([&] { dm_power(s, t64({1.4}, {}, false)); }),
+             Contains("dm_power") && Contains("float32") && Contains("float64"));
+  CHECK_THAT(error_of([&] { dm_correlation(zeros({1, 3, 2, 2}), zeros({1, 4, 5, 5}), 1, 1, 0); }),
+             Contains("same N and d"));
+  CHECK_THAT(error_of([&] { dm_correlation(zeros({1, 3, 2, 2}), zeros({1, 3, 5, 5}), 1, 0, 0); }),
+             Contains("stride"));
+  const DmPooled p = dm_max_pool(s);
+  CHECK_THAT(error_of([&] { dm_unpool(p.values, p.switches.to(DType::int32), s); }),
+             Contains("switches must be uint8"));
+  CHECK_THAT(error_of([&] { dm_unpool(p.values, p.switches, zeros({1, 2, 2, 7, 7})); }),
+             Contains("q_half must have shape"));
+  CHECK_THAT(error_of([&] { dm_hinge_loss(s, zeros({1, 2, 2, 2}), 1.0); }),
+             Contains("gt must be int32 or int64"));
+  CHECK_THAT(error_of([&] {
+               dm_hinge_loss(s, zeros({1, 2, 2, 2}, TensorOptions{}.with_dtype(DType::int32)), 0);
+             }),
+             Contains("sigma"));
+}
