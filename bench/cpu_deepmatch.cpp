@@ -1,0 +1,138 @@
+// CPU benchmarks of the Deep Matching layers (kernels/deepmatch.h), float32, at the CPU
+// substitute's scale of the notes (a 128 x 96 frame at alpha_0 = 8: P = 16 x 12 reference
+// points, R_0 = 16, K_0 = 33). Names "cpu/dm_<layer>[_bwd]/<P>x<K>": each layer's public op
+// (forward, or its backward op alone), and "cpu/deep_matching_fwd_bwd" for the U-network with
+// L = 3 through the structured loss and back to S_0 and the exponents.
+#include <benchmark/benchmark.h>
+
+#include <string>
+
+#include "core/autograd.h"
+#include "core/rng.h"
+#include "kernels/deepmatch.h"
+#include "kernels/unary.h"
+
+namespace {
+
+using namespace cvg;
+
+constexpr int64_t kH = 16, kW = 12, kK = 33, kKc = 17, kD = 32;
+
+Tensor scores(int64_t k) { return abs(randn({1, kH, kW, k, k})); }
+
+void bm_correlation(benchmark::State& st) {
+  manual_seed(0);
+  const Tensor ref = randn({1, kD, kH, kW}), tgt = randn({1, kD, 96, 128});
+  for (auto _ : st) benchmark::DoNotOptimize(dm_correlation(ref, tgt, 16, 8, 4).raw_data());
+}
+void bm_correlation_bwd(benchmark::State& st) {
+  manual_seed(0);
+  const Tensor ref = randn({1, kD, kH, kW}), tgt = randn({1, kD, 96, 128});
+  const Tensor g = randn({1, kH, kW, kK, kK});
+  for (auto _ : st) {
+    benchmark::DoNotOptimize(dm_correlation_grad_ref(g, tgt, 8, 4).raw_data());
+    benchmark::DoNotOptimize(dm_correlation_grad_target(g, ref, {96, 128}, 8, 4).raw_data());
+  }
+}
+void bm_max_pool(benchmark::State& st) {
+  manual_seed(0);
+  const Tensor s = scores(kK);
+  for (auto _ : st) benchmark::DoNotOptimize(dm_max_pool(s).values.raw_data());
+}
+void bm_max_pool_bwd(benchmark::State& st) {
+  manual_seed(0);
+  const Tensor sw = dm_max_pool(scores(kK)).switches, g = randn({1, kH, kW, kKc, kKc});
+  for (auto _ : st) benchmark::DoNotOptimize(dm_max_pool_backward(g, sw, kK).raw_data());
+}
+void bm_aggregate(benchmark::State& st) {
+  manual_seed(0);
+  const Tensor s = scores(kK);
+  for (auto _ : st) benchmark::DoNotOptimize(dm_aggregate(s, 1).raw_data());
+}
+void bm_aggregate_bwd(benchmark::State& st) {
+  manual_seed(0);
+  const Tensor g = randn({1, kH, kW, kK, kK});
+  for (auto _ : st) benchmark::DoNotOptimize(dm_aggregate_backward(g, 1).raw_data());
+}
+void bm_power(benchmark::State& st) {
+  manual_seed(0);
+  const Tensor a = scores(kK), nu = full({}, 1.4);
+  for (auto _ : st) benchmark::DoNotOptimize(dm_power(a, nu).raw_data());
+}
+void bm_disaggregate(benchmark::State& st) {
+  manual_seed(0);
+  const Tensor q = scores(kK);
+  for (auto _ : st) benchmark::DoNotOptimize(dm_disaggregate(q, 1).values.raw_data());
+}
+void bm_disaggregate_bwd(benchmark::State& st) {
+  manual_seed(0);
+  const Tensor sw = dm_disaggregate(scores(kK), 1).switches, g = randn({1, kH, kW, kK, kK});
+  for (auto _ : st) benchmark::DoNotOptimize(dm_disaggregate_backward(g, sw, 1).raw_data());
+}
+void bm_unpool(benchmark::State& st) {
+  manual_seed(0);
+  const Tensor s = scores(kK);
+  const DmPooled p = dm_max_pool(s);
+  for (auto _ : st) benchmark::DoNotOptimize(dm_unpool(p.values, p.switches, s).raw_data());
+}
+void bm_unpool_bwd(benchmark::State& st) {
+  manual_seed(0);
+  const DmPooled p = dm_max_pool(scores(kK));
+  const Tensor g = randn({1, kH, kW, kK, kK});
+  for (auto _ : st)
+    benchmark::DoNotOptimize(dm_unpool_backward(g, p.values, p.switches, kK).raw_data());
+}
+void bm_hinge_loss(benchmark::State& st) {
+  manual_seed(0);
+  const Tensor q = scores(kK);
+  const Tensor gt = randint(0, kK, {1, kH, kW, 2}, TensorOptions{}.with_dtype(DType::int32));
+  for (auto _ : st) benchmark::DoNotOptimize(dm_hinge_loss(q, gt, 2.0).raw_data());
+}
+void bm_network(benchmark::State& st) {
+  manual_seed(0);
+  Tensor s0 = scores(kK);
+  s0.set_requires_grad(true);
+  TensorList nus;
+  for (int l = 0; l < 3; ++l) {
+    Tensor nu = full({}, 1.4);
+    nu.set_requires_grad(true);
+    nus.push_back(nu);
+  }
+  const Tensor gt = full({1, kH, kW, 2}, 16, TensorOptions{}.with_dtype(DType::int32));
+  TensorList inputs = nus;
+  inputs.push_back(s0);
+  for (auto _ : st) {
+    const TensorList g = grad({dm_hinge_loss(deep_matching(s0, nus), gt, 2.0)}, inputs);
+    benchmark::DoNotOptimize(g[0].raw_data());
+  }
+}
+
+// "cpu/<op>/<P>x<K>", built by appending (GCC 12 warns falsely on literal + string).
+std::string name(const char* op) {
+  std::string s = "cpu/";
+  s += op;
+  s += '/';
+  s += std::to_string(kH * kW);
+  s += 'x';
+  s += std::to_string(kK);
+  return s;
+}
+
+const bool registered = [] {
+  benchmark::RegisterBenchmark(name("dm_correlation").c_str(), bm_correlation);
+  benchmark::RegisterBenchmark(name("dm_correlation_bwd").c_str(), bm_correlation_bwd);
+  benchmark::RegisterBenchmark(name("dm_max_pool").c_str(), bm_max_pool);
+  benchmark::RegisterBenchmark(name("dm_max_pool_bwd").c_str(), bm_max_pool_bwd);
+  benchmark::RegisterBenchmark(name("dm_aggregate").c_str(), bm_aggregate);
+  benchmark::RegisterBenchmark(name("dm_aggregate_bwd").c_str(), bm_aggregate_bwd);
+  benchmark::RegisterBenchmark(name("dm_power").c_str(), bm_power);
+  benchmark::RegisterBenchmark(name("dm_disaggregate").c_str(), bm_disaggregate);
+  benchmark::RegisterBenchmark(name("dm_disaggregate_bwd").c_str(), bm_disaggregate_bwd);
+  benchmark::RegisterBenchmark(name("dm_unpool").c_str(), bm_unpool);
+  benchmark::RegisterBenchmark(name("dm_unpool_bwd").c_str(), bm_unpool_bwd);
+  benchmark::RegisterBenchmark(name("dm_hinge_loss").c_str(), bm_hinge_loss);
+  benchmark::RegisterBenchmark(name("deep_matching_fwd_bwd").c_str(), bm_network);
+  return true;
+}();
+
+}  // namespace
