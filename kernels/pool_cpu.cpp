@@ -34,6 +34,12 @@ void max_pool2d_cpu(const Tensor& x, const PoolGeometry& g, const Tensor& values
   });
 }
 
+// The CPU runs the gather of max_pool_grad_at as a scatter per plane: zero the plane, then add
+// each output's gradient at its switch, in increasing output order. Every input receives the
+// same additions in the same order as in the gather (so the bits match the CUDA kernel's), but
+// the work is one visit per output instead of a covering-window search per input, which costs
+// several integer divisions per input element. A switch outside its output's window adds
+// nothing, as in the gather. Planes are independent, so threads split them.
 void max_pool2d_backward_cpu(const Tensor& grad_out, const Tensor& switches,
                              const PoolGeometry& g, const Tensor& grad_in) {
   dispatch_floating(grad_out.dtype(), "max_pool2d_backward", [&](auto tag) {
@@ -41,11 +47,27 @@ void max_pool2d_backward_cpu(const Tensor& grad_out, const Tensor& switches,
     const T* pg = grad_out.data<T>();
     const int32_t* ps = switches.data<int32_t>();
     T* pi = grad_in.data<T>();
-    const int64_t iw_n = g.w.in, op = g.out_plane(), ip = g.in_plane();
-    parallel_for(g.planes * ip, kGrain, [&](int64_t b, int64_t e) {
-      for (int64_t l = b; l < e; ++l) {
-        const int64_t plane = l / ip, i = l % ip;
-        pi[l] = max_pool_grad_at(pg + plane * op, ps + plane * op, g, i / iw_n, i % iw_n);
+    const int64_t iw_n = g.w.in, ow_n = g.w.out, oh_n = g.h.out, op = g.out_plane(),
+                  ip = g.in_plane();
+    auto inside = [](const PoolTaps& t, int64_t i) {
+      return i >= t.begin && i < t.end && (i - t.begin) % t.step == 0;
+    };
+    parallel_for(g.planes, std::max<int64_t>(1, kGrain / std::max<int64_t>(ip, 1)),
+                 [&](int64_t b, int64_t e) {
+      for (int64_t plane = b; plane < e; ++plane) {
+        T* gi = pi + plane * ip;
+        const T* go = pg + plane * op;
+        const int32_t* sw = ps + plane * op;
+        std::fill(gi, gi + ip, T(0));
+        for (int64_t oh = 0; oh < oh_n; ++oh) {
+          const PoolTaps th = pool_taps(g.h, oh, g.adaptive);
+          for (int64_t ow = 0; ow < ow_n; ++ow) {
+            const int64_t o = oh * ow_n + ow, idx = sw[o];
+            if (idx < 0 || idx >= ip) continue;
+            if (inside(th, idx / iw_n) && inside(pool_taps(g.w, ow, g.adaptive), idx % iw_n))
+              gi[idx] += go[o];
+          }
+        }
       }
     });
   });
