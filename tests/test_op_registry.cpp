@@ -2,6 +2,10 @@
 // gradcheck and gradgradcheck, and float32-vs-float64 agreement for every registered sample.
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+
 #include "core/autograd.h"
 #include "tests/support/gradcheck.h"
 #include "tests/support/op_registry.h"
@@ -48,8 +52,11 @@ TEST_CASE("op registry: hand-computed forward cases", "[ops]") {
 }
 
 TEST_CASE("op registry: every differentiable op passes gradcheck in float64", "[ops][grad]") {
+  // CVG_REGISTRY_TIMES=1 prints each op's gradcheck time (to find what makes the suite slow).
+  const bool report = std::getenv("CVG_REGISTRY_TIMES") != nullptr;
   for (const OpSpec& spec : op_registry()) {
     if (!spec.differentiable) continue;
+    const auto t0 = std::chrono::steady_clock::now();
     bool any = false;
     for (const OpSample& s : spec.samples()) {
       if (!s.gradcheck) continue;
@@ -69,6 +76,9 @@ TEST_CASE("op registry: every differentiable op passes gradcheck in float64", "[
     }
     INFO(spec.name << " registers no gradcheck sample");
     CHECK(any);
+    if (report)
+      std::fprintf(stderr, "gradcheck %-36s %8.3f s\n", spec.name.c_str(),
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
 }
 
