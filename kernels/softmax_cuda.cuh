@@ -20,14 +20,15 @@ __device__ SoftmaxState<T> softmax_warp_merge(SoftmaxState<T> st) {
 // State of the row xr[0, D) computed by the whole block (blockDim.x a multiple of 32, at most
 // 1024): each thread folds a strided slice, warps merge by shuffles, and every warp then merges
 // the per-warp states from shared memory, so every thread returns the row's state without a
-// further broadcast. Must be called by all threads of the block.
+// further broadcast. Must be called by all threads of the block. `scale` multiplies every value
+// first (spatial_softmax's 1 / temperature).
 template <typename T>
-__device__ SoftmaxState<T> softmax_block_state(const T* xr, int64_t D) {
+__device__ SoftmaxState<T> softmax_block_state(const T* xr, int64_t D, T scale = T(1)) {
   __shared__ T part_m[32], part_s[32];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int warps = blockDim.x / 32;
   SoftmaxState<T> st = softmax_init<T>();
-  for (int64_t j = threadIdx.x; j < D; j += blockDim.x) softmax_add(st, xr[j]);
+  for (int64_t j = threadIdx.x; j < D; j += blockDim.x) softmax_add(st, xr[j] * scale);
   st = softmax_warp_merge(st);
   if (lane == 0) {
     part_m[warp] = st.m;

@@ -19,25 +19,6 @@ namespace {
 constexpr int kPlaneThreads = 256;
 constexpr unsigned kFull = 0xffffffffu;
 
-// The plane's softmax state of z = x * inv_t, returned to every thread of the block.
-template <typename T>
-__device__ SoftmaxState<T> plane_softmax_state(const T* xp, int64_t hw, T inv_t) {
-  __shared__ T part_m[32], part_s[32];
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-  SoftmaxState<T> st = softmax_init<T>();
-  for (int64_t j = threadIdx.x; j < hw; j += blockDim.x) softmax_add(st, xp[j] * inv_t);
-  st = softmax_warp_merge(st);
-  if (lane == 0) {
-    part_m[warp] = st.m;
-    part_s[warp] = st.s;
-  }
-  __syncthreads();
-  st = lane < warps ? SoftmaxState<T>{part_m[lane], part_s[lane]} : softmax_init<T>();
-  st = softmax_warp_merge(st);
-  __syncthreads();  // the partials are rewritten by the next plane
-  return st;
-}
-
 template <typename T>
 __device__ ArgmaxState<T> argmax_warp_merge(ArgmaxState<T> st) {
   for (int off = 16; off > 0; off >>= 1) {
@@ -54,7 +35,7 @@ __global__ void spatial_softmax_kernel(const T* __restrict__ x, T* __restrict__ 
   for (int64_t p = blockIdx.x; p < planes; p += gridDim.x) {
     const T* xp = x + p * hw;
     T* yp = y + p * hw;
-    const SoftmaxState<T> st = plane_softmax_state(xp, hw, inv_t);
+    const SoftmaxState<T> st = softmax_block_state(xp, hw, inv_t);
     for (int64_t j = threadIdx.x; j < hw; j += blockDim.x) yp[j] = softmax_out(xp[j] * inv_t, st);
   }
 }
@@ -95,7 +76,7 @@ __global__ void soft_argmax_backward_kernel(const T* __restrict__ x, const T* __
   for (int64_t p = blockIdx.x; p < planes; p += gridDim.x) {
     const T* xp = x + p * H * W;
     T* dp = dx + p * H * W;
-    const SoftmaxState<T> st = plane_softmax_state(xp, H * W, inv_t);
+    const SoftmaxState<T> st = softmax_block_state(xp, H * W, inv_t);
     const T ox = out[2 * p], oy = out[2 * p + 1], gx = g[2 * p] * inv_t, gy = g[2 * p + 1] * inv_t;
     for (int64_t j = threadIdx.x; j < H * W; j += blockDim.x) {
       const int64_t i = j / W, c = j % W;
