@@ -5,10 +5,14 @@
 //   cvg-dann train   --mode dann | source-only | target-only   (the method and the two baselines
 //                    of the thesis's Table 5.I) into the run folder (--out)
 //   cvg-dann eval    eval.json: source and target test accuracy, proxy A-distance of the features
+//   cvg-dann table   the seed study: every run folder under --out summarised as mean +/- sd per
+//                    mode and the pass criteria (models/dann/study.h), printed and in table.md
+//   cvg-dann export  the data as .npy files (for a reference run in another framework)
 //   cvg-dann show    mnistm_preview.png (source digits over their MNIST-M' blends) and
 //                    features_pca.svg (2-D PCA of source and target features; --before DIR adds
 //                    the panel of another run, e.g. source-only, for "before / after adaptation")
 // Model, data, objective and metrics: models/dann/. docs/dann.md: results and decisions.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -25,10 +29,12 @@
 #include "models/dann/data.h"
 #include "models/dann/model.h"
 #include "models/dann/plots.h"
+#include "models/dann/study.h"
 #include "nn/app/app.h"
 #include "nn/checkpoint.h"
 #include "nn/data/loader.h"
 #include "nn/data/transforms.h"
+#include "nn/io/npy.h"
 #include "nn/optim.h"
 
 using namespace cvg;
@@ -223,6 +229,75 @@ int eval(const app::Args& a) {
   return 0;
 }
 
+// ---- table ----------------------------------------------------------------------------------
+
+nlohmann::json read_json(const fs::path& p) {
+  std::ifstream f(p);
+  CVG_CHECK(f.good(), "table: cannot read ", p.string());
+  try {
+    return nlohmann::json::parse(f);
+  } catch (const nlohmann::json::exception& e) {
+    fail("table: ", p.string(), " is not JSON: ", e.what());
+  }
+}
+
+// Every subfolder of --out holding an eval.json (a finished run) is one run; its config.json
+// gives the seed. Folders without eval.json (unfinished runs) are listed and skipped.
+int table(const app::Args& a) {
+  CVG_CHECK(fs::is_directory(a.out()), "table: ", a.out(), " is not a folder");
+  std::vector<fs::path> dirs;
+  for (const fs::directory_entry& e : fs::directory_iterator(a.out()))
+    if (e.is_directory()) dirs.push_back(e.path());
+  std::sort(dirs.begin(), dirs.end());
+  std::vector<RunResult> runs;
+  for (const fs::path& d : dirs) {
+    if (!fs::exists(d / "eval.json")) {
+      std::printf("skipped %s: no eval.json\n", d.string().c_str());
+      continue;
+    }
+    const nlohmann::json e = read_json(d / "eval.json"), c = read_json(d / "config.json");
+    RunResult r;
+    r.run = d.filename().string();
+    r.mode = e.value("mode", std::string());
+    r.seed = c.value("seed", int64_t{-1});
+    r.steps = e.value("steps", int64_t{0});
+    r.source_accuracy = e.at("source_accuracy").get<double>();
+    r.target_accuracy = e.at("target_accuracy").get<double>();
+    if (e.contains("proxy_a_distance")) r.proxy_a_distance = e["proxy_a_distance"].get<double>();
+    runs.push_back(r);
+  }
+  CVG_CHECK(!runs.empty(), "table: no run folder with an eval.json under ", a.out());
+  const std::string md = str_cat(runs.size(), " runs of ", runs.front().steps, " steps under ", a.out(), "\n\n",
+                                 study_markdown(summarize_study(runs)));
+  const std::string path = (fs::path(a.out()) / "table.md").string();
+  std::ofstream(path) << md;
+  std::printf("%s\nwritten to %s\n", md.c_str(), path.c_str());
+  return 0;
+}
+
+// ---- export ---------------------------------------------------------------------------------
+
+// The exact tensors train and eval use (same data flags, same seed), so that another framework
+// can train on them: {source,target}_{train,test}_{x,y}.npy (x float32 [N, 3, 28, 28] in [0, 1],
+// y int64 [N]) and mean.npy (the channel means the network subtracts).
+int export_data(const app::Args& a) {
+  const DannData d = open_dann_data(data_options(a.config()));
+  fs::create_directories(a.out());
+  auto put = [&](const std::string& name, const Tensor& t) {
+    io::write_npy((fs::path(a.out()) / (name + ".npy")).string(), t);
+  };
+  for (const auto& [domain, s] : {std::pair{"source", &d.source}, std::pair{"target", &d.target}}) {
+    put(str_cat(domain, "_train_x"), s->train_x);
+    put(str_cat(domain, "_train_y"), s->train_y);
+    put(str_cat(domain, "_test_x"), s->test_x);
+    put(str_cat(domain, "_test_y"), s->test_y);
+  }
+  put("mean", from_vector(std::vector<double>{d.mean[0], d.mean[1], d.mean[2]}, {3}));
+  std::printf("%s\nwritten to %s: {source,target}_{train,test}_{x,y}.npy, mean.npy\n", d.description.c_str(),
+              a.out().c_str());
+  return 0;
+}
+
 // ---- show -----------------------------------------------------------------------------------
 
 ScatterPanel feature_panel(const TrainedRun& r, int64_t n, Device device) {
@@ -298,6 +373,9 @@ int main(int argc, char** argv) {
       .flag_int("checkpoint-every", 500, "steps between checkpoints").at_least(1);
   cli.command("eval", "write eval.json: source and target test accuracy, proxy A-distance")
       .flag_int("pad-images", 1000, "test images per domain for the proxy A-distance (0: skip)").at_least(0);
+  cli.command("table", "summarise the runs under --out (one folder per run) as mean +/- sd per mode and the "
+              "pass criteria; also written to table.md there");
+  data_flags(cli.command("export", "write the training and test data of train (same flags) as .npy files into --out"));
   cli.command("show", "mnistm_preview.png and features_pca.svg in the run folder")
       .flag_string("before", "", "another run folder (e.g. source-only) drawn as the 'before adaptation' panel")
       .metavar("DIR")
@@ -307,6 +385,8 @@ int main(int argc, char** argv) {
   return app::run_main(cli, argc, argv, [](const app::Args& a) {
     if (a.command() == "eval") return eval(a);
     if (a.command() == "show") return show(a);
+    if (a.command() == "export") return export_data(a);
+    if (a.command() == "table") return table(a);
     return train(a);
   });
 }

@@ -6,6 +6,7 @@
 //                   (3 x 28 x 28 input: 24 x 24 x 32, 12 x 12 x 32, 8 x 8 x 48, 4 x 4 x 48)
 //   label     G_y : FC100 - ReLU - FC100 - ReLU - FC10
 //   domain    G_d : gradient reversal (kernels/grad_reverse.h) - FC100 - ReLU - FC2
+// Every conv and FC layer starts from He's initialisation (weights N(0, 2 / fan_in), biases 0).
 // The input is mean-subtracted inside features() (the channel means of the training images,
 // DannData::mean, held in the buffer "input_mean" so that checkpoints carry it), so raw [0, 1]
 // images go in everywhere.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end smoke test of cvg-dann on a tiny setting (seconds on a CPU): train in each mode
-# (dann with a checkpoint and a resume), eval and show must succeed and write what they promise;
-# bad invocations must fail with exit code 2 before writing anything.
+# (dann with a checkpoint and a resume), eval, show, table (the seed study) and export must
+# succeed and write what they promise; bad invocations must fail with exit code 2 before writing
+# anything.
 # Needs the real data (scripts/fetch-data): the repository's data/ folder, or CVG_DATA_DIR.
 # Without it (a fresh clone, CI) the test reports itself skipped (exit code 77) and says why.
 # Usage: dann_smoke.sh PATH/TO/cvg-dann
@@ -47,6 +48,33 @@ PY
 head -c 8 "$work/dann/mnistm_preview.png" | od -An -c | grep -q "P   N   G" || { echo "show: no PNG"; exit 1; }
 grep -q "<svg" "$work/dann/features_pca.svg"
 test "$(grep -o "<circle" "$work/dann/features_pca.svg" | wc -l)" -eq $((2 * (32 + 2)))
+
+# The seed table: three 3-step runs (one per mode, different seeds) in one study folder.
+mkdir "$work/study"
+mv "$work/src" "$work/study/source-only-s1"
+mv "$work/tgt" "$work/study/target-only-s1"
+"$bin" train "${tiny[@]}" --mode dann --steps 3 --seed 2 --pad-images 0 --out "$work/study/dann-s2" > /dev/null
+mkdir "$work/study/unfinished"
+"$bin" table --out "$work/study" > "$work/table.log"
+grep -q "skipped .*unfinished: no eval.json" "$work/table.log"
+grep -q "^| dann | 2 | " "$work/study/table.md"
+grep -q "^| source-only | 1 | " "$work/study/table.md"
+grep -q "share of the gap to train-on-target closed" "$work/study/table.md"
+# Runs of different lengths do not make one table.
+cp -r "$work/dann" "$work/study/dann-s1"
+set +e
+"$bin" table --out "$work/study" > /dev/null 2> "$work/err.log"; code=$?
+set -e
+test "$code" -eq 2 && grep -q "runs of different lengths" "$work/err.log"
+
+# export: the tensors of train, readable as .npy.
+"$bin" export --data-dir "$data" --train-images 64 --test-images 32 --out "$work/npy" > /dev/null
+python3 - "$work/npy" <<'PY'
+import struct, sys
+for name, shape in (("source_train_x", "(64, 3, 28, 28)"), ("target_test_y", "(32,)"), ("mean", "(3,)")):
+    head = open(f"{sys.argv[1]}/{name}.npy", "rb").read(128)
+    assert head[:6] == b"\x93NUMPY" and shape.encode() in head, (name, head)
+PY
 
 # Bad input: exit code 2 and nothing written.
 set +e
