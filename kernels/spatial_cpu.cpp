@@ -1,14 +1,17 @@
 // CPU spatial_softmax / soft_argmax (see kernels/spatial.h): one task per (n, k) plane, which
-// reduces the plane in row-major order and then writes its outputs, so the result does not
+// reduces the plane in a fixed order and then writes its outputs, so the result does not
 // depend on the thread count. soft_argmax folds the plane into an online state (in the input
-// type, as softmax_cpu.cpp); spatial_softmax takes the max first instead (see below).
+// type, as softmax_cpu.cpp); spatial_softmax takes the max first instead and uses a
+// vectorisable exp (softmax_plane below).
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 
 #include "core/parallel.h"
 #include "kernels/softmax_math.h"
 #include "kernels/spatial.h"
+#include "kernels/spatial_math.h"
 
 namespace cvg {
 
@@ -27,6 +30,55 @@ ArgmaxState<T> plane_state(const T* xp, int64_t H, int64_t W, bool normalized, T
   return st;
 }
 
+// The sum below keeps kLanes independent partial results (lane l takes elements l, l + kLanes,
+// ...), which the compiler maps onto vector registers, and combine them in a fixed order at the
+// end: a plain running sum is a serial dependency that the compiler may not reorder (no
+// -ffast-math). The order depends only on the plane's size, never on the thread count.
+constexpr int64_t kLanes = 8;
+
+// The max of z = x * inv_t over a plane, and whether the plane holds a NaN or an infinity
+// (then z * 0 is NaN, which poisons `bad`). Neither result depends on the order in which the
+// elements are combined (0 + 0 is exactly 0), so an OpenMP simd reduction may reorder freely.
+template <typename T>
+std::pair<T, bool> plane_max(const T* xp, int64_t hw, T inv_t) {
+  T m = -std::numeric_limits<T>::infinity(), bad = 0;
+#pragma omp simd reduction(max : m) reduction(+ : bad)
+  for (int64_t j = 0; j < hw; ++j) {
+    const T z = xp[j] * inv_t;
+    m = std::max(m, z);
+    bad += z * T(0);
+  }
+  return {m, bad != bad};
+}
+
+// Softmax of one plane: three passes over it (hot in cache): the max, exp(z - max) written out
+// and summed, the scaling. exp_nonpositive (spatial_math.h) vectorises where std::exp does not.
+// A plane with a NaN or an infinity takes the scalar path with std::exp, which gives PyTorch's
+// answers: NaN anywhere -> NaN plane, all -inf -> NaN plane (exp(-inf - -inf)), +inf -> NaN
+// plane (exp(inf - inf) in the sum); -inf elements of an otherwise finite plane get 0.
+template <typename T>
+void softmax_plane(const T* xp, T* yp, int64_t hw, T inv_t) {
+  const auto [m, nonfinite] = plane_max(xp, hw, inv_t);
+  T s = 0;
+  if (nonfinite) {
+    T mm = -std::numeric_limits<T>::infinity();
+    for (int64_t j = 0; j < hw; ++j) {
+      const T z = xp[j] * inv_t;
+      if (z > mm || z != z) mm = z;  // a NaN, once taken, stays
+    }
+    for (int64_t j = 0; j < hw; ++j) s += (yp[j] = std::exp(xp[j] * inv_t - mm));
+  } else {
+    T acc[kLanes] = {};
+    const int64_t full = hw - hw % kLanes;
+    for (int64_t j = 0; j < full; j += kLanes)
+      for (int64_t l = 0; l < kLanes; ++l) acc[l] += (yp[j + l] = exp_nonpositive(xp[j + l] * inv_t - m));
+    for (int64_t j = full; j < hw; ++j) acc[0] += (yp[j] = exp_nonpositive(xp[j] * inv_t - m));
+    for (int64_t l = 0; l < kLanes; ++l) s += acc[l];
+  }
+  const T r = T(1) / s;
+  for (int64_t j = 0; j < hw; ++j) yp[j] *= r;
+}
+
 }  // namespace
 
 void spatial_softmax_cpu(const Tensor& x, const Tensor& out, int64_t planes, int64_t H, int64_t W,
@@ -38,27 +90,7 @@ void spatial_softmax_cpu(const Tensor& x, const Tensor& out, int64_t planes, int
     const int64_t hw = H * W;
     const T inv_t = static_cast<T>(1.0 / temperature);
     parallel_for(planes, plane_grain(hw), [&](int64_t p0, int64_t p1) {
-      for (int64_t p = p0; p < p1; ++p) {
-        const T* xp = px + p * hw;
-        T* yp = py + p * hw;
-        // Three passes over the plane (hot in cache): the max (a compare per element), then
-        // exp(z - max) written out and summed, then the scaling; one exp per element where the
-        // online form needs two. A NaN makes the max NaN and so the plane NaN; an all -inf
-        // plane gives exp(nan) = nan, as softmax.
-        T m = -std::numeric_limits<T>::infinity();
-        for (int64_t j = 0; j < hw; ++j) {
-          const T z = xp[j] * inv_t;
-          if (z > m || z != z) m = z;  // a NaN, once taken, stays
-        }
-        double s = 0;
-        for (int64_t j = 0; j < hw; ++j) {
-          const T e = std::exp(xp[j] * inv_t - m);
-          yp[j] = e;
-          s += e;
-        }
-        const T r = static_cast<T>(1.0 / s);
-        for (int64_t j = 0; j < hw; ++j) yp[j] *= r;
-      }
+      for (int64_t p = p0; p < p1; ++p) softmax_plane(px + p * hw, py + p * hw, hw, inv_t);
     });
   });
 }

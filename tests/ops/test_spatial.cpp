@@ -5,11 +5,13 @@
 
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "core/autograd.h"
 #include "kernels/binary.h"
 #include "kernels/reduce.h"
 #include "kernels/spatial.h"
+#include "kernels/spatial_math.h"
 #include "kernels/unary.h"
 #include "kernels/view.h"
 #include "tests/support/op_registry.h"
@@ -54,6 +56,8 @@ CVG_REGISTER_OP(OpSpec{
            true,
            [](const TensorList& xs) { return spatial_softmax(xs[0], 2.0); }},
           {"2 x 3 x 4 x 5", {uniform64({2, 3, 4, 5}, -2, 2, 1)}, Tensor(), true, nullptr},
+          // 63 elements per plane: the CPU kernel's 8-lane blocks and a tail of 7.
+          {"2 x 2 x 7 x 9", {uniform64({2, 2, 7, 9}, -3, 3, 7)}, Tensor(), true, nullptr},
           {"temperature 0.5, transposed", {uniform64({2, 2, 5, 3}, -2, 2, 2)}, Tensor(), true,
            [](const TensorList& xs) { return spatial_softmax(transpose(xs[0], 2, 3), 0.5); }}};
     }});
@@ -115,6 +119,63 @@ TEST_CASE("spatial_softmax: every plane sums to 1, large logits do not overflow"
   // Equals softmax over the flattened plane.
   CHECK(allclose(reshape(y, {3, 4, 63}), reshape(spatial_softmax(reshape(x, {3, 4, 63, 1})), {3, 4, 63}),
                  1e-12, 1e-12));
+}
+
+// Distance between a and b in units in the last place of b.
+template <typename T>
+double ulps(T a, T b) {
+  return std::fabs(static_cast<double>(a) - static_cast<double>(b)) /
+         static_cast<double>(std::nextafter(b, T(1)) - b);
+}
+
+TEMPLATE_TEST_CASE("exp_nonpositive: within 2 ulp of std::exp on x <= 0", "[ops][spatial]", float, double) {
+  using T = TestType;
+  const T low = ExpConstants<T>::kLow;
+  double worst = 0;
+  // A dense sweep of [kLow, 0] (every range-reduction interval, many points in each), and the
+  // neighbourhood of 0 where r is tiny.
+  for (int i = 0; i <= 200000; ++i) {
+    const T x = low * static_cast<T>(i) / T(200000);
+    worst = std::max(worst, ulps(exp_nonpositive(x), std::exp(x)));
+  }
+  for (T x = T(-1e-3); x < T(-1e-30); x *= T(0.5)) worst = std::max(worst, ulps(exp_nonpositive(x), std::exp(x)));
+  CHECK(worst <= 2.0);
+  CHECK(exp_nonpositive(T(0)) == T(1));
+  CHECK(exp_nonpositive(T(-0.0)) == T(1));
+  CHECK(exp_nonpositive(low * T(1.01)) == T(0));
+  CHECK(exp_nonpositive(-std::numeric_limits<T>::max()) == T(0));
+  CHECK(exp_nonpositive(-std::numeric_limits<T>::infinity()) == T(0));
+}
+
+TEST_CASE("spatial_softmax: non-finite planes follow softmax's rules", "[ops][spatial]") {
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  // Planes of 9 (one 8-lane block and a tail), float32: an -inf element gets 0 and the rest is
+  // the softmax of the others; all -inf is NaN; a +inf element makes the plane NaN (as
+  // PyTorch's softmax: the sum of exp(x - max) is NaN).
+  std::vector<double> v(27, 0.0);
+  v[4] = -inf;
+  for (int j = 9; j < 18; ++j) v[j] = -inf;
+  v[18 + 8] = inf;
+  const std::vector<float> y = spatial_softmax(tensor(v, {1, 3, 3, 3})).to_vector<float>();
+  for (int j = 0; j < 9; ++j) CHECK(y[j] == Approx(j == 4 ? 0.0 : 1.0 / 8));
+  CHECK(y[4] == 0.0f);
+  for (int j = 9; j < 18; ++j) CHECK(std::isnan(y[j]));
+  for (int j = 18; j < 27; ++j) CHECK(std::isnan(y[j]));
+  v.assign(27, 1.0);
+  v[20] = nan;
+  const std::vector<float> yn = spatial_softmax(tensor(v, {3, 1, 3, 3})).to_vector<float>();
+  for (int j = 0; j < 18; ++j) CHECK(yn[j] == Approx(1.0 / 9));
+  for (int j = 18; j < 27; ++j) CHECK(std::isnan(yn[j]));
+}
+
+TEST_CASE("spatial_softmax: float32 matches float64 on app-sized planes", "[ops][spatial]") {
+  // 35 x 35 and 24 x 24 maps (the landmarks app), peaked logits: the vectorised float32 path
+  // against the float64 one.
+  for (const int64_t hw : {24, 35}) {
+    const Tensor x = uniform64({2, 30, hw, hw}, -12, 12, 21, false);
+    const Tensor y64 = spatial_softmax(x), y32 = spatial_softmax(x.to(DType::float32));
+    CHECK(allclose(y32.to(DType::float64), y64, 1e-5, 1e-9));
+  }
 }
 
 TEST_CASE("soft_argmax: sharp peaks on float32 planes of several sizes", "[ops][spatial]") {
