@@ -336,17 +336,29 @@ int eval(const app::Args& a) {
     const int64_t n = std::min(a.get_int("warp-pairs"), r.data.test->size());
     const data::Batch b = take(*r.data.test, 0, n);
     NoGradGuard no_grad;
-    double total = 0;
-    int64_t seen = 0;
+    // Per landmark: the equivariance error and the spread of its maps (a diffuse map's
+    // soft-argmax sits near the image centre whatever the warp, so it shows which landmarks
+    // carry the error).
+    TensorList errors, spreads;
     for (int64_t i = 0; i < n; i += 64) {
       const int64_t m = std::min<int64_t>(64, n - i);
       const Triplet t = make_triplets(narrow(b.input, 0, i, m).to(device), crop, r.config.objective.warps);
       const Tensor p = spatial_softmax(r.detector->forward(t.x));
       const Tensor p2 = spatial_softmax(r.detector->forward(t.x2));
-      total += equivariance_error(p, p2, t.grid) * static_cast<double>(m);
-      seen += m;
+      errors.push_back(equivariance_errors(p, p2, t.grid).to(kCPU));
+      spreads.push_back(map_spread(p).to(kCPU));
     }
-    out["equivariance_error_output_px"] = total / static_cast<double>(seen);
+    const Tensor err = cat(errors, 0), spread = cat(spreads, 0);
+    const int64_t seen = err.size(0);
+    out["equivariance_error_output_px"] = mean(err).item();
+    {
+      std::vector<double> all = err.contiguous().to_vector<double>();
+      std::sort(all.begin(), all.end());
+      out["equivariance_error_median_px"] = all[all.size() / 2];
+      out["equivariance_error_p90_px"] = all[all.size() * 9 / 10];
+    }
+    out["equivariance_error_per_landmark"] = mean(err, {0}).to_vector<double>();
+    out["map_spread_per_landmark_output_px"] = mean(spread, {0}).to_vector<double>();
     out["warp_pairs"] = seen;
   }
   if (r.data.labelled) {

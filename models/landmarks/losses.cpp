@@ -101,11 +101,25 @@ Tensor alignment_loss(const Tensor& p, const Tensor& p2, const Tensor& grid) {
   return mean(sum(d * d, {-1}));
 }
 
-double equivariance_error(const Tensor& p, const Tensor& p2, const Tensor& grid) {
-  check_pair("equivariance_error", p, p2, grid);
+Tensor equivariance_errors(const Tensor& p, const Tensor& p2, const Tensor& grid) {
+  check_pair("equivariance_errors", p, p2, grid);
   NoGradGuard no_grad;
   const Tensor d = grid_at(grid, expected_position(p2)) - expected_position(p);
-  return mean(sqrt(sum(d * d, {-1}))).item();
+  return sqrt(sum(d * d, {-1})).to(DType::float64);
+}
+
+double equivariance_error(const Tensor& p, const Tensor& p2, const Tensor& grid) {
+  return mean(equivariance_errors(p, p2, grid)).item();
+}
+
+Tensor map_spread(const Tensor& p) {
+  check_maps("map_spread", "p", p);
+  NoGradGuard no_grad;
+  const int64_t n = p.size(0), k = p.size(1), h = p.size(2), w = p.size(3);
+  const Tensor q = reshape(p, {n, k, h * w});
+  const auto [ux, uy] = pixel_coords(h, w, p);
+  const Tensor vx = mean_and_spread(q, ux).second, vy = mean_and_spread(q, uy).second;
+  return sqrt(squeeze(vx + vy, 2)).to(DType::float64);
 }
 
 }  // namespace cvg::landmarks

@@ -34,8 +34,15 @@ Tensor alignment_loss(const Tensor& p, const Tensor& p2, const Tensor& grid);
 // Expected position E_p[u] of each map: N x K x 2 holding (x, y) in output pixels.
 Tensor expected_position(const Tensor& p);
 
-// Equivariance error (evaluation, no gradient): the mean over n and r of |G(a_r) - b_r| in
+// Equivariance errors (evaluation, no gradient): N x K float64 tensor of |G(a_r) - b_r| in
 // output pixels, a and b as in alignment_loss.
+Tensor equivariance_errors(const Tensor& p, const Tensor& p2, const Tensor& grid);
+
+// Their mean over n and r: the equivariance error that eval reports.
 double equivariance_error(const Tensor& p, const Tensor& p2, const Tensor& grid);
+
+// Spread of each map, sqrt(Var_p(u_x) + Var_p(u_y)) in output pixels (no gradient): N x K
+// float64. Small for a sharp detector, about 7 for a uniform 24 x 24 map.
+Tensor map_spread(const Tensor& p);
 
 }  // namespace cvg::landmarks
