@@ -1,14 +1,24 @@
 // GPU benchmarks of the convolutions (kernels/conv.h), float32, timed with CUDA events and the
-// L2 flushed before every iteration (bench/gpu_timer.h). Same ops and names as
-// bench/cpu_conv.cpp ("cuda/<op>/N x Cin x H x W x Cout", padding k / 2, bias), plus the forward
-// of each CUDA version run directly (conv2d_v<n>_k<k>s<s>: 1 direct, 2 implicit GEMM) to show
-// what each version adds. Shapes: the SIMPLE net at a GPU batch (64), and a wider layer
+// L2 flushed before every iteration (bench/gpu_timer.h), with every CUDA backend side by side on
+// the same shapes: the handwritten kernels (v1 direct, v2 implicit GEMM) and cuDNN (in builds
+// with it), each selected with a ConvBackendGuard around the public op. Names
+// "cuda/<op>/N x Cin x H x W x Cout" (bench/torch_ops/conv.py times the same op in PyTorch):
+//   conv2d_<b>_k<k>s<s>[p<p>]       forward with bias, backend b = v1, v2 or cudnn
+//   conv2d_<b>_bwd_k<k>s<s>[p<p>]   forward + backward to x, weight and bias (the training step),
+//                                   for v2 and cudnn (v1's weight gradient, one thread walking all
+//                                   N Ho Wo positions per weight, is the teaching baseline only)
+//   conv_transpose2d_<b>_k4s2       kernel 4, stride 2, padding 1 (the backward-data pass)
+// Padding is "same" (k / 2) unless the name gives p. Shapes: the SIMPLE landmark net at batch 32
+// on 70 x 70 images (3 -> 20 k5, then 35 x 35 maps: 20 -> 48 k5, 48 -> 64 k3, 64 -> 80 k3,
+// 80 -> 256 k3, 256 -> 30 k1), the DANN feature extractor at its step's batch (64 source + 64
+// target 28 x 28 images: 3 -> 32 k5, then 12 x 12: 32 -> 48 k5, unpadded), a wider layer
 // (32 x 128 x 64 x 64 -> 128, k3) and a strided one (k3 s2).
 // Minimum bytes: x, weight and the output once (float32); three times that for the training
 // step. GFLOP/s: 2 per multiply-add, times 3 for the training step.
 #include <benchmark/benchmark.h>
 
 #include <string>
+#include <vector>
 
 #include "bench/gpu_timer.h"
 #include "core/autograd.h"
@@ -20,8 +30,10 @@ using namespace cvg;
 
 struct ConvCase {
   int64_t n, cin, h, w, cout, k, s;
-  int64_t ho() const { return (h + 2 * (k / 2) - k) / s + 1; }
-  int64_t wo() const { return (w + 2 * (k / 2) - k) / s + 1; }
+  int64_t p = -1;  // padding; -1: k / 2
+  int64_t pad() const { return p < 0 ? k / 2 : p; }
+  int64_t ho() const { return (h + 2 * pad() - k) / s + 1; }
+  int64_t wo() const { return (w + 2 * pad() - k) / s + 1; }
 };
 
 std::string label(const ConvCase& c) {
@@ -29,7 +41,12 @@ std::string label(const ConvCase& c) {
          std::to_string(c.w) + "x" + std::to_string(c.cout);
 }
 std::string params(const ConvCase& c) {
-  return "_k" + std::to_string(c.k) + "s" + std::to_string(c.s);
+  return "_k" + std::to_string(c.k) + "s" + std::to_string(c.s) +
+         (c.p < 0 ? "" : "p" + std::to_string(c.p));
+}
+// "v1", "v2", "cudnn": the name of a backend in benchmark names.
+std::string backend_tag(int backend) {
+  return backend == kConvCudnn ? "cudnn" : "v" + std::to_string(backend);
 }
 
 double flops(const ConvCase& c) {
@@ -39,37 +56,18 @@ double bytes(const ConvCase& c) {
   return 4.0 * (c.n * c.cin * c.h * c.w + c.cout * c.cin * c.k * c.k + c.n * c.cout * c.ho() * c.wo());
 }
 
-void bm_conv2d(benchmark::State& state, ConvCase c) {
+void bm_conv2d(benchmark::State& state, ConvCase c, int backend) {
+  const ConvBackendGuard guard(backend);
   const Tensor x = bench::randn_cuda({c.n, c.cin, c.h, c.w});
   const Tensor w = bench::randn_cuda({c.cout, c.cin, c.k, c.k});
   const Tensor b = bench::randn_cuda({c.cout});
-  const int64_t p = c.k / 2;
+  const int64_t p = c.pad();
   bench::time_gpu(state, [&] { conv2d(x, w, b, {c.s, c.s}, {p, p}); }, bytes(c), flops(c));
+  state.SetLabel(conv_cuda_version_name(backend));
 }
 
-// One CUDA version's forward kernel, called directly (no autograd, no checks).
-void bm_conv2d_version(benchmark::State& state, ConvCase c, int version) {
-  const Tensor x = bench::randn_cuda({c.n, c.cin, c.h, c.w});
-  const Tensor w = bench::randn_cuda({c.cout, c.cin, c.k, c.k});
-  const Tensor b = bench::randn_cuda({c.cout});
-  const Tensor out = Tensor::empty({c.n, c.cout, c.ho(), c.wo()}, x.options());
-  ConvGeometry g;
-  g.n = c.n;
-  g.cin = c.cin;
-  g.h = c.h;
-  g.w = c.w;
-  g.cout = c.cout;
-  g.ho = c.ho();
-  g.wo = c.wo();
-  g.kh = g.kw = c.k;
-  g.sh = g.sw = c.s;
-  g.ph = g.pw = c.k / 2;
-  bench::time_gpu(state, [&] { conv2d_cuda(version, ConvPass::forward, x, w, b, g, out); },
-                  bytes(c), flops(c));
-  state.SetLabel(conv_cuda_version_name(version));
-}
-
-void bm_conv2d_bwd(benchmark::State& state, ConvCase c) {
+void bm_conv2d_bwd(benchmark::State& state, ConvCase c, int backend) {
+  const ConvBackendGuard guard(backend);
   Tensor x = bench::randn_cuda({c.n, c.cin, c.h, c.w});
   Tensor w = bench::randn_cuda({c.cout, c.cin, c.k, c.k});
   Tensor b = bench::randn_cuda({c.cout});
@@ -77,38 +75,46 @@ void bm_conv2d_bwd(benchmark::State& state, ConvCase c) {
   x.set_requires_grad(true);
   w.set_requires_grad(true);
   b.set_requires_grad(true);
-  const int64_t p = c.k / 2;
+  const int64_t p = c.pad();
   bench::time_gpu(
       state, [&] { grad({conv2d(x, w, b, {c.s, c.s}, {p, p})}, {x, w, b}, {gout}); },
       3 * bytes(c), 3 * flops(c));
+  state.SetLabel(conv_cuda_version_name(backend));
 }
 
-void bm_conv_transpose2d(benchmark::State& state, ConvCase c) {
+void bm_conv_transpose2d(benchmark::State& state, ConvCase c, int backend) {
+  const ConvBackendGuard guard(backend);
   const Tensor x = bench::randn_cuda({c.n, c.cin, c.h, c.w});
   const Tensor w = bench::randn_cuda({c.cin, c.cout, 4, 4});
   const Tensor b = bench::randn_cuda({c.cout});
   bench::time_gpu(state, [&] { conv_transpose2d(x, w, b, {2, 2}, {1, 1}); },
                   4.0 * (c.n * c.cin * c.h * c.w + c.cin * c.cout * 16 + c.n * c.cout * 4 * c.h * c.w),
                   2.0 * c.n * c.cin * c.h * c.w * c.cout * 16);
+  state.SetLabel(conv_cuda_version_name(backend));
 }
 
 const bool registered = [] {
-  const ConvCase cases[] = {{64, 3, 70, 70, 20, 5, 1},    {64, 20, 35, 35, 48, 5, 1},
-                            {64, 48, 35, 35, 64, 3, 1},   {64, 64, 35, 35, 80, 3, 1},
-                            {64, 80, 35, 35, 256, 3, 1},  {64, 256, 35, 35, 30, 1, 1},
+  std::vector<int> backends;
+  for (int v = 1; v <= kConvCudaVersions; ++v) backends.push_back(v);
+  if (conv_cudnn_built()) backends.push_back(kConvCudnn);
+  const ConvCase cases[] = {{32, 3, 70, 70, 20, 5, 1},    {32, 20, 35, 35, 48, 5, 1},
+                            {32, 48, 35, 35, 64, 3, 1},   {32, 64, 35, 35, 80, 3, 1},
+                            {32, 80, 35, 35, 256, 3, 1},  {32, 256, 35, 35, 30, 1, 1},
+                            {128, 3, 28, 28, 32, 5, 1, 0}, {128, 32, 12, 12, 48, 5, 1, 0},
                             {32, 128, 64, 64, 128, 3, 1}, {32, 128, 64, 64, 128, 3, 2}};
-  for (const ConvCase& c : cases) {
-    bench::reg_gpu("cuda/conv2d" + params(c) + "/" + label(c),
-                   [c](benchmark::State& s) { bm_conv2d(s, c); });
-    for (int v = 1; v <= kConvCudaVersions; ++v)
-      bench::reg_gpu("cuda/conv2d_v" + std::to_string(v) + params(c) + "/" + label(c),
-                     [c, v](benchmark::State& s) { bm_conv2d_version(s, c, v); });
-    bench::reg_gpu("cuda/conv2d_bwd" + params(c) + "/" + label(c),
-                   [c](benchmark::State& s) { bm_conv2d_bwd(s, c); });
-  }
+  for (const ConvCase& c : cases)
+    for (int v : backends) {
+      const std::string tag = backend_tag(v);
+      bench::reg_gpu("cuda/conv2d_" + tag + params(c) + "/" + label(c),
+                     [c, v](benchmark::State& s) { bm_conv2d(s, c, v); });
+      if (v != 1)
+        bench::reg_gpu("cuda/conv2d_" + tag + "_bwd" + params(c) + "/" + label(c),
+                       [c, v](benchmark::State& s) { bm_conv2d_bwd(s, c, v); });
+    }
   const ConvCase up{32, 64, 64, 64, 32, 4, 2};
-  bench::reg_gpu("cuda/conv_transpose2d_k4s2/" + label(up),
-                 [up](benchmark::State& s) { bm_conv_transpose2d(s, up); });
+  for (int v : backends)
+    bench::reg_gpu("cuda/conv_transpose2d_" + backend_tag(v) + "_k4s2/" + label(up),
+                   [up, v](benchmark::State& s) { bm_conv_transpose2d(s, up, v); });
   return true;
 }();
 

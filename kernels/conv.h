@@ -39,8 +39,14 @@
 //         v2 implicit GEMM: the GEMM above without a column buffer, tiles of both operands
 //         gathered into shared memory, register tiling, and for the weight gradient a split of
 //         the N Ho Wo reduction across blocks whose partial sums a second kernel adds in a fixed
-//         order (deterministic, no atomics). The default is v2; CVG_CONV_VERSION=1 selects v1
-//         (read once, at the first CUDA convolution). No cuDNN path.
+//         order (deterministic, no atomics). The default is v2.
+//   cuDNN (kernels/conv_cudnn.cpp) as the baseline the handwritten kernels are measured
+//         against, in builds that found it (CMake: CVG_CUDNN): forward, backward-data and
+//         backward-filter with the algorithm cuDNN's heuristics rank first for the shape (FP32
+//         FMA math, no TF32; deterministic algorithms only in deterministic mode).
+// The CUDA backend is chosen at run time, from the environment (read once, at the first CUDA
+// convolution): CVG_CONV=cvgrad (default) or cudnn, and CVG_CONV_VERSION=1|2 for the
+// handwritten version; code (tests, benchmarks) overrides it with a ConvBackendGuard.
 #include <array>
 
 #include "core/tensor.h"
@@ -85,14 +91,42 @@ void conv2d_direct_cpu(ConvPass pass, const Tensor& a, const Tensor& b, const Te
 void conv2d_implicit_gemm_cpu(ConvPass pass, const Tensor& a, const Tensor& b, const Tensor& bias,
                               const ConvGeometry& g, const Tensor& out);
 
-#ifdef CVG_WITH_CUDA
+// ---- the CUDA backend ------------------------------------------------------------------------
+// A backend is a number: a handwritten version 1 .. kConvCudaVersions, or kConvCudnn. The choice
+// is declared in every build so that the CPU tests check the parsing and its errors.
 inline constexpr int kConvCudaVersions = 2;  // 1 direct, 2 implicit GEMM
-// The version conv2d uses on CUDA: CVG_CONV_VERSION, default 2.
+inline constexpr int kConvCudnn = 0;         // cuDNN (builds with CVG_WITH_CUDNN only)
+// True when cvgrad was built with cuDNN.
+bool conv_cudnn_built();
+// The backend named by the values of CVG_CONV and CVG_CONV_VERSION (null or empty: unset).
+// A bad value, cudnn in a build without cuDNN, or CVG_CONV_VERSION together with
+// CVG_CONV=cudnn are errors listing the valid values.
+int parse_conv_backend(const char* conv, const char* version);
+// The backend conv2d uses on CUDA: the innermost live ConvBackendGuard's, else the
+// environment's (parsed once). Named for the handwritten versions it first chose among.
 int conv_cuda_version();
-// One-line description of a version, for benchmark labels.
-const char* conv_cuda_version_name(int version);
-void conv2d_cuda(int version, ConvPass pass, const Tensor& a, const Tensor& b, const Tensor& bias,
+// One-line description of a backend, for benchmark labels and test messages.
+const char* conv_cuda_version_name(int backend);
+// Sets the backend for its lifetime (process-wide; for tests and benchmarks), then restores the
+// previous choice. An unknown backend, or cuDNN in a build without it, is an error.
+class ConvBackendGuard {
+ public:
+  explicit ConvBackendGuard(int backend);
+  ~ConvBackendGuard();
+  ConvBackendGuard(const ConvBackendGuard&) = delete;
+  ConvBackendGuard& operator=(const ConvBackendGuard&) = delete;
+
+ private:
+  int previous_;
+};
+
+#ifdef CVG_WITH_CUDA
+// Runs one pass with the given backend (a handwritten version or kConvCudnn).
+void conv2d_cuda(int backend, ConvPass pass, const Tensor& a, const Tensor& b, const Tensor& bias,
                  const ConvGeometry& g, const Tensor& out);
+// The cuDNN passes (kernels/conv_cudnn.cpp); an error in builds without cuDNN.
+void conv2d_cudnn(ConvPass pass, const Tensor& a, const Tensor& b, const Tensor& bias,
+                  const ConvGeometry& g, const Tensor& out);
 #endif
 
 }  // namespace cvg

@@ -9,9 +9,8 @@
 //       for the weight gradient (a long N Ho Wo reduction into a small result) a split of the
 //       reduction across blocks whose partial sums a second kernel adds in split order:
 //       deterministic, no atomics.
-// Every kernel is a template on the element type (float32 and float64).
-#include <cstdlib>
-#include <cstring>
+// Every kernel is a template on the element type (float32 and float64). conv2d_cuda also hands
+// the cuDNN backend to kernels/conv_cudnn.cpp, which holds the run-time choice of backend.
 
 #include "core/cuda_launch.cuh"
 #include "kernels/conv.h"
@@ -236,30 +235,11 @@ void run_v2(ConvPass pass, const T* a, const T* b, const T* bias, const ConvGeom
 
 }  // namespace
 
-int conv_cuda_version() {
-  static const int version = [] {
-    const char* v = std::getenv("CVG_CONV_VERSION");
-    if (v == nullptr || v[0] == '\0') return 2;
-    const int n = std::atoi(v);
-    CVG_CHECK(n >= 1 && n <= kConvCudaVersions, "conv2d: CVG_CONV_VERSION must be 1 .. ",
-              kConvCudaVersions, ", got '", v, "'");
-    return n;
-  }();
-  return version;
-}
-
-const char* conv_cuda_version_name(int version) {
-  switch (version) {
-    case 1: return "v1 direct";
-    case 2: return "v2 implicit GEMM, split-K weight gradient";
-    default: return "unknown";
-  }
-}
-
 void conv2d_cuda(int version, ConvPass pass, const Tensor& a, const Tensor& b, const Tensor& bias,
                  const ConvGeometry& g, const Tensor& out) {
-  CVG_CHECK(version >= 1 && version <= kConvCudaVersions, "conv2d: no CUDA version ", version,
-            " (1 .. ", kConvCudaVersions, ")");
+  if (version == kConvCudnn) return conv2d_cudnn(pass, a, b, bias, g, out);
+  CVG_CHECK(version >= 1 && version <= kConvCudaVersions, "conv2d: no CUDA backend ", version,
+            " (", kConvCudnn, " cuDNN, 1 .. ", kConvCudaVersions, " handwritten)");
   dispatch_floating(a.dtype(), "conv2d", [&](auto tag) {
     using T = decltype(tag);
     const T* pa = static_cast<const T*>(a.raw_data());

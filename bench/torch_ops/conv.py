@@ -1,14 +1,17 @@
 """PyTorch side of the convolution benchmarks (bench/cpu_conv.cpp, bench/cuda_conv.cpp).
 
-Ops, with dims N x Cin x H x W x Cout (float32, padding k // 2, bias):
-  conv2d_k<k>s<s>          F.conv2d
-  conv2d_v<n>_k<k>s<s>     the same (cvgrad's CUDA kernel version n, run directly)
-  conv2d_bwd_k<k>s<s>      F.conv2d plus autograd.grad to x, weight and bias
-  conv_transpose2d_k4s2    F.conv_transpose2d, kernel 4, stride 2, padding 1 (H x W -> 2H x 2W)
+Ops, with dims N x Cin x H x W x Cout (float32, padding k // 2 or p<p>, bias); an optional
+backend tag after the op name (_v<n>: cvgrad's handwritten CUDA version n, _cudnn: cvgrad's
+cuDNN backend) times the same PyTorch op:
+  conv2d[_<b>]_k<k>s<s>[p<p>]        F.conv2d
+  conv2d[_<b>]_bwd_k<k>s<s>[p<p>]    F.conv2d plus autograd.grad to x, weight and bias
+  conv_transpose2d[_<b>]_k4s2        F.conv_transpose2d, kernel 4, stride 2, padding 1 (H x W -> 2H x 2W)
 """
 import re
 
-CONV = re.compile(r"^conv2d(?:_v\d+)?(_bwd)?_k(\d+)s(\d+)$")
+BACKEND = r"(?:_v\d+|_cudnn)?"
+CONV = re.compile(r"^conv2d" + BACKEND + r"(_bwd)?_k(\d+)s(\d+)(?:p(\d+))?$")
+CONV_T = re.compile(r"^conv_transpose2d" + BACKEND + r"_k4s2$")
 
 
 def make(torch, device, op, dims, randn):
@@ -16,23 +19,24 @@ def make(torch, device, op, dims, randn):
         return None
     F = torch.nn.functional
     n, cin, h, w, cout = dims
-    if op == "conv_transpose2d_k4s2":
+    if CONV_T.match(op):
         x, weight, bias = randn(n, cin, h, w), randn(cin, cout, 4, 4), randn(cout)
         return lambda: F.conv_transpose2d(x, weight, bias, stride=2, padding=1)
     m = CONV.match(op)
     if m is None:
         return None
     bwd, k, s = m.group(1) is not None, int(m.group(2)), int(m.group(3))
+    p = int(m.group(4)) if m.group(4) is not None else k // 2
     x, weight, bias = randn(n, cin, h, w), randn(cout, cin, k, k), randn(cout)
     if not bwd:
-        return lambda: F.conv2d(x, weight, bias, stride=s, padding=k // 2)
+        return lambda: F.conv2d(x, weight, bias, stride=s, padding=p)
     for t in (x, weight, bias):
         t.requires_grad_(True)
     with torch.no_grad():
-        gout = torch.randn_like(F.conv2d(x, weight, bias, stride=s, padding=k // 2))
+        gout = torch.randn_like(F.conv2d(x, weight, bias, stride=s, padding=p))
 
     def step():
-        y = F.conv2d(x, weight, bias, stride=s, padding=k // 2)
+        y = F.conv2d(x, weight, bias, stride=s, padding=p)
         return torch.autograd.grad(y, (x, weight, bias), gout)
 
     return step
