@@ -59,6 +59,7 @@ def main():
     params = list(feat.parameters()) + list(label.parameters()) + list(domain.parameters())
     opt = torch.optim.SGD(params, lr=a.lr, momentum=0.9)
     n = a.batch_size
+    domain_labels = torch.cat([torch.zeros(n, dtype=torch.long), torch.ones(n, dtype=torch.long)])
 
     def accuracy(x, y):
         with torch.no_grad():
@@ -83,8 +84,7 @@ def main():
             lam = 2 / (1 + math.exp(-10 * p)) - 1
             f = feat(torch.cat([sx[bs], tx[bt]]) - mean)
             d = domain(GradReverse.apply(f, lam))
-            loss = (F.cross_entropy(label(f[:n]), sy[bs]) + F.cross_entropy(d[:n], torch.zeros(n, dtype=torch.long))
-                    + F.cross_entropy(d[n:], torch.ones(n, dtype=torch.long)))
+            loss = F.cross_entropy(label(f[:n]), sy[bs]) + F.cross_entropy(d, domain_labels)
         else:
             x, y = (sx[bs], sy[bs]) if a.mode == "source-only" else (tx[bt], ty[bt])
             loss = F.cross_entropy(label(feat(x - mean)), y)

@@ -4,9 +4,9 @@ Ops "dann_step" and "dann_source_only_step" with dims N x 3 x 28 x 28: one train
 the MNIST DANN network exactly as models/dann/model.cpp computes it. G_f = conv5x5x32 - ReLU -
 maxpool2 - conv5x5x48 - ReLU - maxpool2 (input mean-subtracted first); G_y = FC100 - ReLU -
 FC100 - ReLU - FC10; G_d = gradient reversal - FC100 - ReLU - FC2. dann_step: G_f over N source
-+ N target images, cross-entropy of G_y on the source half, domain cross-entropies averaged
-separately over each half and added; source_only_step: G_f and G_y on N source images. Then
-backward and SGD (lr 0.01, momentum 0.9).
++ N target images, cross-entropy of G_y on the source half plus the domain cross-entropy over
+all 2N images; source_only_step: G_f and G_y on N source images. Then backward and SGD (lr 0.01,
+momentum 0.9).
 """
 
 
@@ -40,8 +40,7 @@ def make(torch, device, op, dims, randn):
     xs = torch.rand(n, 3, 28, 28, device=device)
     xt = torch.rand(n, 3, 28, 28, device=device)
     ys = torch.randint(0, 10, (n,), device=device)
-    zeros = torch.zeros(n, dtype=torch.long, device=device)
-    ones = torch.ones(n, dtype=torch.long, device=device)
+    domain_labels = torch.cat([torch.zeros(n, dtype=torch.long), torch.ones(n, dtype=torch.long)]).to(device)
     reverse = _grad_reverse(torch)
     dann = op == "dann_step"
 
@@ -49,7 +48,7 @@ def make(torch, device, op, dims, randn):
         if dann:
             f = feat(torch.cat([xs, xt]) - mean)
             d = domain(reverse(f, 0.5))
-            loss = F.cross_entropy(label(f[:n]), ys) + F.cross_entropy(d[:n], zeros) + F.cross_entropy(d[n:], ones)
+            loss = F.cross_entropy(label(f[:n]), ys) + F.cross_entropy(d, domain_labels)
         else:
             loss = F.cross_entropy(label(feat(xs - mean)), ys)
         opt.zero_grad()

@@ -120,12 +120,12 @@ StepLoss training_loss(DannNet& net, Mode mode, const Tensor& xs, const Tensor& 
   const Tensor label = cross_entropy(net.classify(narrow(f, 0, 0, ns)), ys);
   const Tensor d = net.discriminate(f, lambda);
   const TensorOptions i64 = TensorOptions{}.with_dtype(DType::int64).with_device(xs.device());
-  const Tensor ds = narrow(d, 0, 0, ns), dt = narrow(d, 0, ns, nt);
-  const Tensor domain = cross_entropy(ds, zeros({ns}, i64)) + cross_entropy(dt, ones({nt}, i64));
+  const Tensor domain_labels = cat({zeros({ns}, i64), ones({nt}, i64)}, 0);
+  const Tensor domain = cross_entropy(d, domain_labels);
   out.total = label + domain;
   out.label_loss = label.item();
   out.domain_loss = domain.item();
-  out.domain_accuracy = accuracy_of(d, cat({zeros({ns}, i64), ones({nt}, i64)}, 0));
+  out.domain_accuracy = accuracy_of(d, domain_labels);
   return out;
 }
 

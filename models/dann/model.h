@@ -12,11 +12,13 @@
 // images go in everywhere.
 //
 // Objective of one step (batches of 64 labelled source + 64 unlabelled target images):
-//   dann         L = CE(G_y(G_f(x_s)), y_s) + CE_s + CE_t, where CE_s and CE_t are the mean
-//                domain cross-entropies over the source half (label 0) and the target half
-//                (label 1) of G_d(R_lambda(G_f([x_s; x_t]))): the thesis's E (eq. 5.3.9) with its
-//                two separately averaged domain terms. G_d descends its loss with weight 1; the
-//                reversal hands G_f -lambda_p times the domain gradient.
+//   dann         L = CE(G_y(G_f(x_s)), y_s) + CE_d, where CE_d is the mean domain cross-entropy
+//                over all 128 images of G_d(R_lambda(G_f([x_s; x_t]))) (source label 0, target 1):
+//                one softmax loss over the batch, as the Caffe and TensorFlow implementations of
+//                DANN compute it. The thesis's E (eq. 5.3.9) averages the two halves separately
+//                and adds them, which is twice this; with He's initialisation that doubled
+//                adversarial gradient made the game blow up (docs/dann.md, "Checks"). G_d descends
+//                its loss with weight 1; the reversal hands G_f -lambda_p times the domain gradient.
 //   source-only  L = CE(G_y(G_f(x_s)), y_s)   (the lower baseline; no domain branch)
 //   target-only  L = CE(G_y(G_f(x_t)), y_t)   (train on target, the upper bound; uses target labels)
 // Schedules (p = training progress in [0, 1]): lr_p = 0.01 / (1 + 10 p)^0.75
@@ -58,7 +60,7 @@ class DannNet : public nn::Module {
 struct StepLoss {
   Tensor total;              // what backward() runs on
   double label_loss = 0;     // CE of the label predictor on its labelled half
-  double domain_loss = 0;    // CE_s + CE_t (dann only, else 0)
+  double domain_loss = 0;    // CE_d (dann only, else 0)
   double domain_accuracy = 0;  // the domain classifier's accuracy on the 128 images (dann only)
 };
 
