@@ -361,16 +361,16 @@ int main(int argc, char** argv) {
   data_flags(t);
   t.flag_string("mode", "dann", "dann | source-only | target-only (train on labelled target: the upper bound)")
       .one_of({"dann", "source-only", "target-only"})
-      .flag_int("steps", 3000, "optimizer steps (p = training progress goes 0 -> 1 over them)").at_least(1)
+      .flag_int("steps", 800, "optimizer steps (p goes 0 -> 1 over them; 800 = 6.4 epochs)").at_least(1)
       .flag_int("batch-size", 64, "images per domain per step").at_least(1)
       .flag_number("lr", 0.01, "mu_0 of lr_p = mu_0 / (1 + alpha p)^beta").above(0)
       .flag_number("lr-alpha", 10, "alpha of the learning-rate schedule").at_least(0)
       .flag_number("lr-beta", 0.75, "beta of the learning-rate schedule").at_least(0)
       .flag_number("momentum", 0.9, "SGD momentum").at_least(0).at_most(0.999)
       .flag_number("gamma", 10, "gamma of lambda_p = 2 / (1 + exp(-gamma p)) - 1").at_least(0)
-      .flag_int("eval-every", 500, "steps between test-accuracy records in metrics.jsonl").at_least(1)
+      .flag_int("eval-every", 200, "steps between test-accuracy records in metrics.jsonl").at_least(1)
       .flag_int("pad-images", 1000, "test images per domain for the final proxy A-distance (0: skip)").at_least(0)
-      .flag_int("checkpoint-every", 500, "steps between checkpoints").at_least(1);
+      .flag_int("checkpoint-every", 200, "steps between checkpoints").at_least(1);
   cli.command("eval", "write eval.json: source and target test accuracy, proxy A-distance")
       .flag_int("pad-images", 1000, "test images per domain for the proxy A-distance (0: skip)").at_least(0);
   cli.command("table", "summarise the runs under --out (one folder per run) as mean +/- sd per mode and the "

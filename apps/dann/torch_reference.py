@@ -2,8 +2,8 @@
 """The cvg-dann training run in PyTorch, on the exact data of `cvg-dann export`: a reference to
 tell a bug in cvgrad from a property of the data or of the recipe (docs/dann.md, "Checks").
 
-Same network (models/dann/model.h), PyTorch's default initialisation (as nn::Linear and
-nn::Conv2d), input minus the channel means, SGD momentum 0.9, lr_p = lr / (1 + 10 p)^0.75,
+Same network and initialisation (models/dann/model.h; --init pytorch for PyTorch's default),
+input minus the channel means, the same loss, SGD momentum 0.9, lr_p = lr / (1 + 10 p)^0.75,
 lambda_p = 2 / (1 + exp(-10 p)) - 1, batches of 64 source (+ 64 target). Only the batch order and
 the initial weights differ from a cvgrad run (other random streams).
 
@@ -11,31 +11,27 @@ the initial weights differ from a cvgrad run (other random streams).
   OMP_NUM_THREADS=2 /usr/bin/python3 apps/dann/torch_reference.py /tmp/dann-data --mode source-only
 """
 import argparse
+import importlib.util
 import json
 import math
+import os
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-
-class GradReverse(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, lam):
-        ctx.lam = lam
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        return -ctx.lam * g, None
+# The network and the reversal layer of the step benchmark's PyTorch side (one definition).
+_spec = importlib.util.spec_from_file_location(
+    "dann_torch", os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../bench/torch_ops/dann.py"))
+dann_torch = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(dann_torch)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("data")
     ap.add_argument("--mode", default="dann", choices=["dann", "source-only", "target-only"])
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--steps", type=int, default=800)
     ap.add_argument("--lr", type=float, default=0.01)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--seed", type=int, default=1)
@@ -47,15 +43,8 @@ def main():
     load = lambda name: torch.from_numpy(np.load(f"{a.data}/{name}.npy"))
     sx, sy, tx, ty = load("source_train_x"), load("source_train_y"), load("target_train_x"), load("target_train_y")
     mean = load("mean").float().reshape(1, 3, 1, 1)
-    feat = nn.Sequential(nn.Conv2d(3, 32, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 48, 5), nn.ReLU(),
-                         nn.MaxPool2d(2), nn.Flatten())
-    label = nn.Sequential(nn.Linear(768, 100), nn.ReLU(), nn.Linear(100, 100), nn.ReLU(), nn.Linear(100, 10))
-    domain = nn.Sequential(nn.Linear(768, 100), nn.ReLU(), nn.Linear(100, 2))
-    if a.init == "he":
-        for m in list(feat) + list(label) + list(domain):
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-                nn.init.zeros_(m.bias)
+    feat, label, domain = dann_torch.networks(torch, he_init=a.init == "he")
+    reverse = dann_torch.grad_reverse(torch)
     params = list(feat.parameters()) + list(label.parameters()) + list(domain.parameters())
     opt = torch.optim.SGD(params, lr=a.lr, momentum=0.9)
     n = a.batch_size
@@ -83,7 +72,7 @@ def main():
         if a.mode == "dann":
             lam = 2 / (1 + math.exp(-10 * p)) - 1
             f = feat(torch.cat([sx[bs], tx[bt]]) - mean)
-            d = domain(GradReverse.apply(f, lam))
+            d = domain(reverse(f, lam))
             loss = F.cross_entropy(label(f[:n]), sy[bs]) + F.cross_entropy(d, domain_labels)
         else:
             x, y = (sx[bs], sy[bs]) if a.mode == "source-only" else (tx[bt], ty[bt])

@@ -10,7 +10,7 @@ momentum 0.9).
 """
 
 
-def _grad_reverse(torch):
+def grad_reverse(torch):
     class GradReverse(torch.autograd.Function):
         @staticmethod
         def forward(ctx, x, lam):
@@ -24,16 +24,28 @@ def _grad_reverse(torch):
     return GradReverse.apply
 
 
+def networks(torch, he_init=True):
+    """G_f, G_y and G_d of models/dann/model.h, with its He initialisation (weights N(0, 2 / fan_in),
+    biases 0) or, with he_init=False, PyTorch's default."""
+    nn = torch.nn
+    feat = nn.Sequential(nn.Conv2d(3, 32, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 48, 5), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Flatten())
+    label = nn.Sequential(nn.Linear(768, 100), nn.ReLU(), nn.Linear(100, 100), nn.ReLU(), nn.Linear(100, 10))
+    domain = nn.Sequential(nn.Linear(768, 100), nn.ReLU(), nn.Linear(100, 2))
+    if he_init:
+        for m in list(feat) + list(label) + list(domain):
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+    return feat, label, domain
+
+
 def make(torch, device, op, dims, randn):
     if op not in ("dann_step", "dann_source_only_step") or len(dims) != 4:
         return None
     n = dims[0]
-    nn, F = torch.nn, torch.nn.functional
-    feat = nn.Sequential(nn.Conv2d(3, 32, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 48, 5), nn.ReLU(),
-                         nn.MaxPool2d(2), nn.Flatten()).to(device)
-    label = nn.Sequential(nn.Linear(768, 100), nn.ReLU(), nn.Linear(100, 100), nn.ReLU(),
-                          nn.Linear(100, 10)).to(device)
-    domain = nn.Sequential(nn.Linear(768, 100), nn.ReLU(), nn.Linear(100, 2)).to(device)
+    F = torch.nn.functional
+    feat, label, domain = (m.to(device) for m in networks(torch))
     params = list(feat.parameters()) + list(label.parameters()) + list(domain.parameters())
     opt = torch.optim.SGD(params, lr=0.01, momentum=0.9)
     mean = torch.full((1, 3, 1, 1), 0.45, device=device)
@@ -41,7 +53,7 @@ def make(torch, device, op, dims, randn):
     xt = torch.rand(n, 3, 28, 28, device=device)
     ys = torch.randint(0, 10, (n,), device=device)
     domain_labels = torch.cat([torch.zeros(n, dtype=torch.long), torch.ones(n, dtype=torch.long)]).to(device)
-    reverse = _grad_reverse(torch)
+    reverse = grad_reverse(torch)
     dann = op == "dann_step"
 
     def step():
