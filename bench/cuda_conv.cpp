@@ -40,13 +40,18 @@ std::string label(const ConvCase& c) {
   return std::to_string(c.n) + "x" + std::to_string(c.cin) + "x" + std::to_string(c.h) + "x" +
          std::to_string(c.w) + "x" + std::to_string(c.cout);
 }
+// (Built with += : GCC 12 warns falsely (-Wrestrict) about "literal" + std::string at -O3.)
 std::string params(const ConvCase& c) {
-  return "_k" + std::to_string(c.k) + "s" + std::to_string(c.s) +
-         (c.p < 0 ? "" : "p" + std::to_string(c.p));
+  std::string s = "_k";
+  s += std::to_string(c.k) + "s" + std::to_string(c.s);
+  if (c.p >= 0) (s += "p") += std::to_string(c.p);
+  return s;
 }
 // "v1", "v2", "cudnn": the name of a backend in benchmark names.
 std::string backend_tag(int backend) {
-  return backend == kConvCudnn ? "cudnn" : "v" + std::to_string(backend);
+  if (backend == kConvCudnn) return "cudnn";
+  std::string s = "v";
+  return s += std::to_string(backend);
 }
 
 double flops(const ConvCase& c) {
