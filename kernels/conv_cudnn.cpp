@@ -330,6 +330,12 @@ Tensor window(const Tensor& t, int64_t rows, int64_t cols) {
   return make_view(t, {s[0], s[1], rows, cols}, t.strides(), t.offset());
 }
 
+// cuDNN's kernels run asynchronously, like ours: with CVG_CUDA_SYNC=1 (core/cuda_check.h) wait
+// for them, so that an error inside one is reported by the op that queued it.
+void sync_if_debugging(const char* op) {
+  if (cuda_sync_after_launch()) CVG_CUDA_CHECK(cudaDeviceSynchronize(), op);
+}
+
 }  // namespace
 
 void conv2d_cudnn(ConvPass pass, const Tensor& a, const Tensor& b, const Tensor& bias,
@@ -394,7 +400,7 @@ void conv2d_cudnn(ConvPass pass, const Tensor& a, const Tensor& b, const Tensor&
                         op);
       }
       if (truncated) dst.copy_(window(y, g.ho, g.wo));
-      return;
+      break;
     }
     case ConvPass::backward_input:
       CVG_CUDNN_CHECK(
@@ -403,7 +409,7 @@ void conv2d_cudnn(ConvPass pass, const Tensor& a, const Tensor& b, const Tensor&
                                        static_cast<cudnnConvolutionBwdDataAlgo_t>(algo.algo), ws,
                                        algo.workspace, zero, d.x.get(), out.raw_data()),
           op);
-      return;
+      break;
     case ConvPass::backward_weight:
       CVG_CUDNN_CHECK(
           cudnnConvolutionBackwardFilter(h, one, d.x.get(), b.raw_data(), d.y.get(),
@@ -411,8 +417,9 @@ void conv2d_cudnn(ConvPass pass, const Tensor& a, const Tensor& b, const Tensor&
                                          static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo.algo),
                                          ws, algo.workspace, zero, d.w.get(), out.raw_data()),
           op);
-      return;
+      break;
   }
+  sync_if_debugging(op);
 }
 
 #elif defined(CVG_WITH_CUDA)
