@@ -2,7 +2,8 @@
 // v1 (direct) and v2 (implicit GEMM) kernels and, in builds with cuDNN, cuDNN. Each backend is
 // selected in process with a ConvBackendGuard, then conv2d and conv_transpose2d run forward and
 // backward (which runs the conv2d_backward_input and conv2d_backward_weight ops) on the GPU, in
-// float32 and float64, against the same ops on the CPU in float64.
+// float32 and float64, against the same ops on the CPU in float64. One test case per backend
+// ("conv backend parity: v1 | v2 | cudnn"; the cudnn one also tagged [cudnn]).
 //
 // Shapes are odd on purpose: groups (including depthwise), dilation, stride 2, asymmetric
 // padding and kernels, channel counts that are not multiples of the 64-wide tiles, a shape
