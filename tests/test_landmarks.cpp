@@ -185,6 +185,25 @@ TEST_CASE("landmarks: alignment loss and equivariance error agree with a direct 
   }
   CHECK(alignment_loss(p, p2, g).item() == Approx(sq / 3));
   CHECK(equivariance_error(p, p2, g) == Approx(dist / 3));
+  // The per-landmark errors behind it: landmark r's own distance.
+  const std::vector<double> per = equivariance_errors(p, p2, g).to_vector<double>();
+  REQUIRE(per.size() == 3);
+  const double gx0 = 0.9 * a[0] + 0.1 * a[1] + 0.3, gy0 = -0.2 * a[0] + 1.1 * a[1] - 0.4;
+  CHECK(per[0] == Approx(std::hypot(gx0 - b[0], gy0 - b[1])));
+}
+
+TEST_CASE("landmarks: map_spread of a delta, two points and a uniform map", "[landmarks]") {
+  // A delta: 0. Half the mass on each of two pixels 4 apart in a row: variance 4 in x, spread 2.
+  // A uniform 24 x 24 map: Var = (24^2 - 1) / 12 per axis.
+  std::vector<double> v(3 * 24 * 24, 0.0);
+  v[5 * 24 + 7] = 1;
+  v[576 + 3 * 24 + 2] = 0.5;
+  v[576 + 3 * 24 + 6] = 0.5;
+  for (int i = 0; i < 576; ++i) v[1152 + i] = 1.0 / 576;
+  const std::vector<double> s = map_spread(from_vector(v, {1, 3, 24, 24}, f64)).to_vector<double>();
+  CHECK(s[0] == Approx(0).margin(1e-12));
+  CHECK(s[1] == Approx(2));
+  CHECK(s[2] == Approx(std::sqrt(2 * (24.0 * 24 - 1) / 12)));
 }
 
 TEST_CASE("landmarks: warp_grid equals tps_grid_weights", "[landmarks]") {

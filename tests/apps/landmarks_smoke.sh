@@ -32,6 +32,8 @@ for key in ("equivariance_error_output_px", "mean_shape_error_iod", "regressors"
     assert key in e, key
 assert math.isfinite(e["equivariance_error_output_px"]) and e["equivariance_error_output_px"] >= 0
 assert [r["labelled_images"] for r in e["regressors"]] == [1, 12]
+assert len(e["equivariance_error_per_landmark"]) == 4 and len(e["map_spread_per_landmark_output_px"]) == 4
+assert e["equivariance_error_median_px"] <= e["equivariance_error_p90_px"]
 assert all(math.isfinite(r["error_iod"]) and r["error_iod"] > 0 for r in e["regressors"])
 PY
 
