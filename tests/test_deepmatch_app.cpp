@@ -12,6 +12,7 @@
 #include "core/autograd.h"
 #include "core/rng.h"
 #include "kernels/binary.h"
+#include "kernels/deepmatch.h"
 #include "kernels/reduce.h"
 #include "kernels/unary.h"
 #include "kernels/view.h"
@@ -325,4 +326,50 @@ TEST_CASE("deepmatch flow colours", "[deepmatch]") {
   // Full length: fully saturated (some channel 0); opposite directions give different colours.
   CHECK(std::min({p[0], p[1], p[2]}) == 0);
   CHECK((p[0] != p[3] || p[1] != p[4] || p[2] != p[5]));
+}
+
+TEST_CASE("deepmatch training step: gradients reach the trained groups only and agree with finite differences", "[deepmatch]") {
+  manual_seed(21);
+  GrayImage noise;
+  noise.h = 160, noise.w = 200;
+  const Tensor r = rand({noise.h * noise.w});
+  noise.v.assign(r.data<float>(), r.data<float>() + r.numel());
+  SyntheticOptions o = noiseless();
+  o.width = 48, o.height = 40, o.max_shift = 3;
+  const PairSource src({noise}, {}, o);
+  const PairBatch b = stack_pairs({src.pair(1, 0), src.pair(1, 1)});
+  DmGeometry geo;
+  geo.radius = 6, geo.levels = 2;
+  const Tensor gt = gt_offsets(b.flow, b.valid, geo);
+  for (bool learn_features : {true, false}) {
+    DeepMatchNet net(DescriptorKind::cnn, geo);
+    for (Tensor t : net.feature_parameters()) t.impl()->requires_grad = learn_features;
+    const Tensor loss = dm_hinge_loss(net.forward_pair(b.img0, b.img1), gt, 2.0);
+    loss.backward();
+    REQUIRE(net.nu.grad().defined());
+    CHECK(amax(abs(net.nu.grad())).item() > 0.0);
+    for (const Tensor& t : net.feature_parameters()) CHECK(t.grad().defined() == learn_features);
+    if (!learn_features) continue;
+    // Float64: the loss's decrease along -grad matches the gradient's squared norm (a finite
+    // difference through the CNN, the correlation, the U-network and the loss), and it decreases.
+    net.to(DType::float64);
+    const Tensor x0 = b.img0.to(DType::float64), x1 = b.img1.to(DType::float64);
+    for (Tensor t : net.parameters()) t.zero_grad();
+    const Tensor l64 = dm_hinge_loss(net.forward_pair(x0, x1), gt, 2.0);
+    l64.backward();
+    double slope = 0;
+    const double eps = 1e-5;
+    {
+      NoGradGuard g;
+      for (Tensor t : net.parameters()) {
+        const Tensor d = t.grad().clone();
+        slope += sum(d * d).item();
+        t.copy_(t - d * eps);
+      }
+    }
+    REQUIRE(slope > 0);
+    const double moved = dm_hinge_loss(net.forward_pair(x0, x1), gt, 2.0).item();
+    CHECK(moved < l64.item());
+    CHECK((l64.item() - moved) / eps == Approx(slope).epsilon(1e-3));
+  }
 }

@@ -178,7 +178,7 @@ int eval(const app::Args& a) {
     PairScores synth;
     for (int64_t k = 0; k < n; ++k) {
       score_pair(*m.net, held_out.pair(static_cast<uint64_t>(a.get_int("pair-seed")), k), max_bytes, synth);
-      progress.update(++done, synth.dense.acc(10));
+      progress.update(++done, synth.dense.epe());  // the bar's "loss": the running EPE
       if (app::interrupted()) {
         progress.finish();
         std::printf("interrupted; nothing written\n");
