@@ -111,6 +111,12 @@ Tensor DeepMatchNet::descriptors(const Tensor& gray) {
   return normalise_descriptors((*cnn_)(gray), kCnnEps);
 }
 
+Tensor DeepMatchNet::q0_from_grid(const Tensor& ref, const Tensor& target, int64_t offset) const {
+  TensorList nus;
+  for (int64_t l = 0; l < geo_.levels; ++l) nus.push_back(select(nu, 0, l));
+  return deep_matching(dm_correlation(ref, target, geo_.radius, geo_.stride, offset), nus);
+}
+
 Tensor DeepMatchNet::q0_from_descriptors(const Tensor& desc0, const Tensor& desc1) const {
   CVG_CHECK(desc0.dim() == 4 && desc1.dim() == 4 && desc0.size(0) == desc1.size(0) &&
                 desc0.size(1) == desc1.size(1),
@@ -118,10 +124,7 @@ Tensor DeepMatchNet::q0_from_descriptors(const Tensor& desc0, const Tensor& desc
             " and ", desc1.shape());
   const Tensor ref = slice(slice(desc0, 2, geo_.offset, desc0.size(2), geo_.stride), 3, geo_.offset,
                            desc0.size(3), geo_.stride);
-  const Tensor s0 = dm_correlation(ref, desc1, geo_.radius, geo_.stride, geo_.offset);
-  TensorList nus;
-  for (int64_t l = 0; l < geo_.levels; ++l) nus.push_back(select(nu, 0, l));
-  return deep_matching(s0, nus);
+  return q0_from_grid(ref, desc1, geo_.offset);
 }
 
 Tensor DeepMatchNet::forward_pair(const Tensor& gray0, const Tensor& gray1) {
@@ -147,10 +150,7 @@ Tensor DeepMatchNet::match_volume(const Tensor& desc0, const Tensor& desc1, int6
   // The target map is cut to the rows a block can reach. dm_correlation has one offset for both
   // axes, so the cut is aligned by also padding R zero columns on the left: local coordinates
   // are (x + R, y - (stride lo - R)) and the reference offset becomes offset + R in both.
-  const int64_t r = geo_.radius;
-  DmGeometry local = geo_;
-  local.offset = geo_.offset + r;
-  const DeepMatchNet* self = this;
+  const int64_t r = geo_.radius, local_offset = geo_.offset + r;
   TensorList parts;
   for (int64_t a = 0; a < rows; a += block) {
     const int64_t b = std::min(rows, a + block);
@@ -159,15 +159,12 @@ Tensor DeepMatchNet::match_volume(const Tensor& desc0, const Tensor& desc1, int6
                                    std::min(desc0.size(2), geo_.offset + geo_.stride * (hi - 1) + 1), geo_.stride),
                              3, geo_.offset, desc0.size(3), geo_.stride);
     const int64_t y0 = geo_.stride * lo - r;  // global row of local row 0
-    const int64_t need = geo_.stride * (hi - lo - 1) + local.offset + r + 1;
+    const int64_t need = geo_.stride * (hi - lo - 1) + local_offset + r + 1;
     const int64_t top = std::max<int64_t>(0, -y0);
     const int64_t first = std::max<int64_t>(0, y0), last = std::min(desc1.size(2), y0 + need);
     Tensor target = narrow(desc1, 2, first, std::max<int64_t>(0, last - first));
     target = pad(target, {r, 0, top, 0});
-    const Tensor s0 = dm_correlation(ref, target, r, geo_.stride, local.offset);
-    TensorList nus;
-    for (int64_t l = 0; l < geo_.levels; ++l) nus.push_back(select(self->nu, 0, l));
-    const Tensor q = deep_matching(s0, nus);
+    const Tensor q = q0_from_grid(ref, target, local_offset);
     parts.push_back(narrow(q, 1, a - lo, b - a).contiguous());
   }
   return cat(parts, 1);

@@ -92,6 +92,9 @@ class DeepMatchNet : public nn::Module {
   void clamp_nu(double lo = 0.05, double hi = 20.0);
 
  private:
+  // Q_0 from descriptors at the reference grid (ref) and a dense target map whose reference
+  // offset is `offset` pixels.
+  Tensor q0_from_grid(const Tensor& ref, const Tensor& target, int64_t offset) const;
   DescriptorKind kind_;
   DmGeometry geo_;
   std::shared_ptr<CnnDescriptor> cnn_;
