@@ -69,3 +69,63 @@ def make(torch, device, op, dims, randn):
         return loss
 
     return step
+
+
+def interleaved(bench_exe, rounds, min_time, threads):
+    """On a machine shared with other jobs, a cvgrad run and a PyTorch run taken minutes apart see
+    different loads (ratios from 0.7 to 1.5 for the same build). This alternates the two, one
+    benchmark each per round, and reports each side's fastest round (the least disturbed one) and
+    the median of the per-round ratios."""
+    import json
+    import statistics
+    import subprocess
+    import time
+
+    import torch
+
+    torch.set_num_threads(threads)
+    out = {"torch": torch.__version__, "threads": threads, "rounds": rounds, "benchmarks": []}
+    for op in ("dann_step", "dann_source_only_step"):
+        name = f"cpu/{op}/64x3x28x28"
+        step = make(torch, "cpu", op, [64, 3, 28, 28], None)
+        step()
+        cvg, pt = [], []
+        for _ in range(rounds):
+            res = subprocess.run([bench_exe, f"--benchmark_filter=^{name}/", f"--benchmark_min_time={min_time}",
+                                  "--benchmark_format=json"], check=True, capture_output=True, text=True)
+            b = json.loads(res.stdout)["benchmarks"][0]
+            assert b["time_unit"] == "ms", b["time_unit"]
+            cvg.append(b["real_time"])
+            iters, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < min_time or iters < 3:
+                step()
+                iters += 1
+            pt.append(1e3 * (time.perf_counter() - t0) / iters)
+        out["benchmarks"].append({
+            "name": name, "cvgrad_ms": cvg, "torch_ms": pt, "cvgrad_best_ms": min(cvg), "torch_best_ms": min(pt),
+            "ratio_of_best": min(cvg) / min(pt),
+            "median_ratio": statistics.median(c / p for c, p in zip(cvg, pt))})
+    return out
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(description="cvgrad vs PyTorch DANN train step, interleaved rounds")
+    ap.add_argument("bench_exe", help="path to cvg_bench_cpu")
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--min-time", type=float, default=1.0, help="seconds per benchmark per round")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", help="write the rounds and summaries here")
+    a = ap.parse_args()
+    r = interleaved(a.bench_exe, a.rounds, a.min_time, a.threads)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(r, f, indent=1)
+    print(f"PyTorch {r['torch']}, CPU threads {r['threads']}, {r['rounds']} interleaved rounds\n")
+    print("| benchmark | cvgrad best (ms) | PyTorch best (ms) | ratio of best | median ratio |")
+    print("|---|---:|---:|---:|---:|")
+    for b in r["benchmarks"]:
+        print(f"| {b['name']} | {b['cvgrad_best_ms']:.1f} | {b['torch_best_ms']:.1f} | {b['ratio_of_best']:.2f} | "
+              f"{b['median_ratio']:.2f} |")

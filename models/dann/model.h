@@ -15,7 +15,7 @@
 //   dann         L = CE(G_y(G_f(x_s)), y_s) + CE_d, where CE_d is the mean domain cross-entropy
 //                over all 128 images of G_d(R_lambda(G_f([x_s; x_t]))) (source label 0, target 1):
 //                one softmax loss over the batch, as the Caffe and TensorFlow implementations of
-//                DANN compute it. The thesis's E (eq. 5.3.9) averages the two halves separately
+//                DANN compute it. The thesis's E (eq. 5.3.7) averages the two halves separately
 //                and adds them, which is twice this; with He's initialisation that doubled
 //                adversarial gradient made the game blow up (docs/dann.md, "Checks"). G_d descends
 //                its loss with weight 1; the reversal hands G_f -lambda_p times the domain gradient.
