@@ -305,6 +305,13 @@ TEST_CASE("DannNet: shapes of the three parts and the objective", "[dann]") {
   CHECK(d.total.item() == Approx(d.label_loss + d.domain_loss).epsilon(1e-6));
   CHECK(d.domain_accuracy >= 0.0);
   CHECK(d.domain_accuracy <= 1.0);
+  // The thesis's form (eq. 5.3.7): each half averaged on its own, then added.
+  const StepLoss sum = training_loss(net, Mode::dann, xs, ys, xt, ys, 0.5, DomainLoss::summed_halves);
+  CHECK(sum.domain_loss == Approx(ce_s + ce_t).epsilon(1e-6));
+  CHECK(sum.total.item() == Approx(d.label_loss + ce_s + ce_t).epsilon(1e-6));
+  CHECK(parse_domain_loss("sum") == DomainLoss::summed_halves);
+  CHECK(std::string(domain_loss_name(parse_domain_loss("mean"))) == "mean");
+  CHECK_THAT(testing::error_of([] { parse_domain_loss("avg"); }), Contains("unknown domain loss 'avg'"));
   const StepLoss s = training_loss(net, Mode::source_only, xs, ys, xt, ys, 0.5);
   CHECK(s.domain_loss == 0.0);
   CHECK(s.total.item() == Approx(d.label_loss).epsilon(1e-6));

@@ -132,6 +132,12 @@ int train(const app::Args& a) {
   nn::SGD opt(net->parameters(), nn::SgdOptions{.lr = a.get_number("lr"), .momentum = a.get_number("momentum")});
   const nn::InverseDecayLR schedule{a.get_number("lr"), steps, a.get_number("lr-alpha"), a.get_number("lr-beta")};
   const double gamma = a.get_number("gamma");
+  // The domain branch's own knobs: they change nothing in the baselines, so a run that sets them
+  // outside dann is a mistake in the command line.
+  const DomainLoss domain_loss = parse_domain_loss(a.get_string("domain-loss"));
+  const double clip = a.get_number("clip-grad-norm");
+  CVG_CHECK(mode == Mode::dann || (domain_loss == DomainLoss::batch_mean && clip == 0), kApp,
+            " train: --domain-loss and --clip-grad-norm apply to --mode dann only, got --mode ", mode_name(mode));
   int64_t start = 0;
   if (!a.resume().empty()) start = nn::load_checkpoint(a.resume(), *net, &opt).step;
   CVG_CHECK(start < steps, "--resume: the checkpoint is at step ", start, ", nothing left for --steps ", steps);
@@ -166,8 +172,9 @@ int train(const app::Args& a) {
     opt.set_lr(schedule(step - 1));
     opt.zero_grad();
     const StepLoss loss = training_loss(*net, mode, s.input.to(device), s.target.to(device),
-                                        t.input.to(device), t.target.to(device), lambda);
+                                        t.input.to(device), t.target.to(device), lambda, domain_loss);
     loss.total.backward();
+    const double grad_norm = clip > 0 ? nn::clip_grad_norm(net->parameters(), clip) : NAN;
     opt.step();
     last = loss.total.item();
     progress.update(step, last);
@@ -177,6 +184,7 @@ int train(const app::Args& a) {
       if (mode == Mode::dann) {
         rec["domain_loss"] = loss.domain_loss;
         rec["domain_accuracy"] = loss.domain_accuracy;
+        if (clip > 0) rec["grad_norm"] = grad_norm;  // before clipping
       }
       if (step % eval_every == 0 || step == steps) {
         const nlohmann::json e = evaluate(*net, data, device, 0);
@@ -368,6 +376,11 @@ int main(int argc, char** argv) {
       .flag_number("lr-beta", 0.75, "beta of the learning-rate schedule").at_least(0)
       .flag_number("momentum", 0.9, "SGD momentum").at_least(0).at_most(0.999)
       .flag_number("gamma", 10, "gamma of lambda_p = 2 / (1 + exp(-gamma p)) - 1").at_least(0)
+      .flag_string("domain-loss", "mean", "dann's CE_d: mean (one softmax loss over the 2 x batch images) | sum "
+                   "(the thesis's eq. 5.3.7: source-half mean + target-half mean)")
+      .one_of({"mean", "sum"})
+      .flag_number("clip-grad-norm", 0, "dann only: rescale the step's gradient (all parameters) to this L2 "
+                   "norm when it is larger; 0: off").at_least(0)
       .flag_int("eval-every", 200, "steps between test-accuracy records in metrics.jsonl").at_least(1)
       .flag_int("pad-images", 1000, "test images per domain for the final proxy A-distance (0: skip)").at_least(0)
       .flag_int("checkpoint-every", 200, "steps between checkpoints").at_least(1);

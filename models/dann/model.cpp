@@ -105,8 +105,16 @@ double accuracy_of(const Tensor& logits, const Tensor& y) {
 
 }  // namespace
 
+DomainLoss parse_domain_loss(const std::string& s) {
+  if (s == "mean") return DomainLoss::batch_mean;
+  if (s == "sum") return DomainLoss::summed_halves;
+  fail("dann: unknown domain loss '", s, "' (expected mean or sum)");
+}
+
+const char* domain_loss_name(DomainLoss l) { return l == DomainLoss::batch_mean ? "mean" : "sum"; }
+
 StepLoss training_loss(DannNet& net, Mode mode, const Tensor& xs, const Tensor& ys, const Tensor& xt,
-                       const Tensor& yt, double lambda) {
+                       const Tensor& yt, double lambda, DomainLoss domain_loss) {
   StepLoss out;
   if (mode == Mode::source_only || mode == Mode::target_only) {
     const bool src = mode == Mode::source_only;
@@ -121,7 +129,11 @@ StepLoss training_loss(DannNet& net, Mode mode, const Tensor& xs, const Tensor& 
   const Tensor d = net.discriminate(f, lambda);
   const TensorOptions i64 = TensorOptions{}.with_dtype(DType::int64).with_device(xs.device());
   const Tensor domain_labels = cat({zeros({ns}, i64), ones({nt}, i64)}, 0);
-  const Tensor domain = cross_entropy(d, domain_labels);
+  const Tensor domain =
+      domain_loss == DomainLoss::batch_mean
+          ? cross_entropy(d, domain_labels)
+          : cross_entropy(narrow(d, 0, 0, ns), narrow(domain_labels, 0, 0, ns)) +
+                cross_entropy(narrow(d, 0, ns, nt), narrow(domain_labels, 0, ns, nt));
   out.total = label + domain;
   out.label_loss = label.item();
   out.domain_loss = domain.item();

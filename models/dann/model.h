@@ -64,10 +64,18 @@ struct StepLoss {
   double domain_accuracy = 0;  // the domain classifier's accuracy on the 128 images (dann only)
 };
 
+// How the dann mode forms CE_d. batch_mean (the default): one softmax loss averaged over the
+// whole batch, as above. summed_halves: the thesis's E (eq. 5.3.7) literally, the source half's
+// mean plus the target half's mean (twice batch_mean when the halves are equal), kept for the
+// comparisons of docs/dann.md ("Tried after the study").
+enum class DomainLoss { batch_mean, summed_halves };
+DomainLoss parse_domain_loss(const std::string& s);  // "mean", "sum"
+const char* domain_loss_name(DomainLoss l);
+
 // The objective above. xs, xt: image batches on the model's device; ys, yt: int64 labels (yt is
-// read only by target-only, xt ignored by source-only).
+// read only by target-only, xt ignored by source-only). `domain_loss` matters to dann only.
 StepLoss training_loss(DannNet& net, Mode mode, const Tensor& xs, const Tensor& ys, const Tensor& xt,
-                       const Tensor& yt, double lambda);
+                       const Tensor& yt, double lambda, DomainLoss domain_loss = DomainLoss::batch_mean);
 
 // Label accuracy over images x [N, 3, 28, 28] (CPU) with labels y, in batches, in eval mode
 // without autograd, on `device`.

@@ -28,6 +28,20 @@ test "$(wc -l < "$work/dann/metrics.jsonl")" -eq 4
 test "$(wc -l < "$work/dann/metrics.jsonl")" -eq 6
 "$bin" train "${tiny[@]}" --mode source-only --steps 3 --pad-images 0 --out "$work/src" > /dev/null
 "$bin" train "${tiny[@]}" --mode target-only --steps 3 --pad-images 0 --out "$work/tgt" > /dev/null
+# The domain branch's options: the thesis's summed domain loss with clipping logs the norm before
+# clipping; outside dann they are refused (exit code 2, nothing written).
+"$bin" train "${tiny[@]}" --mode dann --steps 2 --pad-images 0 --domain-loss sum --clip-grad-norm 1 \
+  --out "$work/sum" > /dev/null
+python3 - "$work/sum/metrics.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert len(rows) == 2 and all(r["grad_norm"] > 0 for r in rows), rows
+PY
+set +e
+"$bin" train "${tiny[@]}" --mode source-only --steps 2 --clip-grad-norm 1 --out "$work/bad3" > /dev/null 2> "$work/err.log"
+code=$?
+set -e
+test "$code" -eq 2 && test ! -e "$work/bad3" && grep -q "apply to --mode dann only" "$work/err.log"
 
 "$bin" eval --device cpu --out "$work/dann" --pad-images 16 > "$work/eval.log"
 python3 - "$work/dann/eval.json" "$work/dann/metrics.jsonl" <<'PY'
