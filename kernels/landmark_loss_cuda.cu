@@ -25,6 +25,7 @@
 #include "kernels/landmark_loss_math.h"
 #include "kernels/softmax_cuda.cuh"
 #include "kernels/spatial.h"
+#include "kernels/spatial_cuda.cuh"
 
 namespace cvg {
 
@@ -60,29 +61,6 @@ __device__ void block_sum2(T& a, T& b) {
   __syncthreads();  // the partials are rewritten by the next call
 }
 
-template <typename T>
-__device__ ArgmaxState<T> moments_warp_merge(ArgmaxState<T> st) {
-  for (int off = 16; off > 0; off >>= 1) {
-    const ArgmaxState<T> o{__shfl_xor_sync(kFull, st.m, off), __shfl_xor_sync(kFull, st.s, off),
-                           __shfl_xor_sync(kFull, st.sx, off), __shfl_xor_sync(kFull, st.sy, off)};
-    argmax_state_merge(st, o);
-  }
-  return st;
-}
-
-// The block's merged state, returned to every thread. Must be called by all threads.
-template <typename T>
-__device__ ArgmaxState<T> moments_block_merge(ArgmaxState<T> st) {
-  __shared__ ArgmaxState<T> part[32];
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-  st = moments_warp_merge(st);
-  if (lane == 0) part[warp] = st;
-  __syncthreads();
-  st = moments_warp_merge(lane < warps ? part[lane] : argmax_state_init<T>());
-  __syncthreads();
-  return st;
-}
-
 // Softmax statistics of one map: p = lm_prob(z, zmax, inv_sum), mean (mx, my), centred spread.
 template <typename T>
 struct Moments {
@@ -101,8 +79,8 @@ __device__ void pair_moments(const T* a, const T* b, const T* gp, int64_t h, int
     argmax_state_add(sa, a[j], T(c), T(i));
     argmax_state_add(sb, b[j], gp[2 * j], gp[2 * j + 1]);
   }
-  sa = moments_block_merge(sa);
-  sb = moments_block_merge(sb);
+  sa = argmax_block_merge(sa);
+  sb = argmax_block_merge(sb);
   A = {sa.m, T(1) / sa.s, T(0), T(0), T(0)};
   B = {sb.m, T(1) / sb.s, T(0), T(0), T(0)};
   A.mx = sa.sx * A.inv_sum;

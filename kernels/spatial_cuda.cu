@@ -11,23 +11,13 @@
 #include "core/cuda_launch.cuh"
 #include "kernels/softmax_cuda.cuh"
 #include "kernels/spatial.h"
+#include "kernels/spatial_cuda.cuh"
 
 namespace cvg {
 
 namespace {
 
 constexpr int kPlaneThreads = 256;
-constexpr unsigned kFull = 0xffffffffu;
-
-template <typename T>
-__device__ ArgmaxState<T> argmax_warp_merge(ArgmaxState<T> st) {
-  for (int off = 16; off > 0; off >>= 1) {
-    const ArgmaxState<T> o{__shfl_xor_sync(kFull, st.m, off), __shfl_xor_sync(kFull, st.s, off),
-                           __shfl_xor_sync(kFull, st.sx, off), __shfl_xor_sync(kFull, st.sy, off)};
-    argmax_state_merge(st, o);
-  }
-  return st;
-}
 
 template <typename T>
 __global__ void spatial_softmax_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t planes,
@@ -43,8 +33,6 @@ __global__ void spatial_softmax_kernel(const T* __restrict__ x, T* __restrict__ 
 template <typename T>
 __global__ void soft_argmax_kernel(const T* __restrict__ x, T* __restrict__ out, int64_t planes,
                                    int64_t H, int64_t W, bool normalized, T inv_t) {
-  __shared__ ArgmaxState<T> part[32];
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
   for (int64_t p = blockIdx.x; p < planes; p += gridDim.x) {
     const T* xp = x + p * H * W;
     ArgmaxState<T> st = argmax_state_init<T>();
@@ -53,18 +41,11 @@ __global__ void soft_argmax_kernel(const T* __restrict__ x, T* __restrict__ out,
       argmax_state_add(st, xp[j] * inv_t, spatial_coord<T>(c, W, normalized),
                        spatial_coord<T>(i, H, normalized));
     }
-    st = argmax_warp_merge(st);
-    if (lane == 0) part[warp] = st;
-    __syncthreads();
-    if (warp == 0) {
-      st = lane < warps ? part[lane] : argmax_state_init<T>();
-      st = argmax_warp_merge(st);
-      if (lane == 0) {
-        out[2 * p] = st.sx / st.s;
-        out[2 * p + 1] = st.sy / st.s;
-      }
+    st = argmax_block_merge(st);
+    if (threadIdx.x == 0) {
+      out[2 * p] = st.sx / st.s;
+      out[2 * p + 1] = st.sy / st.s;
     }
-    __syncthreads();
   }
 }
 
