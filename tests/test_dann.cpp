@@ -273,6 +273,11 @@ TEST_CASE("MNIST-M photos: loaded from the whitelist, downsampled, checked", "[d
   CHECK(photos[0].image.to_vector<float>()[0] == Approx(128 / 255.0).epsilon(1e-6));
   CHECK(photos[1].image.shape() == Shape{3, 64, 64});
   CHECK(photos[0].group != photos[1].group);
+  const std::vector<std::string> missing = missing_mnistm_photos(photos);
+  CHECK(missing.size() == mnistm_photo_whitelist().size() - 2);
+  CHECK(std::find(missing.begin(), missing.end(), "opencv/apple.jpg") == missing.end());
+  CHECK(std::find(missing.begin(), missing.end(), "mate-backgrounds/Aqua.jpg") != missing.end());
+  CHECK(missing_mnistm_photos({}).size() == mnistm_photo_whitelist().size());
 }
 
 TEST_CASE("DannNet: shapes of the three parts and the objective", "[dann]") {

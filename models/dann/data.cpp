@@ -45,6 +45,21 @@ const std::vector<PhotoEntry>& mnistm_photo_whitelist() {
       {"skimage/coffee.png", 23},       {"skimage/motorcycle_left.png", 24},
       {"skimage/motorcycle_right.png", 24},
       {"skimage/rocket.jpg", 25},
+      // KDE Plasma's wallpapers that are photographs (the others are renders or paintings),
+      // each the package's largest size of it.
+      {"plasma-wallpapers/BytheWater.jpg", 26},   {"plasma-wallpapers/ColdRipple.jpg", 27},
+      {"plasma-wallpapers/ColorfulCups.jpg", 28}, {"plasma-wallpapers/DarkestHour.jpg", 29},
+      {"plasma-wallpapers/EveningGlow.jpg", 30},  {"plasma-wallpapers/FallenLeaf.jpg", 31},
+      {"plasma-wallpapers/Grey.jpg", 32},         {"plasma-wallpapers/Kite.jpg", 33},
+      {"plasma-wallpapers/OneStandsOut.jpg", 34}, {"plasma-wallpapers/Path.jpg", 35},
+      {"plasma-wallpapers/summer_1am.jpg", 36},
+      // MATE's nature backgrounds: all photographs.
+      {"mate-backgrounds/Aqua.jpg", 37},          {"mate-backgrounds/Blinds.jpg", 38},
+      {"mate-backgrounds/Dune.jpg", 39},          {"mate-backgrounds/FreshFlower.jpg", 40},
+      {"mate-backgrounds/Garden.jpg", 41},        {"mate-backgrounds/GreenMeadow.jpg", 42},
+      {"mate-backgrounds/LadyBird.jpg", 43},      {"mate-backgrounds/RainDrops.jpg", 44},
+      {"mate-backgrounds/Storm.jpg", 45},         {"mate-backgrounds/TwoWings.jpg", 46},
+      {"mate-backgrounds/Wood.jpg", 47},          {"mate-backgrounds/YellowFlower.jpg", 48},
   };
   return list;
 }
@@ -116,9 +131,19 @@ std::vector<Photo> load_mnistm_photos(const std::string& data_dir, int64_t max_s
   }
   CVG_CHECK(groups.size() >= 2, "dann data: found ", out.size(), " of the ",
             mnistm_photo_whitelist().size(), " MNIST-M photographs under ", data_dir,
-            "/{opencv,skimage} (in ", groups.size(), " groups; need at least 2 so that target train "
+            "/{opencv,skimage,plasma-wallpapers,mate-backgrounds} (in ", groups.size(),
+            " groups; need at least 2 so that target train "
             "and test can use different photos); run scripts/fetch-data or set --data-dir");
   return out;
+}
+
+std::vector<std::string> missing_mnistm_photos(const std::vector<Photo>& found) {
+  std::vector<std::string> missing;
+  for (const PhotoEntry& e : mnistm_photo_whitelist()) {
+    const bool have = std::any_of(found.begin(), found.end(), [&](const Photo& p) { return p.path == e.path; });
+    if (!have) missing.emplace_back(e.path);
+  }
+  return missing;
 }
 
 PhotoSplit split_photos(const std::vector<Photo>& photos, uint64_t seed, double test_fraction) {
@@ -271,6 +296,13 @@ DannData open_dann_data(const DataOptions& o) {
                           d.source.train_x.size(0), " train / ", d.source.test_x.size(0),
                           " test digits per domain; photos ", d.train_photos.size(), " train / ",
                           d.test_photos.size(), " test (disjoint)");
+  // A partial photo set is usable (tests and quick looks), but it is other data than the README's.
+  const std::vector<std::string> missing = missing_mnistm_photos(photos);
+  if (!missing.empty())
+    d.description += str_cat("; ", missing.size(), " of the ", mnistm_photo_whitelist().size(),
+                             " whitelisted photographs are missing under ", o.data_dir, " (first: ",
+                             missing.front(), "; scripts/fetch-data fetches them), so this is not "
+                             "the README's data");
   return d;
 }
 

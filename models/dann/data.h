@@ -7,9 +7,10 @@
 // and replicated to RGB; a random 28 x 28 crop of a random colour photograph is taken; the
 // target image is |photo - digit| per channel, so strokes invert the colours of the photo under
 // them. Values stay in [0, 1] (the paper's |I1 - I2| at 0..255, divided by 255).
-//   Photos: the colour photographs of data/opencv and data/skimage that scripts/fetch-data
-//   downloaded, from a whitelist (kMnistmPhotos: real photographs only; no logos, drawings,
-//   paintings, renders, charts, microscopy or calibration boards). Near-duplicates (stereo
+//   Photos: the colour photographs of data/{opencv,skimage,plasma-wallpapers,mate-backgrounds}
+//   that scripts/fetch-data downloaded, from a whitelist (mnistm_photo_whitelist(): 56 real
+//   photographs; no logos, drawings, paintings, renders, charts, microscopy or calibration
+//   boards). Near-duplicates (stereo
 //   pairs, two views of one scene) form one group. Each photo is box-downsampled by the smallest
 //   integer factor that brings its longer side within 512 pixels (BSDS500, the paper's source,
 //   is 481 x 321), so a 28-pixel crop covers a similar share of a scene.
@@ -59,6 +60,9 @@ struct Photo {
 // The whitelisted photos present under data_dir, downsampled (longer side <= max_side). Missing
 // files are skipped; fewer than 2 groups found is an Error naming data_dir and scripts/fetch-data.
 std::vector<Photo> load_mnistm_photos(const std::string& data_dir, int64_t max_side = 512);
+
+// The whitelisted paths that are not among `found` (in whitelist order).
+std::vector<std::string> missing_mnistm_photos(const std::vector<Photo>& found);
 
 // Indices into `photos`: the target-train and target-test photos, disjoint by group (see above).
 struct PhotoSplit {
