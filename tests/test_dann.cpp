@@ -323,6 +323,21 @@ TEST_CASE("DannNet: shapes of the three parts and the objective", "[dann]") {
   CHECK_THAT(testing::error_of([&] { net.features(rand({2, 1, 28, 28})); }), Contains("[N, 3, 28, 28]"));
 }
 
+TEST_CASE("DannNet: the domain classifier's hidden widths", "[dann]") {
+  CHECK(parse_domain_hidden("100") == std::vector<int64_t>{100});
+  CHECK(parse_domain_hidden("1024,1024") == std::vector<int64_t>{1024, 1024});
+  for (const char* bad : {"", "0", "-3", "10,", ",10", "10,x", "1.5", "100 "})
+    CHECK_THAT(testing::error_of([&] { parse_domain_hidden(bad); }),
+               Contains("--domain-hidden") && Contains(std::string("'") + bad + "'"));
+  manual_seed(3);
+  DannNet wide({0, 0, 0}, {64, 32});
+  // Same G_f and G_y as the default net; G_d 768*64+64 + 64*32+32 + 32*2+2.
+  CHECK(wide.num_parameters() == 2432 + 38448 + 76900 + 10100 + 1010 + 49216 + 2080 + 66);
+  const Tensor f = wide.features(rand({3, 3, 28, 28}));
+  CHECK(wide.discriminate(f, 1.0).shape() == Shape{3, 2});
+  CHECK_THAT(testing::error_of([] { DannNet({0, 0, 0}, std::vector<int64_t>{}); }), Contains("at least one width"));
+}
+
 TEST_CASE("DannNet: He initialisation, weights N(0, 2 / fan_in) and zero biases", "[dann]") {
   manual_seed(8);
   const DannNet net;

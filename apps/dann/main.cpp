@@ -75,7 +75,8 @@ TrainedRun open_run(const std::string& dir, Device device) {
   r.config = nlohmann::json::parse(info.meta.config);
   r.mode = parse_mode(r.config.value("mode", std::string("dann")));
   r.data = open_dann_data(data_options(r.config));
-  r.net = std::make_shared<DannNet>();
+  r.net = std::make_shared<DannNet>(std::array<double, 3>{0, 0, 0},
+                                    parse_domain_hidden(r.config.value("domain-hidden", std::string("100"))));
   r.step = nn::load_checkpoint(ckpt, *r.net, nullptr, /*restore_rng=*/false).step;
   r.net->to(device);
   r.net->eval();
@@ -127,7 +128,7 @@ int train(const app::Args& a) {
   CVG_CHECK(batch <= data.source.train_x.size(0), "--batch-size ", batch, " exceeds the ",
             data.source.train_x.size(0), " training images");
 
-  auto net = std::make_shared<DannNet>(data.mean);
+  auto net = std::make_shared<DannNet>(data.mean, parse_domain_hidden(a.get_string("domain-hidden")));
   net->to(device);
   nn::SGD opt(net->parameters(), nn::SgdOptions{.lr = a.get_number("lr"), .momentum = a.get_number("momentum")});
   const nn::InverseDecayLR schedule{a.get_number("lr"), steps, a.get_number("lr-alpha"), a.get_number("lr-beta")};
@@ -136,8 +137,10 @@ int train(const app::Args& a) {
   // outside dann is a mistake in the command line.
   const DomainLoss domain_loss = parse_domain_loss(a.get_string("domain-loss"));
   const double clip = a.get_number("clip-grad-norm");
-  CVG_CHECK(mode == Mode::dann || (domain_loss == DomainLoss::batch_mean && clip == 0), kApp,
-            " train: --domain-loss and --clip-grad-norm apply to --mode dann only, got --mode ", mode_name(mode));
+  CVG_CHECK(mode == Mode::dann || (domain_loss == DomainLoss::batch_mean && clip == 0 &&
+                                    a.get_string("domain-hidden") == "100"),
+            kApp, " train: --domain-loss, --clip-grad-norm and --domain-hidden apply to --mode dann only, got --mode ",
+            mode_name(mode));
   int64_t start = 0;
   if (!a.resume().empty()) start = nn::load_checkpoint(a.resume(), *net, &opt).step;
   CVG_CHECK(start < steps, "--resume: the checkpoint is at step ", start, ", nothing left for --steps ", steps);
@@ -381,6 +384,8 @@ int main(int argc, char** argv) {
       .one_of({"mean", "sum"})
       .flag_number("clip-grad-norm", 0, "dann only: rescale the step's gradient (all parameters) to this L2 "
                    "norm when it is larger; 0: off").at_least(0)
+      .flag_string("domain-hidden", "100", "dann only: hidden widths of the domain classifier, comma-separated "
+                   "(100: the thesis's MNIST choice; 1024,1024: its other nets)").metavar("W[,W...]")
       .flag_int("eval-every", 200, "steps between test-accuracy records in metrics.jsonl").at_least(1)
       .flag_int("pad-images", 1000, "test images per domain for the final proxy A-distance (0: skip)").at_least(0)
       .flag_int("checkpoint-every", 200, "steps between checkpoints").at_least(1);

@@ -62,7 +62,28 @@ std::shared_ptr<nn::Linear> fc(int64_t in, int64_t out) { return he_init(std::ma
 
 }  // namespace
 
-DannNet::DannNet(std::array<double, 3> mean) {
+std::vector<int64_t> parse_domain_hidden(const std::string& s) {
+  std::vector<int64_t> widths;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = s.find(',', start);
+    const std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    size_t used = 0;
+    long long w = 0;
+    try {
+      w = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    CVG_CHECK(!item.empty() && used == item.size() && w >= 1, "dann: --domain-hidden must be a comma-separated "
+              "list of positive widths such as 100 or 1024,1024, got '", s, "'");
+    widths.push_back(w);
+    if (comma == std::string::npos) return widths;
+    start = comma + 1;
+  }
+}
+
+DannNet::DannNet(std::array<double, 3> mean, const std::vector<int64_t>& domain_hidden) {
   using std::make_shared;
   input_mean = from_vector(std::vector<double>{mean[0], mean[1], mean[2]}, {1, 3, 1, 1});
   register_buffer("input_mean", &input_mean);
@@ -74,9 +95,17 @@ DannNet::DannNet(std::array<double, 3> mean) {
   label_net = register_module(
       "label", make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{
                    fc(768, 100), make_shared<nn::ReLU>(), fc(100, 100), make_shared<nn::ReLU>(), fc(100, 10)}));
-  domain_net = register_module(
-      "domain", make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{
-                    fc(768, 100), make_shared<nn::ReLU>(), fc(100, 2)}));
+  CVG_CHECK(!domain_hidden.empty(), "DannNet: domain_hidden needs at least one width");
+  std::vector<std::shared_ptr<nn::Module>> domain;
+  int64_t width = 768;
+  for (int64_t w : domain_hidden) {
+    CVG_CHECK(w >= 1, "DannNet: domain_hidden widths must be positive, got ", w);
+    domain.push_back(fc(width, w));
+    domain.push_back(make_shared<nn::ReLU>());
+    width = w;
+  }
+  domain.push_back(fc(width, 2));
+  domain_net = register_module("domain", make_shared<nn::Sequential>(domain));
 }
 
 Tensor DannNet::features(const Tensor& x) {

@@ -6,6 +6,8 @@
 //                   (3 x 28 x 28 input: 24 x 24 x 32, 12 x 12 x 32, 8 x 8 x 48, 4 x 4 x 48)
 //   label     G_y : FC100 - ReLU - FC100 - ReLU - FC10
 //   domain    G_d : gradient reversal (kernels/grad_reverse.h) - FC100 - ReLU - FC2
+//                   (the thesis's MNIST choice; its other nets use FC1024 - ReLU - FC1024 - ReLU -
+//                   FC2, and it notes the choice is arbitrary: domain_hidden sets the widths)
 // Every conv and FC layer starts from He's initialisation (weights N(0, 2 / fan_in), biases 0).
 // The input is mean-subtracted inside features() (the channel means of the training images,
 // DannData::mean, held in the buffer "input_mean" so that checkpoints carry it), so raw [0, 1]
@@ -28,6 +30,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/tensor.h"
 #include "nn/module.h"
@@ -41,9 +44,14 @@ const char* mode_name(Mode m);
 // lambda_p = 2 / (1 + exp(-gamma p)) - 1: 0 at p = 0, -> 1 as p grows (thesis eq. 5.4.1 area).
 double dann_lambda(double p, double gamma = 10.0);
 
+// The hidden widths of G_d from a comma-separated list ("100", "1024,1024"): one or more
+// positive integers; anything else is an Error naming the value.
+std::vector<int64_t> parse_domain_hidden(const std::string& s);
+
 class DannNet : public nn::Module {
  public:
-  explicit DannNet(std::array<double, 3> input_mean = {0, 0, 0});
+  explicit DannNet(std::array<double, 3> input_mean = {0, 0, 0},
+                   const std::vector<int64_t>& domain_hidden = {100});
   // G_f: [N, 3, 28, 28] images in [0, 1] -> [N, 768].
   Tensor features(const Tensor& x);
   Tensor classify(const Tensor& f);                   // G_y: [N, 768] -> [N, 10] logits

@@ -43,6 +43,11 @@ code=$?
 set -e
 test "$code" -eq 2 && test ! -e "$work/bad3" && grep -q "apply to --mode dann only" "$work/err.log"
 
+# A wider domain classifier is rebuilt from the run's config by eval.
+"$bin" train "${tiny[@]}" --mode dann --steps 2 --pad-images 0 --domain-hidden 16,8 --out "$work/wide" > /dev/null
+"$bin" eval --device cpu --out "$work/wide" --pad-images 16 > /dev/null
+grep -q '"domain-hidden": *"16,8"' "$work/wide/config.json"
+
 "$bin" eval --device cpu --out "$work/dann" --pad-images 16 > "$work/eval.log"
 python3 - "$work/dann/eval.json" "$work/dann/metrics.jsonl" <<'PY'
 import json, math, sys
