@@ -372,7 +372,7 @@ int main(int argc, char** argv) {
   data_flags(t);
   t.flag_string("mode", "dann", "dann | source-only | target-only (train on labelled target: the upper bound)")
       .one_of({"dann", "source-only", "target-only"})
-      .flag_int("steps", 800, "optimizer steps (p goes 0 -> 1 over them; 800 = 6.4 epochs)").at_least(1)
+      .flag_int("steps", 2000, "optimizer steps (p goes 0 -> 1 over them; 2000 = 16 epochs of 8000 digits)").at_least(1)
       .flag_int("batch-size", 64, "images per domain per step").at_least(1)
       .flag_number("lr", 0.01, "mu_0 of lr_p = mu_0 / (1 + alpha p)^beta").above(0)
       .flag_number("lr-alpha", 10, "alpha of the learning-rate schedule").at_least(0)
