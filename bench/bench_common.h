@@ -7,6 +7,7 @@
 // "cuda/sum_rows/4096x4096". compare_torch.py maps each <op> to the same PyTorch call.
 #include <benchmark/benchmark.h>
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -22,6 +23,13 @@
 #endif
 
 namespace cvg::bench {
+
+// Four sizes (N x C x H x W, or N x K x h x w) and their name in a benchmark: "16x3x100x100".
+using Dims4 = std::array<int64_t, 4>;
+inline std::string dims_label(const Dims4& d) {
+  return std::to_string(d[0]) + "x" + std::to_string(d[1]) + "x" + std::to_string(d[2]) + "x" +
+         std::to_string(d[3]);
+}
 
 // One elementwise/reduction workload: what it computes and its minimum memory traffic.
 struct Workload {

@@ -14,6 +14,7 @@
 #include <functional>
 #include <string>
 
+#include "bench/bench_common.h"
 #include "core/autograd.h"
 #include "core/rng.h"
 #include "kernels/binary.h"
@@ -28,12 +29,7 @@ namespace {
 
 using namespace cvg;
 
-using Dims = std::array<int64_t, 4>;  // N, K, h, w
-
-std::string label(const Dims& d) {
-  return std::to_string(d[0]) + "x" + std::to_string(d[1]) + "x" + std::to_string(d[2]) + "x" +
-         std::to_string(d[3]);
-}
+using Dims = bench::Dims4;  // N, K, h, w
 
 // The pixel grid (x, y) = (j, i) of half the batch, moved by up to about a pixel: N/2 x h x w x 2.
 Tensor bench_grid(const Dims& d) {
@@ -77,7 +73,7 @@ void run(benchmark::State& state, const Tensor& x, bool backward,
 }
 
 void reg(const std::string& op, const Dims& d, std::function<void(benchmark::State&)> fn) {
-  benchmark::RegisterBenchmark(("cpu/" + op + "/" + label(d)).c_str(), std::move(fn))
+  benchmark::RegisterBenchmark(("cpu/" + op + "/" + bench::dims_label(d)).c_str(), std::move(fn))
       ->UseRealTime()
       ->Unit(benchmark::kMicrosecond);
 }

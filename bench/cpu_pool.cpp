@@ -14,6 +14,7 @@
 #include <functional>
 #include <string>
 
+#include "bench/bench_common.h"
 #include "core/autograd.h"
 #include "core/rng.h"
 #include "kernels/pool.h"
@@ -22,12 +23,7 @@ namespace {
 
 using namespace cvg;
 
-using Dims = std::array<int64_t, 4>;
-
-std::string label(const Dims& d) {
-  return std::to_string(d[0]) + "x" + std::to_string(d[1]) + "x" + std::to_string(d[2]) + "x" +
-         std::to_string(d[3]);
-}
+using Dims = bench::Dims4;
 
 Tensor input(const Dims& d) {
   manual_seed(0);
@@ -65,7 +61,7 @@ void bm_avg_pool(benchmark::State& state, Dims d) {
 }
 
 void reg(const std::string& op, const Dims& d, std::function<void(benchmark::State&)> fn) {
-  benchmark::RegisterBenchmark(("cpu/" + op + "/" + label(d)).c_str(), std::move(fn))
+  benchmark::RegisterBenchmark(("cpu/" + op + "/" + bench::dims_label(d)).c_str(), std::move(fn))
       ->UseRealTime()
       ->Unit(benchmark::kMicrosecond);
 }

@@ -14,6 +14,7 @@
 #include <functional>
 #include <string>
 
+#include "bench/bench_common.h"
 #include "core/autograd.h"
 #include "core/rng.h"
 #include "kernels/binary.h"
@@ -24,12 +25,7 @@ namespace {
 
 using namespace cvg;
 
-using Dims = std::array<int64_t, 4>;
-
-std::string label(const Dims& d) {
-  return std::to_string(d[0]) + "x" + std::to_string(d[1]) + "x" + std::to_string(d[2]) + "x" +
-         std::to_string(d[3]);
-}
+using Dims = bench::Dims4;
 
 Tensor random_grid(const Dims& d) { return mul(randn({d[0], d[2], d[3], 2}), 0.5); }
 
@@ -68,7 +64,7 @@ void bm_interpolate(benchmark::State& state, Dims d, InterpMode mode) {
 }
 
 void reg(const std::string& op, const Dims& d, std::function<void(benchmark::State&)> fn) {
-  benchmark::RegisterBenchmark(("cpu/" + op + "/" + label(d)).c_str(), std::move(fn))
+  benchmark::RegisterBenchmark(("cpu/" + op + "/" + bench::dims_label(d)).c_str(), std::move(fn))
       ->UseRealTime()
       ->Unit(benchmark::kMicrosecond);
 }

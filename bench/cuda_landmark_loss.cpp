@@ -12,6 +12,7 @@
 #include <functional>
 #include <string>
 
+#include "bench/bench_common.h"
 #include "bench/gpu_timer.h"
 #include "core/autograd.h"
 #include "kernels/binary.h"
@@ -26,12 +27,7 @@ namespace {
 
 using namespace cvg;
 
-using Dims = std::array<int64_t, 4>;  // N, K, h, w
-
-std::string label(const Dims& d) {
-  return std::to_string(d[0]) + "x" + std::to_string(d[1]) + "x" + std::to_string(d[2]) + "x" +
-         std::to_string(d[3]);
-}
+using Dims = bench::Dims4;  // N, K, h, w
 
 double logit_bytes(const Dims& d) { return 4.0 * d[0] * d[1] * d[2] * d[3]; }
 double grid_bytes(const Dims& d) { return 8.0 * (d[0] / 2) * d[2] * d[3]; }
@@ -84,7 +80,7 @@ const bool registered = [] {
     for (const bool fused : {true, false}) {
       const std::string tail = fused ? "" : "_unfused";
       for (const bool bwd : {false, true}) {
-        const std::string name_tail = tail + (bwd ? "_bwd" : "") + "/" + label(d);
+        const std::string name_tail = tail + (bwd ? "_bwd" : "") + "/" + bench::dims_label(d);
         const double eq_bytes = (bwd ? 3 : 1) * logit_bytes(d) + (bwd ? 2 : 1) * grid_bytes(d);
         const double div_bytes = (bwd ? 3 : 1) * logit_bytes(d);
         bench::reg_gpu("cuda/landmark_equivariance" + name_tail,

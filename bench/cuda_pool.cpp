@@ -16,6 +16,7 @@
 #include <array>
 #include <string>
 
+#include "bench/bench_common.h"
 #include "bench/gpu_timer.h"
 #include "core/autograd.h"
 #include "kernels/pool.h"
@@ -24,12 +25,7 @@ namespace {
 
 using namespace cvg;
 
-using Dims = std::array<int64_t, 4>;
-
-std::string label(const Dims& d) {
-  return std::to_string(d[0]) + "x" + std::to_string(d[1]) + "x" + std::to_string(d[2]) + "x" +
-         std::to_string(d[3]);
-}
+using Dims = bench::Dims4;
 
 double in_bytes(const Dims& d) { return 4.0 * d[0] * d[1] * d[2] * d[3]; }
 double pooled(const Dims& d) { return 1.0 * d[0] * d[1] * (d[2] / 2) * (d[3] / 2); }
@@ -67,7 +63,7 @@ void bm_avg_pool(benchmark::State& state, Dims d) {
 
 const bool registered = [] {
   for (const Dims& d : {Dims{256, 32, 24, 24}, Dims{32, 64, 112, 112}, Dims{64, 128, 56, 56}}) {
-    const std::string s = "/" + label(d);
+    const std::string s = "/" + bench::dims_label(d);
     bench::reg_gpu("cuda/max_pool2d_k2s2" + s, [d](benchmark::State& st) { bm_max_pool(st, d, 2, 2, 0); });
     bench::reg_gpu("cuda/max_pool2d_k3s2" + s, [d](benchmark::State& st) { bm_max_pool(st, d, 3, 2, 1); });
     bench::reg_gpu("cuda/max_pool2d_k2s2_bwd" + s, [d](benchmark::State& st) { bm_max_pool_bwd(st, d); });

@@ -8,6 +8,7 @@
 #include <array>
 #include <string>
 
+#include "bench/bench_common.h"
 #include "bench/gpu_timer.h"
 #include "core/autograd.h"
 #include "kernels/sample.h"
@@ -17,12 +18,7 @@ namespace {
 
 using namespace cvg;
 
-using Dims = std::array<int64_t, 4>;
-
-std::string label(const Dims& d) {
-  return std::to_string(d[0]) + "x" + std::to_string(d[1]) + "x" + std::to_string(d[2]) + "x" +
-         std::to_string(d[3]);
-}
+using Dims = bench::Dims4;
 
 double image_bytes(const Dims& d) { return 4.0 * d[0] * d[1] * d[2] * d[3]; }
 double grid_bytes(const Dims& d) { return 8.0 * d[0] * d[2] * d[3]; }
@@ -59,7 +55,7 @@ void bm_interpolate(benchmark::State& state, Dims d, InterpMode mode) {
 
 const bool registered = [] {
   for (const Dims& d : {Dims{32, 3, 100, 100}, Dims{16, 64, 128, 128}}) {
-    const std::string s = "/" + label(d);
+    const std::string s = "/" + bench::dims_label(d);
     bench::reg_gpu("cuda/grid_sample" + s,
                    [d](benchmark::State& st) { bm_grid_sample(st, d, GridSampleMode::Bilinear); });
     bench::reg_gpu("cuda/grid_sample_bwd" + s,
