@@ -1,7 +1,7 @@
 // CPU row reductions: x is contiguous [outer, inner]; each output element folds one row with a
 // reducer from kernels/reduce_math.h. Every row is folded the same way whatever the thread
-// count: blocks of kBlock elements, each folded left to right, then the block states combined
-// in order. Threads take whole rows when there are several, or the blocks of a single long
+// count: blocks of kBlock elements, each folded left to right (sums: in fixed lanes, see
+// fold_block for LaneSumReducer), then the block states combined in order. Threads take whole rows when there are several, or the blocks of a single long
 // row; both schedules perform the same combines in the same order, so the result never depends
 // on the number of threads.
 #include <algorithm>
@@ -22,6 +22,29 @@ typename R::State fold_block(const R& r, const T* row, int64_t begin, int64_t en
   typename R::State s = r.identity();
   for (int64_t i = begin; i < end; ++i) s = r.update(s, static_cast<A>(row[i]), i);
   return s;
+}
+
+// Sums: the generic fold above is one long dependency chain (each add waits for the previous
+// one, and without -ffast-math the compiler may not reorder it), so a contiguous block is
+// summed instead in kSumLanes independent double partials (lane l takes elements l,
+// l + kSumLanes, ...), which the compiler keeps in vector registers, then added pairwise in a
+// fixed tree. The order depends only on the block's bounds, never on the thread count. Still
+// in double, as the generic reducer: only the rounding of the sum changes.
+constexpr int64_t kSumLanes = 16;
+
+struct LaneSumReducer : SimpleReducer<ReduceKind::sum, double> {};
+
+template <typename T>
+double fold_block(const LaneSumReducer&, const T* row, int64_t begin, int64_t end) {
+  double acc[kSumLanes] = {};
+  const T* p = row + begin;
+  const int64_t n = end - begin, full = n - n % kSumLanes;
+  for (int64_t i = 0; i < full; i += kSumLanes)
+    for (int64_t l = 0; l < kSumLanes; ++l) acc[l] += static_cast<double>(p[i + l]);
+  for (int64_t i = full; i < n; ++i) acc[i - full] += static_cast<double>(p[i]);
+  for (int64_t h = kSumLanes / 2; h > 0; h /= 2)
+    for (int64_t l = 0; l < h; ++l) acc[l] += acc[l + h];
+  return acc[0];
 }
 
 template <typename R, typename T, typename Emit>
@@ -59,7 +82,7 @@ void reduce_rows_typed(ReduceKind kind, const T* x, int64_t outer, int64_t inner
   const ValueEmit<T> emit{out};
   switch (kind) {
     case ReduceKind::sum:
-      return reduce_rows_with(SimpleReducer<ReduceKind::sum, double>{}, x, outer, inner, emit);
+      return reduce_rows_with(LaneSumReducer{}, x, outer, inner, emit);
     case ReduceKind::max:
       return reduce_rows_with(SimpleReducer<ReduceKind::max, T>{}, x, outer, inner, emit);
     case ReduceKind::min:

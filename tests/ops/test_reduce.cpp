@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "core/autograd.h"
+#include "core/parallel.h"
 #include "kernels/binary.h"
 #include "kernels/reduce.h"
 #include "kernels/unary.h"
@@ -460,3 +461,51 @@ TEST_CASE("reduction errors name the op", "[reduce][errors]") {
   CHECK_THAT(error_of([&] { index_get_along_dim(x, idx, 0); }),
              Contains("index_get_along_dim: index must have size 1 at dim 0"));
 }
+
+// sum's CPU fold keeps 16 double partials per 16384-element block: row lengths around the lane
+// count and the block size (tails of every length, one block plus a few elements), against a
+// sequential long-double sum. Positive entries: no cancellation, so the float64 result is
+// within a few ulp and the float32 result is the double sum rounded once.
+TEST_CASE("sum over rows: the lane fold agrees with a sequential sum at odd lengths", "[reduce]") {
+  for (int64_t n : {1, 2, 15, 16, 17, 31, 33, 1000, 16384, 16385, 16384 + 37, 3 * 16384 + 5})
+    for (DType dt : {DType::float32, DType::float64}) {
+      const int64_t rows = n > 2000 ? 2 : 5;
+      const Tensor x = uniform64({rows, n}, 0.5, 2, 960 + n, false).to(dt);
+      const std::vector<double> v = x.to_vector<double>();
+      const std::vector<double> got = sum(x, {1}).to_vector<double>();
+      const std::vector<double> got_mean = mean(x, {1}).to_vector<double>();
+      for (int64_t r = 0; r < rows; ++r) {
+        long double s = 0;
+        for (int64_t i = 0; i < n; ++i) s += v[r * n + i];
+        INFO(dtype_name(dt) << " n " << n << " row " << r);
+        const double want = static_cast<double>(s);
+        if (dt == DType::float32) {
+          CHECK(got[r] == Approx(static_cast<float>(want)).epsilon(2e-7));
+          CHECK(got_mean[r] == Approx(want / n).epsilon(3e-7));
+        } else {
+          CHECK(got[r] == Approx(want).epsilon(1e-14));
+          CHECK(got_mean[r] == Approx(want / n).epsilon(1e-14));
+        }
+      }
+    }
+}
+
+#ifdef _OPENMP
+TEST_CASE("sum over rows: the result does not depend on the thread count", "[reduce]") {
+  // Many short rows (rows split across threads) and one long row (blocks split across threads).
+  const Tensor many = randn({301, 1001}), one_row = randn({5 * 16384 + 11});
+  auto run = [&] {
+    std::vector<double> v = sum(many, {1}).to_vector<double>();
+    v.push_back(sum(one_row).item());
+    v.push_back(mean(one_row).item());
+    return v;
+  };
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const std::vector<double> one = run();
+  omp_set_num_threads(3);
+  const std::vector<double> three = run();
+  omp_set_num_threads(saved);
+  CHECK(one == three);
+}
+#endif

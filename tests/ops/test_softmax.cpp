@@ -6,10 +6,13 @@
 
 #include <cmath>
 #include <limits>
+#include <string>
 
 #include "core/autograd.h"
+#include "core/parallel.h"
 #include "kernels/binary.h"
 #include "kernels/reduce.h"
+#include "kernels/shape.h"
 #include "kernels/softmax.h"
 #include "kernels/unary.h"
 #include "kernels/view.h"
@@ -119,3 +122,131 @@ TEST_CASE("softmax: errors name the op", "[ops][softmax][errors]") {
   REQUIRE_THROWS_WITH(log_softmax(zeros({2, 3}, TensorOptions{}.with_dtype(DType::int64)), 1),
                       Contains("log_softmax") && Contains("int64"));
 }
+
+namespace {
+
+// softmax / log_softmax of x along `dim`, worked out in double with std::exp in the two-pass
+// textbook way, as a flat vector in x's layout (x contiguous).
+std::vector<double> softmax_reference(const Tensor& x, int dim, bool log) {
+  const std::vector<double> v = x.to_vector<double>();
+  int64_t outer = 1, inner = 1;
+  for (int i = 0; i < dim; ++i) outer *= x.shape()[i];
+  for (int i = dim + 1; i < x.dim(); ++i) inner *= x.shape()[i];
+  const int64_t D = x.shape()[dim];
+  std::vector<double> y(v.size());
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      auto at = [&](int64_t d) { return (o * D + d) * inner + i; };
+      double m = -kInf, s = 0;
+      for (int64_t d = 0; d < D; ++d) m = std::max(m, v[at(d)]);
+      for (int64_t d = 0; d < D; ++d) s += std::exp(v[at(d)] - m);
+      for (int64_t d = 0; d < D; ++d)
+        y[at(d)] = log ? v[at(d)] - m - std::log(s) : std::exp(v[at(d)] - m) / s;
+    }
+  return y;
+}
+
+// Largest |got - want| / (|want| + floor) over finite entries; a non-finite mismatch counts as
+// infinitely far.
+double worst_rel(const std::vector<double>& got, const std::vector<double>& want, double floor) {
+  double worst = 0;
+  for (size_t k = 0; k < got.size(); ++k) {
+    if (!std::isfinite(want[k])) {
+      if (!(got[k] == want[k])) return kInf;
+      continue;
+    }
+    worst = std::max(worst, std::fabs(got[k] - want[k]) / (std::fabs(want[k]) + floor));
+  }
+  return worst;
+}
+
+}  // namespace
+
+// The CPU fast path (max pass, exp pass with 8 partial sums, scaling pass) on row lengths around
+// the lane count and the 64-column chunk of the strided path, in both dtypes, against a float64
+// std::exp reference. -inf entries stay on the fast path and must give 0 / -inf.
+TEST_CASE("softmax: CPU fast path matches a std::exp reference at odd sizes", "[ops][softmax]") {
+  for (DType dt : {DType::float32, DType::float64}) {
+    // float32: x - max itself rounds by up to 2e-6 absolute at |x - max| ~ 60, which exp turns
+    // into a relative error of that size, on top of exp_nonpositive's few ulp.
+    const double tol = dt == DType::float32 ? 1e-5 : 1e-13;
+    const Shape shapes[] = {{3, 1},  {3, 7},  {2, 8},  {4, 9},      {3, 17},     {2, 1000},
+                            {5, 1, 3}, {2, 9, 5}, {2, 33, 64}, {2, 31, 67}, {1, 300, 130}};
+    for (const Shape& shape : shapes)
+      for (int dim = 0; dim < static_cast<int>(shape.size()); ++dim)
+        for (bool log : {false, true}) {
+          Tensor x = (uniform64(shape, -30, 30, 900 + shape[0] * 7 + dim, false)).to(dt);
+          // One -inf entry (flat element 0) where its row still has a finite maximum.
+          if (shape[dim] > 1) {
+            std::vector<double> v = x.to_vector<double>();
+            v[0] = -kInf;
+            x = t64(v, shape, false).to(dt);
+          }
+          const Tensor y = log ? log_softmax(x, dim) : softmax(x, dim);
+          std::string label = dtype_name(dt);
+          for (int64_t n : shape) label.append(" ").append(std::to_string(n));
+          INFO(label << " dim " << dim << (log ? " log" : ""));
+          // Relative for probabilities (floor 1e-30); log-probabilities are O(10) here, so a
+          // relative measure with floor 1 is close to absolute.
+          CHECK(worst_rel(y.to_vector<double>(), softmax_reference(x.to(DType::float64), dim, log),
+                          log ? 1.0 : 1e-30) < tol);
+        }
+  }
+}
+
+// A batch whose rows take different paths (finite rows the fast path; NaN, +inf and all -inf
+// rows the online reference): each row gets its own answer, in the contiguous layout and in
+// the strided one (where a bad column sends its whole 64-column chunk to the reference path).
+TEST_CASE("softmax: rows needing the reference path do not disturb their neighbours", "[ops][softmax]") {
+  const std::vector<double> rows = {0, 1, 2, 3,  kNaN, 1, 2, 3,  -kInf, -kInf, -kInf, -kInf,
+                                    0, kInf, 1, 2,  -kInf, 5, -1, 4};
+  const double e = std::exp(1.0);
+  const double z1 = 1 + e + e * e + e * e * e, z5 = std::exp(5.0) + std::exp(-1.0) + std::exp(4.0);
+  const std::vector<double> want = {1 / z1, e / z1, e * e / z1, e * e * e / z1,
+                                    kNaN, kNaN, kNaN, kNaN,  kNaN, kNaN, kNaN, kNaN,
+                                    0, kNaN, 0, 0,
+                                    0, std::exp(5.0) / z5, std::exp(-1.0) / z5, std::exp(4.0) / z5};
+  auto same = [](const std::vector<double>& got, const std::vector<double>& ref) {
+    REQUIRE(got.size() == ref.size());
+    for (size_t k = 0; k < got.size(); ++k) {
+      INFO("element " << k << " got " << got[k] << " want " << ref[k]);
+      if (std::isnan(ref[k])) CHECK(std::isnan(got[k]));
+      else CHECK(got[k] == Approx(ref[k]).epsilon(2e-6).margin(1e-30));
+    }
+  };
+  for (DType dt : {DType::float32, DType::float64}) {
+    const Tensor x = t64(rows, {5, 4}, false).to(dt);
+    same(softmax(x, 1).to_vector<double>(), want);
+    // The same rows as columns of a [4, 5] tensor (inner = 5), and again with 66 more finite
+    // columns so that the bad columns share a chunk with good ones and a second chunk is clean.
+    same(transpose(softmax(transpose(x, 0, 1).contiguous(), 0), 0, 1).contiguous().to_vector<double>(),
+         want);
+    const Tensor wide = cat({transpose(x, 0, 1), uniform64({4, 66}, -2, 2, 950, false).to(dt)}, 1).contiguous();
+    const Tensor ys = softmax(wide, 0);
+    same(transpose(narrow(ys, 1, 0, 5), 0, 1).contiguous().to_vector<double>(), want);
+    const Tensor rest = narrow(wide, 1, 5, 66).contiguous();
+    CHECK(worst_rel(narrow(ys, 1, 5, 66).contiguous().to_vector<double>(),
+                    softmax_reference(rest.to(DType::float64), 0, false), 1e-30) < 1e-5);
+  }
+}
+
+#ifdef _OPENMP
+TEST_CASE("softmax: CPU results do not depend on the thread count", "[ops][softmax]") {
+  const Tensor rows = randn({300, 257}) * 5.0, cols = randn({7, 130, 70}) * 5.0;
+  auto run = [&] {
+    std::vector<double> v = softmax(rows, 1).to_vector<double>();
+    for (const Tensor& t : {log_softmax(rows, 1), softmax(cols, 1), log_softmax(cols, 1)}) {
+      const std::vector<double> w = t.to_vector<double>();
+      v.insert(v.end(), w.begin(), w.end());
+    }
+    return v;
+  };
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const std::vector<double> one = run();
+  omp_set_num_threads(3);
+  const std::vector<double> three = run();
+  omp_set_num_threads(saved);
+  CHECK(one == three);
+}
+#endif
