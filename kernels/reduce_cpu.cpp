@@ -29,22 +29,41 @@ typename R::State fold_block(const R& r, const T* row, int64_t begin, int64_t en
 // summed instead in kSumLanes independent double partials (lane l takes elements l,
 // l + kSumLanes, ...), which the compiler keeps in vector registers, then added pairwise in a
 // fixed tree. The order depends only on the block's bounds, never on the thread count. Still
-// in double, as the generic reducer: only the rounding of the sum changes.
-constexpr int64_t kSumLanes = 16;
+// in double, as the generic reducer: only the rounding of the sum changes. 32 lanes = 8 AVX2
+// registers: an add has a latency of about 4 cycles and two can start per cycle, so 8
+// independent chains keep the adders busy (16 lanes measured ~1.5x slower).
+constexpr int64_t kSumLanes = 32;
 
 struct LaneSumReducer : SimpleReducer<ReduceKind::sum, double> {};
 
 template <typename T>
-double fold_block(const LaneSumReducer&, const T* row, int64_t begin, int64_t end) {
+double sum_lanes(const T* p, int64_t n) {
   double acc[kSumLanes] = {};
-  const T* p = row + begin;
-  const int64_t n = end - begin, full = n - n % kSumLanes;
+  const int64_t full = n - n % kSumLanes;
   for (int64_t i = 0; i < full; i += kSumLanes)
     for (int64_t l = 0; l < kSumLanes; ++l) acc[l] += static_cast<double>(p[i + l]);
   for (int64_t i = full; i < n; ++i) acc[i - full] += static_cast<double>(p[i]);
   for (int64_t h = kSumLanes / 2; h > 0; h /= 2)
     for (int64_t l = 0; l < h; ++l) acc[l] += acc[l + h];
   return acc[0];
+}
+
+// x86-64 builds target SSE2 (two doubles per vector); sum_lanes is compiled again for AVX2
+// (four) and that copy is used when the CPU has it. The lanes are explicit and there is no FMA,
+// so both copies add the same numbers in the same order and return the same bits.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+template <typename T>
+__attribute__((target("avx2"), flatten)) double sum_lanes_avx2(const T* p, int64_t n) {
+  return sum_lanes(p, n);
+}
+#endif
+
+template <typename T>
+double fold_block(const LaneSumReducer&, const T* row, int64_t begin, int64_t end) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  if (__builtin_cpu_supports("avx2")) return sum_lanes_avx2(row + begin, end - begin);
+#endif
+  return sum_lanes(row + begin, end - begin);
 }
 
 template <typename R, typename T, typename Emit>

@@ -462,12 +462,12 @@ TEST_CASE("reduction errors name the op", "[reduce][errors]") {
              Contains("index_get_along_dim: index must have size 1 at dim 0"));
 }
 
-// sum's CPU fold keeps 16 double partials per 16384-element block: row lengths around the lane
+// sum's CPU fold keeps 32 double partials per 16384-element block: row lengths around the lane
 // count and the block size (tails of every length, one block plus a few elements), against a
 // sequential long-double sum. Positive entries: no cancellation, so the float64 result is
 // within a few ulp and the float32 result is the double sum rounded once.
 TEST_CASE("sum over rows: the lane fold agrees with a sequential sum at odd lengths", "[reduce]") {
-  for (int64_t n : {1, 2, 15, 16, 17, 31, 33, 1000, 16384, 16385, 16384 + 37, 3 * 16384 + 5})
+  for (int64_t n : {1, 2, 15, 16, 17, 31, 32, 33, 63, 65, 1000, 16384, 16385, 16384 + 37, 3 * 16384 + 5})
     for (DType dt : {DType::float32, DType::float64}) {
       const int64_t rows = n > 2000 ? 2 : 5;
       const Tensor x = uniform64({rows, n}, 0.5, 2, 960 + n, false).to(dt);
