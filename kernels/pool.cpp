@@ -262,31 +262,31 @@ Tensor avg_pool_backward_impl(PoolNames names, const Tensor& grad_out, const Sha
 
 // ---- max unpooling -------------------------------------------------------------------------
 
+// Reports the switch at flat position `bad` as outside the output plane.
+[[noreturn]] void fail_bad_switch(const char* op, const Tensor& switches, const UnpoolGeometry& g,
+                                  PoolSize2 output_size, int64_t bad) {
+  const int32_t value = reshape(switches, {-1}).to(kCPU).data<int32_t>()[bad];
+  const Shape& s = switches.shape();
+  const Shape pos = {bad / (s[1] * s[2] * s[3]), bad / (s[2] * s[3]) % s[1], bad / s[3] % s[2],
+                     bad % s[3]};
+  fail(op, ": switch ", value, " at position ", pos, " is outside the output plane of ",
+       as_shape(output_size), " (switches must lie in [0, ", g.out_plane,
+       "); was output_size the input size of the max_pool2d that made them?)");
+}
+
+#ifdef CVG_WITH_CUDA
 // Which input writes each output position (see pool_math.h); checks every switch is in range.
+// Only the CUDA kernels use winners: the CPU scatters in input order (max_unpool2d_scatter_cpu).
 Tensor unpool_winners(const char* op, const Tensor& switches, const UnpoolGeometry& g,
                       PoolSize2 output_size) {
-  const Device dev = switches.device();
-  Tensor winners = Tensor::empty({g.planes * g.out_plane}, int32_on(dev));
+  Tensor winners = Tensor::empty({g.planes * g.out_plane}, int32_on(switches.device()));
   int64_t bad = -1;
   // Runs even without inputs (h or w = 0): every output position must still be marked empty.
-  if (winners.numel() > 0)
-    on_device(op, dev, [&] { bad = max_unpool2d_winners_cpu(switches, g, winners); },
-              [&] {
-#ifdef CVG_WITH_CUDA
-                bad = max_unpool2d_winners_cuda(switches, g, winners);
-#endif
-              });
-  if (bad >= 0) {
-    const int32_t value = reshape(switches, {-1}).to(kCPU).data<int32_t>()[bad];
-    const Shape& s = switches.shape();
-    const Shape pos = {bad / (s[1] * s[2] * s[3]), bad / (s[2] * s[3]) % s[1],
-                       bad / s[3] % s[2], bad % s[3]};
-    fail(op, ": switch ", value, " at position ", pos, " is outside the output plane of ",
-         as_shape(output_size), " (switches must lie in [0, ", g.out_plane,
-         "); was output_size the input size of the max_pool2d that made them?)");
-  }
+  if (winners.numel() > 0) bad = max_unpool2d_winners_cuda(switches, g, winners);
+  if (bad >= 0) fail_bad_switch(op, switches, g, output_size, bad);
   return winners;
 }
+#endif
 
 Tensor max_unpool_backward_impl(const Tensor& grad_out, const Tensor& switches,
                                 const Tensor& winners);
@@ -299,16 +299,19 @@ Tensor max_unpool_impl(const Tensor& x, const Tensor& switches, PoolSize2 output
   const Shape& s = x.shape();
   const UnpoolGeometry g{s[0] * s[1], s[2] * s[3], output_size[0] * output_size[1]};
   const Tensor sc = switches.contiguous();
-  if (!winners.defined()) winners = unpool_winners("max_unpool2d", sc, g, output_size);
   const Tensor xc = x.detach().contiguous();
   Tensor out = Tensor::empty({s[0], s[1], output_size[0], output_size[1]}, x.options());
-  if (out.numel() > 0)
-    on_device("max_unpool2d", dev, [&] { max_unpool2d_cpu(xc, winners, g, out); },
-              [&] {
+  on_device("max_unpool2d", dev,
+            [&] {
+              const int64_t bad = out.numel() > 0 ? max_unpool2d_scatter_cpu(xc, sc, g, out) : -1;
+              if (bad >= 0) fail_bad_switch("max_unpool2d", sc, g, output_size, bad);
+            },
+            [&] {
 #ifdef CVG_WITH_CUDA
-                max_unpool2d_cuda(xc, winners, g, out);
+              if (!winners.defined()) winners = unpool_winners("max_unpool2d", sc, g, output_size);
+              if (out.numel() > 0) max_unpool2d_cuda(xc, winners, g, out);
 #endif
-              });
+            });
   const SavedTensor saved_sw(switches);
   return trace.result(record("max_unpool2d", out, {x},
                              [saved_sw, winners](const Tensor& grad, const Node& n) {
@@ -326,19 +329,22 @@ Tensor max_unpool_backward_impl(const Tensor& grad_out, const Tensor& switches,
   const PoolSize2 output_size = {grad_out.shape()[2], grad_out.shape()[3]};
   const UnpoolGeometry g{s[0] * s[1], s[2] * s[3], output_size[0] * output_size[1]};
   const Tensor sc = switches.contiguous();
-  const Tensor winners = given_winners.defined()
-                             ? given_winners
-                             : unpool_winners("max_unpool2d_backward", sc, g, output_size);
+  Tensor winners = given_winners;
   const Tensor gc = grad_out.detach().contiguous();
   Tensor grad_in = Tensor::empty(s, grad_out.options());
-  if (grad_in.numel() > 0)
-    on_device("max_unpool2d_backward", dev,
-              [&] { max_unpool2d_backward_cpu(gc, sc, winners, g, grad_in); },
-              [&] {
+  on_device("max_unpool2d_backward", dev,
+            [&] {
+              const int64_t bad =
+                  grad_in.numel() > 0 ? max_unpool2d_backward_scatter_cpu(gc, sc, g, grad_in) : -1;
+              if (bad >= 0) fail_bad_switch("max_unpool2d_backward", sc, g, output_size, bad);
+            },
+            [&] {
 #ifdef CVG_WITH_CUDA
-                max_unpool2d_backward_cuda(gc, sc, winners, g, grad_in);
+              if (!winners.defined())
+                winners = unpool_winners("max_unpool2d_backward", sc, g, output_size);
+              if (grad_in.numel() > 0) max_unpool2d_backward_cuda(gc, sc, winners, g, grad_in);
 #endif
-              });
+            });
   // Linear in grad_out; its adjoint is the unpooling itself (each output position takes the
   // gradient of its winner, the same rule as the forward scatter).
   const SavedTensor saved_sw(switches);

@@ -29,7 +29,7 @@
 // device: the LAST writer in row-major input order of the plane wins, i.e. the position takes
 // the input with the largest plane-local index among those that target it (what a sequential
 // scatter does). The CUDA kernels compute that winner explicitly, so the result is
-// deterministic. Backward is a gather: d x[k] = grad_out[switch[k]] when k won that position,
+// deterministic; the CPU runs the sequential scatter itself. Backward is a gather: d x[k] = grad_out[switch[k]] when k won that position,
 // and 0 when its value was overwritten.
 //
 // Average pooling (no dilation, as in PyTorch): the window sum divided by the window size,
@@ -115,6 +115,14 @@ void max_unpool2d_cpu(const Tensor& x, const Tensor& winners, const UnpoolGeomet
 void max_unpool2d_backward_cpu(const Tensor& grad_out, const Tensor& switches,
                                const Tensor& winners, const UnpoolGeometry& g,
                                const Tensor& grad_in);
+// The CPU path of max_unpool2d and its backward, without a winners tensor: a sequential scatter
+// per plane in input order is the last-writer rule itself. Same results as the winners kernels
+// above; each returns the flat position of the first switch outside [0, out_plane), or -1 (the
+// outputs are then incomplete and the caller reports the error).
+int64_t max_unpool2d_scatter_cpu(const Tensor& x, const Tensor& switches,
+                                 const UnpoolGeometry& g, const Tensor& out);
+int64_t max_unpool2d_backward_scatter_cpu(const Tensor& grad_out, const Tensor& switches,
+                                          const UnpoolGeometry& g, const Tensor& grad_in);
 #ifdef CVG_WITH_CUDA
 void max_pool2d_cuda(const Tensor& x, const PoolGeometry& g, const Tensor& values,
                      const Tensor& switches);

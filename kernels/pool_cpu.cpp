@@ -4,6 +4,8 @@
 // kernels run. Every element has one writer, so results do not depend on the thread count.
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
+#include <vector>
 
 #include "core/parallel.h"
 #include "kernels/pool.h"
@@ -14,6 +16,27 @@ namespace {
 
 // Elements per chunk: a window costs a few to a few dozen loads.
 constexpr int64_t kGrain = 4096;
+
+// The smallest flat position of a bad switch seen by any thread (-1: none); a minimum does not
+// depend on which thread finds which candidate.
+class FirstBad {
+ public:
+  void note(int64_t pos) {
+    int64_t cur = first_.load();
+    while ((cur < 0 || pos < cur) && !first_.compare_exchange_weak(cur, pos)) {
+    }
+  }
+  int64_t get() const { return first_.load(); }
+
+ private:
+  std::atomic<int64_t> first_{-1};
+};
+
+// Planes per chunk of the unpooling loops, which run whole planes (the scatter of a plane must
+// run in input order so that the last writer wins).
+int64_t unpool_grain(const UnpoolGeometry& g) {
+  return std::max<int64_t>(1, kGrain / std::max<int64_t>(g.in_plane, 1));
+}
 
 }  // namespace
 
@@ -80,16 +103,72 @@ void max_pool2d_backward_cpu(const Tensor& grad_out, const Tensor& switches,
   });
 }
 
+// Row by row: the taps and divisor of each column are computed once per call and those of each
+// row once per row, instead of per output with a division to split the flat index (the
+// per-output window arithmetic cost more than the four loads of a 2 x 2 window). The sums run
+// in the order of avg_pool_at (from 0, row-major over the window) and are divided by the same
+// divisor, so the bits match it and the CUDA kernel.
 void avg_pool2d_cpu(const Tensor& x, const PoolGeometry& g, const Tensor& out) {
   dispatch_floating(x.dtype(), "avg_pool2d", [&](auto tag) {
     using T = decltype(tag);
     const T* px = x.data<T>();
     T* po = out.data<T>();
-    const int64_t ow_n = g.w.out, op = g.out_plane(), ip = g.in_plane();
-    parallel_for(g.planes * op, kGrain, [&](int64_t b, int64_t e) {
-      for (int64_t l = b; l < e; ++l) {
-        const int64_t plane = l / op, o = l % op;
-        po[l] = avg_pool_at(px + plane * ip, g, o / ow_n, o % ow_n);
+    const int64_t ow_n = g.w.out, oh_n = g.h.out, iw_n = g.w.in, ip = g.in_plane();
+    std::vector<PoolTaps> cols(ow_n);
+    std::vector<int64_t> col_div(ow_n);
+    for (int64_t ow = 0; ow < ow_n; ++ow) {
+      cols[ow] = pool_taps(g.w, ow, g.adaptive);
+      col_div[ow] = pool_axis_divisor(g.w, ow, g.adaptive, g.count_include_pad);
+    }
+    // Columns [lead, full) of a 2-wide, undilated regular window lie wholly inside the input
+    // (only the first and last columns can be clipped by padding or ceil_mode): their inner
+    // loop is two fixed loads, which the compiler vectorises.
+    auto whole2 = [&](int64_t ow) {
+      return cols[ow].begin == ow * g.w.s - g.w.p && cols[ow].end == cols[ow].begin + 2;
+    };
+    int64_t lead = 0, full = 0;
+    if (!g.adaptive && g.w.k == 2 && g.w.d == 1) {
+      while (lead < ow_n && !whole2(lead)) ++lead;
+      full = lead;
+      while (full < ow_n && whole2(full)) ++full;
+    }
+    // With one divisor for the whole fast range (always, without count_include_pad = false and
+    // padding) the division takes a constant, which keeps the loop free of int -> float casts.
+    bool same_div = true;
+    for (int64_t ow = lead; ow < full; ++ow) same_div = same_div && col_div[ow] == col_div[lead];
+    parallel_for(g.planes * oh_n, std::max<int64_t>(1, kGrain / std::max<int64_t>(ow_n, 1)),
+                 [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const T* plane = px + (r / oh_n) * ip;
+        const int64_t oh = r % oh_n;
+        const PoolTaps th = pool_taps(g.h, oh, g.adaptive);
+        const int64_t row_div = pool_axis_divisor(g.h, oh, g.adaptive, g.count_include_pad);
+        T* o = po + r * ow_n;
+        auto general = [&](int64_t ow) {
+          const PoolTaps tw = cols[ow];
+          T acc = T(0);
+          for (int64_t ih = th.begin; ih < th.end; ih += th.step)
+            for (int64_t iw = tw.begin; iw < tw.end; iw += tw.step) acc += plane[ih * iw_n + iw];
+          o[ow] = acc / static_cast<T>(row_div * col_div[ow]);
+        };
+        for (int64_t ow = 0; ow < lead; ++ow) general(ow);
+        if (th.end - th.begin == 2 && th.step == 1) {
+          // 2 x 2 windows wholly inside the input.
+          const T* r0 = plane + th.begin * iw_n;
+          const T* r1 = r0 + iw_n;
+          const int64_t s = g.w.s, p = g.w.p;
+          auto sum4 = [&](int64_t c) { return (((T(0) + r0[c]) + r0[c + 1]) + r1[c]) + r1[c + 1]; };
+          if (same_div && lead < full) {
+            const T div = static_cast<T>(row_div * col_div[lead]);
+            for (int64_t ow = lead; ow < full; ++ow) o[ow] = sum4(ow * s - p) / div;
+          } else {
+            for (int64_t ow = lead; ow < full; ++ow)
+              o[ow] = sum4(ow * s - p) / static_cast<T>(row_div * col_div[ow]);
+          }
+        } else {
+          for (int64_t ow = lead; ow < full; ++ow) general(ow);
+        }
+        for (int64_t ow = full; ow < ow_n; ++ow) general(ow);
       }
     });
   });
@@ -115,18 +194,8 @@ int64_t max_unpool2d_winners_cpu(const Tensor& switches, const UnpoolGeometry& g
                                  const Tensor& winners) {
   const int32_t* ps = switches.data<int32_t>();
   int32_t* pw = winners.data<int32_t>();
-  // The smallest bad position over all planes; a minimum does not depend on which thread
-  // finds which candidate.
-  std::atomic<int64_t> first_bad{-1};
-  auto note_bad = [&](int64_t pos) {
-    int64_t cur = first_bad.load();
-    while ((cur < 0 || pos < cur) && !first_bad.compare_exchange_weak(cur, pos)) {
-    }
-  };
-  // Whole planes per chunk: a plane's writes must run in increasing input order so that the
-  // last writer wins, and no other plane touches its outputs.
-  const int64_t grain = std::max<int64_t>(1, kGrain / std::max<int64_t>(g.in_plane, 1));
-  parallel_for(g.planes, grain, [&](int64_t b, int64_t e) {
+  FirstBad first_bad;
+  parallel_for(g.planes, unpool_grain(g), [&](int64_t b, int64_t e) {
     for (int64_t plane = b; plane < e; ++plane) {
       int32_t* w = pw + plane * g.out_plane;
       const int32_t* s = ps + plane * g.in_plane;
@@ -134,16 +203,19 @@ int64_t max_unpool2d_winners_cpu(const Tensor& switches, const UnpoolGeometry& g
       for (int64_t k = 0; k < g.in_plane; ++k) {
         const int64_t p = s[k];
         if (p < 0 || p >= g.out_plane) {
-          note_bad(plane * g.in_plane + k);
+          first_bad.note(plane * g.in_plane + k);
           break;
         }
         w[p] = static_cast<int32_t>(k);
       }
     }
   });
-  return first_bad.load();
+  return first_bad.get();
 }
 
+// Plane by plane, so that the flat index needs no division per element to find its plane.
+// (The CPU's max_unpool2d runs max_unpool2d_scatter_cpu below; this winners-based kernel is the
+// CUDA algorithm, kept as the reference the tests compare the scatter with.)
 void max_unpool2d_cpu(const Tensor& x, const Tensor& winners, const UnpoolGeometry& g,
                       const Tensor& out) {
   dispatch_floating(x.dtype(), "max_unpool2d", [&](auto tag) {
@@ -151,11 +223,13 @@ void max_unpool2d_cpu(const Tensor& x, const Tensor& winners, const UnpoolGeomet
     const T* px = x.data<T>();
     const int32_t* pw = winners.data<int32_t>();
     T* po = out.data<T>();
-    parallel_for(g.planes * g.out_plane, kGrain, [&](int64_t b, int64_t e) {
-      for (int64_t l = b; l < e; ++l) {
-        const int64_t plane = l / g.out_plane;
-        po[l] = unpool_value_at(px + plane * g.in_plane, pw + plane * g.out_plane,
-                                l % g.out_plane);
+    const int64_t op = g.out_plane, ip = g.in_plane;
+    parallel_for(g.planes, unpool_grain(g), [&](int64_t b, int64_t e) {
+      for (int64_t plane = b; plane < e; ++plane) {
+        const T* xp = px + plane * ip;
+        const int32_t* wp = pw + plane * op;
+        T* o = po + plane * op;
+        for (int64_t p = 0; p < op; ++p) o[p] = unpool_value_at(xp, wp, p);
       }
     });
   });
@@ -170,14 +244,89 @@ void max_unpool2d_backward_cpu(const Tensor& grad_out, const Tensor& switches,
     const int32_t* ps = switches.data<int32_t>();
     const int32_t* pw = winners.data<int32_t>();
     T* pi = grad_in.data<T>();
-    parallel_for(g.planes * g.in_plane, kGrain, [&](int64_t b, int64_t e) {
-      for (int64_t l = b; l < e; ++l) {
-        const int64_t plane = l / g.in_plane;
-        pi[l] = unpool_grad_at(pg + plane * g.out_plane, ps + plane * g.in_plane,
-                               pw + plane * g.out_plane, l % g.in_plane);
+    const int64_t op = g.out_plane, ip = g.in_plane;
+    // Plane by plane, as the forward.
+    parallel_for(g.planes, unpool_grain(g), [&](int64_t b, int64_t e) {
+      for (int64_t plane = b; plane < e; ++plane) {
+        const T* go = pg + plane * op;
+        const int32_t* sp = ps + plane * ip;
+        const int32_t* wp = pw + plane * op;
+        T* gi = pi + plane * ip;
+        for (int64_t k = 0; k < ip; ++k) gi[k] = unpool_grad_at(go, sp, wp, k);
       }
     });
   });
+}
+
+// The CPU's max_unpool2d: zero each output plane, then write x[k] at switch[k] for k in input
+// order. The last writer in row-major input order wins without computing winners, and the work
+// is one visit per input (a quarter of the output for 2 x 2 windows) instead of a pass filling a
+// winners tensor of the output's size and a gather over every output position.
+int64_t max_unpool2d_scatter_cpu(const Tensor& x, const Tensor& switches,
+                                 const UnpoolGeometry& g, const Tensor& out) {
+  FirstBad first_bad;
+  dispatch_floating(x.dtype(), "max_unpool2d", [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x.data<T>();
+    const int32_t* ps = switches.data<int32_t>();
+    T* po = out.data<T>();
+    const int64_t op = g.out_plane, ip = g.in_plane;
+    parallel_for(g.planes, unpool_grain(g), [&](int64_t b, int64_t e) {
+      for (int64_t plane = b; plane < e; ++plane) {
+        const T* xp = px + plane * ip;
+        const int32_t* sp = ps + plane * ip;
+        T* o = po + plane * op;
+        std::fill(o, o + op, T(0));
+        for (int64_t k = 0; k < ip; ++k) {
+          const int64_t p = sp[k];
+          if (p < 0 || p >= op) {
+            first_bad.note(plane * ip + k);
+            break;
+          }
+          o[p] = xp[k];
+        }
+      }
+    });
+  });
+  return first_bad.get();
+}
+
+// The CPU's max_unpool2d_backward: d x[k] = grad_out[switch[k]] when k is the last input of its
+// plane with that switch, else 0 (unpool_grad_at's rule). Which input is last comes from a
+// plane-sized scratch array, written in input order (owner[switch[k]] = k) and then read back;
+// it is read only at switches of the same plane, all of which the first pass wrote, so it needs
+// no clearing. The scratch stays in cache, unlike a winners tensor of the whole output.
+int64_t max_unpool2d_backward_scatter_cpu(const Tensor& grad_out, const Tensor& switches,
+                                          const UnpoolGeometry& g, const Tensor& grad_in) {
+  FirstBad first_bad;
+  dispatch_floating(grad_out.dtype(), "max_unpool2d_backward", [&](auto tag) {
+    using T = decltype(tag);
+    const T* pg = grad_out.data<T>();
+    const int32_t* ps = switches.data<int32_t>();
+    T* pi = grad_in.data<T>();
+    const int64_t op = g.out_plane, ip = g.in_plane;
+    parallel_for(g.planes, unpool_grain(g), [&](int64_t b, int64_t e) {
+      std::vector<int32_t> owner(static_cast<size_t>(op));
+      for (int64_t plane = b; plane < e; ++plane) {
+        const T* go = pg + plane * op;
+        const int32_t* sp = ps + plane * ip;
+        T* gi = pi + plane * ip;
+        bool ok = true;
+        for (int64_t k = 0; k < ip; ++k) {
+          const int64_t p = sp[k];
+          if (p < 0 || p >= op) {
+            first_bad.note(plane * ip + k);
+            ok = false;
+            break;
+          }
+          owner[p] = static_cast<int32_t>(k);
+        }
+        if (!ok) continue;
+        for (int64_t k = 0; k < ip; ++k) gi[k] = unpool_grad_at(go, sp, owner.data(), k);
+      }
+    });
+  });
+  return first_bad.get();
 }
 
 }  // namespace cvg

@@ -6,8 +6,14 @@
 
 #include <cmath>
 #include <limits>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "core/autograd.h"
+#include "core/rng.h"
 #include "kernels/binary.h"
 #include "kernels/pool.h"
 #include "kernels/reduce.h"
@@ -576,3 +582,150 @@ TEST_CASE("pooling: bad arguments are errors naming the op and the values", "[op
   CHECK_THAT(error_of([&] { avg_pool2d_backward(zeros({1, 2, 2, 2}), {2, 5, 5}, {2, 2}, {2, 2}); }),
              Contains("avg_pool2d_backward: input_shape must be N x C x H x W, got [2, 5, 5]"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// CPU fast paths (kernels/pool_cpu.cpp) against the per-element rules they replace
+
+namespace {
+
+// A max pool with overlapping windows: neighbouring windows often share their maximum, so its
+// switches collide and the unpooling's last-writer rule decides.
+struct UnpoolCase {
+  PoolSize2 kernel, stride, padding;
+};
+
+}  // namespace
+
+TEST_CASE("max_unpool2d (CPU scatter): last writer wins and overwritten inputs get zero "
+          "gradient on large overlapping planes",
+          "[ops][pool]") {
+  const int64_t H = 41, W = 37;
+  manual_seed(11);
+  const Tensor src = randn({2, 3, H, W});
+  for (DType dt : {DType::float32, DType::float64})
+    for (const UnpoolCase& c : {UnpoolCase{{3, 3}, {1, 1}, {0, 0}},
+                                UnpoolCase{{3, 3}, {2, 2}, {1, 1}},
+                                UnpoolCase{{3, 2}, {1, 2}, {1, 1}}}) {
+      INFO(dtype_name(dt) << " kernel " << c.kernel[0] << "x" << c.kernel[1]);
+      const Tensor sw = max_pool2d_with_indices(src, c.kernel, c.stride, c.padding).switches;
+      const Shape& s = sw.shape();
+      const int64_t planes = s[0] * s[1], in_plane = s[2] * s[3], out_plane = H * W;
+      Tensor x = randn(s, TensorOptions{}.with_dtype(dt));
+      x.set_requires_grad(true);
+      const Tensor y = max_unpool2d(x, sw, {H, W});
+      const Tensor gout = randn(y.shape(), TensorOptions{}.with_dtype(dt));
+      const Tensor gx = grad({y}, {x}, {gout})[0];
+
+      // Brute force: the last input of a plane with a given switch is the one that lands.
+      const std::vector<int32_t> sv = sw.to_vector<int32_t>();
+      const std::vector<double> xv = x.to_vector<double>(), gv = gout.to_vector<double>();
+      std::vector<double> y_expect(planes * out_plane, 0.0), gx_expect(planes * in_plane, 0.0);
+      int64_t overwritten = 0;
+      for (int64_t p = 0; p < planes; ++p)
+        for (int64_t k = 0; k < in_plane; ++k) {
+          const int64_t i = p * in_plane + k, at = p * out_plane + sv[i];
+          bool last = true;
+          for (int64_t later = k + 1; later < in_plane && last; ++later)
+            last = sv[p * in_plane + later] != sv[i];
+          if (last) {
+            y_expect[at] = xv[i];
+            gx_expect[i] = gv[at];
+          } else {
+            ++overwritten;
+          }
+        }
+      REQUIRE(overwritten > 0);  // the case must exercise the rule
+      CHECK(y.to_vector<double>() == y_expect);
+      CHECK(gx.to_vector<double>() == gx_expect);
+      CHECK(max_unpool2d_backward(gout, sw).to_vector<double>() == gx_expect);
+
+      // The winners kernels (the CUDA algorithm, run on the CPU) agree bit for bit.
+      const UnpoolGeometry g{planes, in_plane, out_plane};
+      const Tensor winners = Tensor::empty({planes * out_plane}, sw.options());
+      REQUIRE(max_unpool2d_winners_cpu(sw, g, winners) == -1);
+      const Tensor y_ref = Tensor::empty(y.shape(), y.options());
+      max_unpool2d_cpu(x.detach(), winners, g, y_ref);
+      const Tensor gx_ref = Tensor::empty(x.shape(), x.options());
+      max_unpool2d_backward_cpu(gout, sw, winners, g, gx_ref);
+      CHECK(y_ref.to_vector<double>() == y_expect);
+      CHECK(gx_ref.to_vector<double>() == gx_expect);
+    }
+}
+
+TEST_CASE("avg_pool2d (CPU row loops): bit-identical to avg_pool_at, fast 2-wide windows and "
+          "clipped edges alike",
+          "[ops][pool]") {
+  struct AvgCase {
+    PoolSize2 kernel, stride, padding;
+    bool ceil_mode, count_include_pad;
+  };
+  manual_seed(12);
+  for (DType dt : {DType::float32, DType::float64})
+    for (const Shape& in : {Shape{2, 3, 13, 37}, Shape{1, 2, 8, 16}, Shape{3, 1, 5, 3}})
+      for (const AvgCase& c : {AvgCase{{2, 2}, {2, 2}, {0, 0}, false, true},
+                               AvgCase{{2, 2}, {2, 2}, {0, 0}, true, true},
+                               AvgCase{{2, 2}, {2, 2}, {1, 1}, false, true},
+                               AvgCase{{2, 2}, {2, 2}, {1, 1}, true, false},
+                               AvgCase{{2, 2}, {1, 1}, {1, 1}, false, false},
+                               AvgCase{{2, 2}, {3, 3}, {1, 0}, true, true},
+                               AvgCase{{3, 2}, {2, 2}, {1, 1}, true, false},
+                               AvgCase{{3, 3}, {2, 2}, {1, 1}, false, true}}) {
+        INFO(dtype_name(dt) << " input " << in[2] << "x" << in[3] << " kernel " << c.kernel[0] << "x" << c.kernel[1]
+                            << " stride " << c.stride[0] << "x" << c.stride[1] << " padding "
+                            << c.padding[0] << "x" << c.padding[1] << " ceil " << c.ceil_mode
+                            << " count_include_pad " << c.count_include_pad);
+        const Tensor x = randn(in, TensorOptions{}.with_dtype(dt));
+        const Tensor y =
+            avg_pool2d(x, c.kernel, c.stride, c.padding, c.ceil_mode, c.count_include_pad);
+        const Shape& o = y.shape();
+        PoolGeometry g;
+        g.planes = in[0] * in[1];
+        g.count_include_pad = c.count_include_pad;
+        g.h = PoolAxis{in[2], o[2], c.kernel[0], c.stride[0], c.padding[0], 1};
+        g.w = PoolAxis{in[3], o[3], c.kernel[1], c.stride[1], c.padding[1], 1};
+        const std::vector<double> xv = x.to_vector<double>(), yv = y.to_vector<double>();
+        bool same = true;
+        for (int64_t p = 0; p < g.planes; ++p) {
+          // The reference runs in the tensor's own precision.
+          const double* plane64 = xv.data() + p * g.in_plane();
+          const std::vector<float> plane32(plane64, plane64 + g.in_plane());
+          for (int64_t oh = 0; oh < o[2]; ++oh)
+            for (int64_t ow = 0; ow < o[3]; ++ow) {
+              const int64_t at = (p * o[2] + oh) * o[3] + ow;
+              const double expect = dt == DType::float32
+                                        ? double(avg_pool_at(plane32.data(), g, oh, ow))
+                                        : avg_pool_at(plane64, g, oh, ow);
+              if (yv[at] != expect) {
+                same = false;
+                UNSCOPED_INFO("plane " << p << " output (" << oh << ", " << ow << "): " << yv[at]
+                                       << " vs " << expect);
+              }
+            }
+        }
+        CHECK(same);
+      }
+}
+
+#ifdef _OPENMP
+TEST_CASE("pooling (CPU): unpooling and average pooling do not depend on the thread count",
+          "[ops][pool]") {
+  manual_seed(13);
+  const Tensor src = randn({4, 5, 30, 31});
+  const PooledWithSwitches r = max_pool2d_with_indices(src, {3, 3}, PoolSize2{1, 1});
+  const Tensor gout = randn({4, 5, 30, 31});
+  auto run = [&] {
+    std::vector<double> v = max_unpool2d(r.values, r.switches, {30, 31}).to_vector<double>();
+    for (double e : max_unpool2d_backward(gout, r.switches).to_vector<double>()) v.push_back(e);
+    for (double e : avg_pool2d(src, {2, 2}, PoolSize2{2, 2}, {1, 1}, true).to_vector<double>())
+      v.push_back(e);
+    return v;
+  };
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const std::vector<double> one = run();
+  omp_set_num_threads(3);
+  const std::vector<double> three = run();
+  omp_set_num_threads(saved);
+  CHECK(one == three);
+}
+#endif
