@@ -9,7 +9,6 @@
 #include <limits>
 
 #include "core/autograd.h"
-#include "core/parallel.h"
 #include "kernels/binary.h"
 #include "kernels/reduce.h"
 #include "kernels/unary.h"
@@ -500,12 +499,7 @@ TEST_CASE("sum over rows: the result does not depend on the thread count", "[red
     v.push_back(mean(one_row).item());
     return v;
   };
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(1);
-  const std::vector<double> one = run();
-  omp_set_num_threads(3);
-  const std::vector<double> three = run();
-  omp_set_num_threads(saved);
+  const auto [one, three] = at_one_and_three_threads(run);
   CHECK(one == three);
 }
 #endif

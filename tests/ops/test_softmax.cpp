@@ -9,7 +9,6 @@
 #include <string>
 
 #include "core/autograd.h"
-#include "core/parallel.h"
 #include "kernels/binary.h"
 #include "kernels/reduce.h"
 #include "kernels/shape.h"
@@ -17,6 +16,7 @@
 #include "kernels/unary.h"
 #include "kernels/view.h"
 #include "tests/support/op_registry.h"
+#include "tests/support/test_utils.h"
 
 using namespace cvg;
 using namespace cvg::testing;
@@ -241,12 +241,7 @@ TEST_CASE("softmax: CPU results do not depend on the thread count", "[ops][softm
     }
     return v;
   };
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(1);
-  const std::vector<double> one = run();
-  omp_set_num_threads(3);
-  const std::vector<double> three = run();
-  omp_set_num_threads(saved);
+  const auto [one, three] = at_one_and_three_threads(run);
   CHECK(one == three);
 }
 #endif

@@ -5,8 +5,10 @@
 #include <random>
 #include <string>
 #include <unistd.h>
+#include <utility>
 
 #include "core/error.h"
+#include "core/parallel.h"
 
 namespace cvg::testing {
 
@@ -35,5 +37,20 @@ struct TempDir {
   TempDir& operator=(const TempDir&) = delete;
   std::string file(const std::string& name) const { return (path / name).string(); }
 };
+
+#ifdef _OPENMP
+// fn() run with 1 and then with 3 OpenMP threads (the setting is restored afterwards), for
+// tests of the promise that CPU results do not depend on the thread count: CHECK(a == b).
+template <typename Fn>
+auto at_one_and_three_threads(const Fn& fn) {
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  auto one = fn();
+  omp_set_num_threads(3);
+  auto three = fn();
+  omp_set_num_threads(saved);
+  return std::make_pair(std::move(one), std::move(three));
+}
+#endif
 
 }  // namespace cvg::testing
