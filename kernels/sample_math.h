@@ -125,10 +125,40 @@ struct AxisTaps {
   bool in[2] = {false, false};
 };
 
+// floor(p) and nearbyint(p) (round half to even) for the p of axis_taps, which lies in
+// [-2, size + 1]. The device uses its floor and nearbyint. On the host both are libm calls with
+// the baseline x86-64 instruction set (no SSE4.1 rounding instruction), and they dominated the
+// CPU sampling loops; there the truncating conversion to an integer, which is exact for such p,
+// gives the same results.
+template <typename T>
+CVG_HD T sample_floor(T p) {
+#ifdef __CUDA_ARCH__
+  using std::floor;
+  return floor(p);
+#else
+  const T t = static_cast<T>(static_cast<int64_t>(p));  // p rounded toward zero
+  return t > p ? t - T(1) : t;
+#endif
+}
+
+template <typename T>
+CVG_HD int64_t sample_round_even(T p) {
+#ifdef __CUDA_ARCH__
+  using std::nearbyint;
+  return static_cast<int64_t>(nearbyint(p));
+#else
+  const T f0 = sample_floor(p);
+  const T d = p - f0;  // exact: p and floor(p) share their leading bits
+  const int64_t i = static_cast<int64_t>(f0);
+  if (d > T(0.5)) return i + 1;
+  if (d < T(0.5)) return i;
+  return i + (i & 1);  // a tie goes to the even neighbour
+#endif
+}
+
 template <typename T>
 CVG_HD AxisTaps<T> axis_taps(T g, const SampleAxis& a, GridSampleMode mode, GridPadding padding,
                              int order) {
-  using std::floor; using std::nearbyint;
   AxisTaps<T> t;
   T p = g * static_cast<T>(a.scale) + static_cast<T>(a.shift);
   // Non-finite coordinates (NaN, +-inf: then p - p is NaN) read nothing, whatever the padding.
@@ -143,13 +173,13 @@ CVG_HD AxisTaps<T> axis_taps(T g, const SampleAxis& a, GridSampleMode mode, Grid
   if (p > limit) p = limit;
   if (mode == GridSampleMode::Nearest) {
     if (order > 0) return t;
-    t.i0 = static_cast<int64_t>(nearbyint(p));
+    t.i0 = sample_round_even(p);
     t.w[0] = T(1);
     t.in[0] = t.i0 >= 0 && t.i0 < a.size;
     return t;
   }
   if (order > 1) return t;
-  const T f0 = floor(p);
+  const T f0 = sample_floor(p);
   const T f = p - f0;
   t.i0 = static_cast<int64_t>(f0);
   if (order == 0) {
@@ -205,27 +235,36 @@ CVG_HD void tap_scatter(T* plane, int64_t w, const AxisTaps<T>& tx, const AxisTa
   }
 }
 
-// Output pixel l (a linear index over N x Ho x Wo) of the sample with g's derivative orders:
-// out[n, c, oy, ox] for every channel c. The taps are computed once and reused per channel.
+// Output pixel (n, oy, ox) of the sample with g's derivative orders: out[n, c, oy, ox] for every
+// channel c. The taps are computed once and reused per channel.
 template <typename T>
-CVG_HD void sample_pixel(const T* x, const T* grid, const SampleGeometry& g, int64_t l, T* out) {
+CVG_HD void sample_pixel_at(const T* x, const T* grid, const SampleGeometry& g, int64_t n,
+                            int64_t oy, int64_t ox, T* out) {
   const int64_t op = g.out_plane(), ip = g.in_plane();
-  const int64_t n = l / op, p = l % op;
   AxisTaps<T> tx, ty;
-  pixel_taps(grid, g, n, p / g.wo, p % g.wo, g.order_x, g.order_y, &tx, &ty);
+  pixel_taps(grid, g, n, oy, ox, g.order_x, g.order_y, &tx, &ty);
   const T* xn = x + n * g.c * ip;
-  T* on = out + n * g.c * op + p;
+  T* on = out + n * g.c * op + oy * g.wo + ox;
   for (int64_t c = 0; c < g.c; ++c) on[c * op] = tap_sum(xn + c * ip, g.w, tx, ty);
 }
 
-// The gradient with respect to the grid of  sum_c grad_out * sample  at output pixel l: the
-// sample with one more derivative order along x (resp. y), weighted by grad_out and summed over
-// the channels. Writes grad_grid[l, 0] and grad_grid[l, 1] (N x Ho x Wo x 2, contiguous).
+// The same for output pixel l, a linear index over N x Ho x Wo.
 template <typename T>
-CVG_HD void grid_grad_pixel(const T* grad_out, const T* x, const T* grid, const SampleGeometry& g,
-                            int64_t l, T* grad_grid) {
+CVG_HD void sample_pixel(const T* x, const T* grid, const SampleGeometry& g, int64_t l, T* out) {
+  const int64_t op = g.out_plane(), p = l % op;
+  sample_pixel_at(x, grid, g, l / op, p / g.wo, p % g.wo, out);
+}
+
+// The gradient with respect to the grid of  sum_c grad_out * sample  at output pixel
+// (n, oy, ox): the sample with one more derivative order along x (resp. y), weighted by grad_out
+// and summed over the channels. Writes grad_grid[n, oy, ox, 0] and grad_grid[n, oy, ox, 1]
+// (N x Ho x Wo x 2, contiguous).
+template <typename T>
+CVG_HD void grid_grad_pixel_at(const T* grad_out, const T* x, const T* grid,
+                               const SampleGeometry& g, int64_t n, int64_t oy, int64_t ox,
+                               T* grad_grid) {
   const int64_t op = g.out_plane(), ip = g.in_plane();
-  const int64_t n = l / op, p = l % op, oy = p / g.wo, ox = p % g.wo;
+  const int64_t p = oy * g.wo + ox, l = n * op + p;
   AxisTaps<T> tx0, ty0, tx1, ty1;
   pixel_taps(grid, g, n, oy, ox, g.order_x, g.order_y, &tx0, &ty0);
   pixel_taps(grid, g, n, oy, ox, g.order_x + 1, g.order_y + 1, &tx1, &ty1);
@@ -240,6 +279,14 @@ CVG_HD void grid_grad_pixel(const T* grad_out, const T* x, const T* grid, const 
   }
   grad_grid[2 * l] = gx;
   grad_grid[2 * l + 1] = gy;
+}
+
+// The same for output pixel l, a linear index over N x Ho x Wo.
+template <typename T>
+CVG_HD void grid_grad_pixel(const T* grad_out, const T* x, const T* grid, const SampleGeometry& g,
+                            int64_t l, T* grad_grid) {
+  const int64_t op = g.out_plane(), p = l % op;
+  grid_grad_pixel_at(grad_out, x, grid, g, l / op, p / g.wo, p % g.wo, grad_grid);
 }
 
 }  // namespace cvg

@@ -1,6 +1,11 @@
 // Registry entries for the unary ops (kernels/unary.h). Hand cases use values whose results
 // are exact or known to double precision; gradcheck samples avoid each op's kinks.
+#include <catch2/catch.hpp>
+
 #include <cmath>
+#include <iterator>
+#include <limits>
+#include <vector>
 
 #include "kernels/unary.h"
 #include "kernels/view.h"
@@ -86,3 +91,48 @@ CVG_REGISTER_OP(unary_spec("div_scalar", [](const Tensor& x) { return x / 4.0; }
                            {0.25, -0.5}, -3, 3));
 CVG_REGISTER_OP(unary_spec("rsub_scalar", [](const Tensor& x) { return 1.0 - x; }, {1, -2},
                            {0, 3}, -3, 3));
+
+// The CPU loop computes exp, sigmoid and elu with vec_exp (unary_cpu.cpp), in
+// vectorised loops (several vector widths, chosen at run time) with scalar tails and chunks
+// split across threads. Checked element by element against unary_eval, the scalar reference
+// with std::exp, on lengths that leave every kind of tail and span several chunks, over the
+// whole range of exp and at the special values.
+TEMPLATE_TEST_CASE("unary exp family: the CPU loop against unary_eval", "[ops][unary]", float,
+                   double) {
+  using T = TestType;
+  using L = std::numeric_limits<T>;
+  const T eps = L::epsilon();
+  const T alpha = T(0.5);
+  UnaryParams p;
+  p.a = static_cast<double>(alpha);
+  const T specials[] = {T(0), T(-0.0), L::infinity(), -L::infinity(), L::quiet_NaN(), L::max(),
+                        L::lowest(), L::denorm_min(), T(1e-30), T(-1e-30)};
+  for (int64_t n : {1, 3, 15, 17, 31, 33, 1000, 70001}) {
+    std::vector<T> v(static_cast<size_t>(n));
+    // A sweep over [-800, 800] (past both ends of exp's range for float and double), with
+    // special values at scattered positions.
+    for (int64_t i = 0; i < n; ++i)
+      v[i] = n == 1 ? T(0.25) : T(-800) + T(1600) * static_cast<T>(i) / static_cast<T>(n - 1);
+    for (size_t k = 0; k < std::size(specials); ++k)
+      v[(k * 7919) % v.size()] = specials[k];
+    const Tensor x = from_vector<T>(v, {n}, TensorOptions{}.with_dtype(dtype_of<T>()));
+    const std::vector<T> got_exp = exp(x).template to_vector<T>();
+    const std::vector<T> got_sig = sigmoid(x).template to_vector<T>();
+    const std::vector<T> got_elu = elu(x, static_cast<double>(alpha)).template to_vector<T>();
+    for (int64_t i = 0; i < n; ++i) {
+      const T xi = v[i];
+      INFO("n = " << n << ", x = " << xi);
+      // Relative to the result, with an absolute floor of a few epsilon where a difference
+      // like exp(x) - 1 cancels, and of a few subnormal steps where the result underflows.
+      auto close = [&](T got, T want, T floor) {
+        if (std::isnan(want)) return std::isnan(got);
+        if (std::isinf(want)) return got == want;
+        return std::fabs(got - want) <= T(8) * eps * std::fabs(want) + floor;
+      };
+      const T tiny = T(8) * L::denorm_min();
+      CHECK(close(got_exp[i], unary_eval<UnaryOp::exp, T>(xi, p), tiny));
+      CHECK(close(got_sig[i], unary_eval<UnaryOp::sigmoid, T>(xi, p), tiny));
+      CHECK(close(got_elu[i], unary_eval<UnaryOp::elu, T>(xi, p), T(4) * eps * alpha));
+    }
+  }
+}
