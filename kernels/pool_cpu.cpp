@@ -38,6 +38,31 @@ int64_t unpool_grain(const UnpoolGeometry& g) {
   return std::max<int64_t>(1, kGrain / std::max<int64_t>(g.in_plane, 1));
 }
 
+// The column windows of a regular or adaptive pool, computed once per call instead of per
+// output, and the range [lead, full) of output columns whose window is 2 wide, undilated and
+// wholly inside the input (only the first and last columns can be clipped by padding or
+// ceil_mode). The fast paths below run that range with two fixed loads per window row, which
+// the compiler can keep in registers and vectorise.
+struct ColumnPlan {
+  std::vector<PoolTaps> taps;
+  int64_t lead = 0, full = 0;
+};
+
+ColumnPlan plan_columns(const PoolGeometry& g) {
+  ColumnPlan c;
+  c.taps.resize(static_cast<size_t>(g.w.out));
+  for (int64_t ow = 0; ow < g.w.out; ++ow) c.taps[ow] = pool_taps(g.w, ow, g.adaptive);
+  if (!g.adaptive && g.w.k == 2 && g.w.d == 1) {
+    auto whole = [&](int64_t ow) {
+      return c.taps[ow].begin == ow * g.w.s - g.w.p && c.taps[ow].end == c.taps[ow].begin + 2;
+    };
+    while (c.lead < g.w.out && !whole(c.lead)) ++c.lead;
+    c.full = c.lead;
+    while (c.full < g.w.out && whole(c.full)) ++c.full;
+  }
+  return c;
+}
+
 }  // namespace
 
 void max_pool2d_cpu(const Tensor& x, const PoolGeometry& g, const Tensor& values,
@@ -48,6 +73,8 @@ void max_pool2d_cpu(const Tensor& x, const PoolGeometry& g, const Tensor& values
     T* pv = values.data<T>();
     int32_t* ps = switches.data<int32_t>();
     const int64_t ow_n = g.w.out, oh_n = g.h.out, ip = g.in_plane();
+    const int64_t iw_n = g.w.in;
+    const ColumnPlan cols = plan_columns(g);
     // Whole output rows per index: the plane and the row cost two divisions per row instead of
     // per output (with 2 x 2 windows those divisions cost as much as the four loads).
     parallel_for(g.planes * oh_n, std::max<int64_t>(1, kGrain / std::max<int64_t>(ow_n, 1)),
@@ -55,8 +82,31 @@ void max_pool2d_cpu(const Tensor& x, const PoolGeometry& g, const Tensor& values
       for (int64_t r = b; r < e; ++r) {
         const T* plane = px + (r / oh_n) * ip;
         const int64_t oh = r % oh_n;
-        for (int64_t ow = 0; ow < ow_n; ++ow)
-          max_pool_at(plane, g, oh, ow, pv + r * ow_n + ow, ps + r * ow_n + ow);
+        T* v = pv + r * ow_n;
+        int32_t* sw = ps + r * ow_n;
+        for (int64_t ow = 0; ow < cols.lead; ++ow) max_pool_at(plane, g, oh, ow, v + ow, sw + ow);
+        // 2-wide windows wholly inside: max_pool_at's scan (same taps, same order, same rule),
+        // with the column window known and the updates as selects rather than branches.
+        const PoolTaps th = pool_taps(g.h, oh, g.adaptive);
+        for (int64_t ow = cols.lead; ow < cols.full; ++ow) {
+          const int64_t c = cols.taps[ow].begin;
+          int64_t best_i = th.begin * iw_n + c;
+          T best = plane[best_i];
+          for (int64_t ih = th.begin; ih < th.end; ih += th.step) {
+            const int64_t i = ih * iw_n + c;
+            const T a = plane[i], z = plane[i + 1];
+            const bool ta = max_pool_beats(a, best);
+            best = ta ? a : best;
+            best_i = ta ? i : best_i;
+            const bool tz = max_pool_beats(z, best);
+            best = tz ? z : best;
+            best_i = tz ? i + 1 : best_i;
+          }
+          v[ow] = best;
+          sw[ow] = static_cast<int32_t>(best_i);
+        }
+        for (int64_t ow = cols.full; ow < ow_n; ++ow)
+          max_pool_at(plane, g, oh, ow, v + ow, sw + ow);
       }
     });
   });
@@ -81,6 +131,20 @@ void max_pool2d_backward_cpu(const Tensor& grad_out, const Tensor& switches,
     auto inside = [](const PoolTaps& t, int64_t i) {
       return i >= t.begin && i < t.end && (t.step == 1 || (i - t.begin) % t.step == 0);
     };
+    // Whether plane index idx lies in the window th x tw. Undilated windows are tested row by
+    // row (a window has few rows), which avoids the 64-bit division idx / W: that division was
+    // most of this loop's time.
+    auto in_window = [&](int64_t idx, const PoolTaps& th, const PoolTaps& tw) {
+      if (th.step == 1 && tw.step == 1) {
+        if (idx < th.begin * iw_n || idx >= th.end * iw_n) return false;
+        for (int64_t row = th.begin * iw_n; row < th.end * iw_n; row += iw_n)
+          if (idx - row >= tw.begin && idx - row < tw.end) return true;
+        return false;
+      }
+      const int64_t ih = idx / iw_n;
+      return inside(th, ih) && inside(tw, idx - ih * iw_n);
+    };
+    const ColumnPlan cols = plan_columns(g);
     parallel_for(g.planes, std::max<int64_t>(1, kGrain / std::max<int64_t>(ip, 1)),
                  [&](int64_t b, int64_t e) {
       for (int64_t plane = b; plane < e; ++plane) {
@@ -93,9 +157,7 @@ void max_pool2d_backward_cpu(const Tensor& grad_out, const Tensor& switches,
           for (int64_t ow = 0; ow < ow_n; ++ow) {
             const int64_t o = oh * ow_n + ow, idx = sw[o];
             if (idx < 0 || idx >= ip) continue;
-            const int64_t ih = idx / iw_n;
-            if (inside(th, ih) && inside(pool_taps(g.w, ow, g.adaptive), idx - ih * iw_n))
-              gi[idx] += go[o];
+            if (in_window(idx, th, cols.taps[ow])) gi[idx] += go[o];
           }
         }
       }
@@ -114,24 +176,12 @@ void avg_pool2d_cpu(const Tensor& x, const PoolGeometry& g, const Tensor& out) {
     const T* px = x.data<T>();
     T* po = out.data<T>();
     const int64_t ow_n = g.w.out, oh_n = g.h.out, iw_n = g.w.in, ip = g.in_plane();
-    std::vector<PoolTaps> cols(ow_n);
+    const ColumnPlan plan = plan_columns(g);
+    const std::vector<PoolTaps>& cols = plan.taps;
+    const int64_t lead = plan.lead, full = plan.full;
     std::vector<int64_t> col_div(ow_n);
-    for (int64_t ow = 0; ow < ow_n; ++ow) {
-      cols[ow] = pool_taps(g.w, ow, g.adaptive);
+    for (int64_t ow = 0; ow < ow_n; ++ow)
       col_div[ow] = pool_axis_divisor(g.w, ow, g.adaptive, g.count_include_pad);
-    }
-    // Columns [lead, full) of a 2-wide, undilated regular window lie wholly inside the input
-    // (only the first and last columns can be clipped by padding or ceil_mode): their inner
-    // loop is two fixed loads, which the compiler vectorises.
-    auto whole2 = [&](int64_t ow) {
-      return cols[ow].begin == ow * g.w.s - g.w.p && cols[ow].end == cols[ow].begin + 2;
-    };
-    int64_t lead = 0, full = 0;
-    if (!g.adaptive && g.w.k == 2 && g.w.d == 1) {
-      while (lead < ow_n && !whole2(lead)) ++lead;
-      full = lead;
-      while (full < ow_n && whole2(full)) ++full;
-    }
     // With one divisor for the whole fast range (always, without count_include_pad = false and
     // padding) the division takes a constant, which keeps the loop free of int -> float casts.
     bool same_div = true;

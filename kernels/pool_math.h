@@ -67,6 +67,13 @@ CVG_HD PoolSpan pool_covering(const PoolAxis& a, int64_t i, bool adaptive) {
 
 // ---- max pooling ---------------------------------------------------------------------------
 
+// Whether tap value v replaces the running maximum `best`: strictly greater, or the first NaN
+// (v != v: v is NaN, written without isnan so that host and device share the line).
+template <typename T>
+CVG_HD bool max_pool_beats(T v, T best) {
+  return v > best || (v != v && best == best);
+}
+
 // Value and switch (plane-local index h * W + w) of output (oh, ow). The first maximum in
 // row-major window order wins (strict >); a NaN beats every number, and the first NaN wins.
 template <typename T>
@@ -79,8 +86,7 @@ CVG_HD void max_pool_at(const T* plane, const PoolGeometry& g, int64_t oh, int64
     for (int64_t iw = tw.begin; iw < tw.end; iw += tw.step) {
       const int64_t i = ih * g.w.in + iw;
       const T v = plane[i];
-      // v != v: v is NaN (written without isnan so that host and device share the line).
-      if (v > best || (v != v && best == best)) {
+      if (max_pool_beats(v, best)) {
         best = v;
         best_i = i;
       }
