@@ -7,7 +7,10 @@
 //                           contribution, so every input element sums in increasing output order
 //                           whatever the split: the result does not depend on the thread count.
 #include <algorithm>
+#include <bit>
+#include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "core/parallel.h"
 #include "kernels/sample.h"
@@ -36,6 +39,98 @@ void for_pixels(const SampleGeometry& g, int64_t b, int64_t e, Fn&& fn) {
   }
 }
 
+// A block of output pixels of one image n, with their taps in flat form: tap k of pixel i reads
+// plane[off[k][i]] with weight w[k][i] = wy * wx where ok[k][i], and contributes +0 otherwise
+// (then off is 0, a valid address). Splitting the work this way takes the unpredictable
+// per-tap branches of tap_sum (out-of-image taps) out of the per-channel loop, which then has
+// none: with a random grid those branches, not the loads, dominated the time.
+//
+// Same results as tap_sum, bit for bit: the terms are added in tap_sum's order, each being
+// (wy * wx) * value or, for a tap tap_sum skips, +0; the sum starts at +0 and so is never -0,
+// and s + (+0) == s for every other s. The blend keeps a NaN or inf that a skipped tap would read
+// from its stand-in address out of the sum.
+template <typename T>
+struct TapBlock {
+  static constexpr int kSize = 64;
+  using Bits = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+  int64_t n = 0, count = 0;
+  int64_t p[kSize];  // position in the output plane
+  int64_t off[4][kSize];
+  T w[4][kSize];
+  Bits ok[4][kSize];  // all ones where the tap is read, else 0
+
+  // Appends output pixel (n, oy, ox) with its first kTaps taps (tap_sum's order: (y0, x0),
+  // (y0, x1), (y1, x0), (y1, x1); Nearest reads only the first).
+  template <int kTaps>
+  void add(const AxisTaps<T>& tx, const AxisTaps<T>& ty, int64_t width, int64_t pos) {
+    const int64_t i = count++;
+    p[i] = pos;
+    for (int j = 0; j < 2; ++j)
+      for (int q = 0; q < 2; ++q) {
+        const int k = 2 * j + q;
+        if (k >= kTaps) continue;
+        const bool read = ty.in[j] && tx.in[q];
+        off[k][i] = read ? (ty.i0 + j) * width + tx.i0 + q : 0;
+        w[k][i] = ty.w[j] * tx.w[q];
+        ok[k][i] = read ? Bits(-1) : Bits(0);
+      }
+  }
+
+  // sum over taps k < kTaps of plane's weighted taps, for pixel i (kTaps = 1 for Nearest, whose
+  // second taps are never read).
+  template <int kTaps>
+  T sum(const T* plane, int64_t i) const {
+    T s = T(0);
+    for (int k = 0; k < kTaps; ++k) {
+      const T t = w[k][i] * plane[off[k][i]];
+      s += std::bit_cast<T>(std::bit_cast<Bits>(t) & ok[k][i]);
+    }
+    return s;
+  }
+};
+
+// The taps of output pixels [b, e) in blocks of one image each: fn(block) per full block and
+// for the rest.
+template <typename T, typename Fn>
+void for_tap_blocks(const T* pg, const SampleGeometry& g, int order_x, int order_y, int64_t b,
+                    int64_t e, Fn&& fn) {
+  TapBlock<T> block;
+  // The common case takes the branch-free axis_taps_zeros (sample_math.h).
+  const bool zeros_order0 = g.padding == GridPadding::Zeros && order_x == 0 && order_y == 0;
+  for_pixels(g, b, e, [&](int64_t n, int64_t oy, int64_t ox) {
+    if (block.count == TapBlock<T>::kSize || (block.count > 0 && block.n != n)) {
+      fn(block);
+      block.count = 0;
+    }
+    block.n = n;
+    AxisTaps<T> tx, ty;
+    if (zeros_order0) {
+      tx = axis_taps_zeros(grid_at(pg, g, n, oy, ox, 0), g.x, g.mode);
+      ty = axis_taps_zeros(grid_at(pg, g, n, oy, ox, 1), g.y, g.mode);
+    } else {
+      pixel_taps(pg, g, n, oy, ox, order_x, order_y, &tx, &ty);
+    }
+    if (g.mode == GridSampleMode::Nearest)
+      block.template add<1>(tx, ty, g.w, oy * g.wo + ox);
+    else
+      block.template add<4>(tx, ty, g.w, oy * g.wo + ox);
+  });
+  if (block.count > 0) fn(block);
+}
+
+// The sample of a block for every channel (sample_pixel_at over the block).
+template <int kTaps, typename T>
+void sample_block(const TapBlock<T>& blk, const T* x, const SampleGeometry& g, T* out) {
+  const int64_t op = g.out_plane(), ip = g.in_plane();
+  const T* xn = x + blk.n * g.c * ip;
+  T* on = out + blk.n * g.c * op;
+  for (int64_t c = 0; c < g.c; ++c) {
+    const T* plane = xn + c * ip;
+    T* oc = on + c * op;
+    for (int64_t i = 0; i < blk.count; ++i) oc[blk.p[i]] = blk.template sum<kTaps>(plane, i);
+  }
+}
+
 }  // namespace
 
 void sample_cpu(const Tensor& x, const Tensor& grid, const SampleGeometry& g, const Tensor& out) {
@@ -44,9 +139,14 @@ void sample_cpu(const Tensor& x, const Tensor& grid, const SampleGeometry& g, co
     const T* px = x.data<T>();
     const T* pg = grid.data<T>();
     T* po = out.data<T>();
+    // Nearest reads one tap per pixel (axis_taps never marks its second taps as read).
+    const bool nearest = g.mode == GridSampleMode::Nearest;
     parallel_for(g.n * g.out_plane(), pixel_grain(g.c), [&](int64_t b, int64_t e) {
-      for_pixels(g, b, e, [&](int64_t n, int64_t oy, int64_t ox) {
-        sample_pixel_at(px, pg, g, n, oy, ox, po);
+      for_tap_blocks(pg, g, g.order_x, g.order_y, b, e, [&](const TapBlock<T>& blk) {
+        if (nearest)
+          sample_block<1>(blk, px, g, po);
+        else
+          sample_block<4>(blk, px, g, po);
       });
     });
   });

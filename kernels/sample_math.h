@@ -194,6 +194,35 @@ CVG_HD AxisTaps<T> axis_taps(T g, const SampleAxis& a, GridSampleMode mode, Grid
   return t;
 }
 
+// axis_taps for Zeros padding and derivative order 0, the common case, without branches (host
+// only: sample_cpu.cpp). With a random grid the branches of axis_taps on the coordinate are
+// mispredicted often, and computing the taps was most of the CPU time of a grid_sample with few
+// channels. The same arithmetic as axis_taps, so the same flags in[] and, for the taps read,
+// the same positions and weights bit for bit (tests/ops/test_sample.cpp compares them): a
+// non-finite coordinate becomes -2, which reads nothing, as axis_taps reads nothing for it.
+template <typename T>
+inline AxisTaps<T> axis_taps_zeros(T g, const SampleAxis& a, GridSampleMode mode) {
+  AxisTaps<T> t;
+  T p = g * static_cast<T>(a.scale) + static_cast<T>(a.shift);
+  const T limit = static_cast<T>(a.size + 1);
+  p = (p - p == T(0)) ? p : T(-2);
+  p = p < T(-2) ? T(-2) : p;
+  p = p > limit ? limit : p;
+  if (mode == GridSampleMode::Nearest) {
+    t.i0 = sample_round_even(p);
+    t.w[0] = T(1);
+  } else {
+    const T f0 = sample_floor(p);
+    const T f = p - f0;
+    t.i0 = static_cast<int64_t>(f0);
+    t.w[0] = T(1) - f;
+    t.w[1] = f;
+    t.in[1] = static_cast<uint64_t>(t.i0 + 1) < static_cast<uint64_t>(a.size);
+  }
+  t.in[0] = static_cast<uint64_t>(t.i0) < static_cast<uint64_t>(a.size);
+  return t;
+}
+
 // Grid value k (0 = x, 1 = y) of output pixel (n, oy, ox).
 template <typename T>
 CVG_HD T grid_at(const T* grid, const SampleGeometry& g, int64_t n, int64_t oy, int64_t ox,

@@ -18,6 +18,7 @@
 #include "kernels/binary.h"
 #include "kernels/reduce.h"
 #include "kernels/sample.h"
+#include "kernels/unary.h"
 #include "kernels/view.h"
 #include "tests/support/op_registry.h"
 #include "tests/support/test_utils.h"
@@ -525,4 +526,89 @@ TEST_CASE("grid_sample: non-finite grid values sample zero, huge ones are padded
         std::vector<double>{6, 3});
   const std::vector<double> r = grid_sample(x, far, M::Bilinear, P::Reflection).to_vector<double>();
   for (double v : r) CHECK((v >= 1 && v <= 8));
+}
+
+// The CPU forward (sample_cpu.cpp) computes taps with axis_taps_zeros for Zeros padding and sums
+// them in blocks with blends instead of branches. Both must give exactly what the shared
+// per-pixel code gives (axis_taps, sample_pixel: what the CUDA kernels run).
+TEMPLATE_TEST_CASE("grid_sample CPU: branch-free taps equal axis_taps", "[ops][sample]", float,
+                   double) {
+  using T = TestType;
+  const T inf = std::numeric_limits<T>::infinity();
+  std::vector<T> values = {T(0), T(-1), T(1), T(0.5), T(-0.5), T(1.5), T(-1.5), T(1e30),
+                           T(-1e30), inf, -inf, std::numeric_limits<T>::quiet_NaN()};
+  for (int i = -3000; i <= 3000; ++i) values.push_back(static_cast<T>(i) / T(997));
+  // Exact ties of the nearest rounding: pixel coordinates k + 0.5 for align_corners (x = -1 +
+  // (2k + 1) / (size - 1)).
+  for (int k = -2; k < 12; ++k) values.push_back(T(-1) + T(2 * k + 1) / T(9));
+  for (int64_t size : {1, 2, 5, 10}) {
+    for (bool align : {false, true}) {
+      const SampleAxis a = normalized_axis(size, align);
+      for (GridSampleMode mode : {GridSampleMode::Bilinear, GridSampleMode::Nearest}) {
+        for (T v : values) {
+          INFO("size " << size << " align " << align << " nearest "
+                       << (mode == GridSampleMode::Nearest) << " g " << v);
+          const AxisTaps<T> want = axis_taps(v, a, mode, GridPadding::Zeros, 0);
+          const AxisTaps<T> got = axis_taps_zeros(v, a, mode);
+          for (int k = 0; k < 2; ++k) {
+            CHECK(got.in[k] == want.in[k]);
+            if (want.in[k]) {
+              CHECK(got.i0 == want.i0);
+              CHECK(got.w[k] == want.w[k]);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("grid_sample CPU: blocked forward equals sample_pixel", "[ops][sample]", float,
+                   double) {
+  using T = TestType;
+  const DType dt = dtype_of<T>();
+  manual_seed(7);
+  // 3 images of 2 x 7 x 9 sampled at 11 x 13 points: 143 pixels per image, so the blocks of 64
+  // pixels end inside rows and images; a chunked run (several threads) starts mid-image too.
+  const int64_t N = 3, C = 2, H = 7, W = 9, Ho = 11, Wo = 13;
+  Tensor x = randn({N, C, H, W}, TensorOptions{}.with_dtype(dt));
+  {
+    // Non-finite input values next to the image edge: read by some samples and stand-in
+    // addresses of skipped taps for others; only the former may see them.
+    T* px = x.data<T>();
+    px[0] = std::numeric_limits<T>::infinity();
+    px[W - 1] = std::numeric_limits<T>::quiet_NaN();
+  }
+  Tensor grid = randn({N, Ho, Wo, 2}, TensorOptions{}.with_dtype(dt)) * 0.8;
+  {
+    T* pg = grid.data<T>();
+    pg[6] = std::numeric_limits<T>::quiet_NaN();
+    pg[11] = std::numeric_limits<T>::infinity();
+    pg[20] = T(-1);  // exactly on the left edge
+  }
+  for (GridSampleMode mode : {GridSampleMode::Bilinear, GridSampleMode::Nearest}) {
+    for (GridPadding pad : {GridPadding::Zeros, GridPadding::Border, GridPadding::Reflection}) {
+      for (bool align : {false, true}) {
+        SampleGeometry g;
+        g.n = N; g.c = C; g.h = H; g.w = W; g.ho = Ho; g.wo = Wo;
+        g.grid_stride[0] = Ho * Wo * 2; g.grid_stride[1] = Wo * 2; g.grid_stride[2] = 2;
+        g.grid_stride[3] = 1;
+        g.x = normalized_axis(W, align);
+        g.y = normalized_axis(H, align);
+        g.mode = mode;
+        g.padding = pad;
+        std::vector<T> want(static_cast<size_t>(N * C * Ho * Wo));
+        for (int64_t l = 0; l < N * Ho * Wo; ++l)
+          sample_pixel(x.data<T>(), grid.data<T>(), g, l, want.data());
+        const std::vector<T> got = grid_sample(x, grid, mode, pad, align).template to_vector<T>();
+        REQUIRE(got.size() == want.size());
+        int64_t differ = 0;
+        for (size_t i = 0; i < got.size(); ++i)
+          if (!(got[i] == want[i] || (std::isnan(got[i]) && std::isnan(want[i])))) ++differ;
+        INFO("mode " << static_cast<int>(mode) << " padding " << static_cast<int>(pad)
+                     << " align " << align);
+        CHECK(differ == 0);
+      }
+    }
+  }
 }
