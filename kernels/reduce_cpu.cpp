@@ -49,11 +49,18 @@ double sum_lanes(const T* p, int64_t n) {
 }
 
 // x86-64 builds target SSE2 (two doubles per vector); sum_lanes is compiled again for AVX2
-// (four) and that copy is used when the CPU has it. The lanes are explicit and there is no FMA,
-// so both copies add the same numbers in the same order and return the same bits.
+// (four) and AVX-512 (eight), and the widest copy the CPU has is used. Widening float to double
+// is the bottleneck on rows that sit in cache, and the wider copies do it for more elements per
+// instruction (AVX-512 halved the time of 256 rows of 1000 against AVX2). The lanes are
+// explicit and there is no FMA, so every copy adds the same numbers in the same order and
+// returns the same bits.
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 template <typename T>
 __attribute__((target("avx2"), flatten)) double sum_lanes_avx2(const T* p, int64_t n) {
+  return sum_lanes(p, n);
+}
+template <typename T>
+__attribute__((target("avx512f"), flatten)) double sum_lanes_avx512(const T* p, int64_t n) {
   return sum_lanes(p, n);
 }
 #endif
@@ -61,6 +68,7 @@ __attribute__((target("avx2"), flatten)) double sum_lanes_avx2(const T* p, int64
 template <typename T>
 double fold_block(const LaneSumReducer&, const T* row, int64_t begin, int64_t end) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  if (__builtin_cpu_supports("avx512f")) return sum_lanes_avx512(row + begin, end - begin);
   if (__builtin_cpu_supports("avx2")) return sum_lanes_avx2(row + begin, end - begin);
 #endif
   return sum_lanes(row + begin, end - begin);
