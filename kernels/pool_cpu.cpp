@@ -32,6 +32,23 @@ class FirstBad {
   std::atomic<int64_t> first_{-1};
 };
 
+// Calls write(p, k) for the inputs k of one plane in increasing order, p = switch[k] (the
+// sequential scatter of the unpooling: a later k overwrites an earlier one). Stops at the first
+// switch outside [0, out_plane), notes its flat position and returns false.
+template <typename Write>
+bool scatter_plane(const int32_t* sw, int64_t plane, const UnpoolGeometry& g, FirstBad& bad,
+                   Write&& write) {
+  for (int64_t k = 0; k < g.in_plane; ++k) {
+    const int64_t p = sw[k];
+    if (p < 0 || p >= g.out_plane) {
+      bad.note(plane * g.in_plane + k);
+      return false;
+    }
+    write(p, k);
+  }
+  return true;
+}
+
 // Planes per chunk of the unpooling loops, which run whole planes (the scatter of a plane must
 // run in input order so that the last writer wins).
 int64_t unpool_grain(const UnpoolGeometry& g) {
@@ -250,14 +267,8 @@ int64_t max_unpool2d_winners_cpu(const Tensor& switches, const UnpoolGeometry& g
       int32_t* w = pw + plane * g.out_plane;
       const int32_t* s = ps + plane * g.in_plane;
       std::fill(w, w + g.out_plane, -1);
-      for (int64_t k = 0; k < g.in_plane; ++k) {
-        const int64_t p = s[k];
-        if (p < 0 || p >= g.out_plane) {
-          first_bad.note(plane * g.in_plane + k);
-          break;
-        }
-        w[p] = static_cast<int32_t>(k);
-      }
+      scatter_plane(s, plane, g, first_bad,
+                    [&](int64_t p, int64_t k) { w[p] = static_cast<int32_t>(k); });
     }
   });
   return first_bad.get();
@@ -327,14 +338,7 @@ int64_t max_unpool2d_scatter_cpu(const Tensor& x, const Tensor& switches,
         const int32_t* sp = ps + plane * ip;
         T* o = po + plane * op;
         std::fill(o, o + op, T(0));
-        for (int64_t k = 0; k < ip; ++k) {
-          const int64_t p = sp[k];
-          if (p < 0 || p >= op) {
-            first_bad.note(plane * ip + k);
-            break;
-          }
-          o[p] = xp[k];
-        }
+        scatter_plane(sp, plane, g, first_bad, [&](int64_t p, int64_t k) { o[p] = xp[k]; });
       }
     });
   });
@@ -361,16 +365,9 @@ int64_t max_unpool2d_backward_scatter_cpu(const Tensor& grad_out, const Tensor& 
         const T* go = pg + plane * op;
         const int32_t* sp = ps + plane * ip;
         T* gi = pi + plane * ip;
-        bool ok = true;
-        for (int64_t k = 0; k < ip; ++k) {
-          const int64_t p = sp[k];
-          if (p < 0 || p >= op) {
-            first_bad.note(plane * ip + k);
-            ok = false;
-            break;
-          }
+        const bool ok = scatter_plane(sp, plane, g, first_bad, [&](int64_t p, int64_t k) {
           owner[p] = static_cast<int32_t>(k);
-        }
+        });
         if (!ok) continue;
         for (int64_t k = 0; k < ip; ++k) gi[k] = unpool_grad_at(go, sp, owner.data(), k);
       }
