@@ -126,11 +126,12 @@ Tensor leaky_relu(const Tensor& x, double slope) {
 }
 Tensor elu(const Tensor& x, double alpha) {
   // elu'(x) = 1 for x > 0, alpha e^x otherwise; composed from a mask and exp so that it can be
-  // differentiated again (the mask is piecewise constant).
+  // differentiated again (the mask is piecewise constant). exp sees 0 where x > 0, so a large
+  // positive x (e^x = inf) cannot turn the masked-out term into 0 * inf = NaN.
   return unary_op("elu", UnaryOp::elu, x, {alpha, 0},
                   [](const Tensor& g, const Tensor& x, const Tensor&, UnaryParams p) {
-                    Tensor pos = simple("elu_mask", UnaryOp::positive_mask, x);
-                    return g * (pos + (1.0 - pos) * exp(x) * p.a);
+                    Tensor neg = 1.0 - simple("elu_mask", UnaryOp::positive_mask, x);
+                    return g * ((1.0 - neg) + neg * exp(neg * x) * p.a);
                   });
 }
 Tensor sigmoid(const Tensor& x) {

@@ -11,7 +11,8 @@ run="$work/run"
 tiny=(--device cpu --train-images 48 --test-images 12 --image-size 16 --crop 4 --landmarks 4
       --width 0.25 --batch-size 4 --checkpoint-every 3 --data-dir "$work/no-data")
 
-"$bin" --help | grep -q "fit-regressor"
+"$bin" --help > "$work/help.txt"  # a file, not a pipe: grep -q + pipefail can fail on SIGPIPE
+grep -q "fit-regressor" "$work/help.txt"
 "$bin" train "${tiny[@]}" --steps 4 --out "$run" > "$work/train.log"
 grep -q "final loss" "$work/train.log"
 for f in config.json metrics.jsonl loss.svg checkpoint.safetensors; do

@@ -7,6 +7,8 @@
 #include <limits>
 #include <vector>
 
+#include "core/autograd.h"
+#include "kernels/reduce.h"
 #include "kernels/unary.h"
 #include "kernels/view.h"
 #include "tests/support/op_registry.h"
@@ -135,4 +137,17 @@ TEMPLATE_TEST_CASE("unary exp family: the CPU loop against unary_eval", "[ops][u
       CHECK(close(got_elu[i], unary_eval<UnaryOp::elu, T>(xi, p), T(4) * eps * alpha));
     }
   }
+}
+
+TEST_CASE("elu: the gradient stays finite where e^x overflows", "[ops][unary]") {
+  // x = 100 overflows e^x in float32; the masked-out branch must not become 0 * inf = NaN.
+  Tensor x = tensor({100.0, 1.0, -1.0, -100.0}, {4});
+  x.set_requires_grad(true);
+  const Tensor g = grad({sum(elu(x, 0.5))}, {x})[0];
+  const std::vector<float> v = g.to_vector<float>();
+  CHECK(v[0] == 1.0f);
+  CHECK(v[1] == 1.0f);
+  CHECK(v[2] == Approx(0.5 * std::exp(-1.0)).epsilon(1e-6));
+  CHECK(v[3] >= 0.0f);
+  CHECK(v[3] < 1e-30f);  // 0.5 e^-100 underflows to a subnormal
 }
