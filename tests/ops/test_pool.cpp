@@ -720,12 +720,7 @@ TEST_CASE("pooling (CPU): unpooling and average pooling do not depend on the thr
       v.push_back(e);
     return v;
   };
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(1);
-  const std::vector<double> one = run();
-  omp_set_num_threads(3);
-  const std::vector<double> three = run();
-  omp_set_num_threads(saved);
+  const auto [one, three] = at_one_and_three_threads(run);
   CHECK(one == three);
 }
 #endif
