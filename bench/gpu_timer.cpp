@@ -114,6 +114,10 @@ void time_gpu(benchmark::State& state, const std::function<void()>& fn, double m
 void reg_gpu(const std::string& name, std::function<void(benchmark::State&)> fn) {
   benchmark::RegisterBenchmark(name.c_str(), std::move(fn))
       ->UseManualTime()
+      // 0.1 s of GPU time per benchmark: with the L2 flush and a synchronisation around every
+      // iteration, a 10 us kernel costs ~5x its own time in wall time, and the suite has to fit
+      // one device call next to the PyTorch comparison.
+      ->MinTime(0.1)
       ->Unit(benchmark::kMicrosecond);
 }
 

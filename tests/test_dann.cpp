@@ -305,21 +305,21 @@ TEST_CASE("DannNet: shapes of the three parts and the objective", "[dann]") {
   // One softmax loss over the 8 images: the mean of the two halves' means (equal halves).
   const double ce_s = cross_entropy(narrow(logits, 0, 0, 4), zeros({4}, i64)).item();
   const double ce_t = cross_entropy(narrow(logits, 0, 4, 4), ones({4}, i64)).item();
-  CHECK(d.domain_loss == Approx((ce_s + ce_t) / 2).epsilon(1e-6));
-  CHECK(d.label_loss == Approx(cross_entropy(net.classify(net.features(xs)), ys).item()).epsilon(1e-6));
-  CHECK(d.total.item() == Approx(d.label_loss + d.domain_loss).epsilon(1e-6));
-  CHECK(d.domain_accuracy >= 0.0);
-  CHECK(d.domain_accuracy <= 1.0);
+  CHECK(d.domain_loss() == Approx((ce_s + ce_t) / 2).epsilon(1e-6));
+  CHECK(d.label_loss() == Approx(cross_entropy(net.classify(net.features(xs)), ys).item()).epsilon(1e-6));
+  CHECK(d.total.item() == Approx(d.label_loss() + d.domain_loss()).epsilon(1e-6));
+  CHECK(d.domain_acc() >= 0.0);
+  CHECK(d.domain_acc() <= 1.0);
   // The thesis's form (eq. 5.3.7): each half averaged on its own, then added.
   const StepLoss sum = training_loss(net, Mode::dann, xs, ys, xt, ys, 0.5, DomainLoss::summed_halves);
-  CHECK(sum.domain_loss == Approx(ce_s + ce_t).epsilon(1e-6));
-  CHECK(sum.total.item() == Approx(d.label_loss + ce_s + ce_t).epsilon(1e-6));
+  CHECK(sum.domain_loss() == Approx(ce_s + ce_t).epsilon(1e-6));
+  CHECK(sum.total.item() == Approx(d.label_loss() + ce_s + ce_t).epsilon(1e-6));
   CHECK(parse_domain_loss("sum") == DomainLoss::summed_halves);
   CHECK(std::string(domain_loss_name(parse_domain_loss("mean"))) == "mean");
   CHECK_THAT(testing::error_of([] { parse_domain_loss("avg"); }), Contains("unknown domain loss 'avg'"));
   const StepLoss s = training_loss(net, Mode::source_only, xs, ys, xt, ys, 0.5);
-  CHECK(s.domain_loss == 0.0);
-  CHECK(s.total.item() == Approx(d.label_loss).epsilon(1e-6));
+  CHECK(s.domain_loss() == 0.0);
+  CHECK(s.total.item() == Approx(d.label_loss()).epsilon(1e-6));
   CHECK_THAT(testing::error_of([&] { net.features(rand({2, 1, 28, 28})); }), Contains("[N, 3, 28, 28]"));
 }
 

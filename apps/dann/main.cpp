@@ -182,11 +182,11 @@ int train(const app::Args& a) {
     last = loss.total.item();
     progress.update(step, last);
     if (run) {
-      nlohmann::json rec = {{"step", step}, {"loss", last}, {"label_loss", loss.label_loss},
+      nlohmann::json rec = {{"step", step}, {"loss", last}, {"label_loss", loss.label_loss()},
                             {"lr", opt.lr()}, {"lambda", mode == Mode::dann ? lambda : 0.0}};
       if (mode == Mode::dann) {
-        rec["domain_loss"] = loss.domain_loss;
-        rec["domain_accuracy"] = loss.domain_accuracy;
+        rec["domain_loss"] = loss.domain_loss();
+        rec["domain_accuracy"] = loss.domain_acc();
         if (clip > 0) rec["grad_norm"] = grad_norm;  // before clipping
       }
       if (step % eval_every == 0 || step == steps) {

@@ -1,6 +1,7 @@
 """PyTorch side of the DANN train-step benchmark (bench/cpu_dann.cpp).
 
-Ops "dann_step" and "dann_source_only_step" with dims N x 3 x 28 x 28: one training step of
+Ops "dann_step", "dann_step_d1024" (G_d with two hidden layers of 1024, docs/dann.md) and
+"dann_source_only_step" with dims N x 3 x 28 x 28: one training step of
 the MNIST DANN network exactly as models/dann/model.cpp computes it. G_f = conv5x5x32 - ReLU -
 maxpool2 - conv5x5x48 - ReLU - maxpool2 (input mean-subtracted first); G_y = FC100 - ReLU -
 FC100 - ReLU - FC10; G_d = gradient reversal - FC100 - ReLU - FC2. dann_step: G_f over N source
@@ -24,14 +25,18 @@ def grad_reverse(torch):
     return GradReverse.apply
 
 
-def networks(torch, he_init=True):
-    """G_f, G_y and G_d of models/dann/model.h, with its He initialisation (weights N(0, 2 / fan_in),
-    biases 0) or, with he_init=False, PyTorch's default."""
+def networks(torch, he_init=True, domain_hidden=(100,)):
+    """G_f, G_y and G_d of models/dann/model.h (G_d's hidden widths: domain_hidden), with its He
+    initialisation (weights N(0, 2 / fan_in), biases 0) or, with he_init=False, PyTorch's default."""
     nn = torch.nn
     feat = nn.Sequential(nn.Conv2d(3, 32, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 48, 5), nn.ReLU(),
                          nn.MaxPool2d(2), nn.Flatten())
     label = nn.Sequential(nn.Linear(768, 100), nn.ReLU(), nn.Linear(100, 100), nn.ReLU(), nn.Linear(100, 10))
-    domain = nn.Sequential(nn.Linear(768, 100), nn.ReLU(), nn.Linear(100, 2))
+    layers, width = [], 768
+    for h in domain_hidden:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    domain = nn.Sequential(*layers, nn.Linear(width, 2))
     if he_init:
         for m in list(feat) + list(label) + list(domain):
             if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -41,11 +46,12 @@ def networks(torch, he_init=True):
 
 
 def make(torch, device, op, dims, randn):
-    if op not in ("dann_step", "dann_source_only_step") or len(dims) != 4:
+    hidden = {"dann_step": (100,), "dann_step_d1024": (1024, 1024), "dann_source_only_step": (100,)}
+    if op not in hidden or len(dims) != 4:
         return None
     n = dims[0]
     F = torch.nn.functional
-    feat, label, domain = (m.to(device) for m in networks(torch))
+    feat, label, domain = (m.to(device) for m in networks(torch, domain_hidden=hidden[op]))
     params = list(feat.parameters()) + list(label.parameters()) + list(domain.parameters())
     opt = torch.optim.SGD(params, lr=0.01, momentum=0.9)
     mean = torch.full((1, 3, 1, 1), 0.45, device=device)
@@ -54,7 +60,7 @@ def make(torch, device, op, dims, randn):
     ys = torch.randint(0, 10, (n,), device=device)
     domain_labels = torch.cat([torch.zeros(n, dtype=torch.long), torch.ones(n, dtype=torch.long)]).to(device)
     reverse = grad_reverse(torch)
-    dann = op == "dann_step"
+    dann = op != "dann_source_only_step"
 
     def step():
         if dann:

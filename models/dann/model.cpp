@@ -127,9 +127,10 @@ Tensor DannNet::discriminate(const Tensor& f, double lambda) {
 
 namespace {
 
-double accuracy_of(const Tensor& logits, const Tensor& y) {
+// A 0-d float64 tensor on the logits' device (no host copy).
+Tensor accuracy_of(const Tensor& logits, const Tensor& y) {
   NoGradGuard no_grad;
-  return mean(eq(argmax(logits, 1), y.to(DType::int64)).to(DType::float64)).item();
+  return mean(eq(argmax(logits, 1), y.to(DType::int64)).to(DType::float64));
 }
 
 }  // namespace
@@ -148,7 +149,7 @@ StepLoss training_loss(DannNet& net, Mode mode, const Tensor& xs, const Tensor& 
   if (mode == Mode::source_only || mode == Mode::target_only) {
     const bool src = mode == Mode::source_only;
     out.total = cross_entropy(net.forward(src ? xs : xt), src ? ys : yt);
-    out.label_loss = out.total.item();
+    out.label = out.total.detach();
     return out;
   }
   const int64_t ns = xs.size(0), nt = xt.size(0);
@@ -164,8 +165,8 @@ StepLoss training_loss(DannNet& net, Mode mode, const Tensor& xs, const Tensor& 
           : cross_entropy(narrow(d, 0, 0, ns), narrow(domain_labels, 0, 0, ns)) +
                 cross_entropy(narrow(d, 0, ns, nt), narrow(domain_labels, 0, ns, nt));
   out.total = label + domain;
-  out.label_loss = label.item();
-  out.domain_loss = domain.item();
+  out.label = label.detach();
+  out.domain = domain.detach();
   out.domain_accuracy = accuracy_of(d, domain_labels);
   return out;
 }

@@ -65,11 +65,18 @@ class DannNet : public nn::Module {
   Tensor input_mean;  // buffer, float32 [1, 3, 1, 1]
 };
 
+// The losses of one step, left on the model's device: reading one is a device-to-host copy that
+// waits for the GPU, so a training loop reads them after the whole step (backward, optimizer) is
+// queued, not in the middle of the forward pass.
 struct StepLoss {
-  Tensor total;              // what backward() runs on
-  double label_loss = 0;     // CE of the label predictor on its labelled half
-  double domain_loss = 0;    // CE_d (dann only, else 0)
-  double domain_accuracy = 0;  // the domain classifier's accuracy on the 128 images (dann only)
+  Tensor total;            // what backward() runs on
+  Tensor label;            // 0-d, detached: CE of the label predictor on its labelled half
+  Tensor domain;           // 0-d, detached: CE_d (dann only, else undefined)
+  Tensor domain_accuracy;  // 0-d float64: the domain classifier's accuracy on the batch (dann only)
+
+  double label_loss() const { return label.item(); }
+  double domain_loss() const { return domain.defined() ? domain.item() : 0.0; }
+  double domain_acc() const { return domain_accuracy.defined() ? domain_accuracy.item() : 0.0; }
 };
 
 // How the dann mode forms CE_d. batch_mean (the default): one softmax loss averaged over the
