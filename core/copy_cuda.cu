@@ -7,6 +7,7 @@
 #include "core/accumulate.h"
 #include "core/copy.h"
 #include "core/cuda_check.h"
+#include "core/cuda_launch.cuh"
 #include "core/cuda_geometry.cuh"
 
 namespace cvg {
@@ -34,8 +35,6 @@ __global__ void add_kernel(T* out, const T* a, const T* b, int64_t n) {
     out[i] = a[i] + b[i];
 }
 
-int blocks_for(int64_t n) { return static_cast<int>(std::min<int64_t>((n + 255) / 256, 65535)); }
-
 }  // namespace
 
 void copy_into_cuda(const Tensor& dst, const Tensor& src, const char* op) {
@@ -46,7 +45,7 @@ void copy_into_cuda(const Tensor& dst, const Tensor& src, const char* op) {
     using D = decltype(d);
     dispatch_dtype(src.dtype(), op, [&](auto s) {
       using S = decltype(s);
-      copy_kernel<D, S><<<blocks_for(n), 256>>>(static_cast<D*>(dst.storage()->data()), go,
+      copy_kernel<D, S><<<grid_blocks(n), kBlockThreads>>>(static_cast<D*>(dst.storage()->data()), go,
                                                 static_cast<const S*>(src.storage()->data()), gi, n);
     });
   });
@@ -58,7 +57,7 @@ void fill_cuda(const Tensor& dst, double value) {
   const Geometry go = geometry_for(dst, dst.shape());
   dispatch_dtype(dst.dtype(), "fill_", [&](auto d) {
     using D = decltype(d);
-    fill_kernel<D><<<blocks_for(n), 256>>>(static_cast<D*>(dst.storage()->data()), go,
+    fill_kernel<D><<<grid_blocks(n), kBlockThreads>>>(static_cast<D*>(dst.storage()->data()), go,
                                            static_cast<D>(value), n);
   });
   CVG_CUDA_CHECK_LAUNCH("fill_");
@@ -68,7 +67,7 @@ void add_same_shape_cuda(const Tensor& out, const Tensor& a, const Tensor& b) {
   const int64_t n = out.numel();
   dispatch_floating(out.dtype(), "accumulate_grad", [&](auto d) {
     using T = decltype(d);
-    add_kernel<T><<<blocks_for(n), 256>>>(out.data<T>(), a.data<T>(), b.data<T>(), n);
+    add_kernel<T><<<grid_blocks(n), kBlockThreads>>>(out.data<T>(), a.data<T>(), b.data<T>(), n);
   });
   CVG_CUDA_CHECK_LAUNCH("accumulate_grad");
 }

@@ -21,6 +21,10 @@ namespace cvg {
 
 [[noreturn]] inline void cuda_fail(cudaError_t e, const char* op, const char* call,
                                    const char* file, int line) {
+  // A failed runtime call also becomes the thread's "last error"; left there, it would be
+  // reported again by the next CVG_CUDA_CHECK_LAUNCH, as if an unrelated kernel had failed.
+  // (A sticky error, one that corrupts the context, cannot be cleared and stays.)
+  (void)cudaGetLastError();
   fail(op, ": ", call, " failed: ", cudaGetErrorName(e), " (", cudaGetErrorString(e), ") at ",
        file, ":", line);
 }

@@ -12,9 +12,12 @@ namespace cvg {
 
 constexpr int kBlockThreads = 256;
 
+// At least one block: a launch with an empty grid is an error (cudaErrorInvalidValue /
+// invalid configuration), while one block over n = 0 elements does nothing, so empty tensors
+// need no special case at every launch site.
 inline int grid_blocks(int64_t n) {
-  return static_cast<int>(
-      std::min<int64_t>((n + kBlockThreads - 1) / kBlockThreads, int64_t{65535} * 8));
+  return static_cast<int>(std::clamp<int64_t>((n + kBlockThreads - 1) / kBlockThreads, 1,
+                                              int64_t{65535} * 8));
 }
 
 }  // namespace cvg

@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include "core/cuda_geometry.cuh"
+#include "core/cuda_launch.cuh"
 #include "kernels/binary.h"
 
 namespace cvg {
@@ -34,8 +35,6 @@ __global__ void where_kernel(const bool* c, Geometry gc, const T* a, Geometry ga
     out[i] = c[gc.offset_of(i)] ? a[ga.offset_of(i)] : b[gb.offset_of(i)];
 }
 
-int blocks_for(int64_t n) { return static_cast<int>(std::min<int64_t>((n + 255) / 256, 65535 * 8)); }
-
 }  // namespace
 
 void binary_cuda(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
@@ -52,10 +51,10 @@ void binary_cuda(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& ou
       const T* pa = static_cast<const T*>(a.storage()->data());
       const T* pb = static_cast<const T*>(b.storage()->data());
       if (dense)
-        binary_dense_kernel<OP, T, R><<<blocks_for(n), 256>>>(pa + a.offset(), pb + b.offset(),
+        binary_dense_kernel<OP, T, R><<<grid_blocks(n), kBlockThreads>>>(pa + a.offset(), pb + b.offset(),
                                                              out.data<R>(), n);
       else
-        binary_strided_kernel<OP, T, R><<<blocks_for(n), 256>>>(pa, ga, pb, gb, out.data<R>(), n);
+        binary_strided_kernel<OP, T, R><<<grid_blocks(n), kBlockThreads>>>(pa, ga, pb, gb, out.data<R>(), n);
     });
   });
   const cudaError_t e = cudaGetLastError();
@@ -69,7 +68,7 @@ void where_cuda(const Tensor& cond, const Tensor& a, const Tensor& b, const Tens
   const Geometry ga = geometry_for(a, out.shape()), gb = geometry_for(b, out.shape());
   dispatch_dtype(out.dtype(), "where", [&](auto tag) {
     using T = decltype(tag);
-    where_kernel<T><<<blocks_for(n), 256>>>(static_cast<const bool*>(cond.storage()->data()), gc,
+    where_kernel<T><<<grid_blocks(n), kBlockThreads>>>(static_cast<const bool*>(cond.storage()->data()), gc,
                                             static_cast<const T*>(a.storage()->data()), ga,
                                             static_cast<const T*>(b.storage()->data()), gb,
                                             out.data<T>(), n);
