@@ -6,6 +6,14 @@
 // sums dy and dy * (x - mean) (or gy = dy * w[d] for layer_norm) and writes dx with the closed
 // form of norm_math.h. The block reduction is a fixed tree (warp shuffles, then one warp over
 // the per-warp partials), so results are deterministic and need no atomics.
+//
+// Few large groups (a batch_norm over 20 channels, a layer_norm over 16 rows of 78,400 elements)
+// leave most SMs idle with one block per group: the H100 run measured layer_norm at 0.9 % of the
+// copy bandwidth. Those take the split path instead (norm_chunks() >= 2): each group is cut into
+// chunks, one block per (chunk, group) writes a partial sum, a small kernel adds a group's
+// partials in chunk order (so the result stays deterministic), and the elementwise pass runs
+// over the whole tensor with one thread per element. Eval mode (statistics given) needs no
+// reduction and always takes the elementwise pass.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -129,6 +137,141 @@ __global__ void norm_affine_grad_kernel(int64_t A, int64_t D, const T* __restric
   }
 }
 
+// ---- split path: partial sums per (chunk, group), then elementwise passes --------------------
+
+// Elements per chunk of the split path: each block of kNormThreads sums at least this many.
+constexpr int64_t kChunkElems = 4096;
+// Enough blocks to fill a large GPU a few times over.
+constexpr int64_t kSplitTargetBlocks = 2048;
+
+// partial[g * chunks + c] = sum over the elements j of chunk c of group g of
+//   x[j]                      (mean == null: the first pass of the mean)
+//   (x[j] - mean[g])^2        (dy == null: the squared deviations)
+//   dy[j] (* w[d]) and dy[j] (* w[d]) * (x[j] - mean[g]) into partial and partial2 (backward).
+template <typename T>
+__global__ void norm_partial_kernel(NormGeom geom, int64_t chunks, int64_t chunk_len, const T* x,
+                                    const T* mean, const T* dy, const T* w, T* partial, T* partial2) {
+  const int64_t g = blockIdx.y, c = blockIdx.x, n = geom.count();
+  const int64_t j0 = c * chunk_len, j1 = j0 + chunk_len < n ? j0 + chunk_len : n;
+  const bool wd = geom.weight_on_d && w;
+  const T m = mean ? mean[g] : T(0);
+  T s1 = 0, s2 = 0;
+  for (int64_t j = j0 + threadIdx.x; j < j1; j += blockDim.x) {
+    const int64_t off = group_elem(geom, g, j);
+    if (!mean) {
+      s1 += x[off];
+    } else if (!dy) {
+      const T d = x[off] - m;
+      s1 += d * d;
+    } else {
+      const T gy = wd ? dy[off] * w[j % geom.D] : dy[off];
+      s1 += gy;
+      s2 += gy * (x[off] - m);
+    }
+  }
+  s1 = block_sum(s1);
+  if (dy) s2 = block_sum(s2);
+  if (threadIdx.x == 0) {
+    partial[g * chunks + c] = s1;
+    if (dy) partial2[g * chunks + c] = s2;
+  }
+}
+
+// The sum of group g's partials, in chunk order.
+template <typename T>
+__device__ T sum_partials(const T* partial, int64_t g, int64_t chunks) {
+  T s = 0;
+  for (int64_t c = 0; c < chunks; ++c) s += partial[g * chunks + c];
+  return s;
+}
+
+// One thread per group: mean[g] from the partial sums of x.
+template <typename T>
+__global__ void norm_mean_kernel(NormGeom geom, int64_t chunks, const T* partial, T* mean) {
+  CVG_GRID_STRIDE(g, geom.groups()) {
+    mean[g] = sum_partials(partial, g, chunks) / static_cast<T>(geom.count());
+  }
+}
+
+// One thread per group: var and invstd from the partial sums of squared deviations.
+template <typename T>
+__global__ void norm_var_kernel(NormGeom geom, int64_t chunks, const T* partial, T eps, T* invstd,
+                                T* var) {
+  CVG_GRID_STRIDE(g, geom.groups()) {
+    const T v = sum_partials(partial, g, chunks) / static_cast<T>(geom.count());
+    invstd[g] = norm_invstd(v, eps);
+    if (var) var[g] = v;
+  }
+}
+
+// Group and position in the group (its d) of element e of the contiguous [A, B, D] tensor.
+struct NormElem {
+  int64_t g, d;
+};
+__device__ __forceinline__ NormElem norm_elem(const NormGeom& geom, int64_t e) {
+  const int64_t d = e % geom.D, row = e / geom.D;  // row = a * B + b
+  return {geom.reduce_outer ? row % geom.B : row, d};
+}
+
+// y = a * x + shift per element (norm_forward_coef), the statistics already known.
+template <typename T>
+__global__ void norm_apply_kernel(NormGeom geom, int64_t numel, const T* __restrict__ x,
+                                  const T* w, const T* b, const T* mean, const T* invstd,
+                                  T* __restrict__ y) {
+  CVG_GRID_STRIDE(e, numel) {
+    const NormElem el = norm_elem(geom, e);
+    const int64_t k = geom.weight_on_d ? el.d : geom.channel(el.g);
+    const NormCoef<T> f = norm_forward_coef(mean[el.g], invstd[el.g], w ? w[k] : T(1), b ? b[k] : T(0));
+    y[e] = f.a * x[e] + f.shift;
+  }
+}
+
+// One thread per group: the backward sums from their partials (stored for the weight / bias
+// gradients as the per-group kernel does) and the coefficients of dx = ka * gy + kb * x + kc
+// with the channel weight wc, into coef[g * 4 + {0, 1, 2, 3}] = ka, kb, kc, wc.
+template <typename T>
+__global__ void norm_backward_coef_kernel(NormGeom geom, int64_t chunks, const T* partial,
+                                          const T* partial2, const T* mean, const T* invstd,
+                                          const T* w, T* sum_dy, T* sum_dy_xhat, T* coef) {
+  CVG_GRID_STRIDE(g, geom.groups()) {
+    const T m = mean[g], is = invstd[g], n = static_cast<T>(geom.count());
+    const T s1 = sum_partials(partial, g, chunks);
+    const T s2 = sum_partials(partial2, g, chunks) * is;  // sum of gy * xhat
+    if (!geom.weight_on_d) {
+      if (sum_dy) sum_dy[g] = s1;
+      if (sum_dy_xhat) sum_dy_xhat[g] = s2;
+    }
+    const T wc = (!geom.weight_on_d && w) ? w[geom.channel(g)] : T(1);
+    const NormBackwardCoef<T> k = norm_backward_coef(m, is, wc * s1 / n, wc * s2 / n);
+    coef[g * 4 + 0] = k.ka;
+    coef[g * 4 + 1] = k.kb;
+    coef[g * 4 + 2] = k.kc;
+    coef[g * 4 + 3] = wc;
+  }
+}
+
+template <typename T>
+__global__ void norm_backward_apply_kernel(NormGeom geom, int64_t numel, const T* __restrict__ dy,
+                                           const T* __restrict__ x, const T* w, const T* coef,
+                                           T* __restrict__ dx) {
+  const bool wd = geom.weight_on_d && w;
+  CVG_GRID_STRIDE(e, numel) {
+    const NormElem el = norm_elem(geom, e);
+    const T* k = coef + el.g * 4;
+    const T gy = wd ? dy[e] * w[el.d] : dy[e] * k[3];
+    dx[e] = k[0] * gy + k[1] * x[e] + k[2];
+  }
+}
+
+// Chunks per group for the split path; 1 means one block per group (the kernels above).
+int64_t norm_chunks(const NormGeom& geom) {
+  const int64_t groups = geom.groups(), n = geom.count();
+  if (groups == 0 || groups > 65535) return 1;
+  const int64_t by_size = (n + kChunkElems - 1) / kChunkElems;
+  const int64_t by_blocks = (kSplitTargetBlocks + groups - 1) / groups;
+  return std::max<int64_t>(1, std::min(by_size, by_blocks));
+}
+
 template <typename T>
 T* ptr_or_null(const Tensor& t) {
   return t.defined() ? t.data<T>() : nullptr;
@@ -144,27 +287,79 @@ void norm_forward_cuda(const Tensor& x, const NormGeom& geom, const Tensor& weig
                        const Tensor& bias, double eps, bool compute_stats, const Tensor& mean,
                        const Tensor& invstd, const Tensor& var, const Tensor& y) {
   if (geom.groups() == 0) return;
+  const char* op = "norm forward (batch_norm / instance_norm / layer_norm)";
+  const int64_t chunks = compute_stats ? norm_chunks(geom) : 1;
   dispatch_floating(x.dtype(), "norm_forward_cuda", [&](auto tag) {
     using T = decltype(tag);
-    norm_forward_kernel<T><<<norm_grid(geom), kNormThreads>>>(
-        geom, x.data<T>(), ptr_or_null<T>(weight), ptr_or_null<T>(bias), static_cast<T>(eps),
-        compute_stats, mean.data<T>(), invstd.data<T>(), ptr_or_null<T>(var), y.data<T>());
+    const T* w = ptr_or_null<T>(weight);
+    const T* b = ptr_or_null<T>(bias);
+    if (compute_stats && chunks == 1) {
+      norm_forward_kernel<T><<<norm_grid(geom), kNormThreads>>>(
+          geom, x.data<T>(), w, b, static_cast<T>(eps), true, mean.data<T>(), invstd.data<T>(),
+          ptr_or_null<T>(var), y.data<T>());
+      CVG_CUDA_CHECK_LAUNCH(op);
+      return;
+    }
+    if (compute_stats) {
+      const int64_t len = (geom.count() + chunks - 1) / chunks;
+      const Tensor partial = Tensor::empty({geom.groups(), chunks}, x.options());
+      const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(geom.groups()));
+      T* pp = partial.data<T>();
+      norm_partial_kernel<T><<<grid, kNormThreads>>>(geom, chunks, len, x.data<T>(), nullptr,
+                                                      nullptr, nullptr, pp, nullptr);
+      CVG_CUDA_CHECK_LAUNCH(op);
+      norm_mean_kernel<T><<<grid_blocks(geom.groups()), kBlockThreads>>>(geom, chunks, pp,
+                                                                          mean.data<T>());
+      CVG_CUDA_CHECK_LAUNCH(op);
+      norm_partial_kernel<T><<<grid, kNormThreads>>>(geom, chunks, len, x.data<T>(),
+                                                      mean.data<T>(), nullptr, nullptr, pp, nullptr);
+      CVG_CUDA_CHECK_LAUNCH(op);
+      norm_var_kernel<T><<<grid_blocks(geom.groups()), kBlockThreads>>>(
+          geom, chunks, pp, static_cast<T>(eps), invstd.data<T>(), ptr_or_null<T>(var));
+      CVG_CUDA_CHECK_LAUNCH(op);
+    }
+    const int64_t numel = x.numel();
+    norm_apply_kernel<T><<<grid_blocks(numel), kBlockThreads>>>(
+        geom, numel, x.data<T>(), w, b, mean.data<T>(), invstd.data<T>(), y.data<T>());
+    CVG_CUDA_CHECK_LAUNCH(op);
   });
-  CVG_CUDA_CHECK_LAUNCH("norm forward (batch_norm / instance_norm / layer_norm)");
 }
 
 void norm_backward_cuda(const Tensor& dy, const Tensor& x, const NormGeom& geom,
                         const Tensor& mean, const Tensor& invstd, const Tensor& weight,
                         const Tensor& dx, const Tensor& sum_dy, const Tensor& sum_dy_xhat) {
   if (geom.groups() == 0) return;
+  const char* op = "norm backward (batch_norm / instance_norm / layer_norm)";
+  const int64_t chunks = norm_chunks(geom);
   dispatch_floating(x.dtype(), "norm_backward_cuda", [&](auto tag) {
     using T = decltype(tag);
-    norm_backward_kernel<T><<<norm_grid(geom), kNormThreads>>>(
-        geom, dy.data<T>(), x.data<T>(), mean.data<T>(), invstd.data<T>(),
-        ptr_or_null<T>(weight), ptr_or_null<T>(dx), ptr_or_null<T>(sum_dy),
-        ptr_or_null<T>(sum_dy_xhat));
+    const T* w = ptr_or_null<T>(weight);
+    if (chunks == 1) {
+      norm_backward_kernel<T><<<norm_grid(geom), kNormThreads>>>(
+          geom, dy.data<T>(), x.data<T>(), mean.data<T>(), invstd.data<T>(), w,
+          ptr_or_null<T>(dx), ptr_or_null<T>(sum_dy), ptr_or_null<T>(sum_dy_xhat));
+      CVG_CUDA_CHECK_LAUNCH(op);
+      return;
+    }
+    const int64_t len = (geom.count() + chunks - 1) / chunks;
+    const Tensor partial = Tensor::empty({2, geom.groups(), chunks}, x.options());
+    const Tensor coef = Tensor::empty({geom.groups(), 4}, x.options());
+    T* p1 = partial.data<T>();
+    T* p2 = p1 + geom.groups() * chunks;
+    const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(geom.groups()));
+    norm_partial_kernel<T><<<grid, kNormThreads>>>(geom, chunks, len, x.data<T>(), mean.data<T>(),
+                                                    dy.data<T>(), w, p1, p2);
+    CVG_CUDA_CHECK_LAUNCH(op);
+    norm_backward_coef_kernel<T><<<grid_blocks(geom.groups()), kBlockThreads>>>(
+        geom, chunks, p1, p2, mean.data<T>(), invstd.data<T>(), w, ptr_or_null<T>(sum_dy),
+        ptr_or_null<T>(sum_dy_xhat), coef.data<T>());
+    CVG_CUDA_CHECK_LAUNCH(op);
+    if (!dx.defined()) return;
+    const int64_t numel = x.numel();
+    norm_backward_apply_kernel<T><<<grid_blocks(numel), kBlockThreads>>>(
+        geom, numel, dy.data<T>(), x.data<T>(), w, coef.data<T>(), dx.data<T>());
+    CVG_CUDA_CHECK_LAUNCH(op);
   });
-  CVG_CUDA_CHECK_LAUNCH("norm backward (batch_norm / instance_norm / layer_norm)");
 }
 
 void norm_affine_grad_cuda(const Tensor& dy, const Tensor& x, const NormGeom& geom,

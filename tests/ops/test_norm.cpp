@@ -79,7 +79,13 @@ CVG_REGISTER_OP(OpSpec{
           {"no weight, no bias", {uniform64({4, 3, 5}, -2, 2, 13)}, Tensor(), true,
            [](const TensorList& xs) {
              return batch_norm(xs[0], Tensor(), Tensor(), Tensor(), Tensor(), true);
-           }}};
+           }},
+          // 4,608 elements per channel: the CUDA kernels' split path (several blocks per
+          // group, kernels/norm_cuda.cu); too large for a finite-difference gradcheck, so it is
+          // checked against the float64 CPU forward and backward by the [cuda] column.
+          {"3 channels of 2 x 48 x 48 (CUDA split path)",
+           {uniform64({2, 3, 48, 48}, -2, 2, 14), uniform64({3}, 0.5, 2, 15), uniform64({3}, -1, 1, 16)},
+           Tensor(), false, nullptr}};
     }});
 
 CVG_REGISTER_OP(OpSpec{
@@ -186,7 +192,13 @@ CVG_REGISTER_OP(OpSpec{
           {"whole tensor (normalized_shape = shape), transposed", 
            {uniform64({3, 4}, -2, 2, 55), uniform64({4, 3}, 0.5, 2, 56), uniform64({4, 3}, -1, 1, 57)},
            Tensor(), true,
-           [](const TensorList& xs) { return layer_norm(transpose(xs[0], 0, 1), {4, 3}, xs[1], xs[2]); }}};
+           [](const TensorList& xs) { return layer_norm(transpose(xs[0], 0, 1), {4, 3}, xs[1], xs[2]); }},
+          // Two rows of 4,800 elements: the CUDA split path (see batch_norm above).
+          {"2 rows of 3 x 40 x 40 (CUDA split path)",
+           {uniform64({2, 3, 40, 40}, -2, 2, 58), uniform64({3, 40, 40}, 0.5, 2, 59),
+            uniform64({3, 40, 40}, -1, 1, 60)},
+           Tensor(), false,
+           [](const TensorList& xs) { return layer_norm(xs[0], {3, 40, 40}, xs[1], xs[2]); }}};
     }});
 
 // ---------------------------------------------------------------------------------------------
