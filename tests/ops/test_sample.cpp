@@ -6,6 +6,7 @@
 // folds), and plain test cases for identities, shifts, reference formulas and errors.
 #include <catch2/catch.hpp>
 
+#include <bit>
 #include <cmath>
 #include <limits>
 
@@ -558,6 +559,27 @@ TEMPLATE_TEST_CASE("grid_sample CPU: branch-free taps equal axis_taps", "[ops][s
   }
 }
 
+// grid_sample(x, grid) computed pixel by pixel with sample_pixel (sample_math.h: what the CUDA
+// kernel runs), the reference of the CPU loops. grid: N x Ho x Wo x 2, contiguous.
+template <typename T>
+std::vector<T> sample_pixel_reference(const Tensor& x, const Tensor& grid, GridSampleMode mode,
+                                      GridPadding pad, bool align) {
+  const Shape& s = x.shape();
+  SampleGeometry g;
+  g.n = s[0]; g.c = s[1]; g.h = s[2]; g.w = s[3];
+  g.ho = grid.shape()[1]; g.wo = grid.shape()[2];
+  g.grid_stride[0] = g.ho * g.wo * 2; g.grid_stride[1] = g.wo * 2; g.grid_stride[2] = 2;
+  g.grid_stride[3] = 1;
+  g.x = normalized_axis(g.w, align);
+  g.y = normalized_axis(g.h, align);
+  g.mode = mode;
+  g.padding = pad;
+  std::vector<T> out(static_cast<size_t>(g.n * g.c * g.ho * g.wo));
+  for (int64_t l = 0; l < g.n * g.out_plane(); ++l)
+    sample_pixel(x.data<T>(), grid.data<T>(), g, l, out.data());
+  return out;
+}
+
 TEMPLATE_TEST_CASE("grid_sample CPU: blocked forward equals sample_pixel", "[ops][sample]", float,
                    double) {
   using T = TestType;
@@ -584,17 +606,7 @@ TEMPLATE_TEST_CASE("grid_sample CPU: blocked forward equals sample_pixel", "[ops
   for (GridSampleMode mode : {GridSampleMode::Bilinear, GridSampleMode::Nearest}) {
     for (GridPadding pad : {GridPadding::Zeros, GridPadding::Border, GridPadding::Reflection}) {
       for (bool align : {false, true}) {
-        SampleGeometry g;
-        g.n = N; g.c = C; g.h = H; g.w = W; g.ho = Ho; g.wo = Wo;
-        g.grid_stride[0] = Ho * Wo * 2; g.grid_stride[1] = Wo * 2; g.grid_stride[2] = 2;
-        g.grid_stride[3] = 1;
-        g.x = normalized_axis(W, align);
-        g.y = normalized_axis(H, align);
-        g.mode = mode;
-        g.padding = pad;
-        std::vector<T> want(static_cast<size_t>(N * C * Ho * Wo));
-        for (int64_t l = 0; l < N * Ho * Wo; ++l)
-          sample_pixel(x.data<T>(), grid.data<T>(), g, l, want.data());
+        const std::vector<T> want = sample_pixel_reference<T>(x, grid, mode, pad, align);
         const std::vector<T> got = grid_sample(x, grid, mode, pad, align).template to_vector<T>();
         REQUIRE(got.size() == want.size());
         int64_t differ = 0;
@@ -607,3 +619,60 @@ TEMPLATE_TEST_CASE("grid_sample CPU: blocked forward equals sample_pixel", "[ops
     }
   }
 }
+
+#ifdef _OPENMP
+// The float32 forward with Zeros padding has a path of its own (sample_cpu.cpp: the taps of a
+// block of 128 pixels in vectorised loops, 8 pixels per instruction with AVX2). It must give
+// sample_pixel's bits on every pixel: rows of Wo = 47 (not a multiple of the vector width),
+// images of 2867 pixels (not a multiple of the block), chunks of several threads that start
+// mid-image, and grid values that hit the special points: exact pixel centres (integers) and
+// exact halves (nearest's ties, which round to even), points on and beyond the edges, far away,
+// and non-finite. With H = 4 and W = 8 (align_corners false) px = 4 x + 3.5 and py = 2 y + 1.5,
+// so the grid values below are exact in float.
+TEST_CASE("grid_sample CPU: the float32 zeros path equals sample_pixel at 1 and 3 threads",
+          "[ops][sample][grid_sample]") {
+  const int64_t N = 2, C = 3, H = 4, W = 8, Ho = 61, Wo = 47;
+  manual_seed(11);
+  Tensor x = randn({N, C, H, W});
+  x.data<float>()[5] = -0.0f;  // nearest reads it as +0 (0 + v), as tap_sum does
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> specials = {
+      -0.875f, 0.125f, 1.125f,          // px = 0, 4, 8: pixel centres, the last beyond the edge
+      -0.75f, -0.25f, 0.0f, 0.25f,      // px = 0.5, 2.5, 3.5, 4.5 (ties: 0, 2, 4, 4)
+      -1.0f, 1.0f, -1.125f, 0.875f,     // px = -0.5, 7.5, -1, 7: the edges and just around
+      -1.25f, 1.25f, 3.0f, -3.0f,       // further out
+      1e30f, -1e30f, 1e38f, inf, -inf, std::numeric_limits<float>::quiet_NaN()};
+  const std::vector<float> noise = uniform64({N * Ho * Wo * 2}, -1.3, 1.3, 12, false)
+                                       .to(DType::float32)
+                                       .to_vector<float>();
+  std::vector<float> values(noise.size());
+  for (size_t i = 0; i < values.size(); ++i)
+    values[i] = i % 3 == 0 ? noise[i] : specials[(i * 7 + i / 5) % specials.size()];
+  const Tensor grid = from_vector<float>(values, {N, Ho, Wo, 2});
+  // The same grid as a strided view (x and y planes apart), read by the same path.
+  const Tensor strided =
+      permute(permute(grid, {0, 1, 3, 2}).contiguous(), {0, 1, 3, 2});
+  REQUIRE(!strided.is_contiguous());
+  for (GridSampleMode mode : {GridSampleMode::Bilinear, GridSampleMode::Nearest}) {
+    for (bool align : {false, true}) {
+      INFO("nearest " << (mode == GridSampleMode::Nearest) << " align " << align);
+      const std::vector<float> want =
+          sample_pixel_reference<float>(x, grid, mode, GridPadding::Zeros, align);
+      for (const Tensor& gr : {grid, strided}) {
+        const auto [one, three] = at_one_and_three_threads([&] {
+          return grid_sample(x, gr, mode, GridPadding::Zeros, align).to_vector<float>();
+        });
+        REQUIRE(one.size() == want.size());
+        int64_t differ_one = 0, differ_three = 0;
+        for (size_t i = 0; i < want.size(); ++i) {
+          const uint32_t bits = std::bit_cast<uint32_t>(want[i]);
+          differ_one += std::bit_cast<uint32_t>(one[i]) != bits;
+          differ_three += std::bit_cast<uint32_t>(three[i]) != bits;
+        }
+        CHECK(differ_one == 0);
+        CHECK(differ_three == 0);
+      }
+    }
+  }
+}
+#endif
