@@ -80,6 +80,41 @@ ColumnPlan plan_columns(const PoolGeometry& g) {
   return c;
 }
 
+// Outputs [lead, full) of one output row of a pool whose column windows are 2 wide at stride 2,
+// undilated and wholly inside the input (column c = 2 ow - pad), and whose row window is the
+// two whole input rows top, top + 1. The result is max_pool_at's: the first maximum in the
+// row-major order a b / e f of the window, a NaN beating every number and the first NaN
+// winning. max_pool_beats is a strict total preorder (NaN above every number, equal numbers
+// tied), and the first maximum of a sequence is the first maximum of its halves' first maxima
+// with the left one kept on a tie, so the pairs (a, b) and (e, f) are settled independently
+// and then against each other. Without the loop-carried running maximum of the sequential
+// scan, and with the switch built from 32-bit offsets, the loop is branch-free selects over
+// lanes of the same width, which the compiler vectorises (it was a chain of unpredictable
+// branches on random data).
+template <typename T>
+void max_pool_2x2s2_row(const T* plane, int64_t top, int64_t iw_n, int64_t pad, int64_t lead,
+                        int64_t full, T* v, int32_t* sw) {
+  const T* r0 = plane + top * iw_n;
+  const T* r1 = r0 + iw_n;
+  // Plane-local indices fit int32 (checked by the op: H * W < 2^31).
+  const int32_t base = static_cast<int32_t>(top * iw_n - pad), w32 = static_cast<int32_t>(iw_n);
+  const int32_t n = static_cast<int32_t>(full - lead);
+  r0 += 2 * lead - pad;
+  r1 += 2 * lead - pad;
+  v += lead;
+  sw += lead;
+  const int32_t first = base + 2 * static_cast<int32_t>(lead);
+  for (int32_t j = 0; j < n; ++j) {
+    const T a = r0[2 * j], b = r0[2 * j + 1], e = r1[2 * j], f = r1[2 * j + 1];
+    const bool tb = max_pool_beats(b, a), tf = max_pool_beats(f, e);
+    const T upper = tb ? b : a, lower = tf ? f : e;
+    const int32_t i_upper = tb ? 1 : 0, i_lower = tf ? w32 + 1 : w32;
+    const bool tl = max_pool_beats(lower, upper);
+    v[j] = tl ? lower : upper;
+    sw[j] = first + 2 * j + (tl ? i_lower : i_upper);
+  }
+}
+
 }  // namespace
 
 void max_pool2d_cpu(const Tensor& x, const PoolGeometry& g, const Tensor& values,
@@ -92,6 +127,9 @@ void max_pool2d_cpu(const Tensor& x, const PoolGeometry& g, const Tensor& values
     const int64_t ow_n = g.w.out, oh_n = g.h.out, ip = g.in_plane();
     const int64_t iw_n = g.w.in;
     const ColumnPlan cols = plan_columns(g);
+    // Column windows 2 wide at stride 2 (the common 2 x 2 pool): rows whose window has two
+    // whole input rows take max_pool_2x2s2_row.
+    const bool pair_rows = !g.adaptive && g.w.k == 2 && g.w.s == 2 && g.w.d == 1;
     // Whole output rows per index: the plane and the row cost two divisions per row instead of
     // per output (with 2 x 2 windows those divisions cost as much as the four loads).
     parallel_for(g.planes * oh_n, std::max<int64_t>(1, kGrain / std::max<int64_t>(ow_n, 1)),
@@ -102,9 +140,12 @@ void max_pool2d_cpu(const Tensor& x, const PoolGeometry& g, const Tensor& values
         T* v = pv + r * ow_n;
         int32_t* sw = ps + r * ow_n;
         for (int64_t ow = 0; ow < cols.lead; ++ow) max_pool_at(plane, g, oh, ow, v + ow, sw + ow);
+        const PoolTaps th = pool_taps(g.h, oh, g.adaptive);
+        if (pair_rows && th.end - th.begin == 2 && th.step == 1) {
+          max_pool_2x2s2_row(plane, th.begin, iw_n, g.w.p, cols.lead, cols.full, v, sw);
+        } else {
         // 2-wide windows wholly inside: max_pool_at's scan (same taps, same order, same rule),
         // with the column window known and the updates as selects rather than branches.
-        const PoolTaps th = pool_taps(g.h, oh, g.adaptive);
         for (int64_t ow = cols.lead; ow < cols.full; ++ow) {
           const int64_t c = cols.taps[ow].begin;
           int64_t best_i = th.begin * iw_n + c;
@@ -121,6 +162,7 @@ void max_pool2d_cpu(const Tensor& x, const PoolGeometry& g, const Tensor& values
           }
           v[ow] = best;
           sw[ow] = static_cast<int32_t>(best_i);
+        }
         }
         for (int64_t ow = cols.full; ow < ow_n; ++ow)
           max_pool_at(plane, g, oh, ow, v + ow, sw + ow);
