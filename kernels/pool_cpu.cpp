@@ -115,6 +115,57 @@ void max_pool_2x2s2_row(const T* plane, int64_t top, int64_t iw_n, int64_t pad, 
   }
 }
 
+// Input row ih of the gradient of a max pool whose column windows are 2 wide at stride 2 and
+// whose row windows are undilated: max_pool_grad_at's gather, written as one streaming pass
+// over the row (no zero fill followed by scattered additions). The output rows covering ih
+// are exactly pool_covering's span (no dilation), and each column of the fast range
+// [2 lead - pad, 2 full - pad) lies in exactly one column window, ow = (c + pad) / 2, so the
+// gather is a sum over the covering rows, in increasing output order as in max_pool_grad_at,
+// of grad_out where the switch names the column and +0 elsewhere. Adding +0 leaves every sum
+// unchanged (it starts at +0, so it is never -0, the one value +0 would change), so the bits
+// are the reference's; the selects (in the forms GCC if-converts) keep the loops branch-free
+// and vectorised. The few
+// columns outside the fast range (padding, ceil_mode, an odd last column) run the reference.
+template <typename T>
+void max_pool_grad_pairs_row(const T* go, const int32_t* sw, const PoolGeometry& g,
+                             int64_t lead, int64_t full, int64_t ih, T* row) {
+  const int64_t iw_n = g.w.in, ow_n = g.w.out, pad = g.w.p;
+  const PoolSpan span = pool_covering(g.h, ih, false);
+  const int64_t c0 = 2 * lead - pad, c1 = 2 * full - pad;
+  for (int64_t iw = 0; iw < c0; ++iw) row[iw] = max_pool_grad_at(go, sw, g, ih, iw);
+  for (int64_t iw = c1; iw < iw_n; ++iw) row[iw] = max_pool_grad_at(go, sw, g, ih, iw);
+  T* r = row + c0;
+  const int32_t n = static_cast<int32_t>(full - lead);
+  if (span.begin >= span.end) {
+    std::fill(r, r + 2 * n, T(0));
+    return;
+  }
+  // Plane-local indices fit int32 (checked by the op: H * W < 2^31).
+  const int32_t me = static_cast<int32_t>(ih * iw_n + c0);
+  for (int64_t oh = span.begin; oh < span.end; ++oh) {
+    const T* gr = go + oh * ow_n + lead;
+    const int32_t* sr = sw + oh * ow_n + lead;
+    if (oh == span.begin) {
+      for (int32_t j = 0; j < n; ++j) {
+        const int32_t s = sr[j] - (me + 2 * j);
+        const T v = T(0) + gr[j], zero = T(0);
+        r[2 * j] = s == 0 ? v : zero;
+        r[2 * j + 1] = s == 1 ? v : zero;
+      }
+    } else {
+      for (int32_t j = 0; j < n; ++j) {
+        const int32_t s = sr[j] - (me + 2 * j);
+        const T v = gr[j];
+        T a = T(0), z = T(0);
+        if (s == 0) a = v;
+        if (s == 1) z = v;
+        r[2 * j] += a;
+        r[2 * j + 1] += z;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void max_pool2d_cpu(const Tensor& x, const PoolGeometry& g, const Tensor& values,
@@ -204,12 +255,19 @@ void max_pool2d_backward_cpu(const Tensor& grad_out, const Tensor& switches,
       return inside(th, ih) && inside(tw, idx - ih * iw_n);
     };
     const ColumnPlan cols = plan_columns(g);
+    // 2-wide column windows at stride 2 and undilated rows: the gather row by row (below).
+    const bool pair_cols = !g.adaptive && g.w.k == 2 && g.w.s == 2 && g.w.d == 1 && g.h.d == 1;
     parallel_for(g.planes, std::max<int64_t>(1, kGrain / std::max<int64_t>(ip, 1)),
                  [&](int64_t b, int64_t e) {
       for (int64_t plane = b; plane < e; ++plane) {
         T* gi = pi + plane * ip;
         const T* go = pg + plane * op;
         const int32_t* sw = ps + plane * op;
+        if (pair_cols) {
+          for (int64_t ih = 0; ih < g.h.in; ++ih)
+            max_pool_grad_pairs_row(go, sw, g, cols.lead, cols.full, ih, gi + ih * iw_n);
+          continue;
+        }
         std::fill(gi, gi + ip, T(0));
         for (int64_t oh = 0; oh < oh_n; ++oh) {
           const PoolTaps th = pool_taps(g.h, oh, g.adaptive);
