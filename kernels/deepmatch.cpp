@@ -553,27 +553,30 @@ Tensor dm_hinge_loss(const Tensor& q, const Tensor& gt, double sigma) {
   g.k = s[3];
   g.inv_two_sigma2 = 1.0 / (2.0 * sigma * sigma);
   const Tensor qc = dense(q), gtc = gt.to(DType::int32).contiguous();
-  Tensor per_point = Tensor::empty({s[0], s[1], s[2]}, q.options());
+  const Tensor terms = Tensor::empty(s, q.options());
   dispatch_floating(q.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
-    const DmHingePerPoint<T> f{qc.data<T>(), gtc.data<int32_t>(), g, per_point.data<T>()};
-    CVG_DM_RUN(op, dev, hinge_per_point, f, per_point.numel());
+    const DmHingeTerms<T> f{qc.data<T>(), gtc.data<int32_t>(), g, terms.data<T>()};
+    CVG_DM_RUN(op, dev, hinge_terms, f, terms.numel());
   });
+  Tensor per_point = sum(terms, {3, 4});
   // d per_point / d Q is a constant (+1 per active term, -count at the ground truth) almost
   // everywhere; the backward multiplies it with the incoming gradient, so it is differentiable
   // in that gradient and has zero second derivative in Q.
-  per_point = record(op, per_point, {q}, [qc, gtc, g, dev](const Tensor& gr, const Node&) {
+  per_point = record(op, per_point, {q}, [qc, gtc, terms, g, dev](const Tensor& gr, const Node&) {
+    const Tensor active_count = sum(cvg::gt(terms, zeros({}, terms.options())).to(terms.dtype()), {3, 4});
     Tensor coef = Tensor::empty(qc.shape(), qc.options());
     dispatch_floating(qc.dtype(), "dm_hinge_loss_backward", [&](auto tag) {
       using T = decltype(tag);
-      const DmHingeCoef<T> f{qc.data<T>(), gtc.data<int32_t>(), g, coef.data<T>()};
+      const DmHingeCoef<T> f{qc.data<T>(), gtc.data<int32_t>(), terms.data<T>(),
+                             active_count.data<T>(), g, coef.data<T>()};
       CVG_DM_RUN("dm_hinge_loss_backward", dev, hinge_coef, f, coef.numel());
     });
     const Shape& s = qc.shape();
     return TensorList{mul(coef, reshape(gr, {s[0], s[1], s[2], 1, 1}))};
   });
-  const double terms = static_cast<double>(q.numel());
-  return trace.result(terms > 0 ? div(sum(per_point), terms) : sum(per_point));
+  const double count = static_cast<double>(q.numel());
+  return trace.result(count > 0 ? div(sum(per_point), count) : sum(per_point));
 }
 
 // ---- the U-network -------------------------------------------------------------------------

@@ -9,7 +9,8 @@ namespace cvg {
 namespace {
 
 // Elements per chunk: each costs from a handful of loads (power, gathers) to a K^2 loop (the
-// loss at its ground truth), so chunks stay small enough to balance two threads.
+// reference-descriptor gradient of the correlation), so chunks stay small enough to balance two
+// threads.
 constexpr int64_t kGrain = 2048;
 
 template <typename F>

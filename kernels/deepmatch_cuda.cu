@@ -10,8 +10,8 @@
 //   pool_*, unpool_*  one thread per fine or coarse score, <= 9 or <= 4 candidates.
 //   agg_*, disagg_*   one thread per score, 4 corners.
 //   power_forward     elementwise exp(nu ln A).
-//   hinge_per_point   one thread per reference point, a K^2 loop; hinge_coef one per score
-//                     (the thread at the ground truth counts the active terms).
+//   hinge_terms       one thread per score; hinge_coef one per score (the active-term counts
+//                     per point come from a sum over the terms).
 #include <cuda_runtime.h>
 
 #include "core/cuda_launch.cuh"

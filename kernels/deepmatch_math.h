@@ -470,44 +470,39 @@ CVG_HD int64_t dm_hinge_gt(const T* plane, const int32_t* gt, const DmHingeGeom&
   return plane[gy * g.k + gx] > dm_neg_inf<T>() ? gy * g.k + gx : -1;
 }
 
-// Loss of each reference point (sum over q, in increasing q).
+// The hinge term of every score (0 for a point that does not take part): one thread per score,
+// so the GPU runs all N H W K^2 terms in parallel (a loop over K^2 per point left most of it
+// idle: 17.5 ms for 1024 points at K = 161 on an H100). The per-point losses are their sums.
 template <typename T>
-struct DmHingePerPoint {
+struct DmHingeTerms {
   const T* q;
   const int32_t* gt;
   DmHingeGeom g;
-  T* out;  // points
-  CVG_HD void operator()(int64_t point) const {
-    const T* plane = q + point * g.k * g.k;
+  T* out;  // like q
+  CVG_HD void operator()(int64_t l) const {
+    const int64_t kk = g.k * g.k, point = l / kk;
+    const T* plane = q + point * kk;
     const int64_t t = dm_hinge_gt(plane, gt, g, point);
-    T acc = T(0);
-    if (t >= 0)
-      for (int64_t k = 0; k < g.k * g.k; ++k) acc += dm_hinge_term(plane, g, t / g.k, t % g.k, k);
-    out[point] = acc;
+    out[l] = t >= 0 ? dm_hinge_term(plane, g, t / g.k, t % g.k, l % kk) : T(0);
   }
 };
 
-// d loss(point) / d Q[point, q]: +1 for an active term's q, minus the number of active terms at
-// the ground truth (whose own term is 0, never active).
+// d loss(point) / d Q[point, q]: +1 for an active term's q (terms[l] > 0), minus the number of
+// active terms of the point at the ground truth (whose own term is 0, never active).
+// active_count: per point, the number of positive terms.
 template <typename T>
 struct DmHingeCoef {
   const T* q;
   const int32_t* gt;
+  const T* terms;
+  const T* active_count;
   DmHingeGeom g;
   T* out;
   CVG_HD void operator()(int64_t l) const {
     const int64_t kk = g.k * g.k, point = l / kk, k = l % kk;
-    const T* plane = q + point * kk;
-    const int64_t t = dm_hinge_gt(plane, gt, g, point);
+    const int64_t t = dm_hinge_gt(q + point * kk, gt, g, point);
     T c = T(0);
-    if (t >= 0) {
-      if (k == t) {
-        for (int64_t m = 0; m < kk; ++m)
-          if (dm_hinge_term(plane, g, t / g.k, t % g.k, m) > T(0)) c -= T(1);
-      } else if (dm_hinge_term(plane, g, t / g.k, t % g.k, k) > T(0)) {
-        c = T(1);
-      }
-    }
+    if (t >= 0) c = k == t ? -active_count[point] : (terms[l] > T(0) ? T(1) : T(0));
     out[l] = c;
   }
 };
