@@ -132,23 +132,26 @@ void sample_block(const TapBlock<T>& blk, const T* x, const SampleGeometry& g, T
 }
 
 
-// ---- grid_sample's forward, float32, Zeros padding: the taps of 8 pixels at a time ----------
+// ---- float32, Zeros padding, derivative order 0: the taps of 8 pixels at a time -------------
 //
-// The common case (the landmarks app warps RGB batches with it every step). With few channels
-// almost all of the time of the blocked path above is computing each pixel's taps, one pixel
-// at a time; the 4 C loads are cheap. This path computes the taps of a block of pixels in
-// structure-of-arrays form with one loop whose body has no branches, which the compiler
-// vectorises (8 pixels per instruction with AVX2, as PyTorch's CPU grid sampler does), and
-// then each channel gathers its taps with a second vectorised loop.
+// The common case (the landmarks app warps RGB batches with it every step, and trains through
+// it). With few channels almost all of the time of the general loops is computing each pixel's
+// taps, one pixel at a time, with branches that a random grid mispredicts; the 4 C loads are
+// cheap. These paths compute the taps of a block of pixels in structure-of-arrays form with
+// one loop whose body has no branches, which the compiler vectorises (8 pixels per instruction
+// with AVX2, as PyTorch's CPU grid sampler does), and then run the per-channel work over the
+// block: a vectorised gather (forward, grid gradient) or a branch-free scatter (input gradient).
 //
-// Same results as tap_sum (so as the blocked path and the CUDA kernel), bit for bit: the same
-// float operations per tap (p = g * scale + shift, floor, weights 1 - f and f, products
-// wy * wx, terms added in tap_sum's order onto +0, skipped taps as +0 through a mask) and the
-// same taps read. The coordinate is clamped to [-2, size + 1] as in axis_taps, written as
-// max / min so that it vectorises: a NaN ends at -2 as there, while +inf (and a finite g whose
-// p overflows) ends at size + 1 instead of -2; both read nothing, so the result is the same 0.
-// Offsets are int32 (what the gather instructions take): the path needs (H + 3) (W + 3) below
-// 2^31, which covers every image but the huge.
+// Same results as tap_sum / tap_scatter / grid_grad_pixel_at (so as the general loops and the
+// CUDA kernels), bit for bit: the same float operations per tap (p = g * scale + shift, floor,
+// weights 1 - f and f or -scale and +scale, products wy * wx, terms added in tap order onto
+// +0) and the same taps read. A skipped tap reads a stand-in address and its term becomes +0
+// through a mask; the sums it joins start at +0 and so are never -0, and s + (+0) == s for
+// every other s, NaN and inf included. The coordinate is clamped to [-2, size + 1] as in
+// axis_taps, written as max / min so that it vectorises: a NaN ends at -2 as there, while +inf
+// (and a finite g whose p overflows) ends at size + 1 instead of -2; both read nothing, so the
+// results are the same zeros. Offsets are int32: the paths need (H + 3) (W + 3) below 2^31,
+// which covers every image but the huge.
 struct ZerosAxis {
   float scale, shift, limit;
   int32_t size;
@@ -159,9 +162,10 @@ ZerosAxis zeros_axis(const SampleAxis& a) {
           static_cast<float>(a.size + 1), static_cast<int32_t>(a.size)};
 }
 
+template <typename T>
 bool zeros_fast_path_applies(const SampleGeometry& g) {
-  return g.padding == GridPadding::Zeros && g.order_x == 0 && g.order_y == 0 &&
-         (g.h + 3) * (g.w + 3) < (int64_t{1} << 31);
+  return std::is_same_v<T, float> && g.padding == GridPadding::Zeros && g.order_x == 0 &&
+         g.order_y == 0 && (g.h + 3) * (g.w + 3) < (int64_t{1} << 31);
 }
 
 // The pixel coordinate of grid value v, clamped to [-2, size + 1] ("p > lo ? p : lo" is the
@@ -183,18 +187,46 @@ inline int32_t inside_mask(int32_t i, int32_t size) {
   return -static_cast<int32_t>(static_cast<uint32_t>(i) < static_cast<uint32_t>(size));
 }
 
-// kTaps taps (4: bilinear, 1: nearest) of kSize pixels: tap k of pixel i reads plane[off[k][i]]
-// with weight w[k][i] where ok[k][i] is all ones; otherwise off is 0 (a valid address) and the
-// term is +0.
+// t where mask is all ones, +0 where it is 0.
+inline float masked(float t, int32_t mask) {
+  return std::bit_cast<float>(std::bit_cast<int32_t>(t) & mask);
+}
+
+// The taps of up to kSize consecutive output pixels of one image, kTaps per pixel (4: bilinear
+// in tap_sum's order (y0, x0), (y0, x1), (y1, x0), (y1, x1); 1: nearest). Tap k of pixel i
+// reads plane[off[k][i]] with weight w[k][i] where ok[k][i] is all ones; otherwise off is 0.
+// For the grid gradient, wdx and wdy are the weights differentiated along x and along y
+// (grid_grad_pixel_at's taps of orders (1, 0) and (0, 1)).
 template <int kTaps>
 struct ZerosBlock {
   static constexpr int kSize = 128;
+  int64_t n = 0, p0 = 0;  // image, and position of pixel 0 in the output plane
+  int count = 0;
   float gx[kSize], gy[kSize];
   int32_t off[kTaps][kSize];
   float w[kTaps][kSize];
   int32_t ok[kTaps][kSize];
+  float wdx[kTaps][kSize], wdy[kTaps][kSize];
 
-  void taps(int count, const ZerosAxis& ax, const ZerosAxis& ay) {
+  // Loads the grid values of output pixels l .. l + count - 1 (linear over N x Ho x Wo, all
+  // in one image), stepping (oy, ox) along the rows: any strides.
+  void load(const float* grid, const SampleGeometry& g, int64_t l, int cnt) {
+    const int64_t op = g.out_plane();
+    const int64_t* gs = g.grid_stride;
+    n = l / op;
+    p0 = l % op;
+    count = cnt;
+    int64_t oy = p0 / g.wo, ox = p0 % g.wo;
+    for (int i = 0; i < count; ++i) {
+      const float* gp = grid + n * gs[0] + oy * gs[1] + ox * gs[2];
+      gx[i] = gp[0];
+      gy[i] = gp[gs[3]];
+      if (++ox == g.wo) { ox = 0; ++oy; }
+    }
+  }
+
+  template <bool kDerivatives = false>
+  void taps(const ZerosAxis& ax, const ZerosAxis& ay) {
     const int32_t W = ax.size;
 #pragma omp simd
     for (int i = 0; i < count; ++i) {
@@ -212,6 +244,7 @@ struct ZerosBlock {
       } else {
         const float fx = px - static_cast<float>(ix), fy = py - static_cast<float>(iy);
         const float wx[2] = {1.0f - fx, fx}, wy[2] = {1.0f - fy, fy};
+        const float dwx[2] = {-ax.scale, ax.scale}, dwy[2] = {-ay.scale, ay.scale};
         const int32_t mx[2] = {inside_mask(ix, W), inside_mask(ix + 1, W)};
         const int32_t my[2] = {inside_mask(iy, ay.size), inside_mask(iy + 1, ay.size)};
         for (int j = 0; j < 2; ++j)
@@ -221,76 +254,153 @@ struct ZerosBlock {
             off[k][i] = ((iy + j) * W + ix + q) & m;
             w[k][i] = wy[j] * wx[q];
             ok[k][i] = m;
+            if constexpr (kDerivatives) {
+              wdx[k][i] = wy[j] * dwx[q];
+              wdy[k][i] = dwy[j] * wx[q];
+            }
           }
       }
     }
   }
 
   // out[i] = sum over the taps of pixel i, for one channel's plane.
-  void gather(const float* plane, int count, float* out) const {
+  void gather(const float* plane, float* out) const {
 #pragma omp simd
     for (int i = 0; i < count; ++i) {
       float s = 0.0f;
-      for (int k = 0; k < kTaps; ++k) {
-        const float t = w[k][i] * plane[off[k][i]];
-        s += std::bit_cast<float>(std::bit_cast<int32_t>(t) & ok[k][i]);
-      }
+      for (int k = 0; k < kTaps; ++k) s += masked(w[k][i] * plane[off[k][i]], ok[k][i]);
       out[i] = s;
     }
   }
+
+  // The grid gradient's sums for one channel: gx[i] += go[i] * (the sample with wdx), and the
+  // same for y (grid_grad_pixel_at's loop body).
+  void gather_derivatives(const float* plane, const float* go, float* sum_x, float* sum_y) const {
+#pragma omp simd
+    for (int i = 0; i < count; ++i) {
+      float sx = 0.0f, sy = 0.0f;
+      for (int k = 0; k < kTaps; ++k) {
+        const float v = plane[off[k][i]];
+        sx += masked(wdx[k][i] * v, ok[k][i]);
+        sy += masked(wdy[k][i] * v, ok[k][i]);
+      }
+      sum_x[i] += go[i] * sx;
+      sum_y[i] += go[i] * sy;
+    }
+  }
+
+  // plane[tap] += weight * go[i] for the taps of every pixel in increasing order (tap_scatter).
+  // Pixels write to the same elements, so this loop stays scalar.
+  void scatter(float* plane, const float* go) const {
+    for (int i = 0; i < count; ++i)
+      for (int k = 0; k < kTaps; ++k) plane[off[k][i]] += masked(w[k][i] * go[i], ok[k][i]);
+  }
 };
 
-// The forward for output pixels [b, e) (linear over N x Ho x Wo), in blocks that stay inside
-// one image: their outputs are then consecutive in every channel's plane.
+// What a kernel of this path reads and writes (the raw kernels' arguments).
+struct ZerosArgs {
+  const SampleGeometry* g;
+  const float* x;     // input (forward, grid gradient)
+  const float* grid;
+  const float* go;    // grad_out (input and grid gradients)
+  float* out;         // output, grad_in or grad_grid
+};
+
+// Forward for output pixels [b, e) (linear over N x Ho x Wo), in blocks inside one image:
+// their outputs are then consecutive in every channel's plane.
 template <int kTaps>
-void zeros_chunk(const float* x, const float* grid, const SampleGeometry& g, float* out,
-                 int64_t b, int64_t e) {
-  ZerosBlock<kTaps> blk;
+void zeros_forward(const ZerosArgs& a, int64_t b, int64_t e) {
+  const SampleGeometry& g = *a.g;
   const ZerosAxis ax = zeros_axis(g.x), ay = zeros_axis(g.y);
   const int64_t op = g.out_plane(), ip = g.in_plane();
-  const int64_t* gs = g.grid_stride;
-  for (int64_t l = b; l < e;) {
-    const int64_t n = l / op, p0 = l % op;
-    const int count = static_cast<int>(
-        std::min<int64_t>({ZerosBlock<kTaps>::kSize, e - l, op - p0}));
-    // The grid values of the block, stepping (oy, ox) along the rows (any strides).
-    int64_t oy = p0 / g.wo, ox = p0 % g.wo;
-    for (int i = 0; i < count; ++i) {
-      const float* gp = grid + n * gs[0] + oy * gs[1] + ox * gs[2];
-      blk.gx[i] = gp[0];
-      blk.gy[i] = gp[gs[3]];
-      if (++ox == g.wo) { ox = 0; ++oy; }
+  ZerosBlock<kTaps> blk;
+  for (int64_t l = b; l < e; l += blk.count) {
+    blk.load(a.grid, g, l, static_cast<int>(std::min<int64_t>({blk.kSize, e - l, op - l % op})));
+    blk.taps(ax, ay);
+    for (int64_t c = 0; c < g.c; ++c) {
+      const int64_t plane = blk.n * g.c + c;
+      blk.gather(a.x + plane * ip, a.out + plane * op + blk.p0);
     }
-    blk.taps(count, ax, ay);
-    for (int64_t c = 0; c < g.c; ++c)
-      blk.gather(x + (n * g.c + c) * ip, count, out + (n * g.c + c) * op + p0);
-    l += count;
   }
 }
 
-// The build targets baseline x86-64 (SSE2: 4 floats, no gather instruction). The same chunk is
-// compiled again for AVX2 (`flatten` inlines everything into that copy) and used when the CPU
-// has it. No FMA is enabled, and -std=c++20 does not contract, so both copies do the same
-// float operations: the same bits.
-using ZerosChunkFn = void (*)(const float*, const float*, const SampleGeometry&, float*, int64_t,
-                              int64_t);
+// Grid gradient (bilinear) for output pixels [b, e), blocked as the forward; grad_grid is
+// contiguous N x Ho x Wo x 2.
+template <int kTaps>
+void zeros_grid_grad(const ZerosArgs& a, int64_t b, int64_t e) {
+  const SampleGeometry& g = *a.g;
+  const ZerosAxis ax = zeros_axis(g.x), ay = zeros_axis(g.y);
+  const int64_t op = g.out_plane(), ip = g.in_plane();
+  ZerosBlock<kTaps> blk;
+  float sum_x[ZerosBlock<kTaps>::kSize], sum_y[ZerosBlock<kTaps>::kSize];
+  for (int64_t l = b; l < e; l += blk.count) {
+    blk.load(a.grid, g, l, static_cast<int>(std::min<int64_t>({blk.kSize, e - l, op - l % op})));
+    blk.template taps<true>(ax, ay);
+    std::fill_n(sum_x, blk.count, 0.0f);
+    std::fill_n(sum_y, blk.count, 0.0f);
+    for (int64_t c = 0; c < g.c; ++c) {
+      const int64_t plane = blk.n * g.c + c;
+      blk.gather_derivatives(a.x + plane * ip, a.go + plane * op + blk.p0, sum_x, sum_y);
+    }
+    float* gg = a.out + 2 * l;
+    for (int i = 0; i < blk.count; ++i) {
+      gg[2 * i] = sum_x[i];
+      gg[2 * i + 1] = sum_y[i];
+    }
+  }
+}
+
+// Input gradient for the (n, c) planes [b, e), already zeroed: as sample_adjoint_cpu, the
+// planes in runs that share n, each walking the image's output pixels in increasing order.
+template <int kTaps>
+void zeros_adjoint(const ZerosArgs& a, int64_t b, int64_t e) {
+  const SampleGeometry& g = *a.g;
+  const ZerosAxis ax = zeros_axis(g.x), ay = zeros_axis(g.y);
+  const int64_t op = g.out_plane(), ip = g.in_plane();
+  ZerosBlock<kTaps> blk;
+  for (int64_t run = b; run < e;) {
+    const int64_t n = run / g.c, run_end = std::min(e, (n + 1) * g.c);
+    for (int64_t p = 0; p < op; p += blk.count) {
+      blk.load(a.grid, g, n * op + p, static_cast<int>(std::min<int64_t>(blk.kSize, op - p)));
+      blk.taps(ax, ay);
+      for (int64_t plane = run; plane < run_end; ++plane)
+        blk.scatter(a.out + plane * ip, a.go + plane * op + p);
+    }
+    run = run_end;
+  }
+}
+
+enum class ZerosKernel { forward, grid_grad, adjoint };
+
+template <ZerosKernel K, int kTaps>
+void zeros_run(const ZerosArgs& a, int64_t b, int64_t e) {
+  if constexpr (K == ZerosKernel::forward) zeros_forward<kTaps>(a, b, e);
+  else if constexpr (K == ZerosKernel::grid_grad) zeros_grid_grad<kTaps>(a, b, e);
+  else zeros_adjoint<kTaps>(a, b, e);
+}
+
+// The build targets baseline x86-64 (SSE2: 4 floats). Each kernel is compiled again for AVX2
+// (`flatten` inlines everything into that copy) and that copy runs when the CPU has AVX2. No
+// FMA is enabled, and -std=c++20 does not contract, so both copies do the same float
+// operations: the same bits.
+using ZerosFn = void (*)(const ZerosArgs&, int64_t, int64_t);
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-template <int kTaps>
-__attribute__((target("avx2"), flatten)) void zeros_chunk_avx2(const float* x, const float* grid,
-                                                               const SampleGeometry& g,
-                                                               float* out, int64_t b, int64_t e) {
-  zeros_chunk<kTaps>(x, grid, g, out, b, e);
-}
-template <int kTaps>
-ZerosChunkFn pick_zeros_chunk() {
-  return __builtin_cpu_supports("avx2") ? &zeros_chunk_avx2<kTaps> : &zeros_chunk<kTaps>;
-}
-#else
-template <int kTaps>
-ZerosChunkFn pick_zeros_chunk() {
-  return &zeros_chunk<kTaps>;
+template <ZerosKernel K, int kTaps>
+__attribute__((target("avx2"), flatten)) void zeros_run_avx2(const ZerosArgs& a, int64_t b,
+                                                             int64_t e) {
+  zeros_run<K, kTaps>(a, b, e);
 }
 #endif
+
+// The kernel K for g's mode (nearest: one tap).
+template <ZerosKernel K>
+ZerosFn pick_zeros(const SampleGeometry& g) {
+  const bool nearest = g.mode == GridSampleMode::Nearest;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  if (__builtin_cpu_supports("avx2")) return nearest ? &zeros_run_avx2<K, 1> : &zeros_run_avx2<K, 4>;
+#endif
+  return nearest ? &zeros_run<K, 1> : &zeros_run<K, 4>;
+}
 
 }  // namespace
 
@@ -301,11 +411,11 @@ void sample_cpu(const Tensor& x, const Tensor& grid, const SampleGeometry& g, co
     const T* pg = grid.data<T>();
     T* po = out.data<T>();
     if constexpr (std::is_same_v<T, float>) {
-      if (zeros_fast_path_applies(g)) {
-        const ZerosChunkFn chunk = g.mode == GridSampleMode::Nearest ? pick_zeros_chunk<1>()
-                                                                     : pick_zeros_chunk<4>();
+      if (zeros_fast_path_applies<T>(g)) {
+        const ZerosFn run = pick_zeros<ZerosKernel::forward>(g);
+        const ZerosArgs args{&g, px, pg, nullptr, po};
         parallel_for(g.n * g.out_plane(), pixel_grain(g.c),
-                     [&](int64_t b, int64_t e) { chunk(px, pg, g, po, b, e); });
+                     [&](int64_t b, int64_t e) { run(args, b, e); });
         return;
       }
     }
@@ -330,6 +440,15 @@ void sample_grid_grad_cpu(const Tensor& grad_out, const Tensor& x, const Tensor&
     const T* px = x.data<T>();
     const T* pg = grid.data<T>();
     T* pgg = grad_grid.data<T>();
+    if constexpr (std::is_same_v<T, float>) {
+      if (zeros_fast_path_applies<T>(g) && g.mode == GridSampleMode::Bilinear) {
+        const ZerosFn run = pick_zeros<ZerosKernel::grid_grad>(g);
+        const ZerosArgs args{&g, px, pg, pgo, pgg};
+        parallel_for(g.n * g.out_plane(), pixel_grain(g.c),
+                     [&](int64_t b, int64_t e) { run(args, b, e); });
+        return;
+      }
+    }
     parallel_for(g.n * g.out_plane(), pixel_grain(g.c), [&](int64_t b, int64_t e) {
       for_pixels(g, b, e, [&](int64_t n, int64_t oy, int64_t ox) {
         grid_grad_pixel_at(pgo, px, pg, g, n, oy, ox, pgg);
@@ -347,8 +466,13 @@ void sample_adjoint_cpu(const Tensor& grad_out, const Tensor& grid, const Sample
     T* pgi = grad_in.data<T>();
     const int64_t op = g.out_plane(), ip = g.in_plane();
     const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, op));
+    ZerosFn fast = nullptr;
+    if constexpr (std::is_same_v<T, float>)
+      if (zeros_fast_path_applies<T>(g)) fast = pick_zeros<ZerosKernel::adjoint>(g);
     parallel_for(g.n * g.c, grain, [&](int64_t b, int64_t e) {
       std::memset(pgi + b * ip, 0, sizeof(T) * static_cast<size_t>((e - b) * ip));
+      if constexpr (std::is_same_v<T, float>)
+        if (fast) return fast(ZerosArgs{&g, nullptr, pg, pgo, pgi}, b, e);
       // The planes [b, e) in runs that share a batch index n, so each output pixel's taps are
       // computed once per run rather than once per channel.
       for (int64_t run = b; run < e;) {

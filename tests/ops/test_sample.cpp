@@ -559,14 +559,12 @@ TEMPLATE_TEST_CASE("grid_sample CPU: branch-free taps equal axis_taps", "[ops][s
   }
 }
 
-// grid_sample(x, grid) computed pixel by pixel with sample_pixel (sample_math.h: what the CUDA
-// kernel runs), the reference of the CPU loops. grid: N x Ho x Wo x 2, contiguous.
-template <typename T>
-std::vector<T> sample_pixel_reference(const Tensor& x, const Tensor& grid, GridSampleMode mode,
-                                      GridPadding pad, bool align) {
-  const Shape& s = x.shape();
+// The geometry of grid_sample(x, grid) (kernels/sample.cpp's make_geometry) for an input of
+// shape `in` and a contiguous grid, to run the per-pixel code of sample_math.h as a reference.
+SampleGeometry reference_geometry(const Shape& in, const Tensor& grid, GridSampleMode mode,
+                                  GridPadding pad, bool align) {
   SampleGeometry g;
-  g.n = s[0]; g.c = s[1]; g.h = s[2]; g.w = s[3];
+  g.n = in[0]; g.c = in[1]; g.h = in[2]; g.w = in[3];
   g.ho = grid.shape()[1]; g.wo = grid.shape()[2];
   g.grid_stride[0] = g.ho * g.wo * 2; g.grid_stride[1] = g.wo * 2; g.grid_stride[2] = 2;
   g.grid_stride[3] = 1;
@@ -574,6 +572,15 @@ std::vector<T> sample_pixel_reference(const Tensor& x, const Tensor& grid, GridS
   g.y = normalized_axis(g.h, align);
   g.mode = mode;
   g.padding = pad;
+  return g;
+}
+
+// grid_sample(x, grid) computed pixel by pixel with sample_pixel (sample_math.h: what the CUDA
+// kernel runs), the reference of the CPU loops. grid: N x Ho x Wo x 2, contiguous.
+template <typename T>
+std::vector<T> sample_pixel_reference(const Tensor& x, const Tensor& grid, GridSampleMode mode,
+                                      GridPadding pad, bool align) {
+  const SampleGeometry g = reference_geometry(x.shape(), grid, mode, pad, align);
   std::vector<T> out(static_cast<size_t>(g.n * g.c * g.ho * g.wo));
   for (int64_t l = 0; l < g.n * g.out_plane(); ++l)
     sample_pixel(x.data<T>(), grid.data<T>(), g, l, out.data());
@@ -621,20 +628,26 @@ TEMPLATE_TEST_CASE("grid_sample CPU: blocked forward equals sample_pixel", "[ops
 }
 
 #ifdef _OPENMP
-// The float32 forward with Zeros padding has a path of its own (sample_cpu.cpp: the taps of a
-// block of 128 pixels in vectorised loops, 8 pixels per instruction with AVX2). It must give
-// sample_pixel's bits on every pixel: rows of Wo = 47 (not a multiple of the vector width),
+// The float32 kernels with Zeros padding have paths of their own (sample_cpu.cpp: the taps of
+// blocks of 128 pixels in vectorised loops, 8 pixels per instruction with AVX2). They must give
+// the per-pixel code's bits everywhere: rows of Wo = 47 (not a multiple of the vector width),
 // images of 2867 pixels (not a multiple of the block), chunks of several threads that start
-// mid-image, and grid values that hit the special points: exact pixel centres (integers) and
-// exact halves (nearest's ties, which round to even), points on and beyond the edges, far away,
-// and non-finite. With H = 4 and W = 8 (align_corners false) px = 4 x + 3.5 and py = 2 y + 1.5,
-// so the grid values below are exact in float.
-TEST_CASE("grid_sample CPU: the float32 zeros path equals sample_pixel at 1 and 3 threads",
-          "[ops][sample][grid_sample]") {
-  const int64_t N = 2, C = 3, H = 4, W = 8, Ho = 61, Wo = 47;
+// mid-image (pixels) or mid-batch-entry (the input gradient's planes: 9 planes of 3 channels in
+// chunks of 5), and grid values that hit the special points: exact pixel centres (integers)
+// and exact halves (nearest's ties, which round to even), points on and beyond the edges, far
+// away, and non-finite. With H = 4 and W = 8 (align_corners false) px = 4 x + 3.5 and
+// py = 2 y + 1.5, so the grid values below are exact in float.
+struct ZerosPathInputs {
+  Tensor x, grid, go;
+};
+
+ZerosPathInputs zeros_path_inputs() {
+  const int64_t N = 3, C = 3, H = 4, W = 8, Ho = 61, Wo = 47;
   manual_seed(11);
-  Tensor x = randn({N, C, H, W});
-  x.data<float>()[5] = -0.0f;  // nearest reads it as +0 (0 + v), as tap_sum does
+  ZerosPathInputs in;
+  in.x = randn({N, C, H, W});
+  in.x.data<float>()[5] = -0.0f;  // nearest reads it as +0 (0 + v), as tap_sum does
+  in.go = randn({N, C, Ho, Wo});
   const float inf = std::numeric_limits<float>::infinity();
   const std::vector<float> specials = {
       -0.875f, 0.125f, 1.125f,          // px = 0, 4, 8: pixel centres, the last beyond the edge
@@ -648,29 +661,84 @@ TEST_CASE("grid_sample CPU: the float32 zeros path equals sample_pixel at 1 and 
   std::vector<float> values(noise.size());
   for (size_t i = 0; i < values.size(); ++i)
     values[i] = i % 3 == 0 ? noise[i] : specials[(i * 7 + i / 5) % specials.size()];
-  const Tensor grid = from_vector<float>(values, {N, Ho, Wo, 2});
-  // The same grid as a strided view (x and y planes apart), read by the same path.
-  const Tensor strided =
-      permute(permute(grid, {0, 1, 3, 2}).contiguous(), {0, 1, 3, 2});
-  REQUIRE(!strided.is_contiguous());
+  in.grid = from_vector<float>(values, {N, Ho, Wo, 2});
+  return in;
+}
+
+// The same grid as a strided view (x and y planes apart), which the same paths read.
+Tensor strided_copy(const Tensor& grid) {
+  const Tensor s = permute(permute(grid, {0, 1, 3, 2}).contiguous(), {0, 1, 3, 2});
+  REQUIRE(!s.is_contiguous());
+  return s;
+}
+
+// How many elements of got differ from want in their bits.
+int64_t bit_differences(const std::vector<float>& got, const std::vector<float>& want) {
+  REQUIRE(got.size() == want.size());
+  int64_t d = 0;
+  for (size_t i = 0; i < want.size(); ++i)
+    d += std::bit_cast<uint32_t>(got[i]) != std::bit_cast<uint32_t>(want[i]);
+  return d;
+}
+
+TEST_CASE("grid_sample CPU: the float32 zeros path equals sample_pixel at 1 and 3 threads",
+          "[ops][sample][grid_sample]") {
+  const ZerosPathInputs in = zeros_path_inputs();
   for (GridSampleMode mode : {GridSampleMode::Bilinear, GridSampleMode::Nearest}) {
     for (bool align : {false, true}) {
       INFO("nearest " << (mode == GridSampleMode::Nearest) << " align " << align);
       const std::vector<float> want =
-          sample_pixel_reference<float>(x, grid, mode, GridPadding::Zeros, align);
-      for (const Tensor& gr : {grid, strided}) {
+          sample_pixel_reference<float>(in.x, in.grid, mode, GridPadding::Zeros, align);
+      for (const Tensor& gr : {in.grid, strided_copy(in.grid)}) {
         const auto [one, three] = at_one_and_three_threads([&] {
-          return grid_sample(x, gr, mode, GridPadding::Zeros, align).to_vector<float>();
+          return grid_sample(in.x, gr, mode, GridPadding::Zeros, align).to_vector<float>();
         });
-        REQUIRE(one.size() == want.size());
-        int64_t differ_one = 0, differ_three = 0;
-        for (size_t i = 0; i < want.size(); ++i) {
-          const uint32_t bits = std::bit_cast<uint32_t>(want[i]);
-          differ_one += std::bit_cast<uint32_t>(one[i]) != bits;
-          differ_three += std::bit_cast<uint32_t>(three[i]) != bits;
+        CHECK(bit_differences(one, want) == 0);
+        CHECK(bit_differences(three, want) == 0);
+      }
+    }
+  }
+}
+
+TEST_CASE("grid_sample CPU: the float32 zeros gradients equal the per-pixel code at 1 and 3 "
+          "threads", "[ops][sample][grid_sample]") {
+  const ZerosPathInputs in = zeros_path_inputs();
+  const Shape& xs = in.x.shape();
+  const float* go = in.go.data<float>();
+  for (GridSampleMode mode : {GridSampleMode::Bilinear, GridSampleMode::Nearest}) {
+    for (bool align : {false, true}) {
+      INFO("nearest " << (mode == GridSampleMode::Nearest) << " align " << align);
+      const SampleGeometry g = reference_geometry(xs, in.grid, mode, GridPadding::Zeros, align);
+      const int64_t op = g.out_plane(), ip = g.in_plane();
+      // Input gradient: tap_scatter of every output pixel in increasing order, per plane.
+      std::vector<float> want_input(static_cast<size_t>(g.n * g.c * ip), 0.0f);
+      for (int64_t n = 0; n < g.n; ++n)
+        for (int64_t p = 0; p < op; ++p) {
+          AxisTaps<float> tx, ty;
+          pixel_taps(in.grid.data<float>(), g, n, p / g.wo, p % g.wo, 0, 0, &tx, &ty);
+          for (int64_t c = 0; c < g.c; ++c)
+            tap_scatter(want_input.data() + (n * g.c + c) * ip, g.w, tx, ty,
+                        go[(n * g.c + c) * op + p]);
         }
-        CHECK(differ_one == 0);
-        CHECK(differ_three == 0);
+      // Grid gradient (bilinear; nearest's is zero without a kernel).
+      std::vector<float> want_grid(static_cast<size_t>(g.n * op * 2));
+      for (int64_t l = 0; l < g.n * op; ++l)
+        grid_grad_pixel(go, in.x.data<float>(), in.grid.data<float>(), g, l, want_grid.data());
+      for (const Tensor& gr : {in.grid, strided_copy(in.grid)}) {
+        const auto [one, three] = at_one_and_three_threads([&] {
+          return grid_sample_backward_input(in.go, gr, xs, mode, GridPadding::Zeros, align)
+              .to_vector<float>();
+        });
+        CHECK(bit_differences(one, want_input) == 0);
+        CHECK(bit_differences(three, want_input) == 0);
+        if (mode == GridSampleMode::Bilinear) {
+          const auto [one_g, three_g] = at_one_and_three_threads([&] {
+            return grid_sample_backward_grid(in.go, in.x, gr, mode, GridPadding::Zeros, align)
+                .to_vector<float>();
+          });
+          CHECK(bit_differences(one_g, want_grid) == 0);
+          CHECK(bit_differences(three_g, want_grid) == 0);
+        }
       }
     }
   }
