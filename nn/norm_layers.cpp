@@ -1,6 +1,7 @@
 #include "nn/norm_layers.h"
 
 #include "core/autograd.h"
+#include "kernels/binary.h"
 #include "kernels/norm.h"
 
 namespace cvg::nn {
@@ -40,7 +41,9 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
   const bool use_batch_stats = is_training() || !opt_.track_running_stats;
   if (is_training() && opt_.track_running_stats) {
     NoGradGuard no_grad;
-    num_batches_tracked.fill_(num_batches_tracked.item() + 1);
+    // Counted on the buffer's device: reading it back (item()) would make every training
+    // forward on a GPU wait for all the work queued before it.
+    num_batches_tracked.copy_(add(num_batches_tracked, ones({}, num_batches_tracked.options())));
   }
   return batch_norm(x, weight, bias, running_mean, running_var, use_batch_stats, opt_.momentum,
                     opt_.eps);

@@ -76,6 +76,11 @@ TEST_CASE("BatchNorm2d: batch statistics and running averages in train, running 
                       sqrt(reshape(bn.running_var, {1, 3, 1, 1}) + 1e-5);
   CHECK(max_abs_diff(z, want) < 1e-5);
   CHECK(bn.num_batches_tracked.item() == 1);  // eval does not count
+  bn.train();
+  bn.forward(x);
+  CHECK(bn.num_batches_tracked.item() == 2);
+  CHECK(bn.num_batches_tracked.dtype() == DType::int64);
+  bn.eval();
   CHECK_THAT(error_of([&] { bn.forward(randn({2, 4, 3, 3})); }),
              Catch::Contains("BatchNorm2d: expected N x 3 x H x W input"));
   // Without running statistics the layer uses batch statistics in eval mode too.
