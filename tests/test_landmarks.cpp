@@ -339,7 +339,7 @@ TEST_CASE("landmarks: detector shapes and one training step", "[landmarks]") {
   const ObjectiveParts parts = training_objective(det, rand({2, 3, 20, 20}), opt);
   CHECK(parts.p.shape() == Shape{2, 4, 8, 8});
   CHECK(std::isfinite(parts.total.item()));
-  CHECK(parts.total.item() == Approx(parts.equivariance + parts.diversity));
+  CHECK(parts.total.item() == Approx(parts.equivariance.item() + parts.diversity.item()));
   parts.total.backward();
   for (const Tensor& w : det.parameters()) {
     REQUIRE(w.grad().defined());

@@ -208,8 +208,8 @@ int train(const app::Args& a) {
     last = parts.total.item();
     progress.update(step, last);
     if (run) {
-      run->log({{"step", step}, {"loss", last}, {"equivariance", parts.equivariance},
-                {"diversity", parts.diversity}, {"lr", opt.lr()}});
+      run->log({{"step", step}, {"loss", last}, {"equivariance", parts.equivariance.item()},
+                {"diversity", parts.diversity.item()}, {"lr", opt.lr()}});
       if (step % every == 0 || step == steps || app::interrupted())
         nn::save_checkpoint(run->checkpoint_path(), *model, &opt, step, meta);
     }

@@ -36,8 +36,8 @@ ObjectiveParts training_objective(Detector& detector, const Tensor& images,
     div = diversity_loss(r.p, o.cell) + diversity_loss(r.p2, o.cell);
   }
   r.total = eq + div * o.gamma;
-  r.equivariance = eq.item();
-  r.diversity = div.item();
+  r.equivariance = eq.detach();
+  r.diversity = div.detach();
   return r;
 }
 

@@ -23,10 +23,12 @@ struct ObjectiveOptions {
   WarpOptions warps;
 };
 
+// The terms stay on the model's device (0-d, detached): reading one waits for the GPU, so a
+// training loop reads them after backward and the optimizer step are queued.
 struct ObjectiveParts {
   Tensor total;            // differentiable scalar
-  double equivariance = 0; // the eq. 6 (or eq. 5) term
-  double diversity = 0;    // L_div(p) + L_div(p2), before gamma
+  Tensor equivariance;     // the eq. 6 (or eq. 5) term
+  Tensor diversity;        // L_div(p) + L_div(p2), before gamma
   Triplet triplet;         // the images and grid the step used
   Tensor p, p2;            // probability maps (detached when the fused losses ran)
 };
