@@ -4,6 +4,7 @@
 // kernels run. Every element has one writer, so results do not depend on the thread count.
 #include <algorithm>
 #include <atomic>
+#include <climits>
 #include <cstdint>
 #include <vector>
 
@@ -445,11 +446,84 @@ int64_t max_unpool2d_scatter_cpu(const Tensor& x, const Tensor& switches,
   return first_bad.get();
 }
 
+namespace {
+
+// The tiling that the switches of a non-overlapping pool respect: input (i, j) of an h x w
+// plane owns the th x tw tile of output rows [i th, i th + th) and columns [j tw, j tw + tw)
+// of the H x W output plane, th = H / h and tw = W / w (a 2 x 2 max pool of an H x W plane,
+// floor mode, gives th = tw = 2). The tiles are disjoint, so when every switch of a plane lies
+// in its input's tile the switches are distinct and every input is the last (only) writer of
+// its position: the gradient is the plain gather grad_out[switch[k]], with no owner pass.
+struct UnpoolTiles {
+  bool usable = false;
+  int32_t W = 0, th = 0, tw = 0;
+  // corner[k]: the top-left output position of input k's tile, the same for every plane.
+  std::vector<int32_t> corner;
+};
+
+UnpoolTiles unpool_tiles(const Tensor& grad_out, const Tensor& switches, const UnpoolGeometry& g) {
+  UnpoolTiles t;
+  if (grad_out.dim() != 4 || switches.dim() != 4) return t;
+  const int64_t h = switches.shape()[2], w = switches.shape()[3];
+  const int64_t H = grad_out.shape()[2], W = grad_out.shape()[3];
+  // Plane sizes as the geometry says, no empty plane, at least one output per input along
+  // each axis, and 32-bit offsets (the tile test below runs in int32 lanes).
+  if (h * w != g.in_plane || H * W != g.out_plane || h == 0 || w == 0 || H < h || W < w ||
+      g.out_plane > INT32_MAX)
+    return t;
+  t.usable = true;
+  t.W = static_cast<int32_t>(W);
+  t.th = static_cast<int32_t>(H / h);
+  t.tw = static_cast<int32_t>(W / w);
+  t.corner.resize(static_cast<size_t>(g.in_plane));
+  for (int64_t i = 0; i < h; ++i)
+    for (int64_t j = 0; j < w; ++j)
+      t.corner[i * w + j] = static_cast<int32_t>(i * t.th * W + j * t.tw);
+  return t;
+}
+
+// Whether the switches s[0 .. n) of a plane all lie in their tiles (TH = t.th when it is known
+// at compile time, 0 otherwise). One flat loop over the plane, against the precomputed
+// corners: planes of small inputs (12 x 12) made a loop per row mostly overhead. Offsets are
+// unsigned: with s >= 0 checked, the difference d to the tile's corner is exact, and
+// "0 <= d - r W < tw" is one unsigned comparison.
+template <int TH>
+bool unpool_in_tiles(const int32_t* s, const UnpoolTiles& t, int64_t n) {
+  const int32_t th = TH > 0 ? TH : t.th;
+  const uint32_t tw = t.tw, W = t.W;
+  const int32_t* corner = t.corner.data();
+  // Flags as unsigned ints rather than bools: GCC vectorises the loop for TH = 2 then.
+  unsigned ok = 1;
+  for (int64_t k = 0; k < n; ++k) {
+    const uint32_t d = static_cast<uint32_t>(s[k]) - static_cast<uint32_t>(corner[k]);
+    unsigned in = 0;
+    for (int32_t r = 0; r < th; ++r) in |= unsigned(d - static_cast<uint32_t>(r) * W < tw);
+    ok &= unsigned(s[k] >= 0) & in;
+  }
+  return ok != 0;
+}
+
+// The tiled gradient of one plane of n inputs: the switches are tested, then gathered (the
+// test comes first so that the gather reads only inside the plane). Returns false, writing
+// nothing, when a switch lies outside its tile; the caller then runs the general rule.
+template <typename T>
+bool unpool_grad_tiled_plane(const T* go, const int32_t* sp, const UnpoolTiles& t, int64_t n,
+                             T* gi) {
+  const bool ok = t.th == 2 ? unpool_in_tiles<2>(sp, t, n) : unpool_in_tiles<0>(sp, t, n);
+  if (!ok) return false;
+  for (int64_t k = 0; k < n; ++k) gi[k] = go[sp[k]];
+  return true;
+}
+
+}  // namespace
+
 // The CPU's max_unpool2d_backward: d x[k] = grad_out[switch[k]] when k is the last input of its
 // plane with that switch, else 0 (unpool_grad_at's rule). Which input is last comes from a
 // plane-sized scratch array, written in input order (owner[switch[k]] = k) and then read back;
 // it is read only at switches of the same plane, all of which the first pass wrote, so it needs
 // no clearing. The scratch stays in cache, unlike a winners tensor of the whole output.
+// Planes whose switches all lie in their tiles (see UnpoolTiles: switches of a non-overlapping
+// max pool) skip the owner pass: there every input is its position's only writer.
 int64_t max_unpool2d_backward_scatter_cpu(const Tensor& grad_out, const Tensor& switches,
                                           const UnpoolGeometry& g, const Tensor& grad_in) {
   FirstBad first_bad;
@@ -459,12 +533,14 @@ int64_t max_unpool2d_backward_scatter_cpu(const Tensor& grad_out, const Tensor& 
     const int32_t* ps = switches.data<int32_t>();
     T* pi = grad_in.data<T>();
     const int64_t op = g.out_plane, ip = g.in_plane;
+    const UnpoolTiles tiles = unpool_tiles(grad_out, switches, g);
     parallel_for(g.planes, unpool_grain(g), [&](int64_t b, int64_t e) {
       std::vector<int32_t> owner(static_cast<size_t>(op));
       for (int64_t plane = b; plane < e; ++plane) {
         const T* go = pg + plane * op;
         const int32_t* sp = ps + plane * ip;
         T* gi = pi + plane * ip;
+        if (tiles.usable && unpool_grad_tiled_plane(go, sp, tiles, ip, gi)) continue;
         const bool ok = scatter_plane(sp, plane, g, first_bad, [&](int64_t p, int64_t k) {
           owner[p] = static_cast<int32_t>(k);
         });
