@@ -17,8 +17,13 @@ The foundation ops are mapped here (make_inputs); every other op family maps its
 bench/torch_ops/<family>.py, a module with make(torch, device, op, dims, randn) returning a
 zero-argument callable (or None for ops it does not know).
 
+Benchmarks without a PyTorch counterpart, and PyTorch ops that raise, are listed under the
+table (and in the JSON) rather than ending the comparison; the exit status is 1 when one raised.
+--check times nothing: it builds every mapped PyTorch callable on the CPU and lists which
+benchmarks have none, so the mappings of a GPU run's JSON can be checked without a GPU.
+
 Usage: compare_torch.py RESULT.json [RESULT.json ...] [--md OUT.md] [--json OUT.json]
-                        [--threads N] [--min-time SECONDS]
+                        [--threads N] [--min-time SECONDS] [--check]
 """
 import argparse
 import importlib.util
@@ -130,6 +135,9 @@ def main():
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")),
                     help="PyTorch CPU threads (default: $OMP_NUM_THREADS or 2)")
     ap.add_argument("--min-time", type=float, default=0.3, help="seconds per PyTorch measurement")
+    ap.add_argument("--check", action="store_true",
+                    help="time nothing: list which benchmarks have a PyTorch counterpart (built on the "
+                         "CPU, so a machine without a GPU can check the GPU benchmarks' mappings)")
     args = ap.parse_args()
 
     try:
@@ -145,7 +153,7 @@ def main():
         l2 = getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 50 << 20)
         flush = torch.empty(max(2 * l2, 64 << 20), dtype=torch.uint8, device="cuda")
 
-    rows = []
+    rows, unmapped, failed = [], [], []
     for path in args.results:
         with open(path) as f:
             data = json.load(f)
@@ -156,16 +164,30 @@ def main():
             if not parsed:
                 continue
             device, op, dims = parsed
+            name = "/".join(b["name"].split("/")[:3])  # drops Google Benchmark's "/real_time" etc.
+            if args.check:
+                try:
+                    fn = make_inputs(torch, "cpu", op, dims)
+                except Exception as e:  # noqa: BLE001 (a broken mapping is what --check reports)
+                    failed.append(f"{name}: {type(e).__name__}: {e}")
+                    continue
+                (unmapped if fn is None else rows).append(name)
+                del fn
+                continue
             if device == "cuda" and not have_cuda:
                 continue
             ours = b["real_time"] * UNIT_TO_S[b.get("time_unit", "ns")]
-            fn = make_inputs(torch, "cuda" if device == "cuda" else "cpu", op, dims)
-            if fn is None:
+            try:
+                fn = make_inputs(torch, "cuda" if device == "cuda" else "cpu", op, dims)
+                if fn is None:
+                    unmapped.append(name)
+                    continue
+                theirs = time_cuda(torch, fn, args.min_time, flush) if device == "cuda" else time_cpu(fn, args.min_time)
+            except Exception as e:  # noqa: BLE001 (one failing PyTorch op must not end the comparison)
+                failed.append(f"{name}: {type(e).__name__}: {e}")
                 continue
-            theirs = time_cuda(torch, fn, args.min_time, flush) if device == "cuda" else time_cpu(fn, args.min_time)
             rows.append({
-                # "/".join of the first 3 parts drops Google Benchmark's "/real_time" suffix
-                "name": "/".join(b["name"].split("/")[:3]), "device": device, "op": op, "shape": "x".join(map(str, dims)),
+                "name": name, "device": device, "op": op, "shape": "x".join(map(str, dims)),
                 "cvgrad_us": ours * 1e6, "torch_us": theirs * 1e6, "ratio": ours / theirs,
                 "cvgrad_counters": {k: v for k, v in b.items()
                                     if k in ("GB/s", "GFLOP/s", "%D2D", "%FP32peak")},
@@ -174,6 +196,12 @@ def main():
             if device == "cuda":
                 torch.cuda.empty_cache()
 
+    if args.check:
+        print(f"{len(rows)} benchmarks have a PyTorch counterpart")
+        for label, names in (("no PyTorch counterpart", unmapped), ("mapping failed", failed)):
+            print(f"\n{len(names)} {label}:" + "".join(f"\n  {n}" for n in names))
+        return 1 if failed else 0
+
     header = f"| benchmark | cvgrad (us) | PyTorch (us) | cvgrad/PyTorch |\n|---|---:|---:|---:|\n"
     lines = [f"| {r['name']} | {r['cvgrad_us']:.1f} | {r['torch_us']:.1f} | {r['ratio']:.2f} |" for r in rows]
     info = f"PyTorch {torch.__version__}"
@@ -181,14 +209,19 @@ def main():
         info += f", {torch.cuda.get_device_name(0)}, TF32 off"
     info += f", CPU threads {args.threads}"
     table = f"{info}\n\n{header}" + "\n".join(lines) + "\n"
+    if unmapped:
+        table += "\nNo PyTorch counterpart (not compared): " + ", ".join(unmapped) + "\n"
+    if failed:
+        table += "\nPyTorch failed on:\n" + "".join(f"- {f}\n" for f in failed)
     print(table)
     if args.md:
         with open(args.md, "w") as f:
             f.write(table)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"torch": torch.__version__, "threads": args.threads, "rows": rows}, f, indent=1)
-    return 0
+            json.dump({"torch": torch.__version__, "threads": args.threads, "rows": rows,
+                       "unmapped": unmapped, "failed": failed}, f, indent=1)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
