@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -786,3 +787,247 @@ TEST_CASE("max_pool2d (CPU row loops): values, switches and gradient match max_p
         CHECK(bad == 0);
       }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The 2 x 2 stride-2 paths of max_pool2d / max_pool2d_backward and the tiled gather of
+// max_unpool2d_backward (kernels/pool_cpu.cpp), bit for bit against the per-element rules
+
+namespace {
+
+template <typename T>
+bool same_bits(T a, T b) {
+  return std::memcmp(&a, &b, sizeof(T)) == 0;
+}
+
+// Pools x (already in precision T) with max_pool2d_with_indices and max_pool2d_backward and
+// counts the values, switches and gradients whose bits differ from max_pool_at and
+// max_pool_grad_at evaluated in T on the same data. grad_out holds -0.0 in places: the gather
+// turns a lone -0.0 into +0.0 (0 + -0.0), which a path that copied it would not.
+template <typename T>
+int64_t max_pool_mismatches(const Tensor& x, PoolSize2 k, PoolSize2 s, PoolSize2 p, PoolSize2 d,
+                            bool ceil_mode) {
+  const PooledWithSwitches r = max_pool2d_with_indices(x, k, s, p, d, ceil_mode);
+  const Shape& in = x.shape();
+  const Shape& o = r.values.shape();
+  PoolGeometry g;
+  g.planes = in[0] * in[1];
+  g.h = PoolAxis{in[2], o[2], k[0], s[0], p[0], d[0]};
+  g.w = PoolAxis{in[3], o[3], k[1], s[1], p[1], d[1]};
+  std::vector<T> gv = randn(o, TensorOptions{}.with_dtype(dtype_of<T>())).template to_vector<T>();
+  for (size_t i = 0; i < gv.size(); i += 7) gv[i] = T(-0.0);
+  const Tensor gout = from_vector<T>(gv, o, TensorOptions{}.with_dtype(dtype_of<T>()));
+  const Tensor gx = max_pool2d_backward(gout, r.switches, in, k, s, p, d, ceil_mode);
+  const std::vector<T> xv = x.template to_vector<T>(), v = r.values.template to_vector<T>(),
+                       gxv = gx.template to_vector<T>();
+  const std::vector<int32_t> sv = r.switches.to_vector<int32_t>();
+  int64_t bad = 0;
+  for (int64_t plane = 0; plane < g.planes; ++plane) {
+    const T* xp = xv.data() + plane * g.in_plane();
+    for (int64_t oh = 0; oh < o[2]; ++oh)
+      for (int64_t ow = 0; ow < o[3]; ++ow) {
+        T ev;
+        int32_t es;
+        max_pool_at(xp, g, oh, ow, &ev, &es);
+        const int64_t at = plane * g.out_plane() + oh * o[3] + ow;
+        if (!same_bits(v[at], ev) || sv[at] != es) ++bad;
+      }
+    for (int64_t ih = 0; ih < in[2]; ++ih)
+      for (int64_t iw = 0; iw < in[3]; ++iw) {
+        const T eg = max_pool_grad_at(gv.data() + plane * g.out_plane(),
+                                      sv.data() + plane * g.out_plane(), g, ih, iw);
+        if (!same_bits(gxv[plane * g.in_plane() + ih * in[3] + iw], eg)) ++bad;
+      }
+  }
+  return bad;
+}
+
+// The last-writer rule by brute force: d x[k] = grad_out[switch[k]] when no later input of the
+// plane has the same switch, else 0. Counts the overwritten inputs in *overwritten.
+std::vector<double> unpool_grad_expect(const std::vector<int32_t>& sv,
+                                       const std::vector<double>& gv, int64_t planes,
+                                       int64_t in_plane, int64_t out_plane,
+                                       int64_t* overwritten) {
+  std::vector<double> out(planes * in_plane, 0.0);
+  for (int64_t p = 0; p < planes; ++p)
+    for (int64_t k = 0; k < in_plane; ++k) {
+      const int64_t i = p * in_plane + k;
+      bool last = true;
+      for (int64_t later = k + 1; later < in_plane && last; ++later)
+        last = sv[p * in_plane + later] != sv[i];
+      if (last)
+        out[i] = gv[p * out_plane + sv[i]];
+      else
+        ++*overwritten;
+    }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("max_pool2d (CPU 2 x 2 stride-2 paths): every tie and NaN pattern of a window, bit "
+          "for bit as max_pool_at and max_pool_grad_at",
+          "[ops][pool]") {
+  // The 4^4 windows over {1, -0, +0, NaN} side by side in a 2 x 512 plane: ties between equal
+  // numbers (whose sign shows which one won), one to four NaNs, NaN before and after the
+  // maximum. Then the same plane with a ninth column appended: an odd width, whose last
+  // column belongs to no window.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double vals[4] = {1.0, -0.0, 0.0, nan};
+  for (int64_t W : {512, 513}) {
+    std::vector<double> xv(2 * W, 0.5);
+    for (int pat = 0; pat < 256; ++pat) {
+      xv[2 * pat] = vals[pat & 3];
+      xv[2 * pat + 1] = vals[(pat >> 2) & 3];
+      xv[W + 2 * pat] = vals[(pat >> 4) & 3];
+      xv[W + 2 * pat + 1] = vals[(pat >> 6) & 3];
+    }
+    INFO("W " << W);
+    const Tensor x32 = from_vector<double>(xv, {1, 1, 2, W}, TensorOptions{}.with_dtype(DType::float32));
+    const Tensor x64 = from_vector<double>(xv, {1, 1, 2, W});
+    CHECK(max_pool_mismatches<float>(x32, {2, 2}, {2, 2}, {0, 0}, {1, 1}, false) == 0);
+    CHECK(max_pool_mismatches<double>(x64, {2, 2}, {2, 2}, {0, 0}, {1, 1}, false) == 0);
+    // Spot checks of the rule itself: [1 1; 1 1] keeps the first 1, [-0 +0; ...] keeps -0,
+    // [1 NaN; NaN 1] takes the first NaN.
+    const PooledWithSwitches r = max_pool2d_with_indices(x64, {2, 2});
+    const std::vector<int32_t> sv = r.switches.to_vector<int32_t>();
+    const std::vector<double> v = r.values.to_vector<double>();
+    CHECK(sv[0] == 0);  // pattern 0: all 1
+    const int neg_first = 1 | (2 << 2) | (1 << 4) | (1 << 6);  // -0 +0 / -0 -0
+    CHECK((sv[neg_first] == 2 * neg_first && std::signbit(v[neg_first])));
+    const int pos_first = 2 | (1 << 2) | (1 << 4) | (1 << 6);  // +0 -0 / -0 -0
+    CHECK((sv[pos_first] == 2 * pos_first && !std::signbit(v[pos_first])));
+    const int nan_mid = 0 | (3 << 2) | (3 << 4) | (0 << 6);  // 1 NaN / NaN 1
+    CHECK((sv[nan_mid] == 2 * nan_mid + 1 && std::isnan(v[nan_mid])));
+  }
+}
+
+TEST_CASE("max_pool2d (CPU 2 x 2 stride-2 paths): odd sizes, padding, ceil_mode and overlapping "
+          "row windows, dense ties and NaNs, bit for bit as the per-element rules",
+          "[ops][pool]") {
+  struct Geo {
+    PoolSize2 k, s, p, d;
+  };
+  // 2-wide column windows at stride 2 (the fast paths) with rows of every kind the backward's
+  // row-by-row gather accepts (stride below, equal to and above the kernel), and a dilated row
+  // window that takes the general paths.
+  const Geo geos[] = {{{2, 2}, {2, 2}, {0, 0}, {1, 1}}, {{2, 2}, {2, 2}, {1, 1}, {1, 1}},
+                      {{3, 2}, {2, 2}, {1, 1}, {1, 1}}, {{2, 2}, {1, 2}, {0, 1}, {1, 1}},
+                      {{1, 2}, {3, 2}, {0, 0}, {1, 1}}, {{2, 2}, {2, 2}, {1, 0}, {2, 1}}};
+  manual_seed(15);
+  int64_t cases = 0;
+  for (int64_t H : {1, 2, 3, 5, 8})
+    for (int64_t W : {1, 2, 3, 4, 7, 8, 9, 17, 34, 35})
+      for (const Geo& c : geos)
+        for (bool ceil_mode : {false, true}) {
+          // Skip the geometries the op rejects: a first window that does not fit, or (dilated,
+          // padded rows of a 1-row input) a window whose taps all fall in the padding.
+          if (H + 2 * c.p[0] < c.d[0] * (c.k[0] - 1) + 1 || W + 2 * c.p[1] < c.k[1]) continue;
+          if (c.d[0] > 1 && H < 2) continue;
+          INFO(H << "x" << W << " kernel " << c.k[0] << "x" << c.k[1] << " stride " << c.s[0]
+                 << "x" << c.s[1] << " padding " << c.p[0] << "x" << c.p[1] << " dilation "
+                 << c.d[0] << "x" << c.d[1] << " ceil " << ceil_mode);
+          // Five values, a quarter of them NaN: windows with ties and several NaNs abound.
+          std::vector<double> xv = randn({2, 3, H, W}).to_vector<double>();
+          for (double& e : xv)
+            e = e < -0.67 ? std::numeric_limits<double>::quiet_NaN() : std::floor(e * 1.2);
+          const Tensor x32 =
+              from_vector<double>(xv, {2, 3, H, W}, TensorOptions{}.with_dtype(DType::float32));
+          const Tensor x64 = from_vector<double>(xv, {2, 3, H, W});
+          CHECK(max_pool_mismatches<float>(x32, c.k, c.s, c.p, c.d, ceil_mode) == 0);
+          CHECK(max_pool_mismatches<double>(x64, c.k, c.s, c.p, c.d, ceil_mode) == 0);
+          ++cases;
+        }
+  CHECK(cases > 500);
+}
+
+TEST_CASE("max_unpool2d_backward (CPU tiled gather): planes whose switches leave their tiles "
+          "(collisions, strays) still follow the last-writer rule",
+          "[ops][pool]") {
+  struct Tiled {
+    int64_t H, W;
+    PoolSize2 kernel;
+    PoolSize2 out;  // output_size of the unpooling
+  };
+  // 2 x 2 tiles (the gather's compile-time case), odd sizes whose last row / column no tile
+  // covers, 3 x 2 tiles (the run-time case), and an output larger than the pooled input.
+  const Tiled cases[] = {{8, 8, {2, 2}, {8, 8}},
+                         {9, 11, {2, 2}, {9, 11}},
+                         {12, 10, {3, 2}, {12, 10}},
+                         {7, 5, {3, 3}, {7, 5}},
+                         {6, 6, {2, 2}, {7, 8}}};
+  manual_seed(16);
+  for (DType dt : {DType::float32, DType::float64})
+    for (const Tiled& c : cases) {
+      INFO(dtype_name(dt) << " " << c.H << "x" << c.W << " kernel " << c.kernel[0] << "x"
+                          << c.kernel[1] << " output " << c.out[0] << "x" << c.out[1]);
+      const Tensor src = randn({2, 3, c.H, c.W});
+      std::vector<int32_t> sv = max_pool2d_with_indices(src, c.kernel).switches.to_vector<int32_t>();
+      const Shape s = max_pool2d_with_indices(src, c.kernel).switches.shape();
+      const int64_t planes = 6, in_plane = s[2] * s[3], out_plane = c.out[0] * c.out[1];
+      // Re-aim the switches at the output plane (they index the H x W input of the pool).
+      for (int32_t& e : sv) e = static_cast<int32_t>(e / c.W * c.out[1] + e % c.W);
+      // Plane 1: inputs 0 and 1 collide (input 0 is overwritten). Plane 2: input 0 strays to
+      // a position no other input uses, outside its tile (no collision). Plane 3: the last
+      // input collides with input 0 from another row. Planes 0 and 5 stay tiled.
+      if (in_plane > 1) sv[1 * in_plane + 1] = sv[1 * in_plane + 0];
+      {
+        std::vector<bool> used(out_plane, false);
+        for (int64_t k = 0; k < in_plane; ++k) used[sv[2 * in_plane + k]] = true;
+        int32_t stray = static_cast<int32_t>(out_plane - 1);
+        while (used[stray]) --stray;
+        sv[2 * in_plane] = stray;
+      }
+      sv[3 * in_plane + in_plane - 1] = sv[3 * in_plane];
+      // Plane 4: an input takes the switch of the input below it, which lies in the top row of
+      // that input's tile, one row past the first input's own tile (the first is overwritten).
+      {
+        const int64_t w = s[3], th = c.out[0] / s[2];
+        int64_t below = -1;
+        for (int64_t k = w; k < in_plane && below < 0; ++k)
+          if (sv[4 * in_plane + k] / c.out[1] == (k / w) * th) below = k;
+        if (below >= 0) sv[4 * in_plane + below - w] = sv[4 * in_plane + below];
+      }
+      const Tensor sw = sw32(sv, s);
+      const Tensor gout = randn({2, 3, c.out[0], c.out[1]}, TensorOptions{}.with_dtype(dt));
+      int64_t overwritten = 0;
+      const std::vector<double> expect = unpool_grad_expect(sv, gout.to_vector<double>(), planes,
+                                                            in_plane, out_plane, &overwritten);
+      REQUIRE(overwritten >= 1);
+      CHECK(max_unpool2d_backward(gout, sw).to_vector<double>() == expect);
+      // Through autograd too (max_unpool2d's backward).
+      Tensor x = randn(s, TensorOptions{}.with_dtype(dt));
+      x.set_requires_grad(true);
+      CHECK(grad({max_unpool2d(x, sw, c.out)}, {x}, {gout})[0].to_vector<double>() == expect);
+    }
+  // A switch outside the plane in an otherwise tiled plane is still reported, with its position.
+  std::vector<int32_t> sv = max_pool2d_with_indices(randn({1, 2, 4, 4}), {2, 2}).switches.to_vector<int32_t>();
+  sv[7] = 16;
+  CHECK_THAT(error_of([&] { max_unpool2d_backward(zeros({1, 2, 4, 4}), sw32(sv, {1, 2, 2, 2})); }),
+             Contains("max_unpool2d_backward: switch 16 at position [0, 1, 1, 1]"));
+  sv[7] = -2;
+  CHECK_THAT(error_of([&] { max_unpool2d_backward(zeros({1, 2, 4, 4}), sw32(sv, {1, 2, 2, 2})); }),
+             Contains("max_unpool2d_backward: switch -2 at position [0, 1, 1, 1]"));
+}
+
+#ifdef _OPENMP
+TEST_CASE("pooling (CPU): the 2 x 2 max pool paths and the tiled unpool gather do not depend on "
+          "the thread count",
+          "[ops][pool]") {
+  manual_seed(17);
+  const Tensor src = randn({4, 5, 30, 31});
+  const Tensor gpool = randn({4, 5, 15, 15});
+  const Tensor gunpool = randn({4, 5, 30, 31});
+  auto run = [&] {
+    const PooledWithSwitches r = max_pool2d_with_indices(src, {2, 2});
+    std::vector<double> v = r.values.to_vector<double>();
+    for (int32_t e : r.switches.to_vector<int32_t>()) v.push_back(e);
+    for (double e : max_pool2d_backward(gpool, r.switches, src.shape(), {2, 2}, {2, 2})
+                        .to_vector<double>())
+      v.push_back(e);
+    for (double e : max_unpool2d_backward(gunpool, r.switches).to_vector<double>()) v.push_back(e);
+    return v;
+  };
+  const auto [one, three] = at_one_and_three_threads(run);
+  CHECK(one == three);
+}
+#endif
