@@ -167,6 +167,74 @@ void max_pool_grad_pairs_row(const T* go, const int32_t* sw, const PoolGeometry&
   }
 }
 
+// The outputs [begin, end) of a regular pool whose column windows lie wholly inside the input
+// (all k taps in range); only the first and last few columns can be clipped by padding or
+// ceil_mode. The range is contiguous: "first tap >= 0" and "last tap < W" are both monotone in
+// ow. Adaptive pools have windows of varying width: none.
+PoolSpan whole_columns(const PoolGeometry& g) {
+  if (g.adaptive) return {0, 0};
+  const PoolAxis& a = g.w;
+  auto whole = [&](int64_t ow) {
+    const int64_t start = ow * a.s - a.p;
+    return start >= 0 && start + (a.k - 1) * a.d < a.in;
+  };
+  PoolSpan r{0, 0};
+  while (r.begin < a.out && !whole(r.begin)) ++r.begin;
+  r.end = r.begin;
+  while (r.end < a.out && whole(r.end)) ++r.end;
+  return r;
+}
+
+// Outputs [lo, hi) of output row oh (input rows th) whose column windows lie wholly inside the
+// input: max_pool_at's scan, reorganised to vectorise across the output row. For each input
+// row of the window, a pass over the outputs finds the first maximum of that row's k taps in
+// registers and merges it into the running maxima and switches (v and sw, one row, in cache),
+// keeping the earlier one on a tie. As in max_pool_2x2s2_row, the first maximum of a
+// sequence is the first maximum of its parts' first maxima with the left one kept on a tie
+// (max_pool_beats is a strict total preorder), so the result is max_pool_at's, bit for bit.
+// Each pass is strided loads, compares and selects, branch-free; S and K are the column stride
+// and kernel when known at compile time (2 and 2 or 3, the common pools), 0 to read them
+// from g. The first row initialises v and sw.
+template <typename T, int S, int K>
+void max_pool_row_by_rows(const T* plane, const PoolGeometry& g, const PoolTaps& th, int64_t lo,
+                          int64_t hi, T* v, int32_t* sw) {
+  const int64_t s = S > 0 ? S : g.w.s, k = K > 0 ? K : g.w.k, d = g.w.d, iw_n = g.w.in;
+  const int32_t n = static_cast<int32_t>(hi - lo), s32 = static_cast<int32_t>(s),
+                d32 = static_cast<int32_t>(d);
+  v += lo;
+  sw += lo;
+  const int64_t c0 = lo * s - g.w.p;  // the first tap column of output lo
+  for (int64_t ih = th.begin; ih < th.end; ih += th.step) {
+    const T* src = plane + ih * iw_n + c0;
+    // Plane-local indices fit int32 (checked by the op: H * W < 2^31).
+    const int32_t base = static_cast<int32_t>(ih * iw_n + c0);
+    // The first maximum m (at plane index mi) of this row's taps of output j.
+    auto row_max = [&](int32_t j, T& m, int32_t& mi) {
+      m = src[j * s];
+      mi = base + j * s32;
+      for (int32_t t = 1; t < k; ++t) {
+        const T x = src[j * s + t * d];
+        const bool b = max_pool_beats(x, m);
+        m = b ? x : m;
+        mi = b ? base + j * s32 + t * d32 : mi;
+      }
+    };
+    if (ih == th.begin) {
+      for (int32_t j = 0; j < n; ++j) row_max(j, v[j], sw[j]);
+      continue;
+    }
+    for (int32_t j = 0; j < n; ++j) {
+      T m;
+      int32_t mi;
+      row_max(j, m, mi);
+      const T best = v[j];
+      const bool b = max_pool_beats(m, best);
+      v[j] = b ? m : best;
+      sw[j] = b ? mi : sw[j];
+    }
+  }
+}
+
 }  // namespace
 
 void max_pool2d_cpu(const Tensor& x, const PoolGeometry& g, const Tensor& values,
@@ -178,9 +246,9 @@ void max_pool2d_cpu(const Tensor& x, const PoolGeometry& g, const Tensor& values
     int32_t* ps = switches.data<int32_t>();
     const int64_t ow_n = g.w.out, oh_n = g.h.out, ip = g.in_plane();
     const int64_t iw_n = g.w.in;
-    const ColumnPlan cols = plan_columns(g);
+    const PoolSpan whole = whole_columns(g);
     // Column windows 2 wide at stride 2 (the common 2 x 2 pool): rows whose window has two
-    // whole input rows take max_pool_2x2s2_row.
+    // whole input rows take max_pool_2x2s2_row; other rows and pools max_pool_row_by_rows.
     const bool pair_rows = !g.adaptive && g.w.k == 2 && g.w.s == 2 && g.w.d == 1;
     // Whole output rows per index: the plane and the row cost two divisions per row instead of
     // per output (with 2 x 2 windows those divisions cost as much as the four loads).
@@ -191,32 +259,17 @@ void max_pool2d_cpu(const Tensor& x, const PoolGeometry& g, const Tensor& values
         const int64_t oh = r % oh_n;
         T* v = pv + r * ow_n;
         int32_t* sw = ps + r * ow_n;
-        for (int64_t ow = 0; ow < cols.lead; ++ow) max_pool_at(plane, g, oh, ow, v + ow, sw + ow);
+        for (int64_t ow = 0; ow < whole.begin; ++ow) max_pool_at(plane, g, oh, ow, v + ow, sw + ow);
         const PoolTaps th = pool_taps(g.h, oh, g.adaptive);
-        if (pair_rows && th.end - th.begin == 2 && th.step == 1) {
-          max_pool_2x2s2_row(plane, th.begin, iw_n, g.w.p, cols.lead, cols.full, v, sw);
-        } else {
-        // 2-wide windows wholly inside: max_pool_at's scan (same taps, same order, same rule),
-        // with the column window known and the updates as selects rather than branches.
-        for (int64_t ow = cols.lead; ow < cols.full; ++ow) {
-          const int64_t c = cols.taps[ow].begin;
-          int64_t best_i = th.begin * iw_n + c;
-          T best = plane[best_i];
-          for (int64_t ih = th.begin; ih < th.end; ih += th.step) {
-            const int64_t i = ih * iw_n + c;
-            const T a = plane[i], z = plane[i + 1];
-            const bool ta = max_pool_beats(a, best);
-            best = ta ? a : best;
-            best_i = ta ? i : best_i;
-            const bool tz = max_pool_beats(z, best);
-            best = tz ? z : best;
-            best_i = tz ? i + 1 : best_i;
-          }
-          v[ow] = best;
-          sw[ow] = static_cast<int32_t>(best_i);
-        }
-        }
-        for (int64_t ow = cols.full; ow < ow_n; ++ow)
+        if (pair_rows && th.end - th.begin == 2 && th.step == 1)
+          max_pool_2x2s2_row(plane, th.begin, iw_n, g.w.p, whole.begin, whole.end, v, sw);
+        else if (g.w.s == 2 && g.w.k == 2)
+          max_pool_row_by_rows<T, 2, 2>(plane, g, th, whole.begin, whole.end, v, sw);
+        else if (g.w.s == 2 && g.w.k == 3)
+          max_pool_row_by_rows<T, 2, 3>(plane, g, th, whole.begin, whole.end, v, sw);
+        else
+          max_pool_row_by_rows<T, 0, 0>(plane, g, th, whole.begin, whole.end, v, sw);
+        for (int64_t ow = whole.end; ow < ow_n; ++ow)
           max_pool_at(plane, g, oh, ow, v + ow, sw + ow);
       }
     });
