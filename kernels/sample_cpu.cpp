@@ -315,37 +315,42 @@ struct ZerosArgs {
   float* out;         // output, grad_in or grad_grid
 };
 
-// Forward for output pixels [b, e) (linear over N x Ho x Wo), in blocks inside one image:
-// their outputs are then consecutive in every channel's plane.
+// The taps of output pixels [b, e) (linear over N x Ho x Wo) in blocks inside one image, so
+// that a block's outputs are consecutive in every channel's plane: fn(block) for each block,
+// in increasing order.
+template <int kTaps, bool kDerivatives = false, typename Fn>
+void for_zeros_blocks(const SampleGeometry& g, const float* grid, int64_t b, int64_t e, Fn&& fn) {
+  const ZerosAxis ax = zeros_axis(g.x), ay = zeros_axis(g.y);
+  const int64_t op = g.out_plane();
+  ZerosBlock<kTaps> blk;
+  for (int64_t l = b; l < e; l += blk.count) {
+    blk.load(grid, g, l, static_cast<int>(std::min<int64_t>({blk.kSize, e - l, op - l % op})));
+    blk.template taps<kDerivatives>(ax, ay);
+    fn(static_cast<const ZerosBlock<kTaps>&>(blk));
+  }
+}
+
+// Forward for output pixels [b, e).
 template <int kTaps>
 void zeros_forward(const ZerosArgs& a, int64_t b, int64_t e) {
   const SampleGeometry& g = *a.g;
-  const ZerosAxis ax = zeros_axis(g.x), ay = zeros_axis(g.y);
   const int64_t op = g.out_plane(), ip = g.in_plane();
-  ZerosBlock<kTaps> blk;
-  for (int64_t l = b; l < e; l += blk.count) {
-    blk.load(a.grid, g, l, static_cast<int>(std::min<int64_t>({blk.kSize, e - l, op - l % op})));
-    blk.taps(ax, ay);
+  for_zeros_blocks<kTaps>(g, a.grid, b, e, [&](const ZerosBlock<kTaps>& blk) {
     for (int64_t c = 0; c < g.c; ++c) {
       const int64_t plane = blk.n * g.c + c;
       blk.gather(a.x + plane * ip, a.out + plane * op + blk.p0);
     }
-  }
+  });
 }
 
-// Grid gradient (bilinear) for output pixels [b, e), blocked as the forward; grad_grid is
-// contiguous N x Ho x Wo x 2.
+// Grid gradient (bilinear) for output pixels [b, e); grad_grid is contiguous N x Ho x Wo x 2.
 template <int kTaps>
 void zeros_grid_grad(const ZerosArgs& a, int64_t b, int64_t e) {
   const SampleGeometry& g = *a.g;
-  const ZerosAxis ax = zeros_axis(g.x), ay = zeros_axis(g.y);
   const int64_t op = g.out_plane(), ip = g.in_plane();
-  ZerosBlock<kTaps> blk;
   constexpr int kSize = ZerosBlock<kTaps>::kSize;
   float sx[kSize], sy[kSize], gx[kSize], gy[kSize];
-  for (int64_t l = b; l < e; l += blk.count) {
-    blk.load(a.grid, g, l, static_cast<int>(std::min<int64_t>({blk.kSize, e - l, op - l % op})));
-    blk.template taps<true>(ax, ay);
+  for_zeros_blocks<kTaps, true>(g, a.grid, b, e, [&](const ZerosBlock<kTaps>& blk) {
     std::fill_n(gx, blk.count, 0.0f);
     std::fill_n(gy, blk.count, 0.0f);
     for (int64_t c = 0; c < g.c; ++c) {
@@ -359,12 +364,12 @@ void zeros_grid_grad(const ZerosArgs& a, int64_t b, int64_t e) {
         gy[i] += go[i] * sy[i];
       }
     }
-    float* gg = a.out + 2 * l;
+    float* gg = a.out + 2 * (blk.n * op + blk.p0);
     for (int i = 0; i < blk.count; ++i) {
       gg[2 * i] = gx[i];
       gg[2 * i + 1] = gy[i];
     }
-  }
+  });
 }
 
 // Input gradient for the (n, c) planes [b, e), already zeroed: as sample_adjoint_cpu, the
@@ -372,17 +377,13 @@ void zeros_grid_grad(const ZerosArgs& a, int64_t b, int64_t e) {
 template <int kTaps>
 void zeros_adjoint(const ZerosArgs& a, int64_t b, int64_t e) {
   const SampleGeometry& g = *a.g;
-  const ZerosAxis ax = zeros_axis(g.x), ay = zeros_axis(g.y);
   const int64_t op = g.out_plane(), ip = g.in_plane();
-  ZerosBlock<kTaps> blk;
   for (int64_t run = b; run < e;) {
     const int64_t n = run / g.c, run_end = std::min(e, (n + 1) * g.c);
-    for (int64_t p = 0; p < op; p += blk.count) {
-      blk.load(a.grid, g, n * op + p, static_cast<int>(std::min<int64_t>(blk.kSize, op - p)));
-      blk.taps(ax, ay);
+    for_zeros_blocks<kTaps>(g, a.grid, n * op, (n + 1) * op, [&](const ZerosBlock<kTaps>& blk) {
       for (int64_t plane = run; plane < run_end; ++plane)
-        blk.scatter(a.out + plane * ip, a.go + plane * op + p);
-    }
+        blk.scatter(a.out + plane * ip, a.go + plane * op + blk.p0);
+    });
     run = run_end;
   }
 }
