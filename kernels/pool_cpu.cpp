@@ -2,6 +2,10 @@
 // forward passes, inputs for the gathers of the backward passes), splits them across threads
 // with parallel_for and calls the per-element math of kernels/pool_math.h, the code the CUDA
 // kernels run. Every element has one writer, so results do not depend on the thread count.
+// Where the common shapes allow (windows wholly inside the input, 2 x 2 stride-2 pools, the
+// switches of a non-overlapping pool), fast paths beside the general loops reorganise the same
+// computation so that it vectorises; each says why its result is the per-element rule's, bit
+// for bit, and tests/ops/test_pool.cpp checks them against that rule.
 #include <algorithm>
 #include <atomic>
 #include <climits>

@@ -726,68 +726,6 @@ TEST_CASE("pooling (CPU): unpooling and average pooling do not depend on the thr
 }
 #endif
 
-TEST_CASE("max_pool2d (CPU row loops): values, switches and gradient match max_pool_at and "
-          "max_pool_grad_at, ties and NaN included",
-          "[ops][pool]") {
-  manual_seed(14);
-  for (DType dt : {DType::float32, DType::float64})
-    for (const UnpoolCase& c : {UnpoolCase{{2, 2}, {2, 2}, {0, 0}},
-                                UnpoolCase{{2, 2}, {2, 2}, {1, 1}},
-                                UnpoolCase{{2, 2}, {1, 1}, {1, 0}},
-                                UnpoolCase{{3, 2}, {2, 3}, {1, 1}},
-                                UnpoolCase{{2, 3}, {2, 2}, {1, 1}}})
-      for (bool ceil_mode : {false, true}) {
-        INFO(dtype_name(dt) << " kernel " << c.kernel[0] << "x" << c.kernel[1] << " stride "
-                            << c.stride[0] << "x" << c.stride[1] << " ceil " << ceil_mode);
-        // Few distinct values, so that windows hold ties; and a sprinkling of NaNs.
-        std::vector<double> xv = randn({2, 3, 11, 37}).to_vector<double>();
-        for (double& e : xv) e = std::floor(e * 1.5);
-        for (size_t i = 5; i < xv.size(); i += 97) xv[i] = std::nan("");
-        const Tensor x = from_vector<double>(xv, {2, 3, 11, 37}, TensorOptions{}.with_dtype(dt));
-        const PooledWithSwitches r =
-            max_pool2d_with_indices(x, c.kernel, c.stride, c.padding, {1, 1}, ceil_mode);
-        const Shape& o = r.values.shape();
-        PoolGeometry g;
-        g.planes = 6;
-        g.h = PoolAxis{11, o[2], c.kernel[0], c.stride[0], c.padding[0], 1};
-        g.w = PoolAxis{37, o[3], c.kernel[1], c.stride[1], c.padding[1], 1};
-        const Tensor gout = randn(o);
-        const Tensor gx = max_pool2d_backward(gout.to(dt), r.switches, x.shape(), c.kernel,
-                                              c.stride, c.padding, {1, 1}, ceil_mode);
-        const std::vector<double> v = r.values.to_vector<double>(), gv = gout.to_vector<double>(),
-                                  gxv = gx.to_vector<double>();
-        const std::vector<int32_t> sv = r.switches.to_vector<int32_t>();
-        int64_t bad = 0;
-        for (int64_t p = 0; p < g.planes; ++p) {
-          // The references, in float64: values and switches do not depend on the precision,
-          // and each gradient here sums at most a few float32-exact terms of the same order.
-          const double* plane = xv.data() + p * g.in_plane();
-          for (int64_t oh = 0; oh < o[2]; ++oh)
-            for (int64_t ow = 0; ow < o[3]; ++ow) {
-              double ev;
-              int32_t es;
-              max_pool_at(plane, g, oh, ow, &ev, &es);
-              const int64_t at = (p * o[2] + oh) * o[3] + ow;
-              const bool same_value = std::isnan(ev) ? std::isnan(v[at]) : v[at] == ev;
-              if (!same_value || sv[at] != es) ++bad;
-            }
-          std::vector<double> gplane(gv.begin() + p * g.out_plane(),
-                                     gv.begin() + (p + 1) * g.out_plane());
-          if (dt == DType::float32)
-            for (double& e : gplane) e = static_cast<float>(e);
-          for (int64_t ih = 0; ih < 11; ++ih)
-            for (int64_t iw = 0; iw < 37; ++iw) {
-              const double eg =
-                  max_pool_grad_at(gplane.data(), sv.data() + p * g.out_plane(), g, ih, iw);
-              const double got = gxv[p * g.in_plane() + ih * 37 + iw];
-              if (dt == DType::float64 ? got != eg : std::abs(got - eg) > 1e-6 * (1 + std::abs(eg)))
-                ++bad;
-            }
-        }
-        CHECK(bad == 0);
-      }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The 2 x 2 stride-2 paths of max_pool2d / max_pool2d_backward and the tiled gather of
 // max_unpool2d_backward (kernels/pool_cpu.cpp), bit for bit against the per-element rules
@@ -863,6 +801,33 @@ std::vector<double> unpool_grad_expect(const std::vector<int32_t>& sv,
 }
 
 }  // namespace
+
+TEST_CASE("max_pool2d (CPU row loops): values, switches and gradient match max_pool_at and "
+          "max_pool_grad_at bit for bit, ties and NaN included",
+          "[ops][pool]") {
+  // Column windows 2 and 3 wide at strides 1 to 3 with padding: the row-by-row loops with the
+  // stride and kernel known at compile time and not, and their clipped edge columns.
+  manual_seed(14);
+  for (const UnpoolCase& c : {UnpoolCase{{2, 2}, {2, 2}, {0, 0}},
+                              UnpoolCase{{2, 2}, {2, 2}, {1, 1}},
+                              UnpoolCase{{2, 2}, {1, 1}, {1, 0}},
+                              UnpoolCase{{3, 2}, {2, 3}, {1, 1}},
+                              UnpoolCase{{2, 3}, {2, 2}, {1, 1}},
+                              UnpoolCase{{3, 3}, {2, 2}, {1, 1}}})
+    for (bool ceil_mode : {false, true}) {
+      INFO("kernel " << c.kernel[0] << "x" << c.kernel[1] << " stride " << c.stride[0] << "x"
+                     << c.stride[1] << " ceil " << ceil_mode);
+      // Few distinct values, so that windows hold ties; and a sprinkling of NaNs.
+      std::vector<double> xv = randn({2, 3, 11, 37}).to_vector<double>();
+      for (double& e : xv) e = std::floor(e * 1.5);
+      for (size_t i = 5; i < xv.size(); i += 97) xv[i] = std::nan("");
+      const Tensor x32 =
+          from_vector<double>(xv, {2, 3, 11, 37}, TensorOptions{}.with_dtype(DType::float32));
+      const Tensor x64 = from_vector<double>(xv, {2, 3, 11, 37});
+      CHECK(max_pool_mismatches<float>(x32, c.kernel, c.stride, c.padding, {1, 1}, ceil_mode) == 0);
+      CHECK(max_pool_mismatches<double>(x64, c.kernel, c.stride, c.padding, {1, 1}, ceil_mode) == 0);
+    }
+}
 
 TEST_CASE("max_pool2d (CPU 2 x 2 stride-2 paths): every tie and NaN pattern of a window, bit "
           "for bit as max_pool_at and max_pool_grad_at",
