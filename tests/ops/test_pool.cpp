@@ -873,11 +873,13 @@ TEST_CASE("max_pool2d (CPU 2 x 2 stride-2 paths): odd sizes, padding, ceil_mode 
     PoolSize2 k, s, p, d;
   };
   // 2-wide column windows at stride 2 (the fast paths) with rows of every kind the backward's
-  // row-by-row gather accepts (stride below, equal to and above the kernel), and a dilated row
-  // window that takes the general paths.
+  // row-by-row gather accepts (stride below, equal to and above the kernel), a dilated row
+  // window that takes the general paths, and dilated column windows (the forward's row loop
+  // with the stride and kernel read at run time).
   const Geo geos[] = {{{2, 2}, {2, 2}, {0, 0}, {1, 1}}, {{2, 2}, {2, 2}, {1, 1}, {1, 1}},
                       {{3, 2}, {2, 2}, {1, 1}, {1, 1}}, {{2, 2}, {1, 2}, {0, 1}, {1, 1}},
-                      {{1, 2}, {3, 2}, {0, 0}, {1, 1}}, {{2, 2}, {2, 2}, {1, 0}, {2, 1}}};
+                      {{1, 2}, {3, 2}, {0, 0}, {1, 1}}, {{2, 2}, {2, 2}, {1, 0}, {2, 1}},
+                      {{2, 3}, {2, 2}, {1, 1}, {1, 2}}, {{3, 3}, {2, 1}, {1, 0}, {2, 2}}};
   manual_seed(15);
   int64_t cases = 0;
   for (int64_t H : {1, 2, 3, 5, 8})
@@ -886,7 +888,9 @@ TEST_CASE("max_pool2d (CPU 2 x 2 stride-2 paths): odd sizes, padding, ceil_mode 
         for (bool ceil_mode : {false, true}) {
           // Skip the geometries the op rejects: a first window that does not fit, or (dilated,
           // padded rows of a 1-row input) a window whose taps all fall in the padding.
-          if (H + 2 * c.p[0] < c.d[0] * (c.k[0] - 1) + 1 || W + 2 * c.p[1] < c.k[1]) continue;
+          if (H + 2 * c.p[0] < c.d[0] * (c.k[0] - 1) + 1 ||
+              W + 2 * c.p[1] < c.d[1] * (c.k[1] - 1) + 1)
+            continue;
           if (c.d[0] > 1 && H < 2) continue;
           INFO(H << "x" << W << " kernel " << c.k[0] << "x" << c.k[1] << " stride " << c.s[0]
                  << "x" << c.s[1] << " padding " << c.p[0] << "x" << c.p[1] << " dilation "
@@ -902,7 +906,7 @@ TEST_CASE("max_pool2d (CPU 2 x 2 stride-2 paths): odd sizes, padding, ceil_mode 
           CHECK(max_pool_mismatches<double>(x64, c.k, c.s, c.p, c.d, ceil_mode) == 0);
           ++cases;
         }
-  CHECK(cases > 500);
+  CHECK(cases > 600);
 }
 
 TEST_CASE("max_unpool2d_backward (CPU tiled gather): planes whose switches leave their tiles "
