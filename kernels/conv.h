@@ -40,12 +40,14 @@
 //         gathered into shared memory, register tiling, and for the weight gradient a split of
 //         the N Ho Wo reduction across blocks whose partial sums a second kernel adds in a fixed
 //         order (deterministic, no atomics). The default is v2.
+//         v3 (float32): v2 with tiles of up to 128 x 128 where the pass is large enough; not
+//         yet run on a GPU, so not the default.
 //   cuDNN (kernels/conv_cudnn.cpp) as the baseline the handwritten kernels are measured
 //         against, in builds that found it (CMake: CVG_CUDNN): forward, backward-data and
 //         backward-filter with the algorithm cuDNN's heuristics rank first for the shape (FP32
 //         FMA math, no TF32; deterministic algorithms only in deterministic mode).
 // The CUDA backend is chosen at run time, from the environment (read once, at the first CUDA
-// convolution): CVG_CONV=cvgrad (default) or cudnn, and CVG_CONV_VERSION=1|2 for the
+// convolution): CVG_CONV=cvgrad (default) or cudnn, and CVG_CONV_VERSION=1|2|3 for the
 // handwritten version; code (tests, benchmarks) overrides it with a ConvBackendGuard.
 #include <array>
 
@@ -94,7 +96,7 @@ void conv2d_implicit_gemm_cpu(ConvPass pass, const Tensor& a, const Tensor& b, c
 // ---- the CUDA backend ------------------------------------------------------------------------
 // A backend is a number: a handwritten version 1 .. kConvCudaVersions, or kConvCudnn. The choice
 // is declared in every build so that the CPU tests check the parsing and its errors.
-inline constexpr int kConvCudaVersions = 2;  // 1 direct, 2 implicit GEMM
+inline constexpr int kConvCudaVersions = 3;  // 1 direct, 2 implicit GEMM, 3 larger tiles
 inline constexpr int kConvCudnn = 0;         // cuDNN (builds with CVG_WITH_CUDNN only)
 // True when cvgrad was built with cuDNN.
 bool conv_cudnn_built();

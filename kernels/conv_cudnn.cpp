@@ -112,6 +112,7 @@ const char* conv_cuda_version_name(int backend) {
     case kConvCudnn: return "cudnn (heuristic algorithm, FP32 FMA math)";
     case 1: return "v1 direct";
     case 2: return "v2 implicit GEMM, split-K weight gradient";
+    case 3: return "v3 implicit GEMM, tiles up to 128 x 128";
     default: return "unknown";
   }
 }

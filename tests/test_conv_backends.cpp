@@ -18,6 +18,7 @@ TEST_CASE("conv backend: CVG_CONV and CVG_CONV_VERSION pick the handwritten vers
   CHECK(parse_conv_backend("cvgrad", nullptr) == 2);
   CHECK(parse_conv_backend(nullptr, "1") == 1);
   CHECK(parse_conv_backend("cvgrad", "2") == 2);
+  CHECK(parse_conv_backend(nullptr, "3") == 3);
 }
 
 TEST_CASE("conv backend: bad values are errors listing the valid ones", "[conv][conv_backend]") {
@@ -27,7 +28,7 @@ TEST_CASE("conv backend: bad values are errors listing the valid ones", "[conv][
     CHECK_THAT(e, Contains("conv2d: CVG_CONV must be 'cvgrad'") && Contains("or 'cudnn'") &&
                       Contains(std::string("got '") + conv + "'"));
   }
-  for (const char* version : {"0", "3", "-1", "2x", " 2", "abc", "99999999999999999999"}) {
+  for (const char* version : {"0", "4", "-1", "2x", " 2", "abc", "99999999999999999999"}) {
     INFO("CVG_CONV_VERSION='" << version << "'");
     const std::string e = error_of([&] { parse_conv_backend(nullptr, version); });
     CHECK_THAT(e, Contains("conv2d: CVG_CONV_VERSION must be one of 1 (v1 direct), 2 (v2 "
@@ -63,7 +64,7 @@ TEST_CASE("conv backend: ConvBackendGuard sets the backend for its scope and res
   }
   CHECK(conv_cuda_version() == before);
 
-  for (int bad : {-1, 3, 17}) {
+  for (int bad : {-1, kConvCudaVersions + 1, 17}) {
     INFO("backend " << bad);
     CHECK_THAT(error_of([&] { const ConvBackendGuard g(bad); }),
                Contains("conv2d: no CUDA backend " + std::to_string(bad) +

@@ -3,7 +3,7 @@
 // selected in process with a ConvBackendGuard, then conv2d and conv_transpose2d run forward and
 // backward (which runs the conv2d_backward_input and conv2d_backward_weight ops) on the GPU, in
 // float32 and float64, against the same ops on the CPU in float64. One test case per backend
-// ("conv backend parity: v1 | v2 | cudnn"; the cudnn one also tagged [cudnn]).
+// ("conv backend parity: v1 | v2 | v3 | cudnn"; the cudnn one also tagged [cudnn]).
 //
 // Shapes are odd on purpose: groups (including depthwise), dilation, stride 2, asymmetric
 // padding and kernels, channel counts that are not multiples of the 64-wide tiles, a shape
@@ -125,10 +125,11 @@ void check_backend(int backend) {
 }  // namespace
 
 // One test case per backend, so that a failure names the backend and scripts/gpu-check can
-// report each one (it runs them by name: "conv backend parity: <v1|v2|cudnn>").
+// report each one (it runs them by name: "conv backend parity: <v1|v2|v3|cudnn>").
 TEST_CASE("conv backend parity: v1", "[cuda][conv][conv_backends]") { check_backend(1); }
 TEST_CASE("conv backend parity: v2", "[cuda][conv][conv_backends]") { check_backend(2); }
-static_assert(kConvCudaVersions == 2, "add a test case for the new CUDA convolution version");
+TEST_CASE("conv backend parity: v3", "[cuda][conv][conv_backends]") { check_backend(3); }
+static_assert(kConvCudaVersions == 3, "add a test case for the new CUDA convolution version");
 
 TEST_CASE("conv backend parity: cudnn", "[cuda][conv][conv_backends][cudnn]") {
   if (!conv_cudnn_built()) {
