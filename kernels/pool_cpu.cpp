@@ -129,8 +129,8 @@ void max_pool_2x2s2_row(const T* plane, int64_t top, int64_t iw_n, int64_t pad, 
 // of grad_out where the switch names the column and +0 elsewhere. Adding +0 leaves every sum
 // unchanged (it starts at +0, so it is never -0, the one value +0 would change), so the bits
 // are the reference's; the selects (in the forms GCC if-converts) keep the loops branch-free
-// and vectorised. The few
-// columns outside the fast range (padding, ceil_mode, an odd last column) run the reference.
+// and vectorised. The few columns outside the fast range (padding, ceil_mode, an odd last
+// column) run the reference.
 template <typename T>
 void max_pool_grad_pairs_row(const T* go, const int32_t* sw, const PoolGeometry& g,
                              int64_t lead, int64_t full, int64_t ih, T* row) {
