@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "kernels/blas_threads.h"
 #include "kernels/conv.h"
 #include "kernels/matmul.h"
 
@@ -70,47 +71,6 @@ constexpr int64_t kMinBlockWidth = 64;
 int64_t grain_for(int64_t elems_per_item) {
   return std::max<int64_t>(1, kGrainElems / std::max<int64_t>(1, elems_per_item));
 }
-
-// While one of these lives, OpenBLAS runs each call on its calling thread: the callers are
-// parallel_for's threads, and each of them starting BLAS's own threads would put two thread
-// pools on the same cores. openblas_set_num_threads is process-wide, so the scopes are counted:
-// the first to open saves BLAS's thread count and the last to close restores it (a matmul on
-// another thread meanwhile runs single-threaded, which is slower but never wrong). Only the
-// pthreads build of OpenBLAS (Debian's default) is touched: its OpenMP build already runs
-// single-threaded inside an OpenMP region, and there openblas_set_num_threads would set the
-// OpenMP thread count, ours too. Without OpenMP nothing is split across threads, and BLAS keeps
-// its own.
-class BlasSingleThreaded {
- public:
-  BlasSingleThreaded() {
-#if defined(CVG_WITH_BLAS) && defined(_OPENMP)
-    std::lock_guard<std::mutex> lock(state().mutex);
-    if (state().open++ == 0) {
-      state().saved = openblas_get_parallel() == 1 ? openblas_get_num_threads() : 1;
-      if (state().saved != 1) openblas_set_num_threads(1);
-    }
-#endif
-  }
-  ~BlasSingleThreaded() {
-#if defined(CVG_WITH_BLAS) && defined(_OPENMP)
-    std::lock_guard<std::mutex> lock(state().mutex);
-    if (--state().open == 0 && state().saved != 1) openblas_set_num_threads(state().saved);
-#endif
-  }
-  BlasSingleThreaded(const BlasSingleThreaded&) = delete;
-  BlasSingleThreaded& operator=(const BlasSingleThreaded&) = delete;
-
- private:
-  struct State {
-    std::mutex mutex;
-    int open = 0;   // scopes alive
-    int saved = 1;  // BLAS's thread count before the first of them
-  };
-  static State& state() {
-    static State s;
-    return s;
-  }
-};
 
 // A row-major matrix inside a contiguous tensor: element (i, j) at t[off + i ld + j]. With
 // `trans` the GEMM operand is its transpose (BLAS reads it with a flag, nothing is copied).

@@ -15,10 +15,12 @@
 // summed over k in increasing order, so results do not depend on the thread count.
 #include <algorithm>
 #include <climits>
+#include <optional>
 #include <vector>
 
 #include "core/autograd.h"
 #include "core/parallel.h"
+#include "kernels/blas_threads.h"
 #include "kernels/matmul.h"
 
 #ifdef CVG_WITH_BLAS
@@ -125,7 +127,12 @@ bool gemm_blas(Tensor a, Tensor b, const Tensor& out) {
   const T* pa = a.data<T>();
   const T* pb = b.data<T>();
   T* pc = out.data<T>();
-  // BLAS threads internally, so batches run one after another.
+  // BLAS threads internally, so batches run one after another; small products on this thread
+  // alone (kernels/blas_threads.h: BLAS's idle threads would spin against the next op's).
+  std::optional<BlasSingleThreaded> single;
+  if (static_cast<double>(B) * static_cast<double>(M) * static_cast<double>(N) *
+          static_cast<double>(K) < kBlasThreadedMinFlops)
+    single.emplace();
   for (int64_t bi = 0; bi < B; ++bi)
     gemm_call<T>(la.trans ? CblasTrans : CblasNoTrans, lb.trans ? CblasTrans : CblasNoTrans,
                  static_cast<int>(M), static_cast<int>(N), static_cast<int>(K),
