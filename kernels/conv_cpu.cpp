@@ -182,8 +182,6 @@ void for_column_blocks(int64_t cols, bool whole, Fn&& fn) {
   });
 }
 
-// Unfolds one image x [Cin, H, W] into col [Cin kH kW, Ho Wo], writing every entry. The rows are
-// split with parallel_for, which runs inline when called from one of its threads already.
 // One row (c, r, s) of the column matrix in the general case, output row by output row. Plain
 // loops, and GCC told not to turn them back into memmove / memset calls: with small images the
 // rows are a few elements long (DANN's second layer: 8), and one library call per output row
@@ -215,6 +213,8 @@ struct TapWindow {
   ConvRange vh, vw;
 };
 
+// Unfolds one image x [Cin, H, W] into col [Cin kH kW, Ho Wo], writing every entry. The rows are
+// split with parallel_for, which runs inline when called from one of its threads already.
 template <typename T>
 void im2col(const T* x, const ConvGeometry& g, T* col) {
   const int64_t taps = g.taps(), rows = g.cin * taps, plane = g.out_plane();

@@ -564,7 +564,8 @@ Tensor dm_hinge_loss(const Tensor& q, const Tensor& gt, double sigma) {
   // everywhere; the backward multiplies it with the incoming gradient, so it is differentiable
   // in that gradient and has zero second derivative in Q.
   per_point = record(op, per_point, {q}, [qc, gtc, terms, g, dev](const Tensor& gr, const Node&) {
-    const Tensor active_count = sum(cvg::gt(terms, zeros({}, terms.options())).to(terms.dtype()), {3, 4});
+    const Tensor active = cvg::gt(terms, zeros({}, terms.options())).to(terms.dtype());
+    const Tensor active_count = sum(active, {3, 4});
     Tensor coef = Tensor::empty(qc.shape(), qc.options());
     dispatch_floating(qc.dtype(), "dm_hinge_loss_backward", [&](auto tag) {
       using T = decltype(tag);
