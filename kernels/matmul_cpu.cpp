@@ -15,7 +15,6 @@
 // summed over k in increasing order, so results do not depend on the thread count.
 #include <algorithm>
 #include <climits>
-#include <optional>
 #include <vector>
 
 #include "core/autograd.h"
@@ -76,6 +75,9 @@ void gemm_blocked(const Tensor& a, const Tensor& b, const Tensor& out) {
 }
 
 #ifdef CVG_WITH_BLAS
+// Rows per single-threaded BLAS call of a small product (see gemm_blas).
+constexpr int64_t kSmallGemmRows = 64;
+
 // How BLAS can read a rows x cols matrix with strides (rs, cs), in row-major mode: as is
 // (trans = false, leading dim = rs) or as the transpose of a row-major matrix (trans = true,
 // leading dim = cs). The stride of a size-1 dim is never followed, so it is free.
@@ -127,17 +129,32 @@ bool gemm_blas(Tensor a, Tensor b, const Tensor& out) {
   const T* pa = a.data<T>();
   const T* pb = b.data<T>();
   T* pc = out.data<T>();
-  // BLAS threads internally, so batches run one after another; small products on this thread
-  // alone (kernels/blas_threads.h: BLAS's idle threads would spin against the next op's).
-  std::optional<BlasSingleThreaded> single;
-  if (static_cast<double>(B) * static_cast<double>(M) * static_cast<double>(N) *
-          static_cast<double>(K) < kBlasThreadedMinFlops)
-    single.emplace();
-  for (int64_t bi = 0; bi < B; ++bi)
+  const auto call = [&](int64_t bi, int64_t r0, int64_t rows) {
+    // Row r of A starts at r * ld as stored, or at r when BLAS reads it transposed.
     gemm_call<T>(la.trans ? CblasTrans : CblasNoTrans, lb.trans ? CblasTrans : CblasNoTrans,
-                 static_cast<int>(M), static_cast<int>(N), static_cast<int>(K),
-                 pa + bi * a.strides()[0], static_cast<int>(la.ld), pb + bi * b.strides()[0],
-                 static_cast<int>(lb.ld), pc + bi * M * N, static_cast<int>(N));
+                 static_cast<int>(rows), static_cast<int>(N), static_cast<int>(K),
+                 pa + bi * a.strides()[0] + r0 * (la.trans ? 1 : la.ld), static_cast<int>(la.ld),
+                 pb + bi * b.strides()[0], static_cast<int>(lb.ld), pc + (bi * M + r0) * N,
+                 static_cast<int>(N));
+  };
+  if (static_cast<double>(B) * static_cast<double>(M) * static_cast<double>(N) *
+          static_cast<double>(K) >= kBlasThreadedMinFlops) {
+    // BLAS threads internally, so batches run one after another.
+    for (int64_t bi = 0; bi < B; ++bi) call(bi, 0, M);
+    return true;
+  }
+  // Small products run BLAS single-threaded (kernels/blas_threads.h: its idle threads would spin
+  // against the next op's), split over parallel_for's threads by batch and by blocks of
+  // kSmallGemmRows rows instead. The blocks depend on the shape only, so every element is
+  // computed by the same call whatever the thread count.
+  BlasSingleThreaded single;
+  const int64_t blocks = (M + kSmallGemmRows - 1) / kSmallGemmRows;
+  parallel_for(B * blocks, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t r0 = (t % blocks) * kSmallGemmRows;
+      call(t / blocks, r0, std::min(kSmallGemmRows, M - r0));
+    }
+  });
   return true;
 }
 #endif

@@ -7,11 +7,13 @@
 #include <cmath>
 
 #include "core/autograd.h"
+#include "core/rng.h"
 #include "kernels/binary.h"
 #include "kernels/matmul.h"
 #include "kernels/reduce.h"
 #include "kernels/view.h"
 #include "tests/support/op_registry.h"
+#include "tests/support/test_utils.h"
 
 using namespace cvg;
 using namespace cvg::testing;
@@ -166,6 +168,10 @@ TEST_CASE("matmul: BLAS path and blocked fallback agree with a naive loop on odd
       const Tensor b = transpose(randn({3, 13, 29}, o), 1, 2);   // [3, 29, 13]
       check_gemm_paths(a, b, tol);
     }
+    SECTION("a read transposed, over several 64-row blocks of a small product") {
+      const Tensor a = transpose(randn({2, 40, 150}, o), 1, 2);  // [2, 150, 40], column-major
+      check_gemm_paths(a, randn({2, 40, 33}, o), tol);
+    }
     SECTION("broadcast batch (stride 0) and strided slices") {
       const Tensor base = randn({1, 9, 40}, o);
       const Tensor a = make_view(base, {4, 9, 20}, {0, 40, 2}, 0);  // every other column, repeated
@@ -178,6 +184,14 @@ TEST_CASE("matmul: BLAS path and blocked fallback agree with a naive loop on odd
       check_gemm_paths(slice(randn({2, 3, 8}, o), 2, 0, 8, 4), randn({2, 2, 6}, o), tol);
     }
   }
+}
+
+TEST_CASE("matmul: a small product gives the same bits at 1 and 3 threads", "[ops][matmul]") {
+  // Small products are split into fixed blocks of rows over the threads (kernels/matmul_cpu.cpp).
+  manual_seed(41);
+  const Tensor a = randn({3, 130, 70}), b = randn({3, 70, 90});
+  const auto [one, three] = at_one_and_three_threads([&] { return matmul(a, b); });
+  CHECK(max_abs_diff(one, three) == 0.0);
 }
 
 TEST_CASE("matmul: folded batch, broadcast and transposed operands match per-batch products",
