@@ -40,8 +40,9 @@
 //         gathered into shared memory, register tiling, and for the weight gradient a split of
 //         the N Ho Wo reduction across blocks whose partial sums a second kernel adds in a fixed
 //         order (deterministic, no atomics). The default is v2.
-//         v3 (float32): v2 with tiles of up to 128 x 128 where the pass is large enough; not
-//         yet run on a GPU, so not the default.
+//         v3 (float32): v2 with tiles of up to 128 x 128 where the pass is large enough.
+//         Correct (parity tests) but slower than v2 on an H100 (1.0-1.6x its time): see
+//         kernels/conv_cuda.cu. The default is v2.
 //   cuDNN (kernels/conv_cudnn.cpp) as the baseline the handwritten kernels are measured
 //         against, in builds that found it (CMake: CVG_CUDNN): forward, backward-data and
 //         backward-filter with the algorithm cuDNN's heuristics rank first for the shape (FP32

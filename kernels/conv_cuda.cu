@@ -14,6 +14,11 @@
 //       the shared-memory reads and the operand-gathering index arithmetic per multiply-add
 //       (the H100 run measured v2 at 8-13 TFLOP/s, 21-90 % of cuDNN). A pass keeps 64 x 64 tiles
 //       when the larger ones would leave the GPU with too few blocks; float64 runs v2's kernel.
+//       Measured on an H100 (bench/results/NVIDIA_H100_80GB_HBM3/2026-11-22_2-bench): slower
+//       than v2 on every layer, 1.0-1.6x its time. At up to 213 registers per thread one
+//       256-thread block fits per SM, and with single-buffered shared-memory tiles that is too
+//       little parallelism to hide the gathers' latency: the next version
+//       needs fewer registers (32-bit index arithmetic) or asynchronous copies, not bigger tiles.
 // Every kernel is a template on the element type (float32 and float64). conv2d_cuda also hands
 // the cuDNN backend to kernels/conv_cudnn.cpp, which holds the run-time choice of backend.
 
