@@ -111,14 +111,20 @@ struct DmCorrGradTarget {
     jlo = jlo < 0 ? 0 : jlo;
     ihi = ihi >= g.h ? g.h - 1 : ihi;
     jhi = jhi >= g.w ? g.w - 1 : jhi;
+    if (ilo > ihi || jlo > jhi) {
+      out[l] = T(0);
+      return;
+    }
     const T* a = ref + (n * g.d + c) * g.h * g.w;
+    // Walking j by one moves grad by a point (K^2) and kx by -stride; pointers instead of the
+    // full index per term (the same terms in the same order).
+    const int64_t step = g.k * g.k - g.stride, kx_lo = x - (g.stride * jlo + g.offset) + g.r;
     T acc = T(0);
     for (int64_t i = ilo; i <= ihi; ++i) {
       const int64_t ky = y - (g.stride * i + g.offset) + g.r;
-      for (int64_t j = jlo; j <= jhi; ++j) {
-        const int64_t kx = x - (g.stride * j + g.offset) + g.r;
-        acc += grad[(((n * g.h + i) * g.w + j) * g.k + ky) * g.k + kx] * a[i * g.w + j];
-      }
+      const T* gp = grad + (((n * g.h + i) * g.w + jlo) * g.k + ky) * g.k + kx_lo;
+      const T* ap = a + i * g.w + jlo;
+      for (int64_t j = jlo; j <= jhi; ++j, gp += step, ++ap) acc += *gp * *ap;
     }
     out[l] = acc;
   }
