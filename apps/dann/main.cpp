@@ -30,6 +30,7 @@
 #include "models/dann/model.h"
 #include "models/dann/plots.h"
 #include "models/dann/study.h"
+#include "models/dann/svm.h"
 #include "nn/app/app.h"
 #include "nn/checkpoint.h"
 #include "nn/data/loader.h"
@@ -83,13 +84,37 @@ TrainedRun open_run(const std::string& dir, Device device) {
   return r;
 }
 
-// Source and target test accuracy, and the proxy A-distance of the features of (at most)
-// pad_images test images per domain.
-nlohmann::json evaluate(DannNet& net, const DannData& d, Device device, int64_t pad_images) {
+// The thesis's protocol (models/dann/svm.h): the last layer retrained as a linear SVM on the
+// labelled training images of the mode (target-only: target; the others: source), C chosen on a
+// held-out fifth of them; its source and target test accuracy.
+nlohmann::json evaluate_svm(DannNet& net, const DannData& d, Mode mode, Device device) {
+  const bool on_target = mode == Mode::target_only;
+  const DomainSplit& train = on_target ? d.target : d.source;
+  const SelectedSvm s =
+      fit_svm_selected(extract_label_hidden(net, train.train_x, device), train.train_y, 10, svm_c_grid());
+  nlohmann::json j;
+  j["trained_on"] = on_target ? "target" : "source";
+  j["c"] = s.svm.c;
+  j["c_grid"] = svm_c_grid();
+  j["validation_accuracy"] = s.validation;
+  j["source_accuracy"] = s.svm.accuracy(extract_label_hidden(net, d.source.test_x, device), d.source.test_y);
+  j["target_accuracy"] = s.svm.accuracy(extract_label_hidden(net, d.target.test_x, device), d.target.test_y);
+  return j;
+}
+
+constexpr const char* kSvmHelp =
+    "also evaluate the thesis's protocol: the last layer retrained as a linear SVM on the mode's labelled "
+    "training images, C chosen on a held-out fifth (eval.json's \"svm\")";
+
+// Source and target test accuracy, the proxy A-distance of the features of (at most)
+// pad_images test images per domain, and with `svm` the linear-SVM protocol's accuracies.
+nlohmann::json evaluate(DannNet& net, const DannData& d, Device device, int64_t pad_images, Mode mode,
+                        bool svm) {
   nlohmann::json e;
   e["source_accuracy"] = accuracy(net, d.source.test_x, d.source.test_y, device);
   e["target_accuracy"] = accuracy(net, d.target.test_x, d.target.test_y, device);
   e["test_images"] = d.source.test_x.size(0);
+  if (svm) e["svm"] = evaluate_svm(net, d, mode, device);
   if (pad_images > 0) {
     const int64_t n = std::min({pad_images, d.source.test_x.size(0), d.target.test_x.size(0)});
     if (n >= 4) {
@@ -190,7 +215,7 @@ int train(const app::Args& a) {
         if (clip > 0) rec["grad_norm"] = grad_norm;  // before clipping
       }
       if (step % eval_every == 0 || step == steps) {
-        const nlohmann::json e = evaluate(*net, data, device, 0);
+        const nlohmann::json e = evaluate(*net, data, device, 0, mode, false);
         rec["source_accuracy"] = e["source_accuracy"];
         rec["target_accuracy"] = e["target_accuracy"];
         progress.print(str_cat("step ", step, ": source accuracy ", e["source_accuracy"].get<double>(),
@@ -209,7 +234,7 @@ int train(const app::Args& a) {
     }
   }
   progress.finish();
-  nlohmann::json e = evaluate(*net, data, device, a.get_int("pad-images"));
+  nlohmann::json e = evaluate(*net, data, device, a.get_int("pad-images"), mode, a.get_bool("svm"));
   e["mode"] = mode_name(mode);
   e["steps"] = steps;
   std::printf("final loss %.4f\n%s\n", last, e.dump().c_str());
@@ -228,7 +253,7 @@ int train(const app::Args& a) {
 
 int eval(const app::Args& a) {
   const TrainedRun r = open_run(a.out(), a.device());
-  nlohmann::json e = evaluate(*r.net, r.data, a.device(), a.get_int("pad-images"));
+  nlohmann::json e = evaluate(*r.net, r.data, a.device(), a.get_int("pad-images"), r.mode, a.get_bool("svm"));
   e["app"] = kApp;
   e["run"] = a.out();
   e["mode"] = mode_name(r.mode);
@@ -275,11 +300,20 @@ int table(const app::Args& a) {
     r.source_accuracy = e.at("source_accuracy").get<double>();
     r.target_accuracy = e.at("target_accuracy").get<double>();
     if (e.contains("proxy_a_distance")) r.proxy_a_distance = e["proxy_a_distance"].get<double>();
+    if (e.contains("svm")) {
+      r.svm_source_accuracy = e["svm"].at("source_accuracy").get<double>();
+      r.svm_target_accuracy = e["svm"].at("target_accuracy").get<double>();
+    }
     runs.push_back(r);
   }
   CVG_CHECK(!runs.empty(), "table: no run folder with an eval.json under ", a.out());
-  const std::string md = str_cat(runs.size(), " runs of ", runs.front().steps, " steps under ", a.out(), "\n\n",
-                                 study_markdown(summarize_study(runs)));
+  std::string md = str_cat(runs.size(), " runs of ", runs.front().steps, " steps under ", a.out(),
+                           "\n\n## The label predictor's accuracy\n\n", study_markdown(summarize_study(runs)));
+  if (const auto svm = with_svm_accuracies(runs))
+    md += "\n## The thesis's protocol: the last layer retrained as a linear SVM\n\n" +
+          study_markdown(summarize_study(*svm));
+  else
+    md += "\n(no linear-SVM rows: some eval.json lacks \"svm\"; run `cvg-dann eval --out RUN` on each run)\n";
   const std::string path = (fs::path(a.out()) / "table.md").string();
   std::ofstream(path) << md;
   std::printf("%s\nwritten to %s\n", md.c_str(), path.c_str());
@@ -388,9 +422,12 @@ int main(int argc, char** argv) {
                    "(100: the thesis's MNIST choice; 1024,1024: its other nets)").metavar("W[,W...]")
       .flag_int("eval-every", 200, "steps between test-accuracy records in metrics.jsonl").at_least(1)
       .flag_int("pad-images", 1000, "test images per domain for the final proxy A-distance (0: skip)").at_least(0)
+      .flag_bool("svm", true, kSvmHelp)
       .flag_int("checkpoint-every", 200, "steps between checkpoints").at_least(1);
-  cli.command("eval", "write eval.json: source and target test accuracy, proxy A-distance")
-      .flag_int("pad-images", 1000, "test images per domain for the proxy A-distance (0: skip)").at_least(0);
+  cli.command("eval", "write eval.json: source and target test accuracy (label predictor, and the thesis's "
+              "linear-SVM protocol), proxy A-distance")
+      .flag_int("pad-images", 1000, "test images per domain for the proxy A-distance (0: skip)").at_least(0)
+      .flag_bool("svm", true, kSvmHelp);
   cli.command("table", "summarise the runs under --out (one folder per run) as mean +/- sd per mode and the "
               "pass criteria; also written to table.md there");
   data_flags(cli.command("export", "write the training and test data of train (same flags) as .npy files into --out"));

@@ -121,6 +121,13 @@ void DannNet::set_input_mean(const std::array<double, 3>& m) {
 
 Tensor DannNet::classify(const Tensor& f) { return label_net->forward(f); }
 
+Tensor DannNet::label_hidden(const Tensor& f) {
+  const auto& layers = static_cast<const nn::Sequential&>(*label_net);
+  Tensor h = f;
+  for (size_t i = 0; i + 1 < layers.size(); ++i) h = layers[i]->forward(h);
+  return h;
+}
+
 Tensor DannNet::discriminate(const Tensor& f, double lambda) {
   return domain_net->forward(grad_reverse(f, lambda));
 }
@@ -203,6 +210,13 @@ double accuracy(DannNet& net, const Tensor& x, const Tensor& y, Device device, i
 Tensor extract_features(DannNet& net, const Tensor& x, Device device, int64_t batch) {
   TensorList parts;
   in_batches(net, x, device, batch, [&](int64_t, int64_t, const Tensor& f) { parts.push_back(f.to(kCPU)); });
+  return cat(parts, 0);
+}
+
+Tensor extract_label_hidden(DannNet& net, const Tensor& x, Device device, int64_t batch) {
+  TensorList parts;
+  in_batches(net, x, device, batch,
+             [&](int64_t, int64_t, const Tensor& f) { parts.push_back(net.label_hidden(f).to(kCPU)); });
   return cat(parts, 0);
 }
 

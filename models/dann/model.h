@@ -55,6 +55,9 @@ class DannNet : public nn::Module {
   // G_f: [N, 3, 28, 28] images in [0, 1] -> [N, 768].
   Tensor features(const Tensor& x);
   Tensor classify(const Tensor& f);                   // G_y: [N, 768] -> [N, 10] logits
+  // G_y without its last layer: [N, 768] -> [N, 100], the activations of the last hidden layer
+  // (FC100 - ReLU), which the thesis's protocol feeds to a linear SVM (models/dann/svm.h).
+  Tensor label_hidden(const Tensor& f);
   Tensor discriminate(const Tensor& f, double lambda);  // G_d(R_lambda(f)): [N, 2] logits
   Tensor forward(const Tensor& x) override { return classify(features(x)); }
   std::string describe() const override { return "DannNet"; }
@@ -97,6 +100,8 @@ StepLoss training_loss(DannNet& net, Mode mode, const Tensor& xs, const Tensor& 
 double accuracy(DannNet& net, const Tensor& x, const Tensor& y, Device device, int64_t batch = 500);
 // G_f features of x (CPU float32 [N, 768]), computed like accuracy().
 Tensor extract_features(DannNet& net, const Tensor& x, Device device, int64_t batch = 500);
+// label_hidden(G_f(x)) (CPU float32 [N, 100]), computed like accuracy().
+Tensor extract_label_hidden(DannNet& net, const Tensor& x, Device device, int64_t batch = 500);
 
 // Proxy A-distance (Ben-David et al.; thesis eq. 5.2.2) between two feature sets [N, D]:
 // a logistic-regression probe is trained to tell them apart on the first half of each (features

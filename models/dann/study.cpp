@@ -49,6 +49,16 @@ MeanSd mean_sd(const std::vector<double>& v) {
   return r;
 }
 
+std::optional<std::vector<RunResult>> with_svm_accuracies(const std::vector<RunResult>& runs) {
+  std::vector<RunResult> out = runs;
+  for (RunResult& r : out) {
+    if (!r.svm_source_accuracy || !r.svm_target_accuracy) return std::nullopt;
+    r.source_accuracy = *r.svm_source_accuracy;
+    r.target_accuracy = *r.svm_target_accuracy;
+  }
+  return out;
+}
+
 StudySummary summarize_study(const std::vector<RunResult>& runs) {
   CVG_CHECK(!runs.empty(), "dann table: no runs");
   for (const RunResult& r : runs) {

@@ -21,7 +21,14 @@ struct RunResult {
   int64_t steps = 0;
   double source_accuracy = 0, target_accuracy = 0;
   std::optional<double> proxy_a_distance;
+  // The thesis's protocol (models/dann/svm.h): accuracies with the last layer retrained as a
+  // linear SVM, when the run's eval.json has them.
+  std::optional<double> svm_source_accuracy, svm_target_accuracy;
 };
+
+// The runs with their linear-SVM accuracies in place of the label predictor's, for the same
+// summary; nullopt when some run lacks them (an eval.json written without --svm).
+std::optional<std::vector<RunResult>> with_svm_accuracies(const std::vector<RunResult>& runs);
 
 struct MeanSd {
   double mean = 0, sd = 0;

@@ -59,6 +59,11 @@ for key in ("source_accuracy", "target_accuracy", "proxy_a_distance"):
     assert key in e and math.isfinite(e[key]), key
 assert 0 <= e["source_accuracy"] <= 1 and 0 <= e["target_accuracy"] <= 1
 assert e["mode"] == "dann" and e["steps"] == 6 and e["test_images"] == 32
+# The thesis's protocol: the last layer retrained as a linear SVM on the source digits.
+s = e["svm"]
+assert s["trained_on"] == "source" and s["c"] in s["c_grid"], s
+assert len(s["validation_accuracy"]) == len(s["c_grid"]), s
+assert 0 <= s["source_accuracy"] <= 1 and 0 <= s["target_accuracy"] <= 1, s
 rows = [json.loads(l) for l in open(sys.argv[2])]
 assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
 assert all(0 <= r["lambda"] < 1 and "domain_loss" in r for r in rows)
@@ -82,6 +87,15 @@ grep -q "skipped .*unfinished: no eval.json" "$work/table.log"
 grep -q "^| dann | 2 | " "$work/study/table.md"
 grep -q "^| source-only | 1 | " "$work/study/table.md"
 grep -q "share of the gap to train-on-target closed" "$work/study/table.md"
+grep -q "linear SVM" "$work/study/table.md"
+test "$(grep -c "share of the gap" "$work/study/table.md")" -eq 2
+python3 -c 'import json, sys; assert json.load(open(sys.argv[1]))["svm"]["trained_on"] == "target"' \
+  "$work/study/target-only-s1/eval.json"
+# An eval.json without the SVM (--no-svm): the table says so instead of its SVM rows.
+"$bin" eval --device cpu --out "$work/study/dann-s2" --pad-images 0 --no-svm > /dev/null
+if grep -q '"svm"' "$work/study/dann-s2/eval.json"; then echo "eval --no-svm wrote svm"; exit 1; fi
+"$bin" table --out "$work/study" > /dev/null
+grep -q "no linear-SVM rows" "$work/study/table.md"
 # Runs of different lengths do not make one table.
 cp -r "$work/dann" "$work/study/dann-s1"
 set +e
