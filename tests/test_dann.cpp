@@ -458,7 +458,7 @@ TEST_CASE("dann study: mean +/- sd per mode and the gates", "[dann][study]") {
   CHECK(mean_sd({}).n == 0);
 
   auto run = [](const char* mode, int64_t seed, double src, double tgt) {
-    return RunResult{str_cat(mode, "-s", seed), mode, seed, 1000, src, tgt, 1.5};
+    return RunResult{str_cat(mode, "-s", seed), mode, seed, 1000, src, tgt, 1.5, std::nullopt, std::nullopt};
   };
   // source-only target 0.30, train-on-target 0.90: the gap is 0.60.
   std::vector<RunResult> runs = {run("source-only", 1, 0.98, 0.29), run("source-only", 2, 0.98, 0.31),

@@ -4,9 +4,12 @@
 // unlabelled target domain (MNIST-M', the digits blended with real photographs).
 //   cvg-dann train   --mode dann | source-only | target-only   (the method and the two baselines
 //                    of the thesis's Table 5.I) into the run folder (--out)
-//   cvg-dann eval    eval.json: source and target test accuracy, proxy A-distance of the features
+//   cvg-dann eval    eval.json: source and target test accuracy, proxy A-distance of the features,
+//                    and (unless --no-svm) the same accuracies under the thesis's protocol, the
+//                    last layer retrained as a linear SVM (models/dann/svm.h)
 //   cvg-dann table   the seed study: every run folder under --out summarised as mean +/- sd per
-//                    mode and the pass criteria (models/dann/study.h), printed and in table.md
+//                    mode and the pass criteria (models/dann/study.h), printed and in table.md,
+//                    once for the label predictor and once for the SVM protocol
 //   cvg-dann export  the data as .npy files (for a reference run in another framework)
 //   cvg-dann show    mnistm_preview.png (source digits over their MNIST-M' blends) and
 //                    features_pca.svg (2-D PCA of source and target features; --before DIR adds

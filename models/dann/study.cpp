@@ -109,7 +109,10 @@ std::string study_markdown(const StudySummary& s) {
       "| mode | seeds | source accuracy | target accuracy | proxy A-distance |\n|---|---|---:|---:|---:|\n";
   for (const ModeSummary& m : s.modes) {
     std::string seeds;
-    for (int64_t v : m.seeds) seeds += (seeds.empty() ? "" : ",") + std::to_string(v);
+    for (int64_t v : m.seeds) {
+      if (!seeds.empty()) seeds += ',';
+      seeds += std::to_string(v);
+    }
     out += "| " + m.mode + " | " + seeds + " | " + cell(m.source, 4) + " | " + cell(m.target, 4) + " | " +
            cell(m.proxy_a, 3) + " |\n";
   }
