@@ -223,13 +223,15 @@ std::unordered_map<Node*, Tensor> run_backward(const TensorList& outputs,
     CVG_CHECK(!node->released(), "backward: trying to run the backward of '", node->name,
               "' a second time, but its saved tensors were freed after the first backward; "
               "pass retain_graph=true to the first backward (or grad) call");
-    const auto start = std::chrono::steady_clock::now();
+    const bool traced = trace_enabled(), cuda = g.defined() && g.device().is_cuda();
+    TraceSpan span;
+    if (traced) span.start(cuda);
     TensorList in_grads = node->backward(g, *node);
-    if (trace_enabled()) {
-      const double ms = std::chrono::duration<double, std::milli>(
-                            std::chrono::steady_clock::now() - start).count();
+    if (traced) {
+      double ms = 0, self = 0;
+      span.stop(cuda, &ms, &self);
       trace_line(str_cat("[cvg bwd] ", node->name, "  grad ", describe(g), " -> ",
-                         node->next.size(), " inputs  ", ms, " ms"));
+                         node->next.size(), " inputs  ", ms, " ms (self ", self, " ms)"));
     }
     CVG_CHECK(in_grads.size() == node->next.size(), node->name, " backward: returned ",
               in_grads.size(), " gradients for ", node->next.size(), " inputs");
