@@ -65,6 +65,7 @@ void TraceSpan::stop(bool cuda, double* total_ms, double* self_ms) {
   open_ = false;
   if (parent_) parent_->children_ms_ += *total_ms;
 }
+
 void set_trace_sink(std::ostream* os) { g_sink = os; }
 void trace_line(const std::string& line) { (g_sink ? *g_sink : std::cerr) << line << '\n'; }
 
