@@ -8,7 +8,7 @@
 #include "core/copy.h"
 #include "core/cuda_check.h"
 #include "core/cuda_launch.cuh"
-#include "core/cuda_geometry.cuh"
+#include "core/geometry.h"
 
 namespace cvg {
 
@@ -39,8 +39,8 @@ __global__ void add_kernel(T* out, const T* a, const T* b, int64_t n) {
 
 void copy_into_cuda(const Tensor& dst, const Tensor& src, const char* op) {
   const int64_t n = dst.numel();
-  const Geometry go = geometry_for(dst, dst.shape());
-  const Geometry gi = geometry_for(src, dst.shape());
+  const std::array<Geometry, 2> g = geometries_for<2>({&dst, &src}, dst.shape());
+  const Geometry &go = g[0], &gi = g[1];
   dispatch_dtype(dst.dtype(), op, [&](auto d) {
     using D = decltype(d);
     dispatch_dtype(src.dtype(), op, [&](auto s) {

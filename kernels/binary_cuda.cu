@@ -4,7 +4,7 @@
 // The math is binary_eval from kernels/binary_math.h, the same code binary_cpu runs.
 #include <cuda_runtime.h>
 
-#include "core/cuda_geometry.cuh"
+#include "core/geometry.h"
 #include "core/cuda_launch.cuh"
 #include "kernels/binary.h"
 
@@ -42,7 +42,8 @@ void binary_cuda(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& ou
   if (n == 0) return;
   const bool dense = a.shape() == out.shape() && b.shape() == out.shape() && a.is_contiguous() &&
                      b.is_contiguous();
-  const Geometry ga = geometry_for(a, out.shape()), gb = geometry_for(b, out.shape());
+  const std::array<Geometry, 2> g = geometries_for<2>({&a, &b}, out.shape());
+  const Geometry &ga = g[0], &gb = g[1];
   dispatch_binary(op, [&](auto opc) {
     constexpr BinaryOp OP = decltype(opc)::value;
     dispatch_dtype(a.dtype(), "binary", [&](auto tag) {
@@ -64,8 +65,8 @@ void binary_cuda(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& ou
 void where_cuda(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) {
   const int64_t n = out.numel();
   if (n == 0) return;
-  const Geometry gc = geometry_for(cond, out.shape());
-  const Geometry ga = geometry_for(a, out.shape()), gb = geometry_for(b, out.shape());
+  const std::array<Geometry, 3> g = geometries_for<3>({&cond, &a, &b}, out.shape());
+  const Geometry &gc = g[0], &ga = g[1], &gb = g[2];
   dispatch_dtype(out.dtype(), "where", [&](auto tag) {
     using T = decltype(tag);
     where_kernel<T><<<grid_blocks(n), kBlockThreads>>>(static_cast<const bool*>(cond.storage()->data()), gc,

@@ -48,7 +48,7 @@ __global__ void corr_grad_ref_kernel(DmCorrGradRef<T> f) {
   __shared__ T part[kCorrChunk][kBlockThreads];
   const DmCorrGeom& g = f.g;
   const int64_t point = blockIdx.x;  // (n H + i) W + j
-  const int64_t j = point % g.w, i = (point / g.w) % g.h, n = point / (g.w * g.h);
+  const auto [n, i, j] = dm_grid(point, g.fh, g.fw);
   const int64_t y0 = g.stride * i + g.offset - g.r, x0 = g.stride * j + g.offset - g.r;
   const int64_t kk = g.k * g.k, plane = g.ht * g.wt;
   const T* grow = f.grad + point * kk;
@@ -60,7 +60,7 @@ __global__ void corr_grad_ref_kernel(DmCorrGradRef<T> f) {
 #pragma unroll
     for (int cc = 0; cc < kCorrChunk; ++cc) acc[cc] = T(0);
     for (int64_t q = tid; q < kk; q += kBlockThreads) {
-      const int64_t y = y0 + q / g.k, x = x0 + q % g.k;
+      const int64_t qy = g.fk.div(q), y = y0 + qy, x = x0 + q - qy * g.k;
       if (!dm_in(y, g.ht) || !dm_in(x, g.wt)) continue;
       const T gv = grow[q];
       const T* tq = tc + y * g.wt + x;

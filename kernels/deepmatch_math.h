@@ -10,15 +10,36 @@
 #include <cmath>
 #include <cstdint>
 
+#include "core/fast_div.h"
 #include "core/hd.h"
 
 namespace cvg {
 
-// Floor and ceiling of a / b for b > 0 and any sign of a.
-CVG_HD int64_t dm_floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-CVG_HD int64_t dm_ceil_div(int64_t a, int64_t b) { return -dm_floor_div(-a, b); }
+// Floor and ceiling of a / b for any sign of a (b >= 1).
+CVG_HD int64_t dm_floor_div(int64_t a, const FastDiv& b) {
+  return a >= 0 ? b.div(a) : -b.div(-a + b.divisor() - 1);
+}
+CVG_HD int64_t dm_ceil_div(int64_t a, const FastDiv& b) { return -dm_floor_div(-a, b); }
 
 CVG_HD bool dm_in(int64_t v, int64_t n) { return v >= 0 && v < n; }
+
+// Element l of an N x H x W x K x K score tensor as (point, k) with k = ky K + kx, and a point
+// as (n, i, j). Every kernel decodes its flat index through FastDivs made once per launch
+// (kernels/deepmatch.cpp), not through 64-bit divisions (see core/fast_div.h for why).
+struct DmPlaneIndex {
+  int64_t point, k;
+};
+CVG_HD DmPlaneIndex dm_split(int64_t l, const FastDiv& kk) {
+  const int64_t point = kk.div(l);
+  return {point, l - point * kk.divisor()};
+}
+struct DmGridIndex {
+  int64_t n, i, j;
+};
+CVG_HD DmGridIndex dm_grid(int64_t point, const FastDiv& h, const FastDiv& w) {
+  const int64_t row = w.div(point), n = h.div(row);
+  return {n, row - n * h.divisor(), point - row * w.divisor()};
+}
 
 template <typename T>
 CVG_HD T dm_neg_inf() {
@@ -41,6 +62,8 @@ struct DmCorrGeom {
   int64_t ht = 0, wt = 0;   // target map
   int64_t r = 0, k = 1;     // radius and K = 2R + 1
   int64_t stride = 1, offset = 0;
+  // Dividers by k, k^2, h, w, d, ht, wt and stride (set with the sizes, kernels/deepmatch.cpp).
+  FastDiv fk, fkk, fh, fw, fd, fht, fwt, fstride;
 };
 
 template <typename T>
@@ -50,8 +73,9 @@ struct DmCorrForward {
   DmCorrGeom g;
   T* out;         // N x H x W x K x K
   CVG_HD void operator()(int64_t l) const {
-    const int64_t kk = g.k * g.k, point = l / kk, kx = l % g.k, ky = (l % kk) / g.k;
-    const int64_t j = point % g.w, i = (point / g.w) % g.h, n = point / (g.w * g.h);
+    const DmPlaneIndex e = dm_split(l, g.fkk);
+    const int64_t ky = g.fk.div(e.k), kx = e.k - ky * g.k;
+    const auto [n, i, j] = dm_grid(e.point, g.fh, g.fw);
     const int64_t y = g.stride * i + g.offset + ky - g.r, x = g.stride * j + g.offset + kx - g.r;
     T acc = T(0);
     if (dm_in(y, g.ht) && dm_in(x, g.wt)) {
@@ -72,11 +96,11 @@ struct DmCorrGradRef {
   DmCorrGeom g;
   T* out;         // N x d x H x W
   CVG_HD void operator()(int64_t l) const {
-    const int64_t j = l % g.w, i = (l / g.w) % g.h, c = (l / (g.w * g.h)) % g.d,
-                  n = l / (g.w * g.h * g.d);
+    const auto [nc, i, j] = dm_grid(l, g.fh, g.fw);  // nc = n d + c
+    const int64_t n = g.fd.div(nc);
     const int64_t y0 = g.stride * i + g.offset - g.r, x0 = g.stride * j + g.offset - g.r;
     const T* gp = grad + ((n * g.h + i) * g.w + j) * g.k * g.k;
-    const T* b = tgt + (n * g.d + c) * g.ht * g.wt;
+    const T* b = tgt + nc * g.ht * g.wt;
     T acc = T(0);
     for (int64_t ky = 0; ky < g.k; ++ky) {
       const int64_t y = y0 + ky;
@@ -100,13 +124,13 @@ struct DmCorrGradTarget {
   DmCorrGeom g;
   T* out;         // N x d x Ht x Wt
   CVG_HD void operator()(int64_t l) const {
-    const int64_t x = l % g.wt, y = (l / g.wt) % g.ht, c = (l / (g.wt * g.ht)) % g.d,
-                  n = l / (g.wt * g.ht * g.d);
+    const auto [nc, y, x] = dm_grid(l, g.fht, g.fwt);  // nc = n d + c
+    const int64_t n = g.fd.div(nc);
     // stride * i + offset in [y - R, y + R].
-    int64_t ilo = dm_ceil_div(y - g.r - g.offset, g.stride),
-            ihi = dm_floor_div(y + g.r - g.offset, g.stride);
-    int64_t jlo = dm_ceil_div(x - g.r - g.offset, g.stride),
-            jhi = dm_floor_div(x + g.r - g.offset, g.stride);
+    int64_t ilo = dm_ceil_div(y - g.r - g.offset, g.fstride),
+            ihi = dm_floor_div(y + g.r - g.offset, g.fstride);
+    int64_t jlo = dm_ceil_div(x - g.r - g.offset, g.fstride),
+            jhi = dm_floor_div(x + g.r - g.offset, g.fstride);
     ilo = ilo < 0 ? 0 : ilo;
     jlo = jlo < 0 ? 0 : jlo;
     ihi = ihi >= g.h ? g.h - 1 : ihi;
@@ -115,7 +139,7 @@ struct DmCorrGradTarget {
       out[l] = T(0);
       return;
     }
-    const T* a = ref + (n * g.d + c) * g.h * g.w;
+    const T* a = ref + nc * g.h * g.w;
     // Walking j by one moves grad by a point (K^2) and kx by -stride; pointers instead of the
     // full index per term (the same terms in the same order).
     const int64_t step = g.k * g.k - g.stride, kx_lo = x - (g.stride * jlo + g.offset) + g.r;
@@ -138,15 +162,17 @@ struct DmPoolGeom {
   int64_t k = 1;       // fine K
   int64_t kc = 1;      // coarse K
   int64_t pad = 1;
+  FastDiv fk, fkk, fkc, fkkc;  // by k, k^2, kc, kc^2 (set with the sizes)
 
   CVG_HD int64_t fine_of(int64_t c, int64_t t) const { return 2 * c - pad + t; }
-  // The coarse c whose window holds fine f: 2 c - pad <= f <= 2 c - pad + 2.
+  // The coarse c whose window holds fine f: 2 c - pad <= f <= 2 c - pad + 2, so c runs from
+  // ceil((f + pad - 2) / 2) to floor((f + pad) / 2) (>> 1 is floor(/ 2), also below 0, in C++20).
   CVG_HD int64_t cover_lo(int64_t f) const {
-    const int64_t lo = dm_ceil_div(f + pad - 2, 2);
+    const int64_t lo = (f + pad - 1) >> 1;
     return lo < 0 ? 0 : lo;
   }
   CVG_HD int64_t cover_hi(int64_t f) const {
-    const int64_t hi = dm_floor_div(f + pad, 2);
+    const int64_t hi = (f + pad) >> 1;
     return hi >= kc ? kc - 1 : hi;
   }
 };
@@ -158,7 +184,8 @@ struct DmPoolForward {
   T* out;       // coarse
   uint8_t* sw;  // coarse
   CVG_HD void operator()(int64_t l) const {
-    const int64_t kk = g.kc * g.kc, point = l / kk, cx = l % g.kc, cy = (l % kk) / g.kc;
+    const auto [point, c] = dm_split(l, g.fkkc);
+    const int64_t cy = g.fkc.div(c), cx = c - cy * g.kc;
     const T* plane = s + point * g.k * g.k;
     bool have = false;
     T best = T(0);
@@ -196,13 +223,14 @@ struct DmPoolBackward {
   DmPoolGeom g;
   T* out;              // fine
   CVG_HD void operator()(int64_t l) const {
-    const int64_t kk = g.k * g.k, point = l / kk, fx = l % g.k, fy = (l % kk) / g.k;
+    const auto [point, f] = dm_split(l, g.fkk);
+    const int64_t fy = g.fk.div(f), fx = f - fy * g.k;
     const int64_t base = point * g.kc * g.kc;
     T acc = T(0);
     for (int64_t cy = g.cover_lo(fy); cy <= g.cover_hi(fy); ++cy)
       for (int64_t cx = g.cover_lo(fx); cx <= g.cover_hi(fx); ++cx) {
         const int64_t c = base + cy * g.kc + cx;
-        if (dm_pool_target(g, cy, cx, sw[c]) == fy * g.k + fx) acc += grad[c];
+        if (dm_pool_target(g, cy, cx, sw[c]) == f) acc += grad[c];
       }
     out[l] = acc;
   }
@@ -216,7 +244,8 @@ struct DmPoolGather {
   DmPoolGeom g;
   T* out;              // coarse
   CVG_HD void operator()(int64_t l) const {
-    const int64_t kk = g.kc * g.kc, point = l / kk, cx = l % g.kc, cy = (l % kk) / g.kc;
+    const auto [point, c] = dm_split(l, g.fkkc);
+    const int64_t cy = g.fkc.div(c), cx = c - cy * g.kc;
     out[l] = x[point * g.k * g.k + dm_pool_target(g, cy, cx, sw[l])];
   }
 };
@@ -251,7 +280,8 @@ struct DmUnpoolForward {
   DmPoolGeom g;
   T* out;              // fine
   CVG_HD void operator()(int64_t l) const {
-    const int64_t kk = g.k * g.k, point = l / kk, fx = l % g.k, fy = (l % kk) / g.k;
+    const auto [point, f] = dm_split(l, g.fkk);
+    const int64_t fy = g.fk.div(f), fx = f - fy * g.k;
     const int64_t cb = point * g.kc * g.kc;
     const int64_t w = dm_unpool_winner(qh + cb, sw + cb, g, fy, fx);
     out[l] = s[l] + (w >= 0 ? qh[cb + w] : dm_neg_inf<T>());
@@ -268,10 +298,11 @@ struct DmUnpoolBackward {
   DmPoolGeom g;
   T* out;              // coarse
   CVG_HD void operator()(int64_t l) const {
-    const int64_t kk = g.kc * g.kc, point = l / kk, c = l % kk;
-    const int64_t cb = point * kk;
-    const int64_t f = dm_pool_target(g, c / g.kc, c % g.kc, sw[l]);
-    const int64_t w = dm_unpool_winner(qh + cb, sw + cb, g, f / g.k, f % g.k);
+    const auto [point, c] = dm_split(l, g.fkkc);
+    const int64_t cb = point * g.kc * g.kc, cy = g.fkc.div(c);
+    const int64_t f = dm_pool_target(g, cy, c - cy * g.kc, sw[l]);
+    const int64_t fy = g.fk.div(f);
+    const int64_t w = dm_unpool_winner(qh + cb, sw + cb, g, fy, f - fy * g.k);
     out[l] = w == c ? grad[point * g.k * g.k + f] : T(0);
   }
 };
@@ -285,7 +316,8 @@ struct DmUnpoolAdjoint {
   DmPoolGeom g;
   T* out;              // fine
   CVG_HD void operator()(int64_t l) const {
-    const int64_t kk = g.k * g.k, point = l / kk, fx = l % g.k, fy = (l % kk) / g.k;
+    const auto [point, f] = dm_split(l, g.fkk);
+    const int64_t fy = g.fk.div(f), fx = f - fy * g.k;
     const int64_t cb = point * g.kc * g.kc;
     const int64_t w = dm_unpool_winner(qh + cb, sw + cb, g, fy, fx);
     out[l] = w >= 0 ? x[cb + w] : T(0);
@@ -299,8 +331,15 @@ struct DmUnpoolAdjoint {
 struct DmAggGeom {
   int64_t n = 0, h = 0, w = 0, k = 1;  // score tensor N x H x W x K x K
   int64_t lo = 0, hi = 1;              // the two child shifts
+  FastDiv fkk, fh, fw;                 // by k^2, h, w (set with the sizes)
 
   CVG_HD int64_t shift(int e) const { return e == 0 ? lo : hi; }
+  // Element l's reference point (i, j) (n is never needed: neighbours are found by moving l).
+  CVG_HD DmGridIndex where(int64_t l) const { return dm_grid(fkk.div(l), fh, fw); }
+  // Element l moved by (di, dj) reference points, at the same offset k.
+  CVG_HD int64_t moved(int64_t l, int64_t di, int64_t dj) const {
+    return l + (di * w + dj) * k * k;
+  }
   // Number of in-grid children of row i (or column j with size w).
   CVG_HD int64_t children(int64_t i, int64_t size) const {
     return (dm_in(i + lo, size) ? 1 : 0) + (dm_in(i + hi, size) ? 1 : 0);
@@ -314,8 +353,8 @@ struct DmAggForward {
   DmAggGeom g;
   T* out;
   CVG_HD void operator()(int64_t l) const {
-    const int64_t kk = g.k * g.k, point = l / kk, k = l % kk;
-    const int64_t j = point % g.w, i = (point / g.w) % g.h, n = point / (g.w * g.h);
+    const auto [n, i, j] = g.where(l);
+    (void)n;
     T acc = T(0);
     int64_t cnt = 0;
     for (int ey = 0; ey < 2; ++ey) {
@@ -324,7 +363,7 @@ struct DmAggForward {
       for (int ex = 0; ex < 2; ++ex) {
         const int64_t cj = j + g.shift(ex);
         if (!dm_in(cj, g.w)) continue;
-        acc += s[((n * g.h + ci) * g.w + cj) * kk + k];
+        acc += s[g.moved(l, g.shift(ey), g.shift(ex))];
         ++cnt;
       }
     }
@@ -339,8 +378,8 @@ struct DmAggBackward {
   DmAggGeom g;
   T* out;
   CVG_HD void operator()(int64_t l) const {
-    const int64_t kk = g.k * g.k, point = l / kk, k = l % kk;
-    const int64_t j = point % g.w, i = (point / g.w) % g.h, n = point / (g.w * g.h);
+    const auto [n, i, j] = g.where(l);
+    (void)n;
     T acc = T(0);
     for (int ey = 0; ey < 2; ++ey) {
       const int64_t pi = i - g.shift(ey);
@@ -349,7 +388,7 @@ struct DmAggBackward {
         const int64_t pj = j - g.shift(ex);
         if (!dm_in(pj, g.w)) continue;
         const int64_t cnt = g.children(pi, g.h) * g.children(pj, g.w);
-        acc += grad[((n * g.h + pi) * g.w + pj) * kk + k] / static_cast<T>(cnt);
+        acc += grad[g.moved(l, -g.shift(ey), -g.shift(ex))] / static_cast<T>(cnt);
       }
     }
     out[l] = acc;
@@ -367,14 +406,14 @@ struct DmDisaggForward {
   T* out;
   uint8_t* sw;
   CVG_HD void operator()(int64_t l) const {
-    const int64_t kk = g.k * g.k, point = l / kk, k = l % kk;
-    const int64_t j = point % g.w, i = (point / g.w) % g.h, n = point / (g.w * g.h);
+    const auto [n, i, j] = g.where(l);
+    (void)n;
     T best = dm_neg_inf<T>();
     uint8_t e_best = kDmNoParent;
     for (int e = 0; e < 4; ++e) {
       const int64_t pi = i - g.shift(e / 2), pj = j - g.shift(e % 2);
       if (!dm_in(pi, g.h) || !dm_in(pj, g.w)) continue;
-      const T v = q[((n * g.h + pi) * g.w + pj) * kk + k];
+      const T v = q[g.moved(l, -g.shift(e / 2), -g.shift(e % 2))];
       if (dm_beats(v, best)) {
         best = v;
         e_best = static_cast<uint8_t>(e);
@@ -393,13 +432,13 @@ struct DmDisaggBackward {
   DmAggGeom g;
   T* out;
   CVG_HD void operator()(int64_t l) const {
-    const int64_t kk = g.k * g.k, point = l / kk, k = l % kk;
-    const int64_t j = point % g.w, i = (point / g.w) % g.h, n = point / (g.w * g.h);
+    const auto [n, i, j] = g.where(l);
+    (void)n;
     T acc = T(0);
     for (int e = 0; e < 4; ++e) {
       const int64_t ci = i + g.shift(e / 2), cj = j + g.shift(e % 2);
       if (!dm_in(ci, g.h) || !dm_in(cj, g.w)) continue;
-      const int64_t c = ((n * g.h + ci) * g.w + cj) * kk + k;
+      const int64_t c = g.moved(l, g.shift(e / 2), g.shift(e % 2));
       if (sw[c] == e) acc += grad[c];
     }
     out[l] = acc;
@@ -414,14 +453,12 @@ struct DmDisaggGather {
   DmAggGeom g;
   T* out;
   CVG_HD void operator()(int64_t l) const {
-    const int64_t kk = g.k * g.k, point = l / kk, k = l % kk;
-    const int64_t j = point % g.w, i = (point / g.w) % g.h, n = point / (g.w * g.h);
     const uint8_t e = sw[l];
     if (e == kDmNoParent) {
       out[l] = T(0);
       return;
     }
-    out[l] = x[((n * g.h + i - g.shift(e / 2)) * g.w + j - g.shift(e % 2)) * kk + k];
+    out[l] = x[g.moved(l, -g.shift(e / 2), -g.shift(e % 2))];
   }
 };
 
@@ -454,13 +491,15 @@ struct DmPowerForward {
 struct DmHingeGeom {
   int64_t points = 0, k = 1;
   double inv_two_sigma2 = 0.5;
+  FastDiv fk, fkk;  // by k and k^2 (set with the sizes)
 };
 
 template <typename T>
 CVG_HD T dm_hinge_term(const T* plane, const DmHingeGeom& g, int64_t gy, int64_t gx, int64_t q) {
   const T v = plane[q];
   if (!(v > dm_neg_inf<T>())) return T(0);  // -inf (and NaN) scores never take part
-  const T dy = static_cast<T>(q / g.k - gy), dx = static_cast<T>(q % g.k - gx);
+  const int64_t qy = g.fk.div(q);
+  const T dy = static_cast<T>(qy - gy), dx = static_cast<T>(q - qy * g.k - gx);
   const T margin = T(1) - static_cast<T>(::exp(-static_cast<double>(dy * dy + dx * dx) *
                                                  g.inv_two_sigma2));
   const T t = margin + v - plane[gy * g.k + gx];
@@ -486,10 +525,10 @@ struct DmHingeTerms {
   DmHingeGeom g;
   T* out;  // like q
   CVG_HD void operator()(int64_t l) const {
-    const int64_t kk = g.k * g.k, point = l / kk;
-    const T* plane = q + point * kk;
+    const auto [point, k] = dm_split(l, g.fkk);
+    const T* plane = q + point * g.k * g.k;
     const int64_t t = dm_hinge_gt(plane, gt, g, point);
-    out[l] = t >= 0 ? dm_hinge_term(plane, g, t / g.k, t % g.k, l % kk) : T(0);
+    out[l] = t >= 0 ? dm_hinge_term(plane, g, gt[2 * point], gt[2 * point + 1], k) : T(0);
   }
 };
 
@@ -505,8 +544,8 @@ struct DmHingeCoef {
   DmHingeGeom g;
   T* out;
   CVG_HD void operator()(int64_t l) const {
-    const int64_t kk = g.k * g.k, point = l / kk, k = l % kk;
-    const int64_t t = dm_hinge_gt(q + point * kk, gt, g, point);
+    const auto [point, k] = dm_split(l, g.fkk);
+    const int64_t t = dm_hinge_gt(q + point * g.k * g.k, gt, g, point);
     T c = T(0);
     if (t >= 0) c = k == t ? -active_count[point] : (terms[l] > T(0) ? T(1) : T(0));
     out[l] = c;
