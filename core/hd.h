@@ -6,3 +6,11 @@
 #else
 #define CVG_HD inline
 #endif
+
+// Unroll the next loop fully (a fixed-trip loop over a small register array, which must stay in
+// registers on the GPU). GCC's spelling for the host compiler, so -Wunknown-pragmas stays quiet.
+#if defined(__CUDACC__)
+#define CVG_UNROLL _Pragma("unroll")
+#else
+#define CVG_UNROLL _Pragma("GCC unroll 16")
+#endif

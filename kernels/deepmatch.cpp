@@ -122,7 +122,7 @@ DmCorrGeom corr_geom(const Shape& ref, const Shape& tgt, int64_t radius, int64_t
   g.fkk = divider(g.k * g.k);
   g.fh = divider(g.h);
   g.fw = divider(g.w);
-  g.fd = divider(g.d);
+  g.fblocks = divider(dm_corr_blocks(g.d));
   g.fht = divider(g.ht);
   g.fwt = divider(g.wt);
   g.fstride = divider(stride);
@@ -198,7 +198,7 @@ Tensor dm_correlation_grad_ref(const Tensor& grad, const Tensor& target, int64_t
   dispatch_floating(grad.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     const DmCorrGradRef<T> f{gc.data<T>(), tc.data<T>(), g, out.data<T>()};
-    CVG_DM_RUN(op, dev, corr_grad_ref, f, out.numel());
+    CVG_DM_RUN(op, dev, corr_grad_ref, f, g.n * dm_corr_blocks(g.d) * g.h * g.w);
   });
   // Bilinear in (grad, target): <u, out> = <grad, corr(u, target)> = <target, grad_target(grad, u)>.
   const SavedTensor sg(grad), st(target);
@@ -238,7 +238,7 @@ Tensor dm_correlation_grad_target(const Tensor& grad, const Tensor& ref,
   dispatch_floating(grad.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     const DmCorrGradTarget<T> f{gc.data<T>(), rc.data<T>(), g, out.data<T>()};
-    CVG_DM_RUN(op, dev, corr_grad_target, f, out.numel());
+    CVG_DM_RUN(op, dev, corr_grad_target, f, g.n * dm_corr_blocks(g.d) * g.ht * g.wt);
   });
   // <u, out> = <grad, corr(ref, u)> = <ref, grad_ref(grad, u)>.
   const SavedTensor sg(grad), sr(ref);

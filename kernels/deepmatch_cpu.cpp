@@ -12,10 +12,18 @@ namespace {
 // reference-descriptor gradient of the correlation), so chunks stay small enough to balance two
 // threads.
 constexpr int64_t kGrain = 2048;
+// The correlation's gradients do a window of terms for kDmCorrChunk channels per item, and have
+// few items (a few per reference point or target pixel): a small grain keeps both threads busy.
+template <typename F>
+constexpr int64_t kGrainOf = kGrain;
+template <typename T>
+constexpr int64_t kGrainOf<DmCorrGradRef<T>> = 4;
+template <typename T>
+constexpr int64_t kGrainOf<DmCorrGradTarget<T>> = 64;
 
 template <typename F>
 void run_cpu(const F& f, int64_t n) {
-  parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
+  parallel_for(n, kGrainOf<F>, [&](int64_t b, int64_t e) {
     for (int64_t l = b; l < e; ++l) f(l);
   });
 }

@@ -41,11 +41,9 @@ void run_cuda(const F& f, int64_t n, const char* op) {
 // read along x), each keeping kChunk channel sums in registers, and the block adds the 256
 // partial sums up in a fixed tree (deterministic; the order differs from the CPU's loop, so
 // parity is to rounding, not bitwise).
-constexpr int kCorrChunk = 8;
-
 template <typename T>
 __global__ void corr_grad_ref_kernel(DmCorrGradRef<T> f) {
-  __shared__ T part[kCorrChunk][kBlockThreads];
+  __shared__ T part[kDmCorrChunk][kBlockThreads];
   const DmCorrGeom& g = f.g;
   const int64_t point = blockIdx.x;  // (n H + i) W + j
   const auto [n, i, j] = dm_grid(point, g.fh, g.fw);
@@ -53,28 +51,28 @@ __global__ void corr_grad_ref_kernel(DmCorrGradRef<T> f) {
   const int64_t kk = g.k * g.k, plane = g.ht * g.wt;
   const T* grow = f.grad + point * kk;
   const int tid = threadIdx.x;
-  for (int64_t c0 = 0; c0 < g.d; c0 += kCorrChunk) {
-    const int chunk = static_cast<int>(g.d - c0 < kCorrChunk ? g.d - c0 : kCorrChunk);
+  for (int64_t c0 = 0; c0 < g.d; c0 += kDmCorrChunk) {
+    const int chunk = static_cast<int>(g.d - c0 < kDmCorrChunk ? g.d - c0 : kDmCorrChunk);
     const T* tc = f.tgt + (n * g.d + c0) * plane;
-    T acc[kCorrChunk];
+    T acc[kDmCorrChunk];
 #pragma unroll
-    for (int cc = 0; cc < kCorrChunk; ++cc) acc[cc] = T(0);
+    for (int cc = 0; cc < kDmCorrChunk; ++cc) acc[cc] = T(0);
     for (int64_t q = tid; q < kk; q += kBlockThreads) {
       const int64_t qy = g.fk.div(q), y = y0 + qy, x = x0 + q - qy * g.k;
       if (!dm_in(y, g.ht) || !dm_in(x, g.wt)) continue;
       const T gv = grow[q];
       const T* tq = tc + y * g.wt + x;
 #pragma unroll
-      for (int cc = 0; cc < kCorrChunk; ++cc)
+      for (int cc = 0; cc < kDmCorrChunk; ++cc)
         if (cc < chunk) acc[cc] += gv * tq[cc * plane];
     }
 #pragma unroll
-    for (int cc = 0; cc < kCorrChunk; ++cc) part[cc][tid] = acc[cc];
+    for (int cc = 0; cc < kDmCorrChunk; ++cc) part[cc][tid] = acc[cc];
     __syncthreads();
     for (int half = kBlockThreads / 2; half > 0; half /= 2) {
       if (tid < half) {
 #pragma unroll
-        for (int cc = 0; cc < kCorrChunk; ++cc) part[cc][tid] += part[cc][tid + half];
+        for (int cc = 0; cc < kDmCorrChunk; ++cc) part[cc][tid] += part[cc][tid + half];
       }
       __syncthreads();
     }

@@ -62,8 +62,9 @@ struct DmCorrGeom {
   int64_t ht = 0, wt = 0;   // target map
   int64_t r = 0, k = 1;     // radius and K = 2R + 1
   int64_t stride = 1, offset = 0;
-  // Dividers by k, k^2, h, w, d, ht, wt and stride (set with the sizes, kernels/deepmatch.cpp).
-  FastDiv fk, fkk, fh, fw, fd, fht, fwt, fstride;
+  // Dividers by k, k^2, h, w, ht, wt, stride and the channel blocks of the gradients (set with
+  // the sizes, kernels/deepmatch.cpp).
+  FastDiv fk, fkk, fh, fw, fht, fwt, fstride, fblocks;
 };
 
 template <typename T>
@@ -88,7 +89,15 @@ struct DmCorrForward {
   }
 };
 
+// The two correlation gradients give each work item kDmCorrChunk channels of one site (a
+// reference point or a target pixel): the grad value of a term is loaded once and used for all
+// of them (one item per channel loaded it d times). Item l is (n, b, site) with channel block
+// b = c / kDmCorrChunk; each output is still the same sum in the same order.
+constexpr int kDmCorrChunk = 8;
+CVG_HD int64_t dm_corr_blocks(int64_t d) { return (d + kDmCorrChunk - 1) / kDmCorrChunk; }
+
 // d ref[n, c, i, j] = sum_k grad[n, i, j, k] * tgt[n, c, p + k - R] over in-target k.
+// Items: N x blocks x H x W (the CUDA side has its own kernel, one block per point).
 template <typename T>
 struct DmCorrGradRef {
   const T* grad;  // N x H x W x K x K
@@ -96,27 +105,38 @@ struct DmCorrGradRef {
   DmCorrGeom g;
   T* out;         // N x d x H x W
   CVG_HD void operator()(int64_t l) const {
-    const auto [nc, i, j] = dm_grid(l, g.fh, g.fw);  // nc = n d + c
-    const int64_t n = g.fd.div(nc);
+    const auto [nb, i, j] = dm_grid(l, g.fh, g.fw);  // nb = n blocks + b
+    const int64_t n = g.fblocks.div(nb), c0 = (nb - n * dm_corr_blocks(g.d)) * kDmCorrChunk;
+    const int64_t chunk = g.d - c0 < kDmCorrChunk ? g.d - c0 : kDmCorrChunk, plane = g.ht * g.wt;
     const int64_t y0 = g.stride * i + g.offset - g.r, x0 = g.stride * j + g.offset - g.r;
     const T* gp = grad + ((n * g.h + i) * g.w + j) * g.k * g.k;
-    const T* b = tgt + nc * g.ht * g.wt;
-    T acc = T(0);
+    const T* b = tgt + (n * g.d + c0) * plane;
+    T acc[kDmCorrChunk];
+    CVG_UNROLL
+    for (int cc = 0; cc < kDmCorrChunk; ++cc) acc[cc] = T(0);
     for (int64_t ky = 0; ky < g.k; ++ky) {
       const int64_t y = y0 + ky;
       if (!dm_in(y, g.ht)) continue;
       for (int64_t kx = 0; kx < g.k; ++kx) {
         const int64_t x = x0 + kx;
-        if (dm_in(x, g.wt)) acc += gp[ky * g.k + kx] * b[y * g.wt + x];
+        if (!dm_in(x, g.wt)) continue;
+        const T gv = gp[ky * g.k + kx];
+        const T* bp = b + y * g.wt + x;
+        CVG_UNROLL
+        for (int cc = 0; cc < kDmCorrChunk; ++cc)
+          if (cc < chunk) acc[cc] += gv * bp[cc * plane];
       }
     }
-    out[l] = acc;
+    T* o = out + ((n * g.d + c0) * g.h + i) * g.w + j;
+    CVG_UNROLL
+    for (int cc = 0; cc < kDmCorrChunk; ++cc)
+      if (cc < chunk) o[cc * g.h * g.w] = acc[cc];
   }
 };
 
 // d tgt[n, c, y, x] = sum over the references i whose window holds (y, x) of
 // grad[n, i, (y, x) - p_i + R] * ref[n, c, i]: a gather over at most ceil(K / stride)^2 points,
-// so every target element has one writer (no atomics).
+// so every target element has one writer (no atomics). Items: N x blocks x Ht x Wt.
 template <typename T>
 struct DmCorrGradTarget {
   const T* grad;  // N x H x W x K x K
@@ -124,8 +144,9 @@ struct DmCorrGradTarget {
   DmCorrGeom g;
   T* out;         // N x d x Ht x Wt
   CVG_HD void operator()(int64_t l) const {
-    const auto [nc, y, x] = dm_grid(l, g.fht, g.fwt);  // nc = n d + c
-    const int64_t n = g.fd.div(nc);
+    const auto [nb, y, x] = dm_grid(l, g.fht, g.fwt);  // nb = n blocks + b
+    const int64_t n = g.fblocks.div(nb), c0 = (nb - n * dm_corr_blocks(g.d)) * kDmCorrChunk;
+    const int64_t chunk = g.d - c0 < kDmCorrChunk ? g.d - c0 : kDmCorrChunk, rp = g.h * g.w;
     // stride * i + offset in [y - R, y + R].
     int64_t ilo = dm_ceil_div(y - g.r - g.offset, g.fstride),
             ihi = dm_floor_div(y + g.r - g.offset, g.fstride);
@@ -135,22 +156,28 @@ struct DmCorrGradTarget {
     jlo = jlo < 0 ? 0 : jlo;
     ihi = ihi >= g.h ? g.h - 1 : ihi;
     jhi = jhi >= g.w ? g.w - 1 : jhi;
-    if (ilo > ihi || jlo > jhi) {
-      out[l] = T(0);
-      return;
-    }
-    const T* a = ref + nc * g.h * g.w;
+    T acc[kDmCorrChunk];
+    CVG_UNROLL
+    for (int cc = 0; cc < kDmCorrChunk; ++cc) acc[cc] = T(0);
+    const T* a = ref + (n * g.d + c0) * rp;
     // Walking j by one moves grad by a point (K^2) and kx by -stride; pointers instead of the
     // full index per term (the same terms in the same order).
     const int64_t step = g.k * g.k - g.stride, kx_lo = x - (g.stride * jlo + g.offset) + g.r;
-    T acc = T(0);
     for (int64_t i = ilo; i <= ihi; ++i) {
       const int64_t ky = y - (g.stride * i + g.offset) + g.r;
       const T* gp = grad + (((n * g.h + i) * g.w + jlo) * g.k + ky) * g.k + kx_lo;
       const T* ap = a + i * g.w + jlo;
-      for (int64_t j = jlo; j <= jhi; ++j, gp += step, ++ap) acc += *gp * *ap;
+      for (int64_t j = jlo; j <= jhi; ++j, gp += step, ++ap) {
+        const T gv = *gp;
+        CVG_UNROLL
+        for (int cc = 0; cc < kDmCorrChunk; ++cc)
+          if (cc < chunk) acc[cc] += gv * ap[cc * rp];
+      }
     }
-    out[l] = acc;
+    T* o = out + ((n * g.d + c0) * g.ht + y) * g.wt + x;
+    CVG_UNROLL
+    for (int cc = 0; cc < kDmCorrChunk; ++cc)
+      if (cc < chunk) o[cc * g.ht * g.wt] = acc[cc];
   }
 };
 
