@@ -63,7 +63,8 @@ void bm_avg_pool(benchmark::State& state, Dims d) {
 
 const bool registered = [] {
   for (const Dims& d : {Dims{256, 32, 24, 24}, Dims{32, 64, 112, 112}, Dims{64, 128, 56, 56}}) {
-    const std::string s = "/" + bench::dims_label(d);
+    std::string s = "/";  // appended: GCC 12 warns falsely (-Wrestrict) on "/" + string
+    s += bench::dims_label(d);
     bench::reg_gpu("cuda/max_pool2d_k2s2" + s, [d](benchmark::State& st) { bm_max_pool(st, d, 2, 2, 0); });
     bench::reg_gpu("cuda/max_pool2d_k3s2" + s, [d](benchmark::State& st) { bm_max_pool(st, d, 3, 2, 1); });
     bench::reg_gpu("cuda/max_pool2d_k2s2_bwd" + s, [d](benchmark::State& st) { bm_max_pool_bwd(st, d); });

@@ -55,7 +55,8 @@ void bm_interpolate(benchmark::State& state, Dims d, InterpMode mode) {
 
 const bool registered = [] {
   for (const Dims& d : {Dims{32, 3, 100, 100}, Dims{16, 64, 128, 128}}) {
-    const std::string s = "/" + bench::dims_label(d);
+    std::string s = "/";  // appended: GCC 12 warns falsely (-Wrestrict) on "/" + string
+    s += bench::dims_label(d);
     bench::reg_gpu("cuda/grid_sample" + s,
                    [d](benchmark::State& st) { bm_grid_sample(st, d, GridSampleMode::Bilinear); });
     bench::reg_gpu("cuda/grid_sample_bwd" + s,

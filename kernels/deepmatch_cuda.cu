@@ -1,11 +1,12 @@
 // CUDA kernels of the Deep Matching layers (conventions in kernels/deepmatch.h). One kernel
 // template, instantiated per functor of kernels/deepmatch_math.h: a grid-stride loop with one
 // thread per element written, calling the same per-element code as the CPU loops, so the two
-// devices compute the same sums in the same order. All backward passes are gathers: one writer
+// devices compute the same sums in the same order. Flat indices are decoded with FastDiv
+// (core/fast_div.h), never with a 64-bit division. All backward passes are gathers: one writer
 // per element, no atomics, deterministic.
 //   corr_forward      one thread per score, a d-long dot product (strided over channels).
 //   corr_grad_ref     one block per reference point (not the functor: see below).
-//   corr_grad_target  one thread per target descriptor element, over the <= ceil(K/stride)^2
+//   corr_grad_target  one thread per target pixel and 8 channels, over the <= ceil(K/stride)^2
 //                     references whose window holds it.
 //   pool_*, unpool_*  one thread per fine or coarse score, <= 9 or <= 4 candidates.
 //   agg_*, disagg_*   one thread per score, 4 corners.

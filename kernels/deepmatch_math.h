@@ -2,8 +2,9 @@
 // Per-element math of the Deep Matching 4-D layers, shared by deepmatch_cpu.cpp and
 // deepmatch_cuda.cu (conventions in kernels/deepmatch.h). Every kernel is a functor with
 //     CVG_HD void operator()(int64_t l) const
-// that writes element l of its output(s) and nothing else, so the CPU runs it under parallel_for
-// and CUDA under a grid-stride loop, with the same sums in the same order on both.
+// that writes work item l of its output(s) and nothing else (item = element, except for the
+// correlation's gradients: 8 channels of one site), so the CPU runs it under parallel_for and
+// CUDA under a grid-stride loop, with the same sums in the same order on both.
 //
 // Score tensors are contiguous N x H x W x K x K. "point" is the flat reference index
 // (n * H + i) * W + j, and element l of a score tensor is point * K * K + ky * K + kx.

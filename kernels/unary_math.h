@@ -37,7 +37,10 @@ CVG_HD T unary_eval(T x, const UnaryParams& p) {
   else if constexpr (OP == UnaryOp::log) return log(x);
   else if constexpr (OP == UnaryOp::sqrt) return sqrt(x);
   else if constexpr (OP == UnaryOp::rsqrt) return T(1) / sqrt(x);
+  // Unsigned types (uint8) are never negative: no comparison with 0 (nvcc warns on it).
+  else if constexpr (OP == UnaryOp::abs && std::is_unsigned_v<T>) return x;
   else if constexpr (OP == UnaryOp::abs) return x < T(0) ? -x : x;
+  else if constexpr (OP == UnaryOp::sign && std::is_unsigned_v<T>) return x > T(0) ? T(1) : T(0);
   else if constexpr (OP == UnaryOp::sign) return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
   else if constexpr (OP == UnaryOp::relu) return x > T(0) ? x : T(0);
   // Written so that neither branch overflows: exp of a non-positive number only.
