@@ -55,20 +55,13 @@ __global__ void corr_grad_ref_kernel(DmCorrGradRef<T> f) {
   for (int64_t c0 = 0; c0 < g.d; c0 += kDmCorrChunk) {
     const int chunk = static_cast<int>(g.d - c0 < kDmCorrChunk ? g.d - c0 : kDmCorrChunk);
     const T* tc = f.tgt + (n * g.d + c0) * plane;
-    T acc[kDmCorrChunk];
-#pragma unroll
-    for (int cc = 0; cc < kDmCorrChunk; ++cc) acc[cc] = T(0);
+    DmChannelSums<T> acc(chunk);
     for (int64_t q = tid; q < kk; q += kBlockThreads) {
       const int64_t qy = g.fk.div(q), y = y0 + qy, x = x0 + q - qy * g.k;
-      if (!dm_in(y, g.ht) || !dm_in(x, g.wt)) continue;
-      const T gv = grow[q];
-      const T* tq = tc + y * g.wt + x;
-#pragma unroll
-      for (int cc = 0; cc < kDmCorrChunk; ++cc)
-        if (cc < chunk) acc[cc] += gv * tq[cc * plane];
+      if (dm_in(y, g.ht) && dm_in(x, g.wt)) acc.add(grow[q], tc + y * g.wt + x, plane);
     }
 #pragma unroll
-    for (int cc = 0; cc < kDmCorrChunk; ++cc) part[cc][tid] = acc[cc];
+    for (int cc = 0; cc < kDmCorrChunk; ++cc) part[cc][tid] = acc.s[cc];
     __syncthreads();
     for (int half = kBlockThreads / 2; half > 0; half /= 2) {
       if (tid < half) {

@@ -97,6 +97,28 @@ struct DmCorrForward {
 constexpr int kDmCorrChunk = 8;
 CVG_HD int64_t dm_corr_blocks(int64_t d) { return (d + kDmCorrChunk - 1) / kDmCorrChunk; }
 
+// The running sums of one item's channels (registers on the GPU: every loop is unrolled).
+// Channel cc of a planar tensor lies cc * plane elements after channel 0.
+template <typename T>
+struct DmChannelSums {
+  T s[kDmCorrChunk];
+  int64_t chunk;  // channels in use: kDmCorrChunk, or fewer in the last block
+  CVG_HD explicit DmChannelSums(int64_t used) : chunk(used) {
+    CVG_UNROLL
+    for (int cc = 0; cc < kDmCorrChunk; ++cc) s[cc] = T(0);
+  }
+  CVG_HD void add(T v, const T* p, int64_t plane) {
+    CVG_UNROLL
+    for (int cc = 0; cc < kDmCorrChunk; ++cc)
+      if (cc < chunk) s[cc] += v * p[cc * plane];
+  }
+  CVG_HD void store(T* o, int64_t plane) const {
+    CVG_UNROLL
+    for (int cc = 0; cc < kDmCorrChunk; ++cc)
+      if (cc < chunk) o[cc * plane] = s[cc];
+  }
+};
+
 // d ref[n, c, i, j] = sum_k grad[n, i, j, k] * tgt[n, c, p + k - R] over in-target k.
 // Items: N x blocks x H x W (the CUDA side has its own kernel, one block per point).
 template <typename T>
@@ -112,26 +134,17 @@ struct DmCorrGradRef {
     const int64_t y0 = g.stride * i + g.offset - g.r, x0 = g.stride * j + g.offset - g.r;
     const T* gp = grad + ((n * g.h + i) * g.w + j) * g.k * g.k;
     const T* b = tgt + (n * g.d + c0) * plane;
-    T acc[kDmCorrChunk];
-    CVG_UNROLL
-    for (int cc = 0; cc < kDmCorrChunk; ++cc) acc[cc] = T(0);
+    DmChannelSums<T> acc(chunk);
     for (int64_t ky = 0; ky < g.k; ++ky) {
       const int64_t y = y0 + ky;
       if (!dm_in(y, g.ht)) continue;
       for (int64_t kx = 0; kx < g.k; ++kx) {
         const int64_t x = x0 + kx;
         if (!dm_in(x, g.wt)) continue;
-        const T gv = gp[ky * g.k + kx];
-        const T* bp = b + y * g.wt + x;
-        CVG_UNROLL
-        for (int cc = 0; cc < kDmCorrChunk; ++cc)
-          if (cc < chunk) acc[cc] += gv * bp[cc * plane];
+        acc.add(gp[ky * g.k + kx], b + y * g.wt + x, plane);
       }
     }
-    T* o = out + ((n * g.d + c0) * g.h + i) * g.w + j;
-    CVG_UNROLL
-    for (int cc = 0; cc < kDmCorrChunk; ++cc)
-      if (cc < chunk) o[cc * g.h * g.w] = acc[cc];
+    acc.store(out + ((n * g.d + c0) * g.h + i) * g.w + j, g.h * g.w);
   }
 };
 
@@ -157,9 +170,7 @@ struct DmCorrGradTarget {
     jlo = jlo < 0 ? 0 : jlo;
     ihi = ihi >= g.h ? g.h - 1 : ihi;
     jhi = jhi >= g.w ? g.w - 1 : jhi;
-    T acc[kDmCorrChunk];
-    CVG_UNROLL
-    for (int cc = 0; cc < kDmCorrChunk; ++cc) acc[cc] = T(0);
+    DmChannelSums<T> acc(chunk);
     const T* a = ref + (n * g.d + c0) * rp;
     // Walking j by one moves grad by a point (K^2) and kx by -stride; pointers instead of the
     // full index per term (the same terms in the same order).
@@ -168,17 +179,9 @@ struct DmCorrGradTarget {
       const int64_t ky = y - (g.stride * i + g.offset) + g.r;
       const T* gp = grad + (((n * g.h + i) * g.w + jlo) * g.k + ky) * g.k + kx_lo;
       const T* ap = a + i * g.w + jlo;
-      for (int64_t j = jlo; j <= jhi; ++j, gp += step, ++ap) {
-        const T gv = *gp;
-        CVG_UNROLL
-        for (int cc = 0; cc < kDmCorrChunk; ++cc)
-          if (cc < chunk) acc[cc] += gv * ap[cc * rp];
-      }
+      for (int64_t j = jlo; j <= jhi; ++j, gp += step, ++ap) acc.add(*gp, ap, rp);
     }
-    T* o = out + ((n * g.d + c0) * g.ht + y) * g.wt + x;
-    CVG_UNROLL
-    for (int cc = 0; cc < kDmCorrChunk; ++cc)
-      if (cc < chunk) o[cc * g.ht * g.wt] = acc[cc];
+    acc.store(out + ((n * g.d + c0) * g.ht + y) * g.wt + x, g.ht * g.wt);
   }
 };
 
