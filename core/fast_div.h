@@ -34,6 +34,10 @@ class FastDiv {
     s2_ = l > 1 ? l - 1 : 0;
   }
 
+  // A divider by a tensor size: kernels over an empty tensor launch nothing, so a zero size
+  // only needs some valid divider (1).
+  static FastDiv for_size(int64_t size) { return FastDiv(size > 0 ? size : 1); }
+
   CVG_HD int64_t divisor() const { return static_cast<int64_t>(d_); }
 
   // n / d for n >= 0 (callers index elements; a negative n is outside the contract).

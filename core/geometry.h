@@ -72,8 +72,7 @@ std::array<Geometry, N> geometries_for(const std::array<const Tensor*, N>& ts, c
     gs[k].ndim = kept;
     gs[k].offset = ts[k]->offset();
     for (int d = 0; d < kept; ++d) {
-      // An empty shape launches nothing; a zero size still needs a valid divider.
-      gs[k].sizes[d] = FastDiv(size[d] > 0 ? size[d] : 1);
+      gs[k].sizes[d] = FastDiv::for_size(size[d]);
       gs[k].strides[d] = kst[k][d];
     }
   }

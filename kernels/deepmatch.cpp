@@ -64,10 +64,6 @@ void check_level(const char* op, int64_t level) {
 
 Shape with_k(const Shape& s, int64_t k) { return {s[0], s[1], s[2], k, k}; }
 
-// A divider by a size for the kernels' index decoding; empty tensors launch nothing, so a zero
-// size only needs some valid divider.
-FastDiv divider(int64_t size) { return FastDiv(size > 0 ? size : 1); }
-
 // Pooling geometry of a fine K: R' = ceil(R / 2), pad = 1 + 2 R' - R.
 DmPoolGeom pool_geom(const Shape& fine) {
   const int64_t r = (fine[3] - 1) / 2, rc = (r + 1) / 2;
@@ -76,10 +72,10 @@ DmPoolGeom pool_geom(const Shape& fine) {
   g.k = fine[3];
   g.kc = 2 * rc + 1;
   g.pad = 1 + 2 * rc - r;
-  g.fk = divider(g.k);
-  g.fkk = divider(g.k * g.k);
-  g.fkc = divider(g.kc);
-  g.fkkc = divider(g.kc * g.kc);
+  g.fk = FastDiv::for_size(g.k);
+  g.fkk = FastDiv::for_size(g.k * g.k);
+  g.fkc = FastDiv::for_size(g.kc);
+  g.fkkc = FastDiv::for_size(g.kc * g.kc);
   return g;
 }
 
@@ -97,9 +93,9 @@ DmAggGeom agg_geom(const Shape& s, int64_t level) {
     g.hi = int64_t{1} << (level - 1);
     g.lo = -g.hi;
   }
-  g.fkk = divider(g.k * g.k);
-  g.fh = divider(g.h);
-  g.fw = divider(g.w);
+  g.fkk = FastDiv::for_size(g.k * g.k);
+  g.fh = FastDiv::for_size(g.h);
+  g.fw = FastDiv::for_size(g.w);
   return g;
 }
 
@@ -118,14 +114,14 @@ DmCorrGeom corr_geom(const Shape& ref, const Shape& tgt, int64_t radius, int64_t
   g.k = 2 * radius + 1;
   g.stride = stride;
   g.offset = offset;
-  g.fk = divider(g.k);
-  g.fkk = divider(g.k * g.k);
-  g.fh = divider(g.h);
-  g.fw = divider(g.w);
-  g.fblocks = divider(dm_corr_blocks(g.d));
-  g.fht = divider(g.ht);
-  g.fwt = divider(g.wt);
-  g.fstride = divider(stride);
+  g.fk = FastDiv::for_size(g.k);
+  g.fkk = FastDiv::for_size(g.k * g.k);
+  g.fh = FastDiv::for_size(g.h);
+  g.fw = FastDiv::for_size(g.w);
+  g.fblocks = FastDiv::for_size(dm_corr_blocks(g.d));
+  g.fht = FastDiv::for_size(g.ht);
+  g.fwt = FastDiv::for_size(g.wt);
+  g.fstride = FastDiv::for_size(stride);
   return g;
 }
 
@@ -571,8 +567,8 @@ Tensor dm_hinge_loss(const Tensor& q, const Tensor& gt, double sigma) {
   g.points = s[0] * s[1] * s[2];
   g.k = s[3];
   g.inv_two_sigma2 = 1.0 / (2.0 * sigma * sigma);
-  g.fk = divider(g.k);
-  g.fkk = divider(g.k * g.k);
+  g.fk = FastDiv::for_size(g.k);
+  g.fkk = FastDiv::for_size(g.k * g.k);
   const Tensor qc = dense(q), gtc = gt.to(DType::int32).contiguous();
   const Tensor terms = Tensor::empty(s, q.options());
   dispatch_floating(q.dtype(), op, [&](auto tag) {

@@ -366,7 +366,13 @@ struct DmAggGeom {
 
   CVG_HD int64_t shift(int e) const { return e == 0 ? lo : hi; }
   // Element l's reference point (i, j) (n is never needed: neighbours are found by moving l).
-  CVG_HD DmGridIndex where(int64_t l) const { return dm_grid(fkk.div(l), fh, fw); }
+  struct Where {
+    int64_t i, j;
+  };
+  CVG_HD Where where(int64_t l) const {
+    const DmGridIndex p = dm_grid(fkk.div(l), fh, fw);
+    return {p.i, p.j};
+  }
   // Element l moved by (di, dj) reference points, at the same offset k.
   CVG_HD int64_t moved(int64_t l, int64_t di, int64_t dj) const {
     return l + (di * w + dj) * k * k;
@@ -384,8 +390,7 @@ struct DmAggForward {
   DmAggGeom g;
   T* out;
   CVG_HD void operator()(int64_t l) const {
-    const auto [n, i, j] = g.where(l);
-    (void)n;
+    const auto [i, j] = g.where(l);
     T acc = T(0);
     int64_t cnt = 0;
     for (int ey = 0; ey < 2; ++ey) {
@@ -409,8 +414,7 @@ struct DmAggBackward {
   DmAggGeom g;
   T* out;
   CVG_HD void operator()(int64_t l) const {
-    const auto [n, i, j] = g.where(l);
-    (void)n;
+    const auto [i, j] = g.where(l);
     T acc = T(0);
     for (int ey = 0; ey < 2; ++ey) {
       const int64_t pi = i - g.shift(ey);
@@ -437,8 +441,7 @@ struct DmDisaggForward {
   T* out;
   uint8_t* sw;
   CVG_HD void operator()(int64_t l) const {
-    const auto [n, i, j] = g.where(l);
-    (void)n;
+    const auto [i, j] = g.where(l);
     T best = dm_neg_inf<T>();
     uint8_t e_best = kDmNoParent;
     for (int e = 0; e < 4; ++e) {
@@ -463,8 +466,7 @@ struct DmDisaggBackward {
   DmAggGeom g;
   T* out;
   CVG_HD void operator()(int64_t l) const {
-    const auto [n, i, j] = g.where(l);
-    (void)n;
+    const auto [i, j] = g.where(l);
     T acc = T(0);
     for (int e = 0; e < 4; ++e) {
       const int64_t ci = i + g.shift(e / 2), cj = j + g.shift(e % 2);

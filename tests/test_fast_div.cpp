@@ -77,7 +77,7 @@ TEST_CASE("fast_div: random numerators of every size", "[fast_div]") {
   }
 }
 
-TEST_CASE("fast_div: the default divides by one; a divisor below one is an error",
+TEST_CASE("fast_div: the default divides by one; a divisor below one is an error; for_size",
           "[fast_div]") {
   const FastDiv one;
   CHECK(one.divisor() == 1);
@@ -85,4 +85,7 @@ TEST_CASE("fast_div: the default divides by one; a divisor below one is an error
   CHECK(one.mod(12345) == 0);
   CHECK_THROWS_WITH(FastDiv(0), Catch::Matchers::Contains("divisor must be >= 1, got 0"));
   CHECK_THROWS_WITH(FastDiv(-4), Catch::Matchers::Contains("got -4"));
+  // for_size: a tensor size, where 0 (an empty tensor, nothing launched) gets the divider 1.
+  CHECK(FastDiv::for_size(0).divisor() == 1);
+  CHECK(FastDiv::for_size(161 * 161).div(161 * 161 * 5 + 3) == 5);
 }
