@@ -4,7 +4,11 @@
 // another op of this file or a composition of differentiable ops.
 #include "kernels/deepmatch.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <initializer_list>
 #include <limits>
 
 #include "core/autograd.h"
@@ -34,6 +38,24 @@ TensorOptions uint8_on(Device dev) {
 }
 
 Tensor dense(const Tensor& t) { return t.detach().contiguous(); }
+
+// ---- index width ---------------------------------------------------------------------------
+
+std::atomic<bool> force_index64{false};
+
+// Runs body(T{}, I{}) with T the floating dtype and I the index type dm_index32 picks for the
+// extents (kernels/deepmatch.h).
+template <typename Body>
+void dispatch_dm(const char* op, DType dtype, std::initializer_list<int64_t> extents,
+                 Body&& body) {
+  const bool narrow = dm_index32(extents);
+  dispatch_floating(dtype, op, [&](auto tag) {
+    if (narrow)
+      body(tag, int32_t{});
+    else
+      body(tag, int64_t{});
+  });
+}
 
 // A score map: N x H x W x K x K with K odd, float32 or float64.
 void check_scores(const char* op, const char* name, const Tensor& t) {
@@ -65,23 +87,25 @@ void check_level(const char* op, int64_t level) {
 Shape with_k(const Shape& s, int64_t k) { return {s[0], s[1], s[2], k, k}; }
 
 // Pooling geometry of a fine K: R' = ceil(R / 2), pad = 1 + 2 R' - R.
-DmPoolGeom pool_geom(const Shape& fine) {
+template <typename I = int64_t>
+DmPoolGeom<I> pool_geom(const Shape& fine) {
   const int64_t r = (fine[3] - 1) / 2, rc = (r + 1) / 2;
-  DmPoolGeom g;
+  DmPoolGeom<I> g;
   g.points = fine[0] * fine[1] * fine[2];
   g.k = fine[3];
   g.kc = 2 * rc + 1;
   g.pad = 1 + 2 * rc - r;
-  g.fk = FastDiv::for_size(g.k);
-  g.fkk = FastDiv::for_size(g.k * g.k);
-  g.fkc = FastDiv::for_size(g.kc);
-  g.fkkc = FastDiv::for_size(g.kc * g.kc);
+  g.fk = FastDivOf<I>::for_size(g.k);
+  g.fkk = FastDivOf<I>::for_size(g.k * g.k);
+  g.fkc = FastDivOf<I>::for_size(g.kc);
+  g.fkkc = FastDivOf<I>::for_size(g.kc * g.kc);
   return g;
 }
 
 // Child shifts of a level: {0, 1} at level 0, {-2^(l-1), 2^(l-1)} above.
-DmAggGeom agg_geom(const Shape& s, int64_t level) {
-  DmAggGeom g;
+template <typename I = int64_t>
+DmAggGeom<I> agg_geom(const Shape& s, int64_t level) {
+  DmAggGeom<I> g;
   g.n = s[0];
   g.h = s[1];
   g.w = s[2];
@@ -93,17 +117,33 @@ DmAggGeom agg_geom(const Shape& s, int64_t level) {
     g.hi = int64_t{1} << (level - 1);
     g.lo = -g.hi;
   }
-  g.fkk = FastDiv::for_size(g.k * g.k);
-  g.fh = FastDiv::for_size(g.h);
-  g.fw = FastDiv::for_size(g.w);
+  g.fkk = FastDivOf<I>::for_size(g.k * g.k);
+  g.fh = FastDivOf<I>::for_size(g.h);
+  g.fw = FastDivOf<I>::for_size(g.w);
+  return g;
+}
+
+// The largest row or column a child or parent search forms (i + the level's shift).
+int64_t agg_extent(const DmAggGeom<int64_t>& g) { return g.hi + std::max(g.h, g.w); }
+
+// The loss over scores of shape s (N x H x W x K x K).
+template <typename I>
+DmHingeGeom<I> hinge_geom(const Shape& s, double sigma) {
+  DmHingeGeom<I> g;
+  g.points = s[0] * s[1] * s[2];
+  g.k = s[3];
+  g.inv_two_sigma2 = 1.0 / (2.0 * sigma * sigma);
+  g.fk = FastDivOf<I>::for_size(g.k);
+  g.fkk = FastDivOf<I>::for_size(g.k * g.k);
   return g;
 }
 
 // ---- correlation ---------------------------------------------------------------------------
 
-DmCorrGeom corr_geom(const Shape& ref, const Shape& tgt, int64_t radius, int64_t stride,
-                     int64_t offset) {
-  DmCorrGeom g;
+template <typename I = int64_t>
+DmCorrGeom<I> corr_geom(const Shape& ref, const Shape& tgt, int64_t radius, int64_t stride,
+                        int64_t offset) {
+  DmCorrGeom<I> g;
   g.n = ref[0];
   g.d = ref[1];
   g.h = ref[2];
@@ -114,14 +154,14 @@ DmCorrGeom corr_geom(const Shape& ref, const Shape& tgt, int64_t radius, int64_t
   g.k = 2 * radius + 1;
   g.stride = stride;
   g.offset = offset;
-  g.fk = FastDiv::for_size(g.k);
-  g.fkk = FastDiv::for_size(g.k * g.k);
-  g.fh = FastDiv::for_size(g.h);
-  g.fw = FastDiv::for_size(g.w);
-  g.fblocks = FastDiv::for_size(dm_corr_blocks(g.d));
-  g.fht = FastDiv::for_size(g.ht);
-  g.fwt = FastDiv::for_size(g.wt);
-  g.fstride = FastDiv::for_size(stride);
+  g.fk = FastDivOf<I>::for_size(g.k);
+  g.fkk = FastDivOf<I>::for_size(g.k * g.k);
+  g.fh = FastDivOf<I>::for_size(g.h);
+  g.fw = FastDivOf<I>::for_size(g.w);
+  g.fblocks = FastDivOf<I>::for_size(dm_corr_blocks(g.d));
+  g.fht = FastDivOf<I>::for_size(g.ht);
+  g.fwt = FastDivOf<I>::for_size(g.wt);
+  g.fstride = FastDivOf<I>::for_size(stride);
   return g;
 }
 
@@ -136,7 +176,25 @@ void check_grid(const char* op, int64_t stride) {
   CVG_CHECK(stride >= 1, op, ": stride must be >= 1, got ", stride);
 }
 
+// The largest target coordinate (plus radius) the correlation's index math forms.
+int64_t corr_extent(const Shape& ref, const Shape& tgt, int64_t radius, int64_t stride,
+                    int64_t offset) {
+  return stride * std::max({ref[2], ref[3], tgt[2], tgt[3]}) + std::abs(offset) + 2 * radius + 1;
+}
+
 }  // namespace
+
+int64_t dm_index32_limit() { return std::numeric_limits<int32_t>::max(); }
+
+bool dm_index32(std::initializer_list<int64_t> extents) {
+  if (force_index64.load()) return false;
+  for (const int64_t e : extents)
+    if (e < 1 || e > dm_index32_limit()) return false;
+  return true;
+}
+
+DmIndex64Guard::DmIndex64Guard() : previous_(force_index64.exchange(true)) {}
+DmIndex64Guard::~DmIndex64Guard() { force_index64.store(previous_); }
 
 Tensor dm_correlation(const Tensor& ref, const Tensor& target, int64_t radius, int64_t stride,
                       int64_t offset) {
@@ -151,12 +209,16 @@ Tensor dm_correlation(const Tensor& ref, const Tensor& target, int64_t radius, i
   CVG_CHECK(radius >= 0, op, ": radius must be >= 0, got ", radius);
   check_grid(op, stride);
   const Device dev = common_device(op, {ref, target});
-  const DmCorrGeom g = corr_geom(ref.shape(), target.shape(), radius, stride, offset);
+  const auto g = corr_geom(ref.shape(), target.shape(), radius, stride, offset);
   const Tensor rc = dense(ref), tc = dense(target);
   Tensor out = Tensor::empty({g.n, g.h, g.w, g.k, g.k}, ref.options());
-  dispatch_floating(ref.dtype(), op, [&](auto tag) {
+  const int64_t extent = corr_extent(ref.shape(), target.shape(), radius, stride, offset);
+  dispatch_dm(op, ref.dtype(), {rc.numel(), tc.numel(), out.numel(), extent}, [&](auto tag,
+                                                                                  auto itag) {
     using T = decltype(tag);
-    const DmCorrForward<T> f{rc.data<T>(), tc.data<T>(), g, out.data<T>()};
+    using I = decltype(itag);
+    const auto gi = corr_geom<I>(ref.shape(), target.shape(), radius, stride, offset);
+    const DmCorrForward<T, I> f{rc.data<T>(), tc.data<T>(), gi, out.data<T>()};
     CVG_DM_RUN(op, dev, corr_forward, f, out.numel());
   });
   const SavedTensor sr(ref), st(target);
@@ -187,13 +249,17 @@ Tensor dm_correlation_grad_ref(const Tensor& grad, const Tensor& target, int64_t
   const Device dev = common_device(op, {grad, target});
   const Shape& s = grad.shape();
   const int64_t radius = (s[3] - 1) / 2;
-  const DmCorrGeom g =
-      corr_geom({s[0], target.shape()[1], s[1], s[2]}, target.shape(), radius, stride, offset);
+  const Shape rshape{s[0], target.shape()[1], s[1], s[2]};
+  const auto g = corr_geom(rshape, target.shape(), radius, stride, offset);
   const Tensor gc = dense(grad), tc = dense(target);
-  Tensor out = Tensor::empty({g.n, g.d, g.h, g.w}, grad.options());
-  dispatch_floating(grad.dtype(), op, [&](auto tag) {
+  Tensor out = Tensor::empty(rshape, grad.options());
+  const int64_t extent = corr_extent(rshape, target.shape(), radius, stride, offset);
+  dispatch_dm(op, grad.dtype(), {gc.numel(), tc.numel(), out.numel(), extent}, [&](auto tag,
+                                                                                   auto itag) {
     using T = decltype(tag);
-    const DmCorrGradRef<T> f{gc.data<T>(), tc.data<T>(), g, out.data<T>()};
+    using I = decltype(itag);
+    const auto gi = corr_geom<I>(rshape, target.shape(), radius, stride, offset);
+    const DmCorrGradRef<T, I> f{gc.data<T>(), tc.data<T>(), gi, out.data<T>()};
     CVG_DM_RUN(op, dev, corr_grad_ref, f, g.n * dm_corr_blocks(g.d) * g.h * g.w);
   });
   // Bilinear in (grad, target): <u, out> = <grad, corr(u, target)> = <target, grad_target(grad, u)>.
@@ -228,12 +294,16 @@ Tensor dm_correlation_grad_target(const Tensor& grad, const Tensor& ref,
   const Device dev = common_device(op, {grad, ref});
   const int64_t radius = (s[3] - 1) / 2;
   const Shape tshape{s[0], ref.shape()[1], target_size[0], target_size[1]};
-  const DmCorrGeom g = corr_geom(ref.shape(), tshape, radius, stride, offset);
+  const auto g = corr_geom(ref.shape(), tshape, radius, stride, offset);
   const Tensor gc = dense(grad), rc = dense(ref);
   Tensor out = Tensor::empty(tshape, grad.options());
-  dispatch_floating(grad.dtype(), op, [&](auto tag) {
+  const int64_t extent = corr_extent(ref.shape(), tshape, radius, stride, offset);
+  dispatch_dm(op, grad.dtype(), {gc.numel(), rc.numel(), out.numel(), extent}, [&](auto tag,
+                                                                                   auto itag) {
     using T = decltype(tag);
-    const DmCorrGradTarget<T> f{gc.data<T>(), rc.data<T>(), g, out.data<T>()};
+    using I = decltype(itag);
+    const auto gi = corr_geom<I>(ref.shape(), tshape, radius, stride, offset);
+    const DmCorrGradTarget<T, I> f{gc.data<T>(), rc.data<T>(), gi, out.data<T>()};
     CVG_DM_RUN(op, dev, corr_grad_target, f, g.n * dm_corr_blocks(g.d) * g.ht * g.wt);
   });
   // <u, out> = <grad, corr(ref, u)> = <ref, grad_ref(grad, u)>.
@@ -256,13 +326,15 @@ DmPooled dm_max_pool(const Tensor& s) {
   TraceOp trace(op, {s});
   check_scores(op, "input", s);
   const Device dev = s.device();
-  const DmPoolGeom g = pool_geom(s.shape());
+  const auto g = pool_geom(s.shape());
   const Tensor sc = dense(s);
   Tensor values = Tensor::empty(with_k(s.shape(), g.kc), s.options());
   Tensor switches = Tensor::empty(values.shape(), uint8_on(dev));
-  dispatch_floating(s.dtype(), op, [&](auto tag) {
+  dispatch_dm(op, s.dtype(), {sc.numel(), values.numel()}, [&](auto tag, auto itag) {
     using T = decltype(tag);
-    const DmPoolForward<T> f{sc.data<T>(), g, values.data<T>(), switches.data<uint8_t>()};
+    using I = decltype(itag);
+    const DmPoolForward<T, I> f{sc.data<T>(), pool_geom<I>(s.shape()), values.data<T>(),
+                                switches.data<uint8_t>()};
     CVG_DM_RUN(op, dev, pool_forward, f, values.numel());
   });
   const int64_t k = g.k;
@@ -279,16 +351,18 @@ Tensor dm_max_pool_backward(const Tensor& grad, const Tensor& switches, int64_t 
   CVG_CHECK(fine_k >= 1 && fine_k % 2 == 1, op, ": fine_k must be odd and positive, got ",
             fine_k);
   const Shape fine = with_k(grad.shape(), fine_k);
-  const DmPoolGeom g = pool_geom(fine);
+  const auto g = pool_geom(fine);
   CVG_CHECK(grad.shape()[3] == g.kc, op, ": grad has K = ", grad.shape()[3],
             " but fine_k = ", fine_k, " pools to K = ", g.kc);
   check_switches(op, switches, grad.shape());
   const Device dev = common_device(op, {grad, switches});
   const Tensor gc = dense(grad), swc = switches.contiguous();
   Tensor out = Tensor::empty(fine, grad.options());
-  dispatch_floating(grad.dtype(), op, [&](auto tag) {
+  dispatch_dm(op, grad.dtype(), {gc.numel(), out.numel()}, [&](auto tag, auto itag) {
     using T = decltype(tag);
-    const DmPoolBackward<T> f{gc.data<T>(), swc.data<uint8_t>(), g, out.data<T>()};
+    using I = decltype(itag);
+    const DmPoolBackward<T, I> f{gc.data<T>(), swc.data<uint8_t>(), pool_geom<I>(fine),
+                                 out.data<T>()};
     CVG_DM_RUN(op, dev, pool_backward, f, out.numel());
   });
   return trace.result(record(op, out, {grad}, [swc](const Tensor& u, const Node&) {
@@ -300,14 +374,16 @@ Tensor dm_pool_gather(const Tensor& x, const Tensor& switches) {
   const char* op = "dm_pool_gather";
   TraceOp trace(op, {x, switches});
   check_scores(op, "input", x);
-  const DmPoolGeom g = pool_geom(x.shape());
+  const auto g = pool_geom(x.shape());
   check_switches(op, switches, with_k(x.shape(), g.kc));
   const Device dev = common_device(op, {x, switches});
   const Tensor xc = dense(x), swc = switches.contiguous();
   Tensor out = Tensor::empty(switches.shape(), x.options());
-  dispatch_floating(x.dtype(), op, [&](auto tag) {
+  dispatch_dm(op, x.dtype(), {xc.numel(), out.numel()}, [&](auto tag, auto itag) {
     using T = decltype(tag);
-    const DmPoolGather<T> f{xc.data<T>(), swc.data<uint8_t>(), g, out.data<T>()};
+    using I = decltype(itag);
+    const DmPoolGather<T, I> f{xc.data<T>(), swc.data<uint8_t>(), pool_geom<I>(x.shape()),
+                               out.data<T>()};
     CVG_DM_RUN(op, dev, pool_gather, f, out.numel());
   });
   const int64_t k = g.k;
@@ -325,16 +401,18 @@ Tensor aggregate_impl(const char* op, const Tensor& s, int64_t level, bool backw
   check_scores(op, backward ? "grad" : "input", s);
   check_level(op, level);
   const Device dev = s.device();
-  const DmAggGeom g = agg_geom(s.shape(), level);
+  const auto g = agg_geom(s.shape(), level);
   const Tensor sc = dense(s);
   Tensor out = Tensor::empty(s.shape(), s.options());
-  dispatch_floating(s.dtype(), op, [&](auto tag) {
+  dispatch_dm(op, s.dtype(), {sc.numel(), agg_extent(g)}, [&](auto tag, auto itag) {
     using T = decltype(tag);
+    using I = decltype(itag);
+    const auto gi = agg_geom<I>(s.shape(), level);
     if (backward) {
-      const DmAggBackward<T> f{sc.data<T>(), g, out.data<T>()};
+      const DmAggBackward<T, I> f{sc.data<T>(), gi, out.data<T>()};
       CVG_DM_RUN(op, dev, agg_backward, f, out.numel());
     } else {
-      const DmAggForward<T> f{sc.data<T>(), g, out.data<T>()};
+      const DmAggForward<T, I> f{sc.data<T>(), gi, out.data<T>()};
       CVG_DM_RUN(op, dev, agg_forward, f, out.numel());
     }
   });
@@ -365,9 +443,10 @@ Tensor dm_power(const Tensor& a, const Tensor& nu) {
   const Device dev = common_device(op, {a, nu});
   const Tensor ac = dense(a), nc = dense(nu);
   Tensor out = Tensor::empty(a.shape(), a.options());
-  dispatch_floating(a.dtype(), op, [&](auto tag) {
+  dispatch_dm(op, a.dtype(), {ac.numel()}, [&](auto tag, auto itag) {
     using T = decltype(tag);
-    const DmPowerForward<T> f{ac.data<T>(), nc.data<T>(), out.data<T>()};
+    using I = decltype(itag);
+    const DmPowerForward<T, I> f{ac.data<T>(), nc.data<T>(), out.data<T>()};
     CVG_DM_RUN(op, dev, power_forward, f, out.numel());
   });
   const SavedTensor sa(a), snu(nu), sy(out, /*is_output=*/true);
@@ -395,13 +474,15 @@ DmDisaggregated dm_disaggregate(const Tensor& q, int64_t level) {
   check_scores(op, "input", q);
   check_level(op, level);
   const Device dev = q.device();
-  const DmAggGeom g = agg_geom(q.shape(), level);
+  const auto g = agg_geom(q.shape(), level);
   const Tensor qc = dense(q);
   Tensor values = Tensor::empty(q.shape(), q.options());
   Tensor switches = Tensor::empty(q.shape(), uint8_on(dev));
-  dispatch_floating(q.dtype(), op, [&](auto tag) {
+  dispatch_dm(op, q.dtype(), {qc.numel(), agg_extent(g)}, [&](auto tag, auto itag) {
     using T = decltype(tag);
-    const DmDisaggForward<T> f{qc.data<T>(), g, values.data<T>(), switches.data<uint8_t>()};
+    using I = decltype(itag);
+    const DmDisaggForward<T, I> f{qc.data<T>(), agg_geom<I>(q.shape(), level), values.data<T>(),
+                                  switches.data<uint8_t>()};
     CVG_DM_RUN(op, dev, disagg_forward, f, values.numel());
   });
   values = record(op, values, {q}, [switches, level](const Tensor& gr, const Node&) {
@@ -419,16 +500,18 @@ Tensor disagg_route(const char* op, const Tensor& x, const Tensor& switches, int
   check_level(op, level);
   check_switches(op, switches, x.shape());
   const Device dev = common_device(op, {x, switches});
-  const DmAggGeom g = agg_geom(x.shape(), level);
+  const auto g = agg_geom(x.shape(), level);
   const Tensor xc = dense(x), swc = switches.contiguous();
   Tensor out = Tensor::empty(x.shape(), x.options());
-  dispatch_floating(x.dtype(), op, [&](auto tag) {
+  dispatch_dm(op, x.dtype(), {xc.numel(), agg_extent(g)}, [&](auto tag, auto itag) {
     using T = decltype(tag);
+    using I = decltype(itag);
+    const auto gi = agg_geom<I>(x.shape(), level);
     if (backward) {
-      const DmDisaggBackward<T> f{xc.data<T>(), swc.data<uint8_t>(), g, out.data<T>()};
+      const DmDisaggBackward<T, I> f{xc.data<T>(), swc.data<uint8_t>(), gi, out.data<T>()};
       CVG_DM_RUN(op, dev, disagg_backward, f, out.numel());
     } else {
-      const DmDisaggGather<T> f{xc.data<T>(), swc.data<uint8_t>(), g, out.data<T>()};
+      const DmDisaggGather<T, I> f{xc.data<T>(), swc.data<uint8_t>(), gi, out.data<T>()};
       CVG_DM_RUN(op, dev, disagg_gather, f, out.numel());
     }
   });
@@ -454,10 +537,10 @@ Tensor dm_disaggregate_gather(const Tensor& x, const Tensor& switches, int64_t l
 namespace {
 
 // q_half (coarse, decides the winners) and switches must match the pooling of fine_shape.
-DmPoolGeom check_unpool(const char* op, const Tensor& q_half, const Tensor& switches,
+DmPoolGeom<int64_t> check_unpool(const char* op, const Tensor& q_half, const Tensor& switches,
                         const Shape& fine_shape) {
   check_scores(op, "q_half", q_half);
-  const DmPoolGeom g = pool_geom(fine_shape);
+  const auto g = pool_geom(fine_shape);
   const Shape coarse = with_k(fine_shape, g.kc);
   CVG_CHECK(q_half.shape() == coarse, op, ": q_half must have shape ", coarse,
             " (the pooling of ", fine_shape, "), got ", q_half.shape());
@@ -471,15 +554,16 @@ Tensor dm_unpool(const Tensor& q_half, const Tensor& switches, const Tensor& s) 
   const char* op = "dm_unpool";
   TraceOp trace(op, {q_half, switches, s});
   check_scores(op, "s", s);
-  const DmPoolGeom g = check_unpool(op, q_half, switches, s.shape());
+  const auto g = check_unpool(op, q_half, switches, s.shape());
   check_same_dtype(op, "q_half", q_half, "s", s);
   const Device dev = common_device(op, {q_half, switches, s});
   const Tensor qc = dense(q_half), swc = switches.contiguous(), sc = dense(s);
   Tensor out = Tensor::empty(s.shape(), s.options());
-  dispatch_floating(s.dtype(), op, [&](auto tag) {
+  dispatch_dm(op, s.dtype(), {qc.numel(), sc.numel()}, [&](auto tag, auto itag) {
     using T = decltype(tag);
-    const DmUnpoolForward<T> f{qc.data<T>(), swc.data<uint8_t>(), sc.data<T>(), g,
-                               out.data<T>()};
+    using I = decltype(itag);
+    const DmUnpoolForward<T, I> f{qc.data<T>(), swc.data<uint8_t>(), sc.data<T>(),
+                                  pool_geom<I>(s.shape()), out.data<T>()};
     CVG_DM_RUN(op, dev, unpool_forward, f, out.numel());
   });
   const int64_t k = g.k;
@@ -509,7 +593,7 @@ Tensor unpool_route(const char* op, const Tensor& x, const Tensor& q_half,
             fine_k);
   const Shape fine = with_k(q_half.defined() && q_half.dim() == 5 ? q_half.shape() : x.shape(),
                             fine_k);
-  const DmPoolGeom g = check_unpool(op, q_half, switches, fine);
+  check_unpool(op, q_half, switches, fine);
   check_same_dtype(op, backward ? "grad" : "input", x, "q_half", q_half);
   const Shape want = backward ? fine : q_half.shape();
   CVG_CHECK(x.shape() == want, op, ": ", backward ? "grad" : "input", " must have shape ", want,
@@ -517,15 +601,17 @@ Tensor unpool_route(const char* op, const Tensor& x, const Tensor& q_half,
   const Device dev = common_device(op, {x, q_half, switches});
   const Tensor xc = dense(x), qc = dense(q_half), swc = switches.contiguous();
   Tensor out = Tensor::empty(backward ? q_half.shape() : fine, x.options());
-  dispatch_floating(x.dtype(), op, [&](auto tag) {
+  dispatch_dm(op, x.dtype(), {xc.numel(), qc.numel(), out.numel()}, [&](auto tag, auto itag) {
     using T = decltype(tag);
+    using I = decltype(itag);
+    const auto gi = pool_geom<I>(fine);
     if (backward) {
-      const DmUnpoolBackward<T> f{xc.data<T>(), qc.data<T>(), swc.data<uint8_t>(), g,
-                                  out.data<T>()};
+      const DmUnpoolBackward<T, I> f{xc.data<T>(), qc.data<T>(), swc.data<uint8_t>(), gi,
+                                     out.data<T>()};
       CVG_DM_RUN(op, dev, unpool_backward, f, out.numel());
     } else {
-      const DmUnpoolAdjoint<T> f{xc.data<T>(), qc.data<T>(), swc.data<uint8_t>(), g,
-                                 out.data<T>()};
+      const DmUnpoolAdjoint<T, I> f{xc.data<T>(), qc.data<T>(), swc.data<uint8_t>(), gi,
+                                    out.data<T>()};
       CVG_DM_RUN(op, dev, unpool_adjoint, f, out.numel());
     }
   });
@@ -563,32 +649,32 @@ Tensor dm_hinge_loss(const Tensor& q, const Tensor& gt, double sigma) {
             ", got ", gt.shape());
   CVG_CHECK(sigma > 0 && std::isfinite(sigma), op, ": sigma must be positive, got ", sigma);
   const Device dev = common_device(op, {q, gt});
-  DmHingeGeom g;
-  g.points = s[0] * s[1] * s[2];
-  g.k = s[3];
-  g.inv_two_sigma2 = 1.0 / (2.0 * sigma * sigma);
-  g.fk = FastDiv::for_size(g.k);
-  g.fkk = FastDiv::for_size(g.k * g.k);
   const Tensor qc = dense(q), gtc = gt.to(DType::int32).contiguous();
   const Tensor terms = Tensor::empty(s, q.options());
-  dispatch_floating(q.dtype(), op, [&](auto tag) {
+  dispatch_dm(op, q.dtype(), {qc.numel(), gtc.numel()}, [&](auto tag, auto itag) {
     using T = decltype(tag);
-    const DmHingeTerms<T> f{qc.data<T>(), gtc.data<int32_t>(), g, terms.data<T>()};
+    using I = decltype(itag);
+    const DmHingeTerms<T, I> f{qc.data<T>(), gtc.data<int32_t>(), hinge_geom<I>(s, sigma),
+                               terms.data<T>()};
     CVG_DM_RUN(op, dev, hinge_terms, f, terms.numel());
   });
   Tensor per_point = sum(terms, {3, 4});
   // d per_point / d Q is a constant (+1 per active term, -count at the ground truth) almost
   // everywhere; the backward multiplies it with the incoming gradient, so it is differentiable
   // in that gradient and has zero second derivative in Q.
-  per_point = record(op, per_point, {q}, [qc, gtc, terms, g, dev](const Tensor& gr, const Node&) {
+  per_point = record(op, per_point, {q}, [qc, gtc, terms, sigma, dev](const Tensor& gr,
+                                                                    const Node&) {
     const Tensor active = cvg::gt(terms, zeros({}, terms.options())).to(terms.dtype());
     const Tensor active_count = sum(active, {3, 4});
     Tensor coef = Tensor::empty(qc.shape(), qc.options());
-    dispatch_floating(qc.dtype(), "dm_hinge_loss_backward", [&](auto tag) {
+    const char* bop = "dm_hinge_loss_backward";
+    dispatch_dm(bop, qc.dtype(), {qc.numel(), gtc.numel()}, [&](auto tag, auto itag) {
       using T = decltype(tag);
-      const DmHingeCoef<T> f{qc.data<T>(), gtc.data<int32_t>(), terms.data<T>(),
-                             active_count.data<T>(), g, coef.data<T>()};
-      CVG_DM_RUN("dm_hinge_loss_backward", dev, hinge_coef, f, coef.numel());
+      using I = decltype(itag);
+      const DmHingeCoef<T, I> f{qc.data<T>(), gtc.data<int32_t>(), terms.data<T>(),
+                                active_count.data<T>(), hinge_geom<I>(qc.shape(), sigma),
+                                coef.data<T>()};
+      CVG_DM_RUN(bop, dev, hinge_coef, f, coef.numel());
     });
     const Shape& s = qc.shape();
     return TensorList{mul(coef, reshape(gr, {s[0], s[1], s[2], 1, 1}))};

@@ -58,6 +58,7 @@
 // dm_unpool_adjoint, the three correlation ops among themselves; dm_power's and the loss's
 // backward are compositions of differentiable ops (the loss's Hessian is 0 almost everywhere).
 #include <array>
+#include <initializer_list>
 #include <vector>
 
 #include "core/tensor.h"
@@ -126,7 +127,8 @@ Tensor dm_hinge_loss(const Tensor& q, const Tensor& gt, double sigma);
 Tensor deep_matching(const Tensor& s0, const TensorList& nus);
 
 // Raw kernels (no autograd, no checks): contiguous inputs, fresh contiguous outputs on their
-// device. One entry per functor of deepmatch_math.h; `n` is the number of elements written.
+// device. One entry per functor of deepmatch_math.h; `n` is the number of work items. Each is
+// built for float and double, and for 32- and 64-bit indexing (CVG_DM_EACH_TYPE).
 #define CVG_DM_KERNELS(X)                                                  \
   X(corr_forward, DmCorrForward)                                           \
   X(corr_grad_ref, DmCorrGradRef)                                          \
@@ -141,17 +143,41 @@ Tensor deep_matching(const Tensor& s0, const TensorList& nus);
   X(disagg_backward, DmDisaggBackward)                                     \
   X(disagg_gather, DmDisaggGather)                                         \
   X(power_forward, DmPowerForward)                                         \
-  X(hinge_terms, DmHingeTerms)                                            \
+  X(hinge_terms, DmHingeTerms)                                             \
   X(hinge_coef, DmHingeCoef)                                               \
   X(pool_forward, DmPoolForward)                                           \
   X(disagg_forward, DmDisaggForward)
 
-#define CVG_DM_DECLARE(name, F)                                     \
-  void dm_##name##_cpu(const F<float>& f, int64_t n);               \
-  void dm_##name##_cpu(const F<double>& f, int64_t n);              \
-  void dm_##name##_cuda(const F<float>& f, int64_t n);              \
-  void dm_##name##_cuda(const F<double>& f, int64_t n);
+#define CVG_DM_EACH_TYPE(Y, name, F) \
+  Y(name, F, float, int32_t)         \
+  Y(name, F, float, int64_t)         \
+  Y(name, F, double, int32_t)        \
+  Y(name, F, double, int64_t)
+
+#define CVG_DM_DECLARE_ONE(name, F, T, I)                \
+  void dm_##name##_cpu(const F<T, I>& f, int64_t n);     \
+  void dm_##name##_cuda(const F<T, I>& f, int64_t n);
+#define CVG_DM_DECLARE(name, F) CVG_DM_EACH_TYPE(CVG_DM_DECLARE_ONE, name, F)
 CVG_DM_KERNELS(CVG_DM_DECLARE)
 #undef CVG_DM_DECLARE
+#undef CVG_DM_DECLARE_ONE
+
+// Index width. A launch indexes in 32 bits when every extent its index math reaches (the
+// element counts of its tensors, and the largest coordinate it forms) lies in
+// [1, dm_index32_limit()] (2^31 - 1, the largest int32), in 64 bits otherwise (empty tensors
+// included: nothing runs). While a DmIndex64Guard lives, every launch takes the 64-bit path
+// (tests compare the two paths on small inputs; benchmarks time the difference).
+int64_t dm_index32_limit();
+bool dm_index32(std::initializer_list<int64_t> extents);
+class DmIndex64Guard {
+ public:
+  DmIndex64Guard();
+  ~DmIndex64Guard();
+  DmIndex64Guard(const DmIndex64Guard&) = delete;
+  DmIndex64Guard& operator=(const DmIndex64Guard&) = delete;
+
+ private:
+  bool previous_;
+};
 
 }  // namespace cvg

@@ -1,6 +1,7 @@
 // CPU loops of the Deep Matching layers: every functor of kernels/deepmatch_math.h writes the
 // elements [0, n) of its output(s), one writer per element, split across threads with
-// parallel_for, so results do not depend on the thread count.
+// parallel_for, so results do not depend on the thread count. The loop counter has the
+// functor's index type (n fits it: kernels/deepmatch.cpp checked).
 #include "core/parallel.h"
 #include "kernels/deepmatch.h"
 
@@ -16,24 +17,25 @@ constexpr int64_t kGrain = 2048;
 // few items (a few per reference point or target pixel): a small grain keeps both threads busy.
 template <typename F>
 constexpr int64_t kGrainOf = kGrain;
-template <typename T>
-constexpr int64_t kGrainOf<DmCorrGradRef<T>> = 4;
-template <typename T>
-constexpr int64_t kGrainOf<DmCorrGradTarget<T>> = 64;
+template <typename T, typename I>
+constexpr int64_t kGrainOf<DmCorrGradRef<T, I>> = 4;
+template <typename T, typename I>
+constexpr int64_t kGrainOf<DmCorrGradTarget<T, I>> = 64;
 
-template <typename F>
+template <typename I, typename F>
 void run_cpu(const F& f, int64_t n) {
   parallel_for(n, kGrainOf<F>, [&](int64_t b, int64_t e) {
-    for (int64_t l = b; l < e; ++l) f(l);
+    for (I l = static_cast<I>(b); l < static_cast<I>(e); ++l) f(l);
   });
 }
 
 }  // namespace
 
-#define CVG_DM_DEFINE_CPU(name, F)                                                  \
-  void dm_##name##_cpu(const F<float>& f, int64_t n) { run_cpu(f, n); }            \
-  void dm_##name##_cpu(const F<double>& f, int64_t n) { run_cpu(f, n); }
+#define CVG_DM_DEFINE_CPU_ONE(name, F, T, I) \
+  void dm_##name##_cpu(const F<T, I>& f, int64_t n) { run_cpu<I>(f, n); }
+#define CVG_DM_DEFINE_CPU(name, F) CVG_DM_EACH_TYPE(CVG_DM_DEFINE_CPU_ONE, name, F)
 CVG_DM_KERNELS(CVG_DM_DEFINE_CPU)
 #undef CVG_DM_DEFINE_CPU
+#undef CVG_DM_DEFINE_CPU_ONE
 
 }  // namespace cvg

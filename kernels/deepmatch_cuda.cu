@@ -15,6 +15,8 @@
 //                     per point come from a sum over the terms).
 #include <cuda_runtime.h>
 
+#include <type_traits>
+
 #include "core/cuda_launch.cuh"
 #include "kernels/deepmatch.h"
 
@@ -22,15 +24,22 @@ namespace cvg {
 
 namespace {
 
-template <typename F>
-__global__ void dm_kernel(F f, int64_t n) {
-  CVG_GRID_STRIDE(l, n) { f(l); }
+// The loop counter is unsigned and as wide as the functor's index I: with I = int32_t,
+// n < 2^31 and the grid stride is below 2^27 (core/cuda_launch.cuh), so l + stride never wraps
+// a uint32_t; with I = int64_t it is the usual 64-bit loop.
+template <typename I, typename F>
+__global__ void dm_kernel(F f, I n) {
+  using U = std::make_unsigned_t<I>;
+  const U stride = static_cast<U>(gridDim.x) * blockDim.x;
+  for (U l = static_cast<U>(blockIdx.x) * blockDim.x + threadIdx.x; l < static_cast<U>(n);
+       l += stride)
+    f(static_cast<I>(l));
 }
 
-template <typename F>
-void run_cuda(const F& f, int64_t n, const char* op) {
+template <typename T, typename I, template <typename, typename> class F>
+void run_cuda(const F<T, I>& f, int64_t n, const char* op) {
   if (n <= 0) return;
-  dm_kernel<F><<<grid_blocks(n), kBlockThreads>>>(f, n);
+  dm_kernel<I, F<T, I>><<<grid_blocks(n), kBlockThreads>>>(f, static_cast<I>(n));
   CVG_CUDA_CHECK_LAUNCH(op);
 }
 
@@ -42,22 +51,22 @@ void run_cuda(const F& f, int64_t n, const char* op) {
 // read along x), each keeping kChunk channel sums in registers, and the block adds the 256
 // partial sums up in a fixed tree (deterministic; the order differs from the CPU's loop, so
 // parity is to rounding, not bitwise).
-template <typename T>
-__global__ void corr_grad_ref_kernel(DmCorrGradRef<T> f) {
+template <typename T, typename I>
+__global__ void corr_grad_ref_kernel(DmCorrGradRef<T, I> f) {
   __shared__ T part[kDmCorrChunk][kBlockThreads];
-  const DmCorrGeom& g = f.g;
-  const int64_t point = blockIdx.x;  // (n H + i) W + j
+  const DmCorrGeom<I>& g = f.g;
+  const I point = blockIdx.x;  // (n H + i) W + j
   const auto [n, i, j] = dm_grid(point, g.fh, g.fw);
-  const int64_t y0 = g.stride * i + g.offset - g.r, x0 = g.stride * j + g.offset - g.r;
-  const int64_t kk = g.k * g.k, plane = g.ht * g.wt;
+  const I y0 = g.stride * i + g.offset - g.r, x0 = g.stride * j + g.offset - g.r;
+  const I kk = g.k * g.k, plane = g.ht * g.wt;
   const T* grow = f.grad + point * kk;
   const int tid = threadIdx.x;
-  for (int64_t c0 = 0; c0 < g.d; c0 += kDmCorrChunk) {
+  for (I c0 = 0; c0 < g.d; c0 += kDmCorrChunk) {
     const int chunk = static_cast<int>(g.d - c0 < kDmCorrChunk ? g.d - c0 : kDmCorrChunk);
     const T* tc = f.tgt + (n * g.d + c0) * plane;
     DmChannelSums<T> acc(chunk);
-    for (int64_t q = tid; q < kk; q += kBlockThreads) {
-      const int64_t qy = g.fk.div(q), y = y0 + qy, x = x0 + q - qy * g.k;
+    for (I q = tid; q < kk; q += kBlockThreads) {
+      const I qy = g.fk.div(q), y = y0 + qy, x = x0 + q - qy * g.k;
       if (dm_in(y, g.ht) && dm_in(x, g.wt)) acc.add(grow[q], tc + y * g.wt + x, plane);
     }
 #pragma unroll
@@ -77,21 +86,22 @@ __global__ void corr_grad_ref_kernel(DmCorrGradRef<T> f) {
 
 // More specialised than the template above, so overload resolution picks it for corr_grad_ref.
 // n (the number of outputs, N d H W) is not needed: the grid is one block per point.
-template <typename T>
-void run_cuda(const DmCorrGradRef<T>& f, int64_t n, const char* op) {
-  const int64_t points = f.g.n * f.g.h * f.g.w;
+template <typename T, typename I>
+void run_cuda(const DmCorrGradRef<T, I>& f, int64_t n, const char* op) {
+  const int64_t points = int64_t{f.g.n} * f.g.h * f.g.w;
   if (n <= 0 || points <= 0) return;
   CVG_CHECK(points <= int64_t{0x7fffffff}, op, ": ", points, " reference points exceed a grid");
-  corr_grad_ref_kernel<T><<<static_cast<unsigned>(points), kBlockThreads>>>(f);
+  corr_grad_ref_kernel<T, I><<<static_cast<unsigned>(points), kBlockThreads>>>(f);
   CVG_CUDA_CHECK_LAUNCH(op);
 }
 
 }  // namespace
 
-#define CVG_DM_DEFINE_CUDA(name, F)                                                          \
-  void dm_##name##_cuda(const F<float>& f, int64_t n) { run_cuda(f, n, "dm_" #name); }      \
-  void dm_##name##_cuda(const F<double>& f, int64_t n) { run_cuda(f, n, "dm_" #name); }
+#define CVG_DM_DEFINE_CUDA_ONE(name, F, T, I) \
+  void dm_##name##_cuda(const F<T, I>& f, int64_t n) { run_cuda(f, n, "dm_" #name); }
+#define CVG_DM_DEFINE_CUDA(name, F) CVG_DM_EACH_TYPE(CVG_DM_DEFINE_CUDA_ONE, name, F)
 CVG_DM_KERNELS(CVG_DM_DEFINE_CUDA)
 #undef CVG_DM_DEFINE_CUDA
+#undef CVG_DM_DEFINE_CUDA_ONE
 
 }  // namespace cvg

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "core/autograd.h"
@@ -456,4 +457,84 @@ TEST_CASE("deepmatch layers reject bad arguments with messages naming them", "[o
                dm_hinge_loss(s, zeros({1, 2, 2, 2}, TensorOptions{}.with_dtype(DType::int32)), 0);
              }),
              Contains("sigma"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// index width (kernels/deepmatch.h): the 32-bit path that small launches take and the 64-bit
+// path of large ones must compute the same sums in the same order.
+
+TEST_CASE("deepmatch index width: 32 bits only when every extent fits", "[ops][deepmatch]") {
+  const int64_t lim = dm_index32_limit();
+  CHECK(lim == 2147483647);
+  CHECK(dm_index32({1, 5, lim}));
+  CHECK_FALSE(dm_index32({5, lim + 1}));
+  CHECK_FALSE(dm_index32({5, 0}));  // empty: nothing runs, the other sizes need not fit
+  {
+    const DmIndex64Guard wide;
+    CHECK_FALSE(dm_index32({1, 5}));
+    {
+      const DmIndex64Guard nested;
+      CHECK_FALSE(dm_index32({1, 5}));
+    }
+    CHECK_FALSE(dm_index32({1, 5}));  // the inner guard restores the outer one's setting
+  }
+  CHECK(dm_index32({1, 5}));
+}
+
+namespace {
+
+// Bitwise equality (so -inf and the order of every sum count).
+bool same_bits(const Tensor& a, const Tensor& b) {
+  if (!a.defined() || !b.defined()) return a.defined() == b.defined();
+  if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
+  const Tensor ac = a.detach().contiguous(), bc = b.detach().contiguous();
+  return std::memcmp(ac.raw_data(), bc.raw_data(), ac.numel() * dtype_size(ac.dtype())) == 0;
+}
+
+// Forward, and the gradients of <y, w> (w fixed random) in every differentiable input.
+TensorList forward_and_grads(const OpFn& fn, const TensorList& xs) {
+  TensorList ins;
+  for (const Tensor& x : xs) {
+    Tensor in = x.detach();
+    if (x.requires_grad()) in.set_requires_grad(true);
+    ins.push_back(in);
+  }
+  const Tensor y = fn(ins);
+  TensorList out{y.detach()};
+  TensorList diff;
+  for (const Tensor& x : ins)
+    if (x.requires_grad()) diff.push_back(x);
+  if (!diff.empty() && y.requires_grad()) {
+    const Tensor w = uniform64(y.shape(), -1, 1, 99, false);
+    const Tensor safe = finite_part(y);
+    for (const Tensor& g : grad({sum(mul(safe, w))}, diff)) out.push_back(g);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("deepmatch index width: every layer's 64-bit path equals its 32-bit path bitwise",
+          "[ops][deepmatch]") {
+  int checked = 0;
+  for (const OpSpec& spec : op_registry()) {
+    if (spec.name.rfind("dm_", 0) != 0 && spec.name != "deep_matching") continue;
+    for (const OpSample& s : spec.samples()) {
+      const OpFn& fn = s.fn ? s.fn : spec.fn;
+      INFO(spec.name << " / " << s.label);
+      const TensorList narrow = forward_and_grads(fn, s.inputs);
+      TensorList wide;
+      {
+        const DmIndex64Guard guard;
+        wide = forward_and_grads(fn, s.inputs);
+      }
+      REQUIRE(narrow.size() == wide.size());
+      for (size_t i = 0; i < narrow.size(); ++i) {
+        INFO("output " << i << " (0: forward, then the gradients)");
+        CHECK(same_bits(narrow[i], wide[i]));
+      }
+      ++checked;
+    }
+  }
+  CHECK(checked >= 30);
 }
