@@ -1,6 +1,8 @@
 // CUDA side of core/copy.h and core/accumulate.h.
-// copy: one thread per destination element (grid-stride), decoding the linear index into both
-// operands' strided offsets and converting the element type. fill and add: contiguous loops.
+// copy: a grid-stride loop over the destination elements (kIlp per thread and round, loads
+// first: ilp_loop in core/cuda_launch.cuh), decoding the linear index into both operands'
+// strided offsets and converting the element type. fill: the same loop without loads; add: a
+// contiguous ilp_loop.
 // Same semantics as copy_cpu in core/copy.cpp.
 #include <cuda_runtime.h>
 
@@ -16,9 +18,9 @@ namespace {
 
 template <typename D, typename S>
 __global__ void copy_kernel(D* out, Geometry go, const S* in, Geometry gi, int64_t n) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    out[go.offset_of(i)] = static_cast<D>(in[gi.offset_of(i)]);
+  ilp_loop(
+      n, [&](int64_t i) { return in[gi.offset_of(i)]; },
+      [&](int64_t i, S v) { out[go.offset_of(i)] = static_cast<D>(v); });
 }
 
 template <typename T>
@@ -30,9 +32,8 @@ __global__ void fill_kernel(T* out, Geometry go, T value, int64_t n) {
 
 template <typename T>
 __global__ void add_kernel(T* out, const T* a, const T* b, int64_t n) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    out[i] = a[i] + b[i];
+  ilp_loop(
+      n, [&](int64_t i) { return T(a[i] + b[i]); }, [&](int64_t i, T v) { out[i] = v; });
 }
 
 }  // namespace
@@ -45,7 +46,7 @@ void copy_into_cuda(const Tensor& dst, const Tensor& src, const char* op) {
     using D = decltype(d);
     dispatch_dtype(src.dtype(), op, [&](auto s) {
       using S = decltype(s);
-      copy_kernel<D, S><<<grid_blocks(n), kBlockThreads>>>(static_cast<D*>(dst.storage()->data()), go,
+      copy_kernel<D, S><<<ilp_grid_blocks(n), kBlockThreads>>>(static_cast<D*>(dst.storage()->data()), go,
                                                 static_cast<const S*>(src.storage()->data()), gi, n);
     });
   });
@@ -67,7 +68,7 @@ void add_same_shape_cuda(const Tensor& out, const Tensor& a, const Tensor& b) {
   const int64_t n = out.numel();
   dispatch_floating(out.dtype(), "accumulate_grad", [&](auto d) {
     using T = decltype(d);
-    add_kernel<T><<<grid_blocks(n), kBlockThreads>>>(out.data<T>(), a.data<T>(), b.data<T>(), n);
+    add_kernel<T><<<ilp_grid_blocks(n), kBlockThreads>>>(out.data<T>(), a.data<T>(), b.data<T>(), n);
   });
   CVG_CUDA_CHECK_LAUNCH("accumulate_grad");
 }

@@ -1,5 +1,6 @@
-// CUDA kernels for the binary ops and where(): one thread per output element (grid-stride),
-// each operand read through its broadcast Geometry (stride 0 in stretched dims). A dense fast
+// CUDA kernels for the binary ops and where(): a grid-stride loop over the output elements, kIlp
+// per thread and round with their loads issued first (ilp_loop, core/cuda_launch.cuh), each
+// operand read through its broadcast Geometry (stride 0 in stretched dims). A dense fast
 // path skips the index decoding when both inputs have the output's shape and are contiguous.
 // The math is binary_eval from kernels/binary_math.h, the same code binary_cpu runs.
 #include <cuda_runtime.h>
@@ -12,27 +13,33 @@ namespace cvg {
 
 namespace {
 
+// The two operand values of an element (what ilp_loop's load returns).
+template <typename T>
+struct Operands {
+  T a, b;
+};
+
 template <BinaryOp OP, typename T, typename R>
 __global__ void binary_dense_kernel(const T* a, const T* b, R* out, int64_t n) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    out[i] = binary_eval<OP, T>(a[i], b[i]);
+  ilp_loop(
+      n, [&](int64_t i) { return Operands<T>{a[i], b[i]}; },
+      [&](int64_t i, Operands<T> v) { out[i] = binary_eval<OP, T>(v.a, v.b); });
 }
 
 template <BinaryOp OP, typename T, typename R>
 __global__ void binary_strided_kernel(const T* a, Geometry ga, const T* b, Geometry gb, R* out,
                                       int64_t n) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    out[i] = binary_eval<OP, T>(a[ga.offset_of(i)], b[gb.offset_of(i)]);
+  ilp_loop(
+      n, [&](int64_t i) { return Operands<T>{a[ga.offset_of(i)], b[gb.offset_of(i)]}; },
+      [&](int64_t i, Operands<T> v) { out[i] = binary_eval<OP, T>(v.a, v.b); });
 }
 
 template <typename T>
 __global__ void where_kernel(const bool* c, Geometry gc, const T* a, Geometry ga, const T* b,
                              Geometry gb, T* out, int64_t n) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    out[i] = c[gc.offset_of(i)] ? a[ga.offset_of(i)] : b[gb.offset_of(i)];
+  ilp_loop(
+      n, [&](int64_t i) { return c[gc.offset_of(i)] ? a[ga.offset_of(i)] : b[gb.offset_of(i)]; },
+      [&](int64_t i, T v) { out[i] = v; });
 }
 
 }  // namespace
@@ -52,10 +59,10 @@ void binary_cuda(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& ou
       const T* pa = static_cast<const T*>(a.storage()->data());
       const T* pb = static_cast<const T*>(b.storage()->data());
       if (dense)
-        binary_dense_kernel<OP, T, R><<<grid_blocks(n), kBlockThreads>>>(pa + a.offset(), pb + b.offset(),
+        binary_dense_kernel<OP, T, R><<<ilp_grid_blocks(n), kBlockThreads>>>(pa + a.offset(), pb + b.offset(),
                                                              out.data<R>(), n);
       else
-        binary_strided_kernel<OP, T, R><<<grid_blocks(n), kBlockThreads>>>(pa, ga, pb, gb, out.data<R>(), n);
+        binary_strided_kernel<OP, T, R><<<ilp_grid_blocks(n), kBlockThreads>>>(pa, ga, pb, gb, out.data<R>(), n);
     });
   });
   const cudaError_t e = cudaGetLastError();
@@ -69,7 +76,7 @@ void where_cuda(const Tensor& cond, const Tensor& a, const Tensor& b, const Tens
   const Geometry &gc = g[0], &ga = g[1], &gb = g[2];
   dispatch_dtype(out.dtype(), "where", [&](auto tag) {
     using T = decltype(tag);
-    where_kernel<T><<<grid_blocks(n), kBlockThreads>>>(static_cast<const bool*>(cond.storage()->data()), gc,
+    where_kernel<T><<<ilp_grid_blocks(n), kBlockThreads>>>(static_cast<const bool*>(cond.storage()->data()), gc,
                                             static_cast<const T*>(a.storage()->data()), ga,
                                             static_cast<const T*>(b.storage()->data()), gb,
                                             out.data<T>(), n);

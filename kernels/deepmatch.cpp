@@ -443,11 +443,14 @@ Tensor dm_power(const Tensor& a, const Tensor& nu) {
   const Device dev = common_device(op, {a, nu});
   const Tensor ac = dense(a), nc = dense(nu);
   Tensor out = Tensor::empty(a.shape(), a.options());
-  dispatch_dm(op, a.dtype(), {ac.numel()}, [&](auto tag, auto itag) {
+  // Items reach element 4 quarter - 1 <= n + 2 (the extent n + span keeps that in range).
+  dispatch_dm(op, a.dtype(), {ac.numel(), ac.numel() + kDmPowerSpan}, [&](auto tag, auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
-    const DmPowerForward<T, I> f{ac.data<T>(), nc.data<T>(), out.data<T>()};
-    CVG_DM_RUN(op, dev, power_forward, f, out.numel());
+    const I n = static_cast<I>(out.numel());
+    const I quarter = n / kDmPowerSpan + (n % kDmPowerSpan != 0);
+    const DmPowerForward<T, I> f{ac.data<T>(), nc.data<T>(), out.data<T>(), n, quarter};
+    CVG_DM_RUN(op, dev, power_forward, f, quarter);
   });
   const SavedTensor sa(a), snu(nu), sy(out, /*is_output=*/true);
   return trace.result(record(op, out, {a, nu}, [sa, snu, sy](const Tensor& g, const Node& n) {

@@ -10,7 +10,7 @@
 //                     references whose window holds it.
 //   pool_*, unpool_*  one thread per fine or coarse score, <= 9 or <= 4 candidates.
 //   agg_*, disagg_*   one thread per score, 4 corners.
-//   power_forward     elementwise exp(nu ln A).
+//   power_forward     elementwise exp(nu ln A), 4 elements per thread (loads first).
 //   hinge_terms       one thread per score; hinge_coef one per score (the active-term counts
 //                     per point come from a sum over the terms).
 #include <cuda_runtime.h>

@@ -533,12 +533,27 @@ CVG_HD double dm_pow<double>(double a, double nu) {
   return a > 0.0 ? ::exp(nu * ::log(a)) : 0.0;
 }
 
+// Item l computes the elements l + u * quarter (u < kDmPowerSpan, those below n), loading all of
+// them before the first store: a GPU thread then has kDmPowerSpan loads in flight instead of one
+// (ilp_loop in core/cuda_launch.cuh says why that matters), and neighbouring items still read
+// neighbouring elements. Items: quarter = ceil(n / kDmPowerSpan).
+constexpr int kDmPowerSpan = 4;
 template <typename T, typename I>
 struct DmPowerForward {
   const T* a;
   const T* nu;  // one element
   T* out;
-  CVG_HD void operator()(I l) const { out[l] = dm_pow(a[l], nu[0]); }
+  I n, quarter;
+  CVG_HD void operator()(I l) const {
+    T v[kDmPowerSpan] = {};  // (GCC cannot see that the two guards agree)
+    CVG_UNROLL
+    for (int u = 0; u < kDmPowerSpan; ++u)
+      if (l + u * quarter < n) v[u] = a[l + u * quarter];
+    const T p = nu[0];
+    CVG_UNROLL
+    for (int u = 0; u < kDmPowerSpan; ++u)
+      if (l + u * quarter < n) out[l + u * quarter] = dm_pow(v[u], p);
+  }
 };
 
 // ---- structured hinge loss ----------------------------------------------------------------

@@ -216,8 +216,11 @@ CVG_REGISTER_OP(OpSpec{
     [](const TensorList& xs) { return dm_power(xs[0], xs[1]); },
     [] {
       return std::vector<OpSample>{
-          {"hand A^0.5, 0 at A <= 0", {t64({4, 0, -1, 0.25}, {4}), t64({0.5}, {1})},
-           t64({2, 0, 0, 0.5}, {4}, false), false, nullptr},
+          // 5 and 7 elements: the kernel's items take 4 elements a quarter apart, with a tail.
+          {"hand A^0.5, 0 at A <= 0", {t64({4, 0, -1, 0.25, 9}, {5}), t64({0.5}, {1})},
+           t64({2, 0, 0, 0.5, 3}, {5}, false), false, nullptr},
+          {"7 elements", {uniform64({1, 1, 7, 1, 1}, 0.05, 1, 26), t64({1.3}, {1})}, Tensor(),
+           true, nullptr},
           {"scores, nu 1.4 (0-d)", {uniform64({2, 3, 2, 3, 3}, 0.05, 1, 24), t64({1.4}, {})},
            Tensor(), true, nullptr},
           {"nu 0.7", {uniform64({1, 2, 2, 5, 5}, 0.05, 2, 25), t64({0.7}, {1})}, Tensor(), true,
