@@ -196,11 +196,23 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
     Tensor y = norm_train(name, x, geom, weight, bias, eps, track ? &stats : nullptr);
     if (track) {
       NoGradGuard no_grad;
-      const double n = static_cast<double>(geom.count());
-      // Copies of the handles: copy_ writes through them into the callers' buffers.
-      Tensor rm = running_mean, rv = running_var;
-      rm.copy_(running_mean * (1.0 - momentum) + stats.mean * momentum);
-      rv.copy_(running_var * (1.0 - momentum) + stats.var * (momentum * n / (n - 1)));
+      // One fused update (norm_running_update) instead of eight elementwise ops; a
+      // non-contiguous buffer is updated through a contiguous copy and written back.
+      const Tensor rm = running_mean.contiguous(), rv = running_var.contiguous();
+      on_device(
+          name, x.device(),
+          [&] { norm_running_update_cpu(rm, rv, stats.mean, stats.var, momentum, geom.count()); },
+          [&] {
+#ifdef CVG_WITH_CUDA
+            norm_running_update_cuda(rm, rv, stats.mean, stats.var, momentum, geom.count());
+#endif
+          });
+      for (const auto& [buffer, updated] : {std::pair{running_mean, rm}, {running_var, rv}}) {
+        if (updated.impl() == buffer.impl())
+          buffer.bump_version();
+        else
+          Tensor(buffer).copy_(updated);
+      }
     }
     return trace.result(y);
   }

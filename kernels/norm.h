@@ -57,6 +57,10 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
 void norm_forward_cpu(const Tensor& x, const NormGeom& geom, const Tensor& weight,
                       const Tensor& bias, double eps, bool compute_stats, const Tensor& mean,
                       const Tensor& invstd, const Tensor& var, const Tensor& y);
+// batch_norm's running-statistics update (norm_running_update of norm_math.h) in place, one
+// channel per element: all four contiguous, C entries of one dtype; n values per channel.
+void norm_running_update_cpu(const Tensor& running_mean, const Tensor& running_var,
+                             const Tensor& mean, const Tensor& var, double momentum, int64_t n);
 // Training-mode backward. dy, x contiguous [A, B, D]. Writes dx when defined, and, when
 // defined (only for !geom.weight_on_d), each group's sum(dy) and sum(dy * xhat).
 void norm_backward_cpu(const Tensor& dy, const Tensor& x, const NormGeom& geom,
@@ -74,6 +78,8 @@ void norm_affine_grad_cuda(const Tensor& dy, const Tensor& x, const NormGeom& ge
 void norm_forward_cuda(const Tensor& x, const NormGeom& geom, const Tensor& weight,
                        const Tensor& bias, double eps, bool compute_stats, const Tensor& mean,
                        const Tensor& invstd, const Tensor& var, const Tensor& y);
+void norm_running_update_cuda(const Tensor& running_mean, const Tensor& running_var,
+                              const Tensor& mean, const Tensor& var, double momentum, int64_t n);
 void norm_backward_cuda(const Tensor& dy, const Tensor& x, const NormGeom& geom,
                         const Tensor& mean, const Tensor& invstd, const Tensor& weight,
                         const Tensor& dx, const Tensor& sum_dy, const Tensor& sum_dy_xhat);

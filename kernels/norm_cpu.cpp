@@ -223,6 +223,19 @@ void norm_forward_cpu(const Tensor& x, const NormGeom& geom, const Tensor& weigh
   });
 }
 
+void norm_running_update_cpu(const Tensor& running_mean, const Tensor& running_var,
+                             const Tensor& mean, const Tensor& var, double momentum, int64_t n) {
+  dispatch_floating(mean.dtype(), "norm_running_update_cpu", [&](auto tag) {
+    using T = decltype(tag);
+    T *rm = running_mean.data<T>(), *rv = running_var.data<T>();
+    const T *m = mean.data<T>(), *v = var.data<T>();
+    const T keep = static_cast<T>(1.0 - momentum), mt = static_cast<T>(momentum);
+    const T mu = static_cast<T>(momentum * static_cast<double>(n) / static_cast<double>(n - 1));
+    for (int64_t c = 0; c < mean.numel(); ++c)
+      norm_running_update(rm[c], rv[c], m[c], v[c], keep, mt, mu);
+  });
+}
+
 void norm_backward_cpu(const Tensor& dy, const Tensor& x, const NormGeom& geom,
                        const Tensor& mean, const Tensor& invstd, const Tensor& weight,
                        const Tensor& dx, const Tensor& sum_dy, const Tensor& sum_dy_xhat) {

@@ -204,6 +204,13 @@ __global__ void norm_var_kernel(NormGeom geom, int64_t chunks, const T* partial,
   }
 }
 
+// One thread per channel: batch_norm's running statistics (one launch, not a chain of ops).
+template <typename T>
+__global__ void norm_running_update_kernel(int64_t c, T* rm, T* rv, const T* mean, const T* var,
+                                           T keep, T m, T m_unbiased) {
+  CVG_GRID_STRIDE(i, c) { norm_running_update(rm[i], rv[i], mean[i], var[i], keep, m, m_unbiased); }
+}
+
 // Group and position in the group (its d) of element e of the contiguous [A, B, D] tensor.
 struct NormElem {
   int64_t g, d;
@@ -323,6 +330,21 @@ void norm_forward_cuda(const Tensor& x, const NormGeom& geom, const Tensor& weig
         geom, numel, x.data<T>(), w, b, mean.data<T>(), invstd.data<T>(), y.data<T>());
     CVG_CUDA_CHECK_LAUNCH(op);
   });
+}
+
+void norm_running_update_cuda(const Tensor& running_mean, const Tensor& running_var,
+                              const Tensor& mean, const Tensor& var, double momentum, int64_t n) {
+  const int64_t c = mean.numel();
+  if (c == 0) return;
+  dispatch_floating(mean.dtype(), "norm_running_update_cuda", [&](auto tag) {
+    using T = decltype(tag);
+    const T keep = static_cast<T>(1.0 - momentum), mt = static_cast<T>(momentum);
+    const T mu = static_cast<T>(momentum * static_cast<double>(n) / static_cast<double>(n - 1));
+    norm_running_update_kernel<T><<<grid_blocks(c), kBlockThreads>>>(
+        c, running_mean.data<T>(), running_var.data<T>(), mean.data<T>(), var.data<T>(), keep,
+        mt, mu);
+  });
+  CVG_CUDA_CHECK_LAUNCH("batch_norm (running statistics)");
 }
 
 void norm_backward_cuda(const Tensor& dy, const Tensor& x, const NormGeom& geom,

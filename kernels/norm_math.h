@@ -39,6 +39,18 @@ CVG_HD A norm_invstd(A var, A eps) {
   return A(1) / sqrt(var + eps);
 }
 
+// batch_norm's running statistics after a training-mode batch (PyTorch's convention), with
+// momentum m and the batch's biased variance var over n values per channel:
+//   running_mean = (1 - m) running_mean + m mean,
+//   running_var  = (1 - m) running_var + m n / (n - 1) var.
+// keep = 1 - m and m_unbiased = m n / (n - 1) come from the host (computed once, in double).
+template <typename A>
+CVG_HD void norm_running_update(A& running_mean, A& running_var, A mean, A var, A keep, A m,
+                                A m_unbiased) {
+  running_mean = running_mean * keep + mean * m;
+  running_var = running_var * keep + var * m_unbiased;
+}
+
 // y = a * x + shift with a = w * invstd, shift = b - mean * a: the normalisation and the
 // affine of a group with a per-channel weight, folded into one multiply-add per element.
 template <typename A>

@@ -117,6 +117,24 @@ TEST_CASE("batch_norm: running stats after one and two training steps", "[ops][n
   CHECK_FALSE(rm.requires_grad());
 }
 
+TEST_CASE("batch_norm: non-contiguous running buffers are updated in place, versions bumped",
+          "[ops][norm]") {
+  // The same update into every other element of 4-vectors (written back through a copy) and
+  // into plain 2-vectors (updated in place).
+  Tensor rm4 = t64({0, 7, 0, 7}, {4}, false), rv4 = t64({1, 7, 1, 7}, {4}, false);
+  Tensor rm = slice(rm4, 0, 0, 4, 2), rv = slice(rv4, 0, 0, 4, 2);
+  Tensor rm2 = t64({0, 0}, {2}, false), rv2 = t64({1, 1}, {2}, false);
+  const uint64_t v_strided = rm4.version(), v_plain = rm2.version();
+  batch_norm(bn_x(), Tensor(), Tensor(), rm, rv, true, 0.1);
+  batch_norm(bn_x(), Tensor(), Tensor(), rm2, rv2, true, 0.1);
+  CHECK(allclose(rm4, t64({0.2, 7, 0.4, 7}, {4}, false), 1e-12, 1e-12));
+  CHECK(allclose(rv4, t64({1.1, 7, 1.7, 7}, {4}, false), 1e-12, 1e-12));
+  CHECK(allclose(rm2, t64({0.2, 0.4}, {2}, false), 1e-12, 1e-12));
+  CHECK(allclose(rv2, t64({1.1, 1.7}, {2}, false), 1e-12, 1e-12));
+  CHECK(rm4.version() > v_strided);
+  CHECK(rm2.version() > v_plain);
+}
+
 TEST_CASE("batch_norm: spatial positions count in the statistics and the running var", "[ops][norm]") {
   // One channel, N = 1, 2 x 2 plane {1, 3, 1, 3}: mean 2, biased var 1, unbiased 4/3.
   Tensor rm = t64({0}, {1}, false), rv = t64({0}, {1}, false);
