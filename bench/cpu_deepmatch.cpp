@@ -2,7 +2,8 @@
 // substitute's scale of the notes (a 128 x 96 frame at alpha_0 = 8: P = 16 x 12 reference
 // points, R_0 = 16, K_0 = 33). Names "cpu/dm_<layer>[_bwd]/<P>x<K>": each layer's public op
 // (forward, or its backward op alone), and "cpu/deep_matching_fwd_bwd" for the U-network with
-// L = 3 through the structured loss and back to S_0 and the exponents.
+// L = 3 through the structured loss and back to S_0 and the exponents (and again on the 32-bit
+// index path, the GPU's: "..._index32").
 #include <benchmark/benchmark.h>
 
 #include <string>
@@ -88,8 +89,10 @@ void bm_hinge_loss(benchmark::State& st) {
   const Tensor gt = randint(0, kK, {1, kH, kW, 2}, TensorOptions{}.with_dtype(DType::int32));
   for (auto _ : st) benchmark::DoNotOptimize(dm_hinge_loss(q, gt, 2.0).raw_data());
 }
-void bm_network(benchmark::State& st) {
+// bits: the index width (kernels/deepmatch.h; the CPU's default is 64), to compare.
+void bm_network(benchmark::State& st, int bits) {
   manual_seed(0);
+  const DmIndexWidthGuard width(bits);
   Tensor s0 = scores(kK);
   s0.set_requires_grad(true);
   TensorList nus;
@@ -131,7 +134,8 @@ const bool registered = [] {
   benchmark::RegisterBenchmark(name("dm_unpool").c_str(), bm_unpool);
   benchmark::RegisterBenchmark(name("dm_unpool_bwd").c_str(), bm_unpool_bwd);
   benchmark::RegisterBenchmark(name("dm_hinge_loss").c_str(), bm_hinge_loss);
-  benchmark::RegisterBenchmark(name("deep_matching_fwd_bwd").c_str(), bm_network);
+  benchmark::RegisterBenchmark(name("deep_matching_fwd_bwd").c_str(), bm_network, 64);
+  benchmark::RegisterBenchmark(name("deep_matching_fwd_bwd_index32").c_str(), bm_network, 32);
   return true;
 }();
 

@@ -13,6 +13,8 @@
 //   unpool           5 P K'^2 + 4 P K^2 read, 4 P K^2 written;  _bwd: 9 P K'^2 read + the
 //                    4 P K'^2 fine gradients at the switches + 4 P K'^2 written
 //   hinge_loss       4 P K^2 read
+// Rows named *_index64 time a layer on its 64-bit index path (kernels/deepmatch.h), beside the
+// default 32-bit one.
 #include <benchmark/benchmark.h>
 
 #include <functional>
@@ -109,6 +111,32 @@ const bool registered = [] {
       const DmPooled p = dm_max_pool(s);
       return [=] { dm_unpool_backward(g, p.values, p.switches, k); };
     });
+    if (k == 161) {
+      // The same layers on the 64-bit index path (DmIndexWidthGuard(64)): what 32-bit indexing gains.
+      reg("dm_max_pool_bwd_index64", h, w, k, 1.25 * coarse + fine, [=] {
+        const Tensor s = scores_cuda(h, w, k);
+        const Tensor sw = dm_max_pool(s).switches, g = randn_cuda({1, h, w, kc, kc});
+        return [=] {
+          const DmIndexWidthGuard wide(64);
+          dm_max_pool_backward(g, sw, k);
+        };
+      });
+      reg("dm_aggregate_bwd_index64", h, w, k, 2 * fine, [=] {
+        const Tensor g = randn_cuda({1, h, w, k, k});
+        return [=] {
+          const DmIndexWidthGuard wide(64);
+          dm_aggregate_backward(g, 1);
+        };
+      });
+      reg("dm_unpool_index64", h, w, k, 1.25 * coarse + 2 * fine, [=] {
+        const Tensor s = scores_cuda(h, w, k);
+        const DmPooled p = dm_max_pool(s);
+        return [=] {
+          const DmIndexWidthGuard wide(64);
+          dm_unpool(p.values, p.switches, s);
+        };
+      });
+    }
     reg("dm_hinge_loss", h, w, k, fine, [=] {
       const Tensor q = scores_cuda(h, w, k);
       const Tensor gt = randint(0, k, {1, h, w, 2}, TensorOptions{}.with_dtype(DType::int32))

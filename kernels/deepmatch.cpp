@@ -41,14 +41,15 @@ Tensor dense(const Tensor& t) { return t.detach().contiguous(); }
 
 // ---- index width ---------------------------------------------------------------------------
 
-std::atomic<bool> force_index64{false};
+// 0: each device's default width; 32 or 64: the width a live DmIndexWidthGuard forces.
+std::atomic<int> forced_width{0};
 
 // Runs body(T{}, I{}) with T the floating dtype and I the index type dm_index32 picks for the
-// extents (kernels/deepmatch.h).
+// device and the extents (kernels/deepmatch.h).
 template <typename Body>
-void dispatch_dm(const char* op, DType dtype, std::initializer_list<int64_t> extents,
+void dispatch_dm(const char* op, Device dev, DType dtype, std::initializer_list<int64_t> extents,
                  Body&& body) {
-  const bool narrow = dm_index32(extents);
+  const bool narrow = dm_index32(dev, extents);
   dispatch_floating(dtype, op, [&](auto tag) {
     if (narrow)
       body(tag, int32_t{});
@@ -186,15 +187,23 @@ int64_t corr_extent(const Shape& ref, const Shape& tgt, int64_t radius, int64_t 
 
 int64_t dm_index32_limit() { return std::numeric_limits<int32_t>::max(); }
 
-bool dm_index32(std::initializer_list<int64_t> extents) {
-  if (force_index64.load()) return false;
+bool dm_index32(Device dev, std::initializer_list<int64_t> extents) {
   for (const int64_t e : extents)
     if (e < 1 || e > dm_index32_limit()) return false;
-  return true;
+  const int forced = forced_width.load();
+  return forced != 0 ? forced == 32 : dev.is_cuda();
 }
 
-DmIndex64Guard::DmIndex64Guard() : previous_(force_index64.exchange(true)) {}
-DmIndex64Guard::~DmIndex64Guard() { force_index64.store(previous_); }
+namespace {
+int checked_width(int bits) {
+  CVG_CHECK(bits == 32 || bits == 64, "DmIndexWidthGuard: bits must be 32 or 64, got ", bits);
+  return bits;
+}
+}  // namespace
+
+DmIndexWidthGuard::DmIndexWidthGuard(int bits)
+    : previous_(forced_width.exchange(checked_width(bits))) {}
+DmIndexWidthGuard::~DmIndexWidthGuard() { forced_width.store(previous_); }
 
 Tensor dm_correlation(const Tensor& ref, const Tensor& target, int64_t radius, int64_t stride,
                       int64_t offset) {
@@ -213,7 +222,7 @@ Tensor dm_correlation(const Tensor& ref, const Tensor& target, int64_t radius, i
   const Tensor rc = dense(ref), tc = dense(target);
   Tensor out = Tensor::empty({g.n, g.h, g.w, g.k, g.k}, ref.options());
   const int64_t extent = corr_extent(ref.shape(), target.shape(), radius, stride, offset);
-  dispatch_dm(op, ref.dtype(), {rc.numel(), tc.numel(), out.numel(), extent}, [&](auto tag,
+  dispatch_dm(op, dev, ref.dtype(), {rc.numel(), tc.numel(), out.numel(), extent}, [&](auto tag,
                                                                                   auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
@@ -254,7 +263,7 @@ Tensor dm_correlation_grad_ref(const Tensor& grad, const Tensor& target, int64_t
   const Tensor gc = dense(grad), tc = dense(target);
   Tensor out = Tensor::empty(rshape, grad.options());
   const int64_t extent = corr_extent(rshape, target.shape(), radius, stride, offset);
-  dispatch_dm(op, grad.dtype(), {gc.numel(), tc.numel(), out.numel(), extent}, [&](auto tag,
+  dispatch_dm(op, dev, grad.dtype(), {gc.numel(), tc.numel(), out.numel(), extent}, [&](auto tag,
                                                                                    auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
@@ -298,7 +307,7 @@ Tensor dm_correlation_grad_target(const Tensor& grad, const Tensor& ref,
   const Tensor gc = dense(grad), rc = dense(ref);
   Tensor out = Tensor::empty(tshape, grad.options());
   const int64_t extent = corr_extent(ref.shape(), tshape, radius, stride, offset);
-  dispatch_dm(op, grad.dtype(), {gc.numel(), rc.numel(), out.numel(), extent}, [&](auto tag,
+  dispatch_dm(op, dev, grad.dtype(), {gc.numel(), rc.numel(), out.numel(), extent}, [&](auto tag,
                                                                                    auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
@@ -330,7 +339,7 @@ DmPooled dm_max_pool(const Tensor& s) {
   const Tensor sc = dense(s);
   Tensor values = Tensor::empty(with_k(s.shape(), g.kc), s.options());
   Tensor switches = Tensor::empty(values.shape(), uint8_on(dev));
-  dispatch_dm(op, s.dtype(), {sc.numel(), values.numel()}, [&](auto tag, auto itag) {
+  dispatch_dm(op, dev, s.dtype(), {sc.numel(), values.numel()}, [&](auto tag, auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
     const DmPoolForward<T, I> f{sc.data<T>(), pool_geom<I>(s.shape()), values.data<T>(),
@@ -358,7 +367,7 @@ Tensor dm_max_pool_backward(const Tensor& grad, const Tensor& switches, int64_t 
   const Device dev = common_device(op, {grad, switches});
   const Tensor gc = dense(grad), swc = switches.contiguous();
   Tensor out = Tensor::empty(fine, grad.options());
-  dispatch_dm(op, grad.dtype(), {gc.numel(), out.numel()}, [&](auto tag, auto itag) {
+  dispatch_dm(op, dev, grad.dtype(), {gc.numel(), out.numel()}, [&](auto tag, auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
     const DmPoolBackward<T, I> f{gc.data<T>(), swc.data<uint8_t>(), pool_geom<I>(fine),
@@ -379,7 +388,7 @@ Tensor dm_pool_gather(const Tensor& x, const Tensor& switches) {
   const Device dev = common_device(op, {x, switches});
   const Tensor xc = dense(x), swc = switches.contiguous();
   Tensor out = Tensor::empty(switches.shape(), x.options());
-  dispatch_dm(op, x.dtype(), {xc.numel(), out.numel()}, [&](auto tag, auto itag) {
+  dispatch_dm(op, dev, x.dtype(), {xc.numel(), out.numel()}, [&](auto tag, auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
     const DmPoolGather<T, I> f{xc.data<T>(), swc.data<uint8_t>(), pool_geom<I>(x.shape()),
@@ -404,7 +413,7 @@ Tensor aggregate_impl(const char* op, const Tensor& s, int64_t level, bool backw
   const auto g = agg_geom(s.shape(), level);
   const Tensor sc = dense(s);
   Tensor out = Tensor::empty(s.shape(), s.options());
-  dispatch_dm(op, s.dtype(), {sc.numel(), agg_extent(g)}, [&](auto tag, auto itag) {
+  dispatch_dm(op, dev, s.dtype(), {sc.numel(), agg_extent(g)}, [&](auto tag, auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
     const auto gi = agg_geom<I>(s.shape(), level);
@@ -444,7 +453,7 @@ Tensor dm_power(const Tensor& a, const Tensor& nu) {
   const Tensor ac = dense(a), nc = dense(nu);
   Tensor out = Tensor::empty(a.shape(), a.options());
   // Items reach element 4 quarter - 1 <= n + 2 (the extent n + span keeps that in range).
-  dispatch_dm(op, a.dtype(), {ac.numel(), ac.numel() + kDmPowerSpan}, [&](auto tag, auto itag) {
+  dispatch_dm(op, dev, a.dtype(), {ac.numel(), ac.numel() + kDmPowerSpan}, [&](auto tag, auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
     const I n = static_cast<I>(out.numel());
@@ -481,7 +490,7 @@ DmDisaggregated dm_disaggregate(const Tensor& q, int64_t level) {
   const Tensor qc = dense(q);
   Tensor values = Tensor::empty(q.shape(), q.options());
   Tensor switches = Tensor::empty(q.shape(), uint8_on(dev));
-  dispatch_dm(op, q.dtype(), {qc.numel(), agg_extent(g)}, [&](auto tag, auto itag) {
+  dispatch_dm(op, dev, q.dtype(), {qc.numel(), agg_extent(g)}, [&](auto tag, auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
     const DmDisaggForward<T, I> f{qc.data<T>(), agg_geom<I>(q.shape(), level), values.data<T>(),
@@ -506,7 +515,7 @@ Tensor disagg_route(const char* op, const Tensor& x, const Tensor& switches, int
   const auto g = agg_geom(x.shape(), level);
   const Tensor xc = dense(x), swc = switches.contiguous();
   Tensor out = Tensor::empty(x.shape(), x.options());
-  dispatch_dm(op, x.dtype(), {xc.numel(), agg_extent(g)}, [&](auto tag, auto itag) {
+  dispatch_dm(op, dev, x.dtype(), {xc.numel(), agg_extent(g)}, [&](auto tag, auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
     const auto gi = agg_geom<I>(x.shape(), level);
@@ -562,7 +571,7 @@ Tensor dm_unpool(const Tensor& q_half, const Tensor& switches, const Tensor& s) 
   const Device dev = common_device(op, {q_half, switches, s});
   const Tensor qc = dense(q_half), swc = switches.contiguous(), sc = dense(s);
   Tensor out = Tensor::empty(s.shape(), s.options());
-  dispatch_dm(op, s.dtype(), {qc.numel(), sc.numel()}, [&](auto tag, auto itag) {
+  dispatch_dm(op, dev, s.dtype(), {qc.numel(), sc.numel()}, [&](auto tag, auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
     const DmUnpoolForward<T, I> f{qc.data<T>(), swc.data<uint8_t>(), sc.data<T>(),
@@ -604,7 +613,7 @@ Tensor unpool_route(const char* op, const Tensor& x, const Tensor& q_half,
   const Device dev = common_device(op, {x, q_half, switches});
   const Tensor xc = dense(x), qc = dense(q_half), swc = switches.contiguous();
   Tensor out = Tensor::empty(backward ? q_half.shape() : fine, x.options());
-  dispatch_dm(op, x.dtype(), {xc.numel(), qc.numel(), out.numel()}, [&](auto tag, auto itag) {
+  dispatch_dm(op, dev, x.dtype(), {xc.numel(), qc.numel(), out.numel()}, [&](auto tag, auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
     const auto gi = pool_geom<I>(fine);
@@ -654,7 +663,7 @@ Tensor dm_hinge_loss(const Tensor& q, const Tensor& gt, double sigma) {
   const Device dev = common_device(op, {q, gt});
   const Tensor qc = dense(q), gtc = gt.to(DType::int32).contiguous();
   const Tensor terms = Tensor::empty(s, q.options());
-  dispatch_dm(op, q.dtype(), {qc.numel(), gtc.numel()}, [&](auto tag, auto itag) {
+  dispatch_dm(op, dev, q.dtype(), {qc.numel(), gtc.numel()}, [&](auto tag, auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
     const DmHingeTerms<T, I> f{qc.data<T>(), gtc.data<int32_t>(), hinge_geom<I>(s, sigma),
@@ -671,7 +680,7 @@ Tensor dm_hinge_loss(const Tensor& q, const Tensor& gt, double sigma) {
     const Tensor active_count = sum(active, {3, 4});
     Tensor coef = Tensor::empty(qc.shape(), qc.options());
     const char* bop = "dm_hinge_loss_backward";
-    dispatch_dm(bop, qc.dtype(), {qc.numel(), gtc.numel()}, [&](auto tag, auto itag) {
+    dispatch_dm(bop, dev, qc.dtype(), {qc.numel(), gtc.numel()}, [&](auto tag, auto itag) {
       using T = decltype(tag);
       using I = decltype(itag);
       const DmHingeCoef<T, I> f{qc.data<T>(), gtc.data<int32_t>(), terms.data<T>(),

@@ -162,22 +162,26 @@ CVG_DM_KERNELS(CVG_DM_DECLARE)
 #undef CVG_DM_DECLARE
 #undef CVG_DM_DECLARE_ONE
 
-// Index width. A launch indexes in 32 bits when every extent its index math reaches (the
-// element counts of its tensors, and the largest coordinate it forms) lies in
-// [1, dm_index32_limit()] (2^31 - 1, the largest int32), in 64 bits otherwise (empty tensors
-// included: nothing runs). While a DmIndex64Guard lives, every launch takes the 64-bit path
-// (tests compare the two paths on small inputs; benchmarks time the difference).
+// Index width. On a GPU a launch indexes in 32 bits when every extent its index math reaches
+// (the element counts of its tensors, and the largest coordinate it forms) lies in
+// [1, dm_index32_limit()] (2^31 - 1, the largest int32), else in 64 bits (empty tensors
+// included: nothing runs). A GPU has no 64-bit integer ALU (core/fast_div.h), so 32 bits halve
+// the index arithmetic and the registers. The CPU always indexes in 64 bits: an x86-64 core does
+// 64-bit arithmetic natively (32-bit indices add sign extensions to the address arithmetic), and
+// on this project's 2-core machine the 32-bit path measured no faster (docs/deepmatch.md).
+// While a DmIndexWidthGuard(bits) lives, launches on both devices use `bits` (32 still only
+// where the extents fit): tests compare the two paths on the CPU, benchmarks time them.
 int64_t dm_index32_limit();
-bool dm_index32(std::initializer_list<int64_t> extents);
-class DmIndex64Guard {
+bool dm_index32(Device dev, std::initializer_list<int64_t> extents);
+class DmIndexWidthGuard {
  public:
-  DmIndex64Guard();
-  ~DmIndex64Guard();
-  DmIndex64Guard(const DmIndex64Guard&) = delete;
-  DmIndex64Guard& operator=(const DmIndex64Guard&) = delete;
+  explicit DmIndexWidthGuard(int bits);
+  ~DmIndexWidthGuard();
+  DmIndexWidthGuard(const DmIndexWidthGuard&) = delete;
+  DmIndexWidthGuard& operator=(const DmIndexWidthGuard&) = delete;
 
  private:
-  bool previous_;
+  int previous_;
 };
 
 }  // namespace cvg

@@ -6,6 +6,7 @@
 
 #include "core/autograd.h"
 #include "core/rng.h"
+#include "kernels/deepmatch.h"
 #include "tests/support/op_registry.h"
 
 using namespace cvg;
@@ -74,6 +75,23 @@ TEST_CASE("op registry: CUDA forward and backward match the CPU float64 referenc
   for (const OpSpec& spec : op_registry()) {
     for (const OpSample& s : spec.samples()) {
       INFO(spec.name << " / " << s.label);
+      try {
+        check_sample(spec, s);
+      } catch (const std::exception& e) {
+        FAIL_CHECK(spec.name << " / " << s.label << " threw: " << e.what());
+      }
+    }
+  }
+}
+
+// The Deep Matching layers index in 32 bits on the GPU whenever the sizes fit (all of the
+// registry's samples); their 64-bit path, which only tensors of 2^31 elements take, runs here.
+TEST_CASE("op registry: Deep Matching layers on the GPU's 64-bit index path", "[cuda]") {
+  const DmIndexWidthGuard wide(64);
+  for (const OpSpec& spec : op_registry()) {
+    if (spec.name.rfind("dm_", 0) != 0 && spec.name != "deep_matching") continue;
+    for (const OpSample& s : spec.samples()) {
+      INFO(spec.name << " / " << s.label << " (64-bit indices)");
       try {
         check_sample(spec, s);
       } catch (const std::exception& e) {

@@ -466,22 +466,27 @@ TEST_CASE("deepmatch layers reject bad arguments with messages naming them", "[o
 // index width (kernels/deepmatch.h): the 32-bit path that small launches take and the 64-bit
 // path of large ones must compute the same sums in the same order.
 
-TEST_CASE("deepmatch index width: 32 bits only when every extent fits", "[ops][deepmatch]") {
+TEST_CASE("deepmatch index width: 32 bits on the GPU when every extent fits, 64 on the CPU",
+          "[ops][deepmatch]") {
   const int64_t lim = dm_index32_limit();
   CHECK(lim == 2147483647);
-  CHECK(dm_index32({1, 5, lim}));
-  CHECK_FALSE(dm_index32({5, lim + 1}));
-  CHECK_FALSE(dm_index32({5, 0}));  // empty: nothing runs, the other sizes need not fit
+  CHECK(dm_index32(kCUDA, {1, 5, lim}));  // (a decision only: no GPU needed)
+  CHECK_FALSE(dm_index32(kCUDA, {5, lim + 1}));
+  CHECK_FALSE(dm_index32(kCUDA, {5, 0}));  // empty: nothing runs, the other sizes need not fit
+  CHECK_FALSE(dm_index32(kCPU, {1, 5}));
   {
-    const DmIndex64Guard wide;
-    CHECK_FALSE(dm_index32({1, 5}));
+    const DmIndexWidthGuard narrow(32);
+    CHECK(dm_index32(kCPU, {1, 5}));
+    CHECK_FALSE(dm_index32(kCPU, {5, lim + 1}));  // forced 32 bits still need the extents to fit
     {
-      const DmIndex64Guard nested;
-      CHECK_FALSE(dm_index32({1, 5}));
+      const DmIndexWidthGuard wide(64);
+      CHECK_FALSE(dm_index32(kCUDA, {1, 5}));
     }
-    CHECK_FALSE(dm_index32({1, 5}));  // the inner guard restores the outer one's setting
+    CHECK(dm_index32(kCUDA, {1, 5}));  // the inner guard restores the outer one's setting
   }
-  CHECK(dm_index32({1, 5}));
+  CHECK_FALSE(dm_index32(kCPU, {1, 5}));
+  CHECK_THAT(error_of([] { DmIndexWidthGuard bad(16); }),
+             Contains("DmIndexWidthGuard") && Contains("32 or 64, got 16"));
 }
 
 namespace {
@@ -525,10 +530,13 @@ TEST_CASE("deepmatch index width: every layer's 64-bit path equals its 32-bit pa
     for (const OpSample& s : spec.samples()) {
       const OpFn& fn = s.fn ? s.fn : spec.fn;
       INFO(spec.name << " / " << s.label);
-      const TensorList narrow = forward_and_grads(fn, s.inputs);
-      TensorList wide;
+      TensorList narrow, wide;
       {
-        const DmIndex64Guard guard;
+        const DmIndexWidthGuard guard(32);
+        narrow = forward_and_grads(fn, s.inputs);
+      }
+      {
+        const DmIndexWidthGuard guard(64);
         wide = forward_and_grads(fn, s.inputs);
       }
       REQUIRE(narrow.size() == wide.size());
