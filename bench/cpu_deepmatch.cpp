@@ -1,7 +1,8 @@
 // CPU benchmarks of the Deep Matching layers (kernels/deepmatch.h), float32, at the CPU
 // substitute's scale of the notes (a 128 x 96 frame at alpha_0 = 8: P = 16 x 12 reference
 // points, R_0 = 16, K_0 = 33). Names "cpu/dm_<layer>[_bwd]/<P>x<K>": each layer's public op
-// (forward, or its backward op alone), and "cpu/deep_matching_fwd_bwd" for the U-network with
+// (forward, or its backward op alone; dm_correlation_v1: the per-score forward the tiled one
+// replaced, kernels/deepmatch.h), and "cpu/deep_matching_fwd_bwd" for the U-network with
 // L = 3 through the structured loss and back to S_0 and the exponents (and again on the 32-bit
 // index path, the GPU's: "..._index32").
 #include <benchmark/benchmark.h>
@@ -24,6 +25,12 @@ Tensor scores(int64_t k) { return abs(randn({1, kH, kW, k, k})); }
 void bm_correlation(benchmark::State& st) {
   manual_seed(0);
   const Tensor ref = randn({1, kD, kH, kW}), tgt = randn({1, kD, 96, 128});
+  for (auto _ : st) benchmark::DoNotOptimize(dm_correlation(ref, tgt, 16, 8, 4).raw_data());
+}
+void bm_correlation_v1(benchmark::State& st) {
+  manual_seed(0);
+  const Tensor ref = randn({1, kD, kH, kW}), tgt = randn({1, kD, 96, 128});
+  const DmCorrVersionGuard v1(1);
   for (auto _ : st) benchmark::DoNotOptimize(dm_correlation(ref, tgt, 16, 8, 4).raw_data());
 }
 void bm_correlation_bwd(benchmark::State& st) {
@@ -123,6 +130,7 @@ std::string name(const char* op) {
 
 const bool registered = [] {
   benchmark::RegisterBenchmark(name("dm_correlation").c_str(), bm_correlation);
+  benchmark::RegisterBenchmark(name("dm_correlation_v1").c_str(), bm_correlation_v1);
   benchmark::RegisterBenchmark(name("dm_correlation_bwd").c_str(), bm_correlation_bwd);
   benchmark::RegisterBenchmark(name("dm_max_pool").c_str(), bm_max_pool);
   benchmark::RegisterBenchmark(name("dm_max_pool_bwd").c_str(), bm_max_pool_bwd);

@@ -14,7 +14,7 @@
 //                    4 P K'^2 fine gradients at the switches + 4 P K'^2 written
 //   hinge_loss       4 P K^2 read
 // Rows named *_index64 time a layer on its 64-bit index path (kernels/deepmatch.h), beside the
-// default 32-bit one.
+// default 32-bit one; dm_correlation_v1 the per-score forward beside the tiled default.
 #include <benchmark/benchmark.h>
 
 #include <functional>
@@ -61,6 +61,13 @@ const bool registered = [] {
       reg("dm_correlation", h, w, k, fine + desc, [=] {
         const Tensor ref = randn_cuda({1, d, h, w}), tgt = randn_cuda({1, d, ht, wt});
         return [=] { dm_correlation(ref, tgt, 80, 8, 4); };
+      });
+      reg("dm_correlation_v1", h, w, k, fine + desc, [=] {
+        const Tensor ref = randn_cuda({1, d, h, w}), tgt = randn_cuda({1, d, ht, wt});
+        return [=] {
+          const DmCorrVersionGuard per_score(1);
+          dm_correlation(ref, tgt, 80, 8, 4);
+        };
       });
       reg("dm_correlation_bwd", h, w, k, 2 * fine + 2 * desc, [=] {
         const Tensor ref = randn_cuda({1, d, h, w}), tgt = randn_cuda({1, d, ht, wt});

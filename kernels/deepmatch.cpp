@@ -144,27 +144,11 @@ DmHingeGeom<I> hinge_geom(const Shape& s, double sigma) {
 template <typename I = int64_t>
 DmCorrGeom<I> corr_geom(const Shape& ref, const Shape& tgt, int64_t radius, int64_t stride,
                         int64_t offset) {
-  DmCorrGeom<I> g;
-  g.n = ref[0];
-  g.d = ref[1];
-  g.h = ref[2];
-  g.w = ref[3];
-  g.ht = tgt[2];
-  g.wt = tgt[3];
-  g.r = radius;
-  g.k = 2 * radius + 1;
-  g.stride = stride;
-  g.offset = offset;
-  g.fk = FastDivOf<I>::for_size(g.k);
-  g.fkk = FastDivOf<I>::for_size(g.k * g.k);
-  g.fh = FastDivOf<I>::for_size(g.h);
-  g.fw = FastDivOf<I>::for_size(g.w);
-  g.fblocks = FastDivOf<I>::for_size(dm_corr_blocks(g.d));
-  g.fht = FastDivOf<I>::for_size(g.ht);
-  g.fwt = FastDivOf<I>::for_size(g.wt);
-  g.fstride = FastDivOf<I>::for_size(stride);
-  return g;
+  return dm_corr_geom<I>(ref[0], ref[1], ref[2], ref[3], tgt[2], tgt[3], radius, stride, offset);
 }
+
+// 0: the default (2); 1 or 2: the version a live DmCorrVersionGuard picks.
+std::atomic<int> forced_corr_version{0};
 
 void check_descriptors(const char* op, const char* name, const Tensor& t) {
   CVG_CHECK(t.defined(), op, ": undefined ", name);
@@ -184,6 +168,23 @@ int64_t corr_extent(const Shape& ref, const Shape& tgt, int64_t radius, int64_t 
 }
 
 }  // namespace
+
+int dm_corr_version() {
+  const int v = forced_corr_version.load();
+  return v != 0 ? v : 2;
+}
+
+namespace {
+int checked_corr_version(int v) {
+  CVG_CHECK(v == 1 || v == 2, "DmCorrVersionGuard: version must be 1 (one dot product per score) "
+            "or 2 (tiled), got ", v);
+  return v;
+}
+}  // namespace
+
+DmCorrVersionGuard::DmCorrVersionGuard(int version)
+    : previous_(forced_corr_version.exchange(checked_corr_version(version))) {}
+DmCorrVersionGuard::~DmCorrVersionGuard() { forced_corr_version.store(previous_); }
 
 int64_t dm_index32_limit() { return std::numeric_limits<int32_t>::max(); }
 
@@ -222,14 +223,23 @@ Tensor dm_correlation(const Tensor& ref, const Tensor& target, int64_t radius, i
   const Tensor rc = dense(ref), tc = dense(target);
   Tensor out = Tensor::empty({g.n, g.h, g.w, g.k, g.k}, ref.options());
   const int64_t extent = corr_extent(ref.shape(), target.shape(), radius, stride, offset);
-  dispatch_dm(op, dev, ref.dtype(), {rc.numel(), tc.numel(), out.numel(), extent}, [&](auto tag,
-                                                                                  auto itag) {
-    using T = decltype(tag);
-    using I = decltype(itag);
-    const auto gi = corr_geom<I>(ref.shape(), target.shape(), radius, stride, offset);
-    const DmCorrForward<T, I> f{rc.data<T>(), tc.data<T>(), gi, out.data<T>()};
-    CVG_DM_RUN(op, dev, corr_forward, f, out.numel());
-  });
+  const auto tg = dm_corr_tile_geom(g);
+  const int64_t blocks = out.numel() > 0 ? g.n * tg.rows * tg.jtiles : 0;
+  dispatch_dm(op, dev, ref.dtype(),
+              {rc.numel(), tc.numel(), out.numel(), extent, blocks, tg.scratch(g.d)},
+              [&](auto tag, auto itag) {
+                using T = decltype(tag);
+                using I = decltype(itag);
+                const auto gi = corr_geom<I>(ref.shape(), target.shape(), radius, stride, offset);
+                if (dm_corr_version() == 1) {
+                  const DmCorrForward<T, I> f{rc.data<T>(), tc.data<T>(), gi, out.data<T>()};
+                  CVG_DM_RUN(op, dev, corr_forward, f, out.numel());
+                } else {
+                  const DmCorrTiled<T, I> f{rc.data<T>(), tc.data<T>(), gi, dm_corr_tile_geom(gi),
+                                            out.data<T>()};
+                  CVG_DM_RUN(op, dev, corr_tiled, f, blocks);
+                }
+              });
   const SavedTensor sr(ref), st(target);
   const std::array<int64_t, 2> tsize{g.ht, g.wt};
   return trace.result(record(op, out, {ref, target},

@@ -127,10 +127,13 @@ Tensor dm_hinge_loss(const Tensor& q, const Tensor& gt, double sigma);
 Tensor deep_matching(const Tensor& s0, const TensorList& nus);
 
 // Raw kernels (no autograd, no checks): contiguous inputs, fresh contiguous outputs on their
-// device. One entry per functor of deepmatch_math.h; `n` is the number of work items. Each is
+// device. One entry per functor of deepmatch_math.h; `n` is the number of work items (of
+// blocks for corr_tiled, whose CUDA runner falls back to corr_forward when a block's scratch
+// exceeds the GPU's shared memory). Each is
 // built for float and double, and for 32- and 64-bit indexing (CVG_DM_EACH_TYPE).
 #define CVG_DM_KERNELS(X)                                                  \
   X(corr_forward, DmCorrForward)                                           \
+  X(corr_tiled, DmCorrTiled)                                               \
   X(corr_grad_ref, DmCorrGradRef)                                          \
   X(corr_grad_target, DmCorrGradTarget)                                    \
   X(pool_backward, DmPoolBackward)                                         \
@@ -171,6 +174,22 @@ CVG_DM_KERNELS(CVG_DM_DECLARE)
 // on this project's 2-core machine the 32-bit path measured no faster (docs/deepmatch.md).
 // While a DmIndexWidthGuard(bits) lives, launches on both devices use `bits` (32 still only
 // where the extents fit): tests compare the two paths on the CPU, benchmarks time them.
+// Correlation forward version: 2 (DmCorrTiled, the default: a block per target row and 8
+// reference columns, through a scratch buffer) or 1 (DmCorrForward, one dot product per score
+// read from the tensors: the reference the tiled one is tested and timed against). Both give
+// the same bits. A DmCorrVersionGuard(v) picks one for its lifetime (tests, benchmarks).
+int dm_corr_version();
+class DmCorrVersionGuard {
+ public:
+  explicit DmCorrVersionGuard(int version);
+  ~DmCorrVersionGuard();
+  DmCorrVersionGuard(const DmCorrVersionGuard&) = delete;
+  DmCorrVersionGuard& operator=(const DmCorrVersionGuard&) = delete;
+
+ private:
+  int previous_;
+};
+
 int64_t dm_index32_limit();
 bool dm_index32(Device dev, std::initializer_list<int64_t> extents);
 class DmIndexWidthGuard {

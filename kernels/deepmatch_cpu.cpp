@@ -2,6 +2,8 @@
 // elements [0, n) of its output(s), one writer per element, split across threads with
 // parallel_for, so results do not depend on the thread count. The loop counter has the
 // functor's index type (n fits it: kernels/deepmatch.cpp checked).
+#include <vector>
+
 #include "core/parallel.h"
 #include "kernels/deepmatch.h"
 
@@ -26,6 +28,26 @@ template <typename I, typename F>
 void run_cpu(const F& f, int64_t n) {
   parallel_for(n, kGrainOf<F>, [&](int64_t b, int64_t e) {
     for (I l = static_cast<I>(b); l < static_cast<I>(e); ++l) f(l);
+  });
+}
+
+// The tiled correlation (DmCorrTiled): blocks split across threads, each thread with its own
+// scratch buffer; within a block the loads in item order, then the scores point by point
+// (compute_row: vectorised over the window, no score computed outside it; the GPU's
+// 32-sums-per-thread items would waste the band's corners here, where nothing is gained by
+// them: tests/ops/test_deepmatch.cpp runs those items on the CPU too).
+template <typename I, typename T>
+void run_cpu(const DmCorrTiled<T, I>& f, int64_t blocks) {
+  parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<T> scratch(static_cast<size_t>(f.t.scratch(f.g.d)));
+    std::vector<T> acc(static_cast<size_t>(f.g.k));
+    for (I bi = static_cast<I>(b0); bi < static_cast<I>(b1); ++bi) {
+      const auto b = f.block(bi);
+      f.load_target_rows(b, scratch.data());
+      for (I l = 0; l < f.ref_items(b); ++l) f.load_ref(b, l, scratch.data());
+      for (I il = 0; il < b.ni; ++il)
+        for (int jj = 0; jj < kDmCorrTileJ; ++jj) f.compute_row(b, il, jj, scratch.data(), acc.data());
+    }
   });
 }
 

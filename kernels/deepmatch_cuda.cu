@@ -4,7 +4,10 @@
 // devices compute the same sums in the same order. Flat indices are decoded with FastDiv
 // (core/fast_div.h), never with a 64-bit division. All backward passes are gathers: one writer
 // per element, no atomics, deterministic.
-//   corr_forward      one thread per score, a d-long dot product (strided over channels).
+//   corr_tiled        the forward: one block per (n, target row, 8 reference columns), the
+//                     target row and the descriptors staged in shared memory (deepmatch_math.h).
+//   corr_forward      one thread per score, a d-long dot product (strided over channels): the
+//                     tiled forward's fallback when its scratch exceeds shared memory.
 //   corr_grad_ref     one block per reference point (not the functor: see below).
 //   corr_grad_target  one thread per target pixel and 8 channels, over the <= ceil(K/stride)^2
 //                     references whose window holds it.
@@ -15,6 +18,7 @@
 //                     per point come from a sum over the terms).
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <type_traits>
 
 #include "core/cuda_launch.cuh"
@@ -92,6 +96,57 @@ void run_cuda(const DmCorrGradRef<T, I>& f, int64_t n, const char* op) {
   if (n <= 0 || points <= 0) return;
   CVG_CHECK(points <= int64_t{0x7fffffff}, op, ": ", points, " reference points exceed a grid");
   corr_grad_ref_kernel<T, I><<<static_cast<unsigned>(points), kBlockThreads>>>(f);
+  CVG_CUDA_CHECK_LAUNCH(op);
+}
+
+// The tiled correlation forward (DmCorrTiled): one CUDA block per work block, its scratch in
+// dynamic shared memory; the threads load it together, then each computes items a block apart.
+template <typename T, typename I>
+__global__ void corr_tiled_kernel(DmCorrTiled<T, I> f) {
+  extern __shared__ __align__(16) unsigned char dm_shared[];
+  T* scratch = reinterpret_cast<T*>(dm_shared);
+  const auto b = f.block(static_cast<I>(blockIdx.x));
+  const I first = static_cast<I>(threadIdx.x), step = static_cast<I>(blockDim.x);
+  for (I l = first; l < f.target_items(b); l += step) f.load_target(b, l, scratch);
+  for (I l = first; l < f.ref_items(b); l += step) f.load_ref(b, l, scratch);
+  __syncthreads();
+  for (I l = first; l < f.compute_items(b); l += step) f.compute(b, l, scratch);
+}
+
+// Shared memory a block of the tiled correlation may use: at most half an SM's (two blocks per
+// SM, so one block's loads overlap the other's dot products), within the device's per-block
+// opt-in limit. Larger scratch (long descriptors, wide windows) runs corr_forward instead.
+int64_t corr_tiled_smem_limit(const char* op) {
+  int dev = 0, per_sm = 0, per_block = 0;
+  CVG_CUDA_CHECK(cudaGetDevice(&dev), op);
+  CVG_CUDA_CHECK(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev),
+                 op);
+  CVG_CUDA_CHECK(
+      cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev), op);
+  // 1 KB per block is the runtime's own reservation.
+  return std::min<int64_t>(per_block, per_sm / 2 - 1024);
+}
+
+template <typename T, typename I>
+void run_cuda(const DmCorrTiled<T, I>& f, int64_t blocks, const char* op) {
+  if (blocks <= 0) return;
+  const int64_t bytes = int64_t{f.t.scratch(f.g.d)} * static_cast<int64_t>(sizeof(T));
+  if (bytes > corr_tiled_smem_limit(op) || blocks > int64_t{0x7fffffff}) {
+    const DmCorrForward<T, I> per_score{f.ref, f.tgt, f.g, f.out};
+    run_cuda(per_score, int64_t{f.g.n} * f.g.h * f.g.w * f.g.k * f.g.k, op);
+    return;
+  }
+  // Above 48 KB a kernel must opt in; the attribute is per kernel, so set it once to the most
+  // this process will ask for (the limit), not per call.
+  static const bool opted_in = [op] {
+    CVG_CUDA_CHECK(cudaFuncSetAttribute(corr_tiled_kernel<T, I>,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        static_cast<int>(corr_tiled_smem_limit(op))),
+                   op);
+    return true;
+  }();
+  (void)opted_in;
+  corr_tiled_kernel<T, I><<<static_cast<unsigned>(blocks), kBlockThreads, bytes>>>(f);
   CVG_CUDA_CHECK_LAUNCH(op);
 }
 

@@ -86,6 +86,38 @@ struct DmCorrGeom {
   FastDivOf<I> fk, fkk, fh, fw, fht, fwt, fstride, fblocks;
 };
 
+// Channels per work item of the two correlation gradients (below).
+constexpr int kDmCorrChunk = 8;
+template <typename I>
+CVG_HD I dm_corr_blocks(I d) { return (d + kDmCorrChunk - 1) / kDmCorrChunk; }
+
+// The geometry of a correlation of N x d x H x W descriptors with an N x d x Ht x Wt target
+// (host only: FastDivs are made on the host).
+template <typename I>
+DmCorrGeom<I> dm_corr_geom(int64_t n, int64_t d, int64_t h, int64_t w, int64_t ht, int64_t wt,
+                           int64_t radius, int64_t stride, int64_t offset) {
+  DmCorrGeom<I> g;
+  g.n = n;
+  g.d = d;
+  g.h = h;
+  g.w = w;
+  g.ht = ht;
+  g.wt = wt;
+  g.r = radius;
+  g.k = 2 * radius + 1;
+  g.stride = stride;
+  g.offset = offset;
+  g.fk = FastDivOf<I>::for_size(g.k);
+  g.fkk = FastDivOf<I>::for_size(g.k * g.k);
+  g.fh = FastDivOf<I>::for_size(g.h);
+  g.fw = FastDivOf<I>::for_size(g.w);
+  g.fblocks = FastDivOf<I>::for_size(dm_corr_blocks(d));
+  g.fht = FastDivOf<I>::for_size(g.ht);
+  g.fwt = FastDivOf<I>::for_size(g.wt);
+  g.fstride = FastDivOf<I>::for_size(stride);
+  return g;
+}
+
 template <typename T, typename I>
 struct DmCorrForward {
   const T* ref;   // N x d x H x W
@@ -108,13 +140,213 @@ struct DmCorrForward {
   }
 };
 
+// The forward both devices run (DmCorrForward, one dot product per score read straight from
+// the tensors, stays as the reference and as the GPU's fallback when the scratch below exceeds
+// shared memory). Work is split into blocks, one per (n, target row y, tile of kDmCorrTileJ
+// reference columns j0 ..): a block stages the `span` target columns its tile's windows reach
+// in row y (d x span) and the descriptors of its points whose windows hold row y (at most
+// ni_max reference rows, ni x d x kDmCorrTileJ) in a scratch buffer (shared memory on the GPU),
+// then computes every score of those points in row y from the scratch. Each target value is
+// then read from memory once per block and used for all kDmCorrTileJ points, and each thread
+// keeps kDmCorrTileJ x kDmCorrTileU sums in registers (the tile's points at kDmCorrTileU
+// columns), so a channel costs 4 + 8 scratch loads for 32 multiply-adds instead of 2 loads
+// for 1. A column u of the scratch row is offset kx = u - stride jj of point jj: the sums of
+// a column for points whose window misses it are computed and dropped (the band's waste:
+// about stride (J - 1) / span of the work). Rows y outside the target map write zeros, and
+// so do columns outside it, as DmCorrForward. Every sum runs over c in increasing order, as
+// DmCorrForward's: the two give the same bits.
+constexpr int kDmCorrTileJ = 8;  // reference columns per block
+constexpr int kDmCorrTileU = 4;  // scratch columns per work item
+template <typename I>
+struct DmCorrTileGeom {
+  I jtiles = 1;   // ceil(w / kDmCorrTileJ)
+  I span = 1;     // target columns of a tile's windows: stride (kDmCorrTileJ - 1) + k
+  I ustep = 1;    // ceil(span / kDmCorrTileU): an item's columns are u0 + m ustep
+  I rows = 1;     // target rows the windows reach, ymin .. ymin + rows - 1: stride (h - 1) + k
+  I ymin = 0;     // offset - r
+  I ni_max = 1;   // most reference rows whose window holds one target row
+  I tsize = 0;    // d span rounded up to a multiple of kDmCorrTileJ: where the descriptors start
+  FastDivOf<I> fjtiles, frows, fspan, fustep, fd;  // set with the sizes
+  // Scratch elements per block: the target row, then ni_max x d x kDmCorrTileJ descriptors.
+  CVG_HD I scratch(I d) const { return tsize + ni_max * d * kDmCorrTileJ; }
+};
+
+// r = p[0 .. kDmCorrTileJ), p 16-byte aligned (the scratch starts aligned and tsize and each
+// descriptor row are multiples of kDmCorrTileJ elements). On the GPU as 128-bit loads: 2
+// (float) or 4 (double) shared-memory loads instead of 8, each a broadcast, since the threads
+// of a warp read one or two reference rows.
+static_assert(kDmCorrTileJ % 4 == 0, "dm_load_tile reads kDmCorrTileJ in 128-bit pieces");
+#ifdef __CUDACC__
+CVG_HD void dm_load_tile_vec(const float* p, float (&r)[kDmCorrTileJ]) {
+  CVG_UNROLL
+  for (int q = 0; q < kDmCorrTileJ / 4; ++q) {
+    const float4 v = reinterpret_cast<const float4*>(p)[q];
+    r[4 * q] = v.x;
+    r[4 * q + 1] = v.y;
+    r[4 * q + 2] = v.z;
+    r[4 * q + 3] = v.w;
+  }
+}
+CVG_HD void dm_load_tile_vec(const double* p, double (&r)[kDmCorrTileJ]) {
+  CVG_UNROLL
+  for (int q = 0; q < kDmCorrTileJ / 2; ++q) {
+    const double2 v = reinterpret_cast<const double2*>(p)[q];
+    r[2 * q] = v.x;
+    r[2 * q + 1] = v.y;
+  }
+}
+#endif
+template <typename T>
+CVG_HD void dm_load_tile(const T* p, T (&r)[kDmCorrTileJ]) {
+#ifdef __CUDA_ARCH__
+  dm_load_tile_vec(p, r);
+#else
+  CVG_UNROLL
+  for (int jj = 0; jj < kDmCorrTileJ; ++jj) r[jj] = p[jj];
+#endif
+}
+
+template <typename I>
+DmCorrTileGeom<I> dm_corr_tile_geom(const DmCorrGeom<I>& g) {
+  DmCorrTileGeom<I> t;
+  t.jtiles = (g.w + kDmCorrTileJ - 1) / kDmCorrTileJ;
+  t.span = g.stride * (kDmCorrTileJ - 1) + g.k;
+  t.ustep = (t.span + kDmCorrTileU - 1) / kDmCorrTileU;
+  t.rows = g.h > 0 ? g.stride * (g.h - 1) + g.k : 0;
+  t.ymin = g.offset - g.r;
+  t.ni_max = g.h < 2 * g.r / g.stride + 1 ? g.h : 2 * g.r / g.stride + 1;
+  t.tsize = (g.d * t.span + kDmCorrTileJ - 1) / kDmCorrTileJ * kDmCorrTileJ;
+  t.fjtiles = FastDivOf<I>::for_size(t.jtiles);
+  t.frows = FastDivOf<I>::for_size(t.rows);
+  t.fspan = FastDivOf<I>::for_size(t.span);
+  t.fustep = FastDivOf<I>::for_size(t.ustep);
+  t.fd = FastDivOf<I>::for_size(g.d);
+  return t;
+}
+
+template <typename T, typename I>
+struct DmCorrTiled {
+  const T* ref;   // N x d x H x W
+  const T* tgt;   // N x d x Ht x Wt
+  DmCorrGeom<I> g;
+  DmCorrTileGeom<I> t;
+  T* out;         // N x H x W x K x K
+
+  struct Block {
+    I n, y, j0, xs;  // image, target row, first reference column, target column of scratch 0
+    I ilo, ni;       // reference rows ilo .. ilo + ni - 1 see row y (ni may be 0)
+    bool live;       // y lies in the target map
+  };
+  // Blocks: N x rows x jtiles, the tile fastest.
+  CVG_HD Block block(I b) const {
+    const I rest = t.fjtiles.div(b), n = t.frows.div(rest);
+    Block k;
+    k.n = n;
+    k.y = t.ymin + rest - n * t.rows;
+    k.j0 = (b - rest * t.jtiles) * kDmCorrTileJ;
+    k.xs = g.stride * k.j0 + g.offset - g.r;
+    // stride i + offset - r <= y <= stride i + offset + r, within the grid.
+    I lo = dm_ceil_div(k.y - g.offset - g.r, g.fstride);
+    I hi = dm_floor_div(k.y - g.offset + g.r, g.fstride);
+    lo = lo < 0 ? 0 : lo;
+    hi = hi >= g.h ? g.h - 1 : hi;
+    k.ilo = lo;
+    k.ni = hi >= lo ? hi - lo + 1 : 0;
+    k.live = dm_in(k.y, g.ht);
+    return k;
+  }
+  CVG_HD I target_items(const Block& b) const { return b.live ? g.d * t.span : 0; }
+  CVG_HD I ref_items(const Block& b) const { return b.live ? b.ni * g.d * kDmCorrTileJ : 0; }
+  CVG_HD I compute_items(const Block& b) const { return b.ni * t.ustep; }
+
+  // scratch[c span + u] = target[n, c, y, xs + u], 0 outside the map.
+  CVG_HD void load_target(const Block& b, I item, T* scratch) const {
+    const I c = t.fspan.div(item), x = b.xs + item - c * t.span;
+    scratch[item] = dm_in(x, g.wt) ? tgt[((b.n * g.d + c) * g.ht + b.y) * g.wt + x] : T(0);
+  }
+  // The same for all items, row by row (host only: the CPU's loop, without a division per item).
+  void load_target_rows(const Block& b, T* scratch) const {
+    if (!b.live) return;
+    const I lo = b.xs < 0 ? -b.xs : 0, hi = g.wt - b.xs < t.span ? g.wt - b.xs : t.span;
+    for (I c = 0; c < g.d; ++c) {
+      T* row = scratch + c * t.span;
+      const T* src = tgt + ((b.n * g.d + c) * g.ht + b.y) * g.wt;
+      for (I u = 0; u < t.span; ++u) row[u] = u >= lo && u < hi ? src[b.xs + u] : T(0);
+    }
+  }
+  // scratch[tsize + (il d + c) J + jj] = ref[n, c, ilo + il, j0 + jj], 0 past the grid.
+  CVG_HD void load_ref(const Block& b, I item, T* scratch) const {
+    const I q = item / kDmCorrTileJ, jj = item - q * kDmCorrTileJ;
+    const I il = t.fd.div(q), c = q - il * g.d, j = b.j0 + jj;
+    scratch[t.tsize + item] =
+        j < g.w ? ref[((b.n * g.d + c) * g.h + b.ilo + il) * g.w + j] : T(0);
+  }
+  // Item (il, u0): the scores of reference row ilo + il at columns u0 + m ustep, for the tile's
+  // points jj whose window holds them (kx = u - stride jj in [0, k)).
+  CVG_HD void compute(const Block& b, I item, const T* scratch) const {
+    const I il = t.fustep.div(item), u0 = item - il * t.ustep;
+    T acc[kDmCorrTileU][kDmCorrTileJ] = {};
+    if (b.live) {
+      I col[kDmCorrTileU];  // clamped into the row: the sums of columns past it are dropped
+      CVG_UNROLL
+      for (int m = 0; m < kDmCorrTileU; ++m) {
+        const I u = u0 + m * t.ustep;
+        col[m] = u < t.span ? u : t.span - 1;
+      }
+      const T* rs = scratch + t.tsize + il * g.d * kDmCorrTileJ;
+      for (I c = 0; c < g.d; ++c, rs += kDmCorrTileJ) {
+        T r[kDmCorrTileJ], v[kDmCorrTileU];
+        dm_load_tile(rs, r);
+        CVG_UNROLL
+        for (int m = 0; m < kDmCorrTileU; ++m) v[m] = scratch[c * t.span + col[m]];
+        CVG_UNROLL
+        for (int m = 0; m < kDmCorrTileU; ++m)
+          CVG_UNROLL
+          for (int jj = 0; jj < kDmCorrTileJ; ++jj) acc[m][jj] += r[jj] * v[m];
+      }
+    }
+    const I i = b.ilo + il, ky = b.y - (g.stride * i + g.offset - g.r);
+    T* row = out + (((b.n * g.h + i) * g.w + b.j0) * g.k + ky) * g.k;  // point j0, offset (ky, 0)
+    CVG_UNROLL
+    for (int m = 0; m < kDmCorrTileU; ++m) {
+      const I u = u0 + m * t.ustep;
+      if (u >= t.span) continue;
+      const bool in = b.live && dm_in(b.xs + u, g.wt);
+      CVG_UNROLL
+      for (int jj = 0; jj < kDmCorrTileJ; ++jj) {
+        const I kx = u - g.stride * jj;
+        if (b.j0 + jj < g.w && kx >= 0 && kx < g.k)
+          row[jj * g.k * g.k + kx] = in ? acc[m][jj] : T(0);
+      }
+    }
+  }
+  // The CPU's form of the same dot products (host only): the k scores of point jj of reference
+  // row ilo + il in row y, as d scaled scratch rows added into k running sums (acc: k
+  // elements), which vectorises over kx and computes no score outside the point's window. Every
+  // sum still runs over c in increasing order: the same bits as compute().
+  void compute_row(const Block& b, I il, int jj, const T* scratch, T* acc) const {
+    const I j = b.j0 + jj, i = b.ilo + il, ky = b.y - (g.stride * i + g.offset - g.r);
+    if (j >= g.w) return;
+    T* row = out + (((b.n * g.h + i) * g.w + j) * g.k + ky) * g.k;
+    for (I kx = 0; kx < g.k; ++kx) acc[kx] = T(0);
+    if (b.live) {
+      const T* rs = scratch + t.tsize + il * g.d * kDmCorrTileJ + jj;
+      const T* ts = scratch + g.stride * jj;
+      for (I c = 0; c < g.d; ++c) {
+        const T r = rs[c * kDmCorrTileJ];
+        const T* tc = ts + c * t.span;
+        for (I kx = 0; kx < g.k; ++kx) acc[kx] += r * tc[kx];
+      }
+    }
+    const I x0 = b.xs + g.stride * jj;
+    for (I kx = 0; kx < g.k; ++kx) row[kx] = b.live && dm_in(x0 + kx, g.wt) ? acc[kx] : T(0);
+  }
+};
+
 // The two correlation gradients give each work item kDmCorrChunk channels of one site (a
 // reference point or a target pixel): the grad value of a term is loaded once and used for all
 // of them (one item per channel loaded it d times). Item l is (n, b, site) with channel block
 // b = c / kDmCorrChunk; each output is still the same sum in the same order.
-constexpr int kDmCorrChunk = 8;
-template <typename I>
-CVG_HD I dm_corr_blocks(I d) { return (d + kDmCorrChunk - 1) / kDmCorrChunk; }
 
 // The running sums of one item's channels (registers on the GPU: every loop is unrolled).
 // Channel cc of a planar tensor lies cc * plane elements after channel 0.

@@ -549,3 +549,103 @@ TEST_CASE("deepmatch index width: every layer's 64-bit path equals its 32-bit pa
   }
   CHECK(checked >= 30);
 }
+
+// The tiled forward (v2: DmCorrTiled, a scratch row per target row and 8 reference columns)
+// against the per-score one (v1: DmCorrForward) on geometries that reach every edge of the
+// tiling: grids narrower than a tile and not a multiple of it, one reference row, strides
+// larger than the window (target rows no reference sees), windows wider than the target map,
+// offsets of both signs, a single channel; and non-finite descriptors, whose scores outside
+// the target map must still be exactly 0. Both sum over c in the same order: same bits.
+TEST_CASE("dm_correlation: the tiled forward equals the per-score forward bitwise",
+          "[ops][deepmatch]") {
+  struct Geometry {
+    int64_t n, d, h, w, ht, wt, r, stride, offset;
+  };
+  const Geometry cases[] = {
+      {1, 1, 1, 1, 1, 1, 0, 1, 0},    {2, 3, 3, 5, 11, 9, 2, 2, 1},
+      {1, 4, 2, 8, 9, 30, 3, 3, 2},   {1, 5, 4, 9, 16, 40, 4, 4, -3},
+      {2, 13, 3, 17, 12, 70, 5, 4, 2}, {1, 2, 5, 3, 7, 6, 6, 1, 0},
+      {1, 3, 6, 4, 20, 14, 0, 3, 1},  {1, 6, 3, 11, 5, 5, 8, 2, 9},
+      {1, 2, 2, 16, 6, 50, 1, 3, -4}, {3, 7, 1, 12, 3, 25, 2, 2, 0}};
+  uint64_t seed = 300;
+  for (const Geometry& c : cases) {
+    for (const DType dtype : {DType::float64, DType::float32}) {
+      INFO("N " << c.n << ", d " << c.d << ", grid " << c.h << " x " << c.w << ", target " << c.ht
+                << " x " << c.wt << ", R " << c.r << ", stride " << c.stride << ", offset "
+                << c.offset << ", " << dtype_name(dtype));
+      const Tensor ref = uniform64({c.n, c.d, c.h, c.w}, -1, 1, seed++, false).to(dtype);
+      const Tensor tgt = uniform64({c.n, c.d, c.ht, c.wt}, -1, 1, seed++, false).to(dtype);
+      Tensor per_score, tiled;
+      {
+        const DmCorrVersionGuard v1(1);
+        per_score = dm_correlation(ref, tgt, c.r, c.stride, c.offset);
+      }
+      {
+        const DmCorrVersionGuard v2(2);
+        tiled = dm_correlation(ref, tgt, c.r, c.stride, c.offset);
+      }
+      CHECK(same_bits(per_score, tiled));
+    }
+  }
+  // inf and NaN descriptors: in-map scores are inf or NaN alike, off-map ones exactly 0.
+  Tensor ref = uniform64({1, 2, 3, 10}, -1, 1, 390, false);
+  ref.data<double>()[4] = std::numeric_limits<double>::infinity();
+  ref.data<double>()[35] = std::numeric_limits<double>::quiet_NaN();
+  const Tensor tgt = uniform64({1, 2, 8, 12}, -1, 1, 391, false);
+  Tensor per_score, tiled;
+  {
+    const DmCorrVersionGuard v1(1);
+    per_score = dm_correlation(ref, tgt, 3, 2, 1);
+  }
+  tiled = dm_correlation(ref, tgt, 3, 2, 1);
+  CHECK(same_bits(per_score, tiled));
+  CHECK(dm_corr_version() == 2);
+  CHECK_THAT(error_of([] { DmCorrVersionGuard bad(3); }),
+             Contains("DmCorrVersionGuard") && Contains("1 (one dot product per score)") &&
+                 Contains("got 3"));
+}
+
+// The GPU's side of the tiled forward, on the CPU: every block of DmCorrTiled run as a CUDA
+// block runs it (all loads, then every thread item, here in reverse order, since the threads
+// of a block run in no fixed order), from a scratch and an output filled with NaN so that a
+// score left unwritten, or read from scratch that no load filled, shows. Against the per-score
+// forward, bitwise (the same sums in the same order).
+TEST_CASE("dm_correlation: the GPU's tiled items, run on the CPU, equal the per-score forward",
+          "[ops][deepmatch]") {
+  struct Geometry {
+    int64_t n, d, h, w, ht, wt, r, stride, offset;
+  };
+  const Geometry cases[] = {{1, 1, 1, 1, 1, 1, 0, 1, 0},   {2, 3, 3, 5, 11, 9, 2, 2, 1},
+                            {1, 5, 4, 9, 16, 40, 4, 4, -3}, {2, 13, 3, 17, 12, 70, 5, 4, 2},
+                            {1, 2, 5, 3, 7, 6, 6, 1, 0},    {1, 3, 6, 4, 20, 14, 0, 3, 1},
+                            {1, 6, 3, 11, 5, 5, 8, 2, 9},   {1, 4, 4, 12, 30, 90, 10, 8, 4}};
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  uint64_t seed = 400;
+  for (const Geometry& c : cases) {
+    INFO("N " << c.n << ", d " << c.d << ", grid " << c.h << " x " << c.w << ", target " << c.ht
+              << " x " << c.wt << ", R " << c.r << ", stride " << c.stride << ", offset "
+              << c.offset);
+    const Tensor ref = uniform64({c.n, c.d, c.h, c.w}, -1, 1, seed++, false);
+    const Tensor tgt = uniform64({c.n, c.d, c.ht, c.wt}, -1, 1, seed++, false);
+    Tensor want;
+    {
+      const DmCorrVersionGuard v1(1);
+      want = dm_correlation(ref, tgt, c.r, c.stride, c.offset);
+    }
+    Tensor got = full(want.shape(), nan, TensorOptions{}.with_dtype(DType::float64));
+    const auto g = dm_corr_geom<int32_t>(c.n, c.d, c.h, c.w, c.ht, c.wt, c.r, c.stride, c.offset);
+    const DmCorrTiled<double, int32_t> f{ref.data<double>(), tgt.data<double>(), g,
+                                         dm_corr_tile_geom(g), got.data<double>()};
+    const int32_t blocks = c.n * f.t.rows * f.t.jtiles;
+    std::vector<double> scratch(static_cast<size_t>(f.t.scratch(g.d)));
+    for (int32_t bi = 0; bi < blocks; ++bi) {
+      const auto b = f.block(bi);
+      CHECK(b.ni <= f.t.ni_max);
+      std::fill(scratch.begin(), scratch.end(), nan);
+      for (int32_t l = 0; l < f.target_items(b); ++l) f.load_target(b, l, scratch.data());
+      for (int32_t l = 0; l < f.ref_items(b); ++l) f.load_ref(b, l, scratch.data());
+      for (int32_t l = f.compute_items(b) - 1; l >= 0; --l) f.compute(b, l, scratch.data());
+    }
+    CHECK(same_bits(want, got));
+  }
+}
