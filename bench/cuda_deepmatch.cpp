@@ -14,7 +14,9 @@
 //                    4 P K'^2 fine gradients at the switches + 4 P K'^2 written
 //   hinge_loss       4 P K^2 read
 // Rows named *_index64 time a layer on its 64-bit index path (kernels/deepmatch.h), beside the
-// default 32-bit one; dm_correlation_v1 the per-score forward beside the tiled default.
+// default 32-bit one; dm_correlation_v1 the per-score forward beside the tiled default, and
+// dm_correlation_grad_ref(_v1) and dm_correlation_grad_target(_v1) each gradient alone, tiled
+// (v2, the GPU's default) and per point or pixel (v1).
 #include <benchmark/benchmark.h>
 
 #include <functional>
@@ -67,6 +69,28 @@ const bool registered = [] {
         return [=] {
           const DmCorrVersionGuard per_score(1);
           dm_correlation(ref, tgt, 80, 8, 4);
+        };
+      });
+      reg("dm_correlation_grad_ref", h, w, k, fine + desc, [=] {
+        const Tensor tgt = randn_cuda({1, d, ht, wt}), g = randn_cuda({1, h, w, k, k});
+        return [=] { dm_correlation_grad_ref(g, tgt, 8, 4); };
+      });
+      reg("dm_correlation_grad_ref_v1", h, w, k, fine + desc, [=] {
+        const Tensor tgt = randn_cuda({1, d, ht, wt}), g = randn_cuda({1, h, w, k, k});
+        return [=] {
+          const DmCorrVersionGuard per_point(1);
+          dm_correlation_grad_ref(g, tgt, 8, 4);
+        };
+      });
+      reg("dm_correlation_grad_target", h, w, k, fine + desc, [=] {
+        const Tensor ref = randn_cuda({1, d, h, w}), g = randn_cuda({1, h, w, k, k});
+        return [=] { dm_correlation_grad_target(g, ref, {ht, wt}, 8, 4); };
+      });
+      reg("dm_correlation_grad_target_v1", h, w, k, fine + desc, [=] {
+        const Tensor ref = randn_cuda({1, d, h, w}), g = randn_cuda({1, h, w, k, k});
+        return [=] {
+          const DmCorrVersionGuard per_pixel(1);
+          dm_correlation_grad_target(g, ref, {ht, wt}, 8, 4);
         };
       });
       reg("dm_correlation_bwd", h, w, k, 2 * fine + 2 * desc, [=] {

@@ -147,7 +147,19 @@ DmCorrGeom<I> corr_geom(const Shape& ref, const Shape& tgt, int64_t radius, int6
   return dm_corr_geom<I>(ref[0], ref[1], ref[2], ref[3], tgt[2], tgt[3], radius, stride, offset);
 }
 
-// 0: the default (2); 1 or 2: the version a live DmCorrVersionGuard picks.
+// Whether a tiled gradient's blocks fit the device: at most kDmGradThreads channel groups and,
+// on a GPU, `scratch` elements within dm_tile_smem_limit.
+bool tile_fits(const char* op, Device dev, int64_t groups, int64_t scratch, DType dtype) {
+  if (groups > kDmGradThreads) return false;
+#ifdef CVG_WITH_CUDA
+  if (dev.is_cuda()) return scratch * dtype_size(dtype) <= dm_tile_smem_limit(op);
+#else
+  (void)op, (void)dev, (void)scratch, (void)dtype;
+#endif
+  return true;
+}
+
+// 0: each op's default; 1 or 2: the version a live DmCorrVersionGuard picks.
 std::atomic<int> forced_corr_version{0};
 
 void check_descriptors(const char* op, const char* name, const Tensor& t) {
@@ -169,10 +181,7 @@ int64_t corr_extent(const Shape& ref, const Shape& tgt, int64_t radius, int64_t 
 
 }  // namespace
 
-int dm_corr_version() {
-  const int v = forced_corr_version.load();
-  return v != 0 ? v : 2;
-}
+int dm_corr_version() { return forced_corr_version.load(); }
 
 namespace {
 int checked_corr_version(int v) {
@@ -231,7 +240,7 @@ Tensor dm_correlation(const Tensor& ref, const Tensor& target, int64_t radius, i
                 using T = decltype(tag);
                 using I = decltype(itag);
                 const auto gi = corr_geom<I>(ref.shape(), target.shape(), radius, stride, offset);
-                if (dm_corr_version() == 1) {
+                if (dm_corr_version() == 1) {  // default: 2
                   const DmCorrForward<T, I> f{rc.data<T>(), tc.data<T>(), gi, out.data<T>()};
                   CVG_DM_RUN(op, dev, corr_forward, f, out.numel());
                 } else {
@@ -273,14 +282,34 @@ Tensor dm_correlation_grad_ref(const Tensor& grad, const Tensor& target, int64_t
   const Tensor gc = dense(grad), tc = dense(target);
   Tensor out = Tensor::empty(rshape, grad.options());
   const int64_t extent = corr_extent(rshape, target.shape(), radius, stride, offset);
-  dispatch_dm(op, dev, grad.dtype(), {gc.numel(), tc.numel(), out.numel(), extent}, [&](auto tag,
-                                                                                   auto itag) {
-    using T = decltype(tag);
-    using I = decltype(itag);
-    const auto gi = corr_geom<I>(rshape, target.shape(), radius, stride, offset);
-    const DmCorrGradRef<T, I> f{gc.data<T>(), tc.data<T>(), gi, out.data<T>()};
-    CVG_DM_RUN(op, dev, corr_grad_ref, f, g.n * dm_corr_blocks(g.d) * g.h * g.w);
-  });
+  // Version 2 (tiled) is the GPU's default, 1 the CPU's (kernels/deepmatch.h).
+  const auto tg = dm_grad_ref_tile_geom(g);
+  const int version = dm_corr_version() != 0 ? dm_corr_version() : dev.is_cuda() ? 2 : 1;
+  const bool tiled = version == 2 && out.numel() > 0 &&
+                     tile_fits(op, dev, tg.cg, tg.scratch(g.d), grad.dtype());
+  const int64_t blocks = tg.parts * g.n * g.h * tg.jtiles;
+  // Part p's sums go to partial[p]; with one part, straight to out.
+  const Tensor partial =
+      tiled && tg.parts > 1 ? Tensor::empty({tg.parts, g.n, g.d, g.h, g.w}, grad.options()) : out;
+  dispatch_dm(op, dev, grad.dtype(),
+              {gc.numel(), tc.numel(), partial.numel(), extent, blocks, tg.scratch(g.d)},
+              [&](auto tag, auto itag) {
+                using T = decltype(tag);
+                using I = decltype(itag);
+                const auto gi = corr_geom<I>(rshape, target.shape(), radius, stride, offset);
+                if (tiled) {
+                  const DmCorrGradRefTiled<T, I> f{gc.data<T>(), tc.data<T>(), gi,
+                                                   dm_grad_ref_tile_geom(gi), partial.data<T>()};
+                  CVG_DM_RUN(op, dev, corr_grad_ref_tiled, f, blocks);
+                } else {
+                  const DmCorrGradRef<T, I> f{gc.data<T>(), tc.data<T>(), gi, out.data<T>()};
+                  CVG_DM_RUN(op, dev, corr_grad_ref, f, g.n * dm_corr_blocks(g.d) * g.h * g.w);
+                }
+              });
+  if (partial.raw_data() != out.raw_data()) {
+    const NoGradGuard raw;
+    out = sum(partial, {0});  // the parts in a fixed order on both devices
+  }
   // Bilinear in (grad, target): <u, out> = <grad, corr(u, target)> = <target, grad_target(grad, u)>.
   const SavedTensor sg(grad), st(target);
   const std::array<int64_t, 2> tsize{g.ht, g.wt};
@@ -317,14 +346,27 @@ Tensor dm_correlation_grad_target(const Tensor& grad, const Tensor& ref,
   const Tensor gc = dense(grad), rc = dense(ref);
   Tensor out = Tensor::empty(tshape, grad.options());
   const int64_t extent = corr_extent(ref.shape(), tshape, radius, stride, offset);
-  dispatch_dm(op, dev, grad.dtype(), {gc.numel(), rc.numel(), out.numel(), extent}, [&](auto tag,
-                                                                                   auto itag) {
-    using T = decltype(tag);
-    using I = decltype(itag);
-    const auto gi = corr_geom<I>(ref.shape(), tshape, radius, stride, offset);
-    const DmCorrGradTarget<T, I> f{gc.data<T>(), rc.data<T>(), gi, out.data<T>()};
-    CVG_DM_RUN(op, dev, corr_grad_target, f, g.n * dm_corr_blocks(g.d) * g.ht * g.wt);
-  });
+  // Version 2 (tiled) is the GPU's default, 1 the CPU's (kernels/deepmatch.h).
+  const auto tg = dm_grad_tgt_tile_geom(g);
+  const int version = dm_corr_version() != 0 ? dm_corr_version() : dev.is_cuda() ? 2 : 1;
+  const bool tiled = version == 2 && out.numel() > 0 && g.h * g.w > 0 &&
+                     tile_fits(op, dev, tg.cg, tg.scratch(), grad.dtype());
+  const int64_t blocks = g.n * g.ht * tg.xtiles;
+  dispatch_dm(op, dev, grad.dtype(),
+              {gc.numel(), rc.numel(), out.numel(), extent, blocks, tg.scratch()},
+              [&](auto tag, auto itag) {
+                using T = decltype(tag);
+                using I = decltype(itag);
+                const auto gi = corr_geom<I>(ref.shape(), tshape, radius, stride, offset);
+                if (tiled) {
+                  const DmCorrGradTargetTiled<T, I> f{gc.data<T>(), rc.data<T>(), gi,
+                                                      dm_grad_tgt_tile_geom(gi), out.data<T>()};
+                  CVG_DM_RUN(op, dev, corr_grad_target_tiled, f, blocks);
+                } else {
+                  const DmCorrGradTarget<T, I> f{gc.data<T>(), rc.data<T>(), gi, out.data<T>()};
+                  CVG_DM_RUN(op, dev, corr_grad_target, f, g.n * dm_corr_blocks(g.d) * g.ht * g.wt);
+                }
+              });
   // <u, out> = <grad, corr(ref, u)> = <ref, grad_ref(grad, u)>.
   const SavedTensor sg(grad), sr(ref);
   return trace.result(record(op, out, {grad, ref},

@@ -135,7 +135,9 @@ Tensor deep_matching(const Tensor& s0, const TensorList& nus);
   X(corr_forward, DmCorrForward)                                           \
   X(corr_tiled, DmCorrTiled)                                               \
   X(corr_grad_ref, DmCorrGradRef)                                          \
+  X(corr_grad_ref_tiled, DmCorrGradRefTiled)                               \
   X(corr_grad_target, DmCorrGradTarget)                                    \
+  X(corr_grad_target_tiled, DmCorrGradTargetTiled)                         \
   X(pool_backward, DmPoolBackward)                                         \
   X(pool_gather, DmPoolGather)                                             \
   X(unpool_forward, DmUnpoolForward)                                       \
@@ -174,10 +176,18 @@ CVG_DM_KERNELS(CVG_DM_DECLARE)
 // on this project's 2-core machine the 32-bit path measured no faster (docs/deepmatch.md).
 // While a DmIndexWidthGuard(bits) lives, launches on both devices use `bits` (32 still only
 // where the extents fit): tests compare the two paths on the CPU, benchmarks time them.
-// Correlation forward version: 2 (DmCorrTiled, the default: a block per target row and 8
-// reference columns, through a scratch buffer) or 1 (DmCorrForward, one dot product per score
-// read from the tensors: the reference the tiled one is tested and timed against). Both give
-// the same bits. A DmCorrVersionGuard(v) picks one for its lifetime (tests, benchmarks).
+// Correlation kernel version. Forward: 2 (DmCorrTiled, the default on both devices: a block
+// per target row and 8 reference columns, through a scratch buffer) or 1 (DmCorrForward, one
+// dot product per score read from the tensors: the reference the tiled one is tested and timed
+// against); both give the same bits. Gradient in the descriptors: 2 (DmCorrGradRefTiled, the
+// GPU's default: blocks of 8 points and 16 window rows through a scratch buffer, partial sums
+// added in part order) or 1 (DmCorrGradRef, the CPU's default: per point and 8 channels; on the
+// GPU one block per point); the two agree to rounding. Gradient in the target: 2
+// (DmCorrGradTargetTiled, the GPU's default: a block per target row and up to 64 columns, 16
+// channels per thread, descriptors staged per reference row) or 1 (DmCorrGradTarget, the CPU's
+// default: per pixel and 8 channels); the same sums in the same order. On the GPU a scratch larger than
+// dm_tile_smem_limit() runs version 1. A DmCorrVersionGuard(v) picks one for its lifetime, on
+// both devices (tests, benchmarks); dm_corr_version() is 0 while none is live.
 int dm_corr_version();
 class DmCorrVersionGuard {
  public:
@@ -189,6 +199,12 @@ class DmCorrVersionGuard {
  private:
   int previous_;
 };
+
+#ifdef CVG_WITH_CUDA
+// Shared memory one block of a tiled correlation kernel may use on the current GPU: half an
+// SM's (two blocks per SM), within the per-block opt-in limit. Larger scratch takes v1.
+int64_t dm_tile_smem_limit(const char* op);
+#endif
 
 int64_t dm_index32_limit();
 bool dm_index32(Device dev, std::initializer_list<int64_t> extents);

@@ -2,6 +2,7 @@
 // elements [0, n) of its output(s), one writer per element, split across threads with
 // parallel_for, so results do not depend on the thread count. The loop counter has the
 // functor's index type (n fits it: kernels/deepmatch.cpp checked).
+#include <algorithm>
 #include <vector>
 
 #include "core/parallel.h"
@@ -47,6 +48,50 @@ void run_cpu(const DmCorrTiled<T, I>& f, int64_t blocks) {
       for (I l = 0; l < f.ref_items(b); ++l) f.load_ref(b, l, scratch.data());
       for (I il = 0; il < b.ni; ++il)
         for (int jj = 0; jj < kDmCorrTileJ; ++jj) f.compute_row(b, il, jj, scratch.data(), acc.data());
+    }
+  });
+}
+
+// The tiled gradient in the descriptors (DmCorrGradRefTiled), the GPU's blocks as the GPU runs
+// them, every thread of a block in turn between the block's barriers (the CPU's own default
+// is DmCorrGradRef; this runs under DmCorrVersionGuard(2), for the tests).
+template <typename I, typename T>
+void run_cpu(const DmCorrGradRefTiled<T, I>& f, int64_t blocks) {
+  using Sums = typename DmCorrGradRefTiled<T, I>::Sums;
+  parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<T> scratch(static_cast<size_t>(f.t.scratch(f.g.d)));
+    std::vector<Sums> acc(static_cast<size_t>(f.t.threads()));
+    const I items = f.t.row_items(f.g.d);
+    for (I bi = static_cast<I>(b0); bi < static_cast<I>(b1); ++bi) {
+      const auto b = f.block(bi);
+      std::fill(acc.begin(), acc.end(), Sums{});
+      for (I ky = b.ky0; ky < b.ky1; ++ky) {
+        if (!dm_in(f.row_y(b, ky), f.g.ht)) continue;
+        for (I l = 0; l < items; ++l) f.load_row(b, ky, l, scratch.data());
+        for (I tid = 0; tid < f.t.threads(); ++tid) f.accumulate(tid, scratch.data(), acc[tid]);
+      }
+      for (I tid = 0; tid < f.t.threads(); ++tid) f.stash(tid, acc[tid], scratch.data());
+      for (I l = 0; l < f.out_items(); ++l) f.finish(b, l, scratch.data());
+    }
+  });
+}
+
+// The tiled gradient in the target (DmCorrGradTargetTiled), likewise the GPU's blocks thread by
+// thread (the CPU's default is DmCorrGradTarget: the same sums in the same order).
+template <typename I, typename T>
+void run_cpu(const DmCorrGradTargetTiled<T, I>& f, int64_t blocks) {
+  using Sums = typename DmCorrGradTargetTiled<T, I>::Sums;
+  parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<T> scratch(static_cast<size_t>(f.t.scratch()));
+    std::vector<Sums> acc(static_cast<size_t>(kDmGradThreads));
+    for (I bi = static_cast<I>(b0); bi < static_cast<I>(b1); ++bi) {
+      const auto b = f.block(bi);
+      std::fill(acc.begin(), acc.end(), Sums{});
+      for (I il = 0; il < b.ni; ++il) {
+        for (I l = 0; l < f.ref_items(); ++l) f.load_ref(b, il, l, scratch.data());
+        for (I tid = 0; tid < kDmGradThreads; ++tid) f.accumulate(b, il, tid, scratch.data(), acc[tid]);
+      }
+      for (I tid = 0; tid < kDmGradThreads; ++tid) f.store(b, tid, acc[tid]);
     }
   });
 }

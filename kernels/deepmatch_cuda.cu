@@ -8,9 +8,14 @@
 //                     target row and the descriptors staged in shared memory (deepmatch_math.h).
 //   corr_forward      one thread per score, a d-long dot product (strided over channels): the
 //                     tiled forward's fallback when its scratch exceeds shared memory.
-//   corr_grad_ref     one block per reference point (not the functor: see below).
+//   corr_grad_ref_tiled  d ref: one block per (16 window rows, 8 reference points), the target
+//                     rows and the gradients staged in shared memory (deepmatch_math.h).
+//   corr_grad_ref     one block per reference point (not the functor: see below): the tiled
+//                     kernel's fallback when its scratch exceeds shared memory.
+//   corr_grad_target_tiled  d target: one block per (target row, 256 / ceil(d / 16) columns),
+//                     16 channels per thread, the descriptors staged per reference row.
 //   corr_grad_target  one thread per target pixel and 8 channels, over the <= ceil(K/stride)^2
-//                     references whose window holds it.
+//                     references whose window holds it: the tiled kernel's fallback.
 //   pool_*, unpool_*  one thread per fine or coarse score, <= 9 or <= 4 candidates.
 //   agg_*, disagg_*   one thread per score, 4 corners.
 //   power_forward     elementwise exp(nu ln A), 4 elements per thread (loads first).
@@ -113,25 +118,11 @@ __global__ void corr_tiled_kernel(DmCorrTiled<T, I> f) {
   for (I l = first; l < f.compute_items(b); l += step) f.compute(b, l, scratch);
 }
 
-// Shared memory a block of the tiled correlation may use: at most half an SM's (two blocks per
-// SM, so one block's loads overlap the other's dot products), within the device's per-block
-// opt-in limit. Larger scratch (long descriptors, wide windows) runs corr_forward instead.
-int64_t corr_tiled_smem_limit(const char* op) {
-  int dev = 0, per_sm = 0, per_block = 0;
-  CVG_CUDA_CHECK(cudaGetDevice(&dev), op);
-  CVG_CUDA_CHECK(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev),
-                 op);
-  CVG_CUDA_CHECK(
-      cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev), op);
-  // 1 KB per block is the runtime's own reservation.
-  return std::min<int64_t>(per_block, per_sm / 2 - 1024);
-}
-
 template <typename T, typename I>
 void run_cuda(const DmCorrTiled<T, I>& f, int64_t blocks, const char* op) {
   if (blocks <= 0) return;
   const int64_t bytes = int64_t{f.t.scratch(f.g.d)} * static_cast<int64_t>(sizeof(T));
-  if (bytes > corr_tiled_smem_limit(op) || blocks > int64_t{0x7fffffff}) {
+  if (bytes > dm_tile_smem_limit(op) || blocks > int64_t{0x7fffffff}) {
     const DmCorrForward<T, I> per_score{f.ref, f.tgt, f.g, f.out};
     run_cuda(per_score, int64_t{f.g.n} * f.g.h * f.g.w * f.g.k * f.g.k, op);
     return;
@@ -141,7 +132,7 @@ void run_cuda(const DmCorrTiled<T, I>& f, int64_t blocks, const char* op) {
   static const bool opted_in = [op] {
     CVG_CUDA_CHECK(cudaFuncSetAttribute(corr_tiled_kernel<T, I>,
                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(corr_tiled_smem_limit(op))),
+                                        static_cast<int>(dm_tile_smem_limit(op))),
                    op);
     return true;
   }();
@@ -150,7 +141,103 @@ void run_cuda(const DmCorrTiled<T, I>& f, int64_t blocks, const char* op) {
   CVG_CUDA_CHECK_LAUNCH(op);
 }
 
+// The tiled gradient in the descriptors (DmCorrGradRefTiled): one CUDA block per work block;
+// per window row in the map, the threads stage it together, then each adds its products; at
+// the end the slices' sums meet in shared memory and the outputs are written in slice order.
+template <typename T, typename I>
+__global__ void corr_grad_ref_tiled_kernel(DmCorrGradRefTiled<T, I> f) {
+  extern __shared__ __align__(16) unsigned char dm_shared[];
+  T* scratch = reinterpret_cast<T*>(dm_shared);
+  const auto b = f.block(static_cast<I>(blockIdx.x));
+  const I tid = static_cast<I>(threadIdx.x), step = static_cast<I>(blockDim.x);
+  const I items = f.t.row_items(f.g.d);
+  typename DmCorrGradRefTiled<T, I>::Sums acc{};
+  for (I ky = b.ky0; ky < b.ky1; ++ky) {
+    if (!dm_in(f.row_y(b, ky), f.g.ht)) continue;  // the same for the whole block
+    __syncthreads();  // the previous row's readers are done
+    for (I l = tid; l < items; l += step) f.load_row(b, ky, l, scratch);
+    __syncthreads();
+    f.accumulate(tid, scratch, acc);
+  }
+  __syncthreads();
+  f.stash(tid, acc, scratch);
+  __syncthreads();
+  for (I l = tid; l < f.out_items(); l += step) f.finish(b, l, scratch);
+}
+
+template <typename T, typename I>
+void run_cuda(const DmCorrGradRefTiled<T, I>& f, int64_t blocks, const char* op) {
+  if (blocks <= 0) return;
+  const int64_t bytes = int64_t{f.t.scratch(f.g.d)} * static_cast<int64_t>(sizeof(T));
+  // kernels/deepmatch.cpp checked both (it runs DmCorrGradRef otherwise).
+  CVG_CHECK(bytes <= dm_tile_smem_limit(op) && blocks <= int64_t{0x7fffffff} &&
+                f.t.threads() <= kDmGradThreads,
+            op, ": tiled gradient launch out of range (", bytes, " bytes of shared memory, ",
+            blocks, " blocks)");
+  static const bool opted_in = [op] {
+    CVG_CUDA_CHECK(cudaFuncSetAttribute(corr_grad_ref_tiled_kernel<T, I>,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        static_cast<int>(dm_tile_smem_limit(op))),
+                   op);
+    return true;
+  }();
+  (void)opted_in;
+  corr_grad_ref_tiled_kernel<T, I><<<static_cast<unsigned>(blocks), kDmGradThreads, bytes>>>(f);
+  CVG_CUDA_CHECK_LAUNCH(op);
+}
+
+// The tiled gradient in the target (DmCorrGradTargetTiled): per reference row that sees the
+// block's target row, the threads stage its descriptors together, then each adds its terms.
+template <typename T, typename I>
+__global__ void corr_grad_target_tiled_kernel(DmCorrGradTargetTiled<T, I> f) {
+  extern __shared__ __align__(16) unsigned char dm_shared[];
+  T* scratch = reinterpret_cast<T*>(dm_shared);
+  const auto b = f.block(static_cast<I>(blockIdx.x));
+  const I tid = static_cast<I>(threadIdx.x), step = static_cast<I>(blockDim.x);
+  typename DmCorrGradTargetTiled<T, I>::Sums acc{};
+  for (I il = 0; il < b.ni; ++il) {
+    __syncthreads();  // the previous row's readers are done
+    for (I l = tid; l < f.ref_items(); l += step) f.load_ref(b, il, l, scratch);
+    __syncthreads();
+    f.accumulate(b, il, tid, scratch, acc);
+  }
+  f.store(b, tid, acc);
+}
+
+template <typename T, typename I>
+void run_cuda(const DmCorrGradTargetTiled<T, I>& f, int64_t blocks, const char* op) {
+  if (blocks <= 0) return;
+  const int64_t bytes = int64_t{f.t.scratch()} * static_cast<int64_t>(sizeof(T));
+  // kernels/deepmatch.cpp checked both (it runs DmCorrGradTarget otherwise).
+  CVG_CHECK(bytes <= dm_tile_smem_limit(op) && blocks <= int64_t{0x7fffffff} &&
+                f.t.cg <= kDmGradThreads,
+            op, ": tiled gradient launch out of range (", bytes, " bytes of shared memory, ",
+            blocks, " blocks)");
+  static const bool opted_in = [op] {
+    CVG_CUDA_CHECK(cudaFuncSetAttribute(corr_grad_target_tiled_kernel<T, I>,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        static_cast<int>(dm_tile_smem_limit(op))),
+                   op);
+    return true;
+  }();
+  (void)opted_in;
+  corr_grad_target_tiled_kernel<T, I><<<static_cast<unsigned>(blocks), kDmGradThreads, bytes>>>(f);
+  CVG_CUDA_CHECK_LAUNCH(op);
+}
+
 }  // namespace
+
+// Half an SM's shared memory (two blocks per SM, so one block's loads overlap the other's
+// arithmetic), within the device's per-block opt-in limit; 1 KB per block is the runtime's own.
+int64_t dm_tile_smem_limit(const char* op) {
+  int dev = 0, per_sm = 0, per_block = 0;
+  CVG_CUDA_CHECK(cudaGetDevice(&dev), op);
+  CVG_CUDA_CHECK(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev),
+                 op);
+  CVG_CUDA_CHECK(
+      cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev), op);
+  return std::min<int64_t>(per_block, per_sm / 2 - 1024);
+}
 
 #define CVG_DM_DEFINE_CUDA_ONE(name, F, T, I) \
   void dm_##name##_cuda(const F<T, I>& f, int64_t n) { run_cuda(f, n, "dm_" #name); }

@@ -402,6 +402,155 @@ struct DmCorrGradRef {
   }
 };
 
+// d ref, tiled (the GPU's default; DmCorrGradRef stays the CPU's, and the GPU's fallback when
+// the scratch below exceeds shared memory). Work is split into blocks, one per (part p, pair n,
+// reference row i, tile of kDmCorrTileJ reference columns j0 ..); part p owns the window rows
+// ky in [p kDmGradRows, (p + 1) kDmGradRows) and writes its partial sums to partial[p], which a
+// fixed-order sum over p then adds up (more, smaller blocks: a block's row loads overlap other
+// blocks' arithmetic). For each window row ky whose target row y lies in the map, the block
+// stages that row's `span` target columns (d rows of tstride, odd, so that threads reading
+// different channels at one column hit different banks) and the tile's gradient values aligned
+// to those columns (span x kDmCorrTileJ: entry (u, jj) is grad[.., ky, u - stride jj], 0
+// outside point jj's window or the map) in a scratch buffer; thread `tid` = (channel group cgi,
+// slice sl) then adds, for every column u = sl + m slices, the products of 4 channels' target
+// values and the 8 points' gradients into 32 running sums (4 + 2 128-bit scratch loads per 32
+// multiply-adds). At the end the slices' sums go through the scratch and are added in slice
+// order. Sums run in (part, ky, slice, u) order: not DmCorrGradRef's order, so the two agree to
+// rounding, not bitwise.
+constexpr int kDmGradRows = 16;  // window rows per part
+constexpr int kDmGradChan = 4;   // channels per thread
+constexpr int kDmGradThreads = 256;
+template <typename I>
+struct DmGradRefTileGeom {
+  I jtiles = 1;   // ceil(w / kDmCorrTileJ)
+  I span = 1;     // stride (kDmCorrTileJ - 1) + k
+  I tstride = 1;  // span rounded up to odd
+  I parts = 1;    // ceil(k / kDmGradRows)
+  I cg = 1;       // channel groups: ceil(d / kDmGradChan)
+  I slices = 1;   // threads per channel group: kDmGradThreads / cg
+  FastDivOf<I> fjtiles, fh, fn, ftstride, fcg;  // set with the sizes
+  CVG_HD I threads() const { return cg * slices; }
+  // Where the gradient values start: after the d target rows, at a multiple of kDmCorrTileJ
+  // elements (dm_load_tile's alignment).
+  CVG_HD I grad_at(I d) const {
+    return (d * tstride + kDmCorrTileJ - 1) / kDmCorrTileJ * kDmCorrTileJ;
+  }
+  CVG_HD I row_items(I d) const { return grad_at(d) + span * kDmCorrTileJ; }
+  // Scratch elements: one row's staging, or the slices' sums at the end, whichever is larger.
+  CVG_HD I scratch(I d) const {
+    const I sums = threads() * kDmGradChan * kDmCorrTileJ;
+    return row_items(d) > sums ? row_items(d) : sums;
+  }
+};
+
+// Blocks over (n, i, j-tile, part) with channel groups of 4 in at most kDmGradThreads threads:
+// d up to 4 kDmGradThreads (larger d takes DmCorrGradRef).
+template <typename I>
+DmGradRefTileGeom<I> dm_grad_ref_tile_geom(const DmCorrGeom<I>& g) {
+  DmGradRefTileGeom<I> t;
+  t.jtiles = (g.w + kDmCorrTileJ - 1) / kDmCorrTileJ;
+  t.span = g.stride * (kDmCorrTileJ - 1) + g.k;
+  t.tstride = t.span | 1;
+  t.parts = (g.k + kDmGradRows - 1) / kDmGradRows;
+  t.cg = (g.d + kDmGradChan - 1) / kDmGradChan;
+  t.slices = t.cg >= 1 && t.cg <= kDmGradThreads ? kDmGradThreads / t.cg : 1;
+  t.fjtiles = FastDivOf<I>::for_size(t.jtiles);
+  t.fh = FastDivOf<I>::for_size(g.h);
+  t.fn = FastDivOf<I>::for_size(g.n);
+  t.ftstride = FastDivOf<I>::for_size(t.tstride);
+  t.fcg = FastDivOf<I>::for_size(t.cg);
+  return t;
+}
+
+template <typename T, typename I>
+struct DmCorrGradRefTiled {
+  const T* grad;  // N x H x W x K x K
+  const T* tgt;   // N x d x Ht x Wt
+  DmCorrGeom<I> g;
+  DmGradRefTileGeom<I> t;
+  T* partial;     // parts x N x d x H x W
+
+  struct Block {
+    I p, n, i, j0, xs;  // part, pair, reference row, first column, target column of scratch 0
+    I ky0, ky1;         // the part's window rows
+  };
+  struct Sums {
+    T s[kDmGradChan][kDmCorrTileJ];  // channel cgi + m cg, point jj
+  };
+  // Blocks: parts x N x H x jtiles, the tile fastest.
+  CVG_HD Block block(I b) const {
+    Block k;
+    const I row = t.fjtiles.div(b), pn = t.fh.div(row);
+    k.j0 = (b - row * t.jtiles) * kDmCorrTileJ;
+    k.i = row - pn * g.h;
+    k.p = t.fn.div(pn);
+    k.n = pn - k.p * g.n;
+    k.xs = g.stride * k.j0 + g.offset - g.r;
+    k.ky0 = k.p * kDmGradRows;
+    k.ky1 = k.ky0 + kDmGradRows < g.k ? k.ky0 + kDmGradRows : g.k;
+    return k;
+  }
+  CVG_HD I row_y(const Block& b, I ky) const { return g.stride * b.i + g.offset - g.r + ky; }
+  // Window row ky's staging, item by item: target values, then the gradient values.
+  CVG_HD void load_row(const Block& b, I ky, I item, T* scratch) const {
+    const I y = row_y(b, ky), at = t.grad_at(g.d);
+    if (item < at) {
+      const I c = t.ftstride.div(item), u = item - c * t.tstride, x = b.xs + u;
+      scratch[item] = c < g.d && u < t.span && dm_in(x, g.wt)
+                          ? tgt[((b.n * g.d + c) * g.ht + y) * g.wt + x]
+                          : T(0);
+      return;
+    }
+    const I q = item - at, u = q / kDmCorrTileJ, jj = q - u * kDmCorrTileJ;
+    const I j = b.j0 + jj, kx = u - g.stride * jj;
+    scratch[item] = j < g.w && kx >= 0 && kx < g.k && dm_in(b.xs + u, g.wt)
+                        ? grad[(((b.n * g.h + b.i) * g.w + j) * g.k + ky) * g.k + kx]
+                        : T(0);
+  }
+  // Thread tid's products of one staged row, added into its sums.
+  CVG_HD void accumulate(I tid, const T* scratch, Sums& acc) const {
+    if (tid >= t.threads()) return;
+    const I sl = t.fcg.div(tid), cgi = tid - sl * t.cg;
+    const T* gs = scratch + t.grad_at(g.d);
+    const T* ts[kDmGradChan];
+    CVG_UNROLL
+    for (int m = 0; m < kDmGradChan; ++m) {
+      const I c = cgi + m * t.cg;
+      ts[m] = scratch + (c < g.d ? c : 0) * t.tstride;  // channels past d: sums dropped
+    }
+    for (I u = sl; u < t.span; u += t.slices) {
+      T gv[kDmCorrTileJ];
+      dm_load_tile(gs + u * kDmCorrTileJ, gv);
+      CVG_UNROLL
+      for (int m = 0; m < kDmGradChan; ++m) {
+        const T v = ts[m][u];
+        CVG_UNROLL
+        for (int jj = 0; jj < kDmCorrTileJ; ++jj) acc.s[m][jj] += gv[jj] * v;
+      }
+    }
+  }
+  // The sums go to the scratch as (m, jj, tid): consecutive threads, consecutive elements.
+  CVG_HD void stash(I tid, const Sums& acc, T* scratch) const {
+    if (tid >= t.threads()) return;
+    CVG_UNROLL
+    for (int m = 0; m < kDmGradChan; ++m)
+      CVG_UNROLL
+      for (int jj = 0; jj < kDmCorrTileJ; ++jj)
+        scratch[(m * kDmCorrTileJ + jj) * t.threads() + tid] = acc.s[m][jj];
+  }
+  // Output item (c, jj): the slices' sums in slice order, to partial[p, n, c, i, j0 + jj].
+  CVG_HD I out_items() const { return g.d * kDmCorrTileJ; }
+  CVG_HD void finish(const Block& b, I item, const T* scratch) const {
+    const I c = item / kDmCorrTileJ, jj = item - c * kDmCorrTileJ, j = b.j0 + jj;
+    if (j >= g.w) return;
+    const I m = t.fcg.div(c), cgi = c - m * t.cg;
+    const T* s = scratch + (m * kDmCorrTileJ + jj) * t.threads() + cgi;
+    T sum = T(0);
+    for (I sl = 0; sl < t.slices; ++sl) sum += s[sl * t.cg];
+    partial[(((b.p * g.n + b.n) * g.d + c) * g.h + b.i) * g.w + j] = sum;
+  }
+};
+
 // d tgt[n, c, y, x] = sum over the references i whose window holds (y, x) of
 // grad[n, i, (y, x) - p_i + R] * ref[n, c, i]: a gather over at most ceil(K / stride)^2 points,
 // so every target element has one writer (no atomics). Items: N x blocks x Ht x Wt.
@@ -436,6 +585,117 @@ struct DmCorrGradTarget {
       for (I j = jlo; j <= jhi; ++j, gp += step, ++ap) acc.add(*gp, ap, rp);
     }
     acc.store(out + ((n * g.d + c0) * g.ht + y) * g.wt + x, g.ht * g.wt);
+  }
+};
+
+// d tgt, tiled (the GPU's default; DmCorrGradTarget stays the CPU's, and the GPU's fallback).
+// One block per (pair n, target row y, tile of xt target columns x0 ..); thread tid = (channel
+// group cgi of kDmTgtChan channels, column x0 + xl) keeps its kDmTgtChan sums in registers. For
+// each reference row i whose window holds row y, in increasing order, the block stages the
+// descriptors of the jn reference columns whose windows can reach the tile (jn x rowlen, channels
+// contiguous, zeros past d), then each thread adds grad[n, i, j, ky, x - (stride j + offset - r)]
+// times the descriptors of point (i, j) for the columns j whose window holds x, in increasing
+// order: the same terms in the same order as DmCorrGradTarget, so the two give the same bits on
+// one device. The gradient value is read from memory (neighbouring threads read neighbouring
+// offsets: coalesced) once for kDmTgtChan channels; the descriptors are broadcast loads from the
+// scratch (4 of 128 bits per term, for 16 multiply-adds).
+constexpr int kDmTgtChan = 16;
+static_assert(kDmTgtChan == 2 * kDmCorrTileJ, "a thread's descriptors are two dm_load_tile reads");
+template <typename I>
+struct DmGradTgtTileGeom {
+  I cg = 1;      // channel groups: ceil(d / kDmTgtChan)
+  I xt = 1;      // target columns per block: kDmGradThreads / cg
+  I xtiles = 1;  // ceil(wt / xt)
+  I jn = 1;      // reference columns whose windows can reach a tile: (xt - 1 + 2 r) / stride + 1
+  I rowlen = kDmTgtChan;  // cg kDmTgtChan: one staged reference column
+  FastDivOf<I> fxtiles, fht, fxt, frowlen;  // set with the sizes
+  CVG_HD I scratch() const { return jn * rowlen; }
+};
+
+template <typename I>
+DmGradTgtTileGeom<I> dm_grad_tgt_tile_geom(const DmCorrGeom<I>& g) {
+  DmGradTgtTileGeom<I> t;
+  t.cg = (g.d + kDmTgtChan - 1) / kDmTgtChan;
+  t.xt = t.cg >= 1 && t.cg <= kDmGradThreads ? kDmGradThreads / t.cg : 1;
+  t.xtiles = (g.wt + t.xt - 1) / t.xt;
+  const I jn = (t.xt - 1 + 2 * g.r) / g.stride + 1;
+  t.jn = jn < g.w ? jn : g.w;
+  t.rowlen = t.cg * kDmTgtChan;
+  t.fxtiles = FastDivOf<I>::for_size(t.xtiles);
+  t.fht = FastDivOf<I>::for_size(g.ht);
+  t.fxt = FastDivOf<I>::for_size(t.xt);
+  t.frowlen = FastDivOf<I>::for_size(t.rowlen);
+  return t;
+}
+
+template <typename T, typename I>
+struct DmCorrGradTargetTiled {
+  const T* grad;  // N x H x W x K x K
+  const T* ref;   // N x d x H x W
+  DmCorrGeom<I> g;
+  DmGradTgtTileGeom<I> t;
+  T* out;         // N x d x Ht x Wt
+
+  struct Block {
+    I n, y, x0;  // pair, target row, first column
+    I ilo, ni;   // reference rows ilo .. ilo + ni - 1 see row y
+    I jlo;       // first reference column whose window can reach the tile
+  };
+  struct Sums {
+    T s[kDmTgtChan];
+  };
+  // Blocks: N x Ht x xtiles, the tile fastest.
+  CVG_HD Block block(I b) const {
+    Block k;
+    const I row = t.fxtiles.div(b);
+    k.x0 = (b - row * t.xtiles) * t.xt;
+    k.n = t.fht.div(row);
+    k.y = row - k.n * g.ht;
+    I lo = dm_ceil_div(k.y - g.offset - g.r, g.fstride);
+    I hi = dm_floor_div(k.y - g.offset + g.r, g.fstride);
+    lo = lo < 0 ? 0 : lo;
+    hi = hi >= g.h ? g.h - 1 : hi;
+    k.ilo = lo;
+    k.ni = hi >= lo ? hi - lo + 1 : 0;
+    const I jlo = dm_ceil_div(k.x0 - g.offset - g.r, g.fstride);
+    k.jlo = jlo < 0 ? 0 : jlo;
+    return k;
+  }
+  CVG_HD I ref_items() const { return t.jn * t.rowlen; }
+  // scratch[jl rowlen + c] = ref[n, c, ilo + il, jlo + jl], 0 past d or the grid.
+  CVG_HD void load_ref(const Block& b, I il, I item, T* scratch) const {
+    const I jl = t.frowlen.div(item), c = item - jl * t.rowlen, j = b.jlo + jl;
+    scratch[item] = c < g.d && j < g.w ? ref[((b.n * g.d + c) * g.h + b.ilo + il) * g.w + j] : T(0);
+  }
+  // Thread tid's terms of reference row ilo + il.
+  CVG_HD void accumulate(const Block& b, I il, I tid, const T* scratch, Sums& acc) const {
+    if (tid >= t.cg * t.xt) return;
+    const I cgi = t.fxt.div(tid), x = b.x0 + tid - cgi * t.xt;
+    if (x >= g.wt) return;
+    const I i = b.ilo + il, ky = b.y - (g.stride * i + g.offset - g.r);
+    const T* gp = grad + ((b.n * g.h + i) * g.w * g.k + ky) * g.k;  // point (i, 0), offset (ky, 0)
+    const T* rs = scratch + cgi * kDmTgtChan;
+    for (I jl = 0; jl < t.jn; ++jl) {
+      const I j = b.jlo + jl, kx = x - (g.stride * j + g.offset - g.r);
+      if (j >= g.w || kx < 0 || kx >= g.k) continue;
+      const T v = gp[j * g.k * g.k + kx];
+      T r[2][kDmCorrTileJ];
+      dm_load_tile(rs + jl * t.rowlen, r[0]);
+      dm_load_tile(rs + jl * t.rowlen + kDmCorrTileJ, r[1]);
+      CVG_UNROLL
+      for (int cc = 0; cc < kDmTgtChan; ++cc)
+        acc.s[cc] += v * r[cc / kDmCorrTileJ][cc % kDmCorrTileJ];
+    }
+  }
+  CVG_HD void store(const Block& b, I tid, const Sums& acc) const {
+    if (tid >= t.cg * t.xt) return;
+    const I cgi = t.fxt.div(tid), x = b.x0 + tid - cgi * t.xt;
+    if (x >= g.wt) return;
+    CVG_UNROLL
+    for (int cc = 0; cc < kDmTgtChan; ++cc) {
+      const I c = cgi * kDmTgtChan + cc;
+      if (c < g.d) out[((b.n * g.d + c) * g.ht + b.y) * g.wt + x] = acc.s[cc];
+    }
   }
 };
 

@@ -12,6 +12,7 @@
 #include "kernels/binary.h"
 #include "kernels/deepmatch.h"
 #include "kernels/reduce.h"
+#include "kernels/unary.h"
 #include "kernels/view.h"
 #include "tests/support/op_registry.h"
 #include "tests/support/test_utils.h"
@@ -599,7 +600,7 @@ TEST_CASE("dm_correlation: the tiled forward equals the per-score forward bitwis
   }
   tiled = dm_correlation(ref, tgt, 3, 2, 1);
   CHECK(same_bits(per_score, tiled));
-  CHECK(dm_corr_version() == 2);
+  CHECK(dm_corr_version() == 0);  // no guard live: each op's default
   CHECK_THAT(error_of([] { DmCorrVersionGuard bad(3); }),
              Contains("DmCorrVersionGuard") && Contains("1 (one dot product per score)") &&
                  Contains("got 3"));
@@ -647,5 +648,83 @@ TEST_CASE("dm_correlation: the GPU's tiled items, run on the CPU, equal the per-
       for (int32_t l = f.compute_items(b) - 1; l >= 0; --l) f.compute(b, l, scratch.data());
     }
     CHECK(same_bits(want, got));
+  }
+}
+
+// The tiled gradient in the descriptors (v2: DmCorrGradRefTiled, the GPU's default, run on the
+// CPU exactly as the GPU's blocks run it) against the per-point gather (v1: DmCorrGradRef, the
+// CPU's default). Geometries: windows of 1 to 4 parts of 16 rows (the parts' sum), channel
+// counts that leave the last group of 4 partial and that need 1 to 75 channel groups (256 to 3
+// slices), grids narrower than a tile, rows and columns outside the target map, strides of 1
+// to 8. The sums run in another order: equal to rounding in float64.
+TEST_CASE("dm_correlation_grad_ref: the tiled gradient equals the per-point gather",
+          "[ops][deepmatch]") {
+  struct Geometry {
+    int64_t n, d, h, w, ht, wt, r, stride, offset;
+  };
+  const Geometry cases[] = {{1, 1, 1, 1, 1, 1, 0, 1, 0},     {2, 3, 3, 5, 11, 9, 2, 2, 1},
+                            {1, 5, 4, 9, 16, 40, 9, 4, -3},  {2, 13, 3, 17, 12, 70, 12, 4, 2},
+                            {1, 2, 5, 3, 7, 6, 6, 1, 0},     {1, 3, 6, 4, 20, 14, 0, 3, 1},
+                            {1, 300, 2, 3, 12, 20, 4, 2, 1}, {1, 64, 3, 10, 40, 90, 30, 8, 4}};
+  uint64_t seed = 500;
+  for (const Geometry& c : cases) {
+    INFO("N " << c.n << ", d " << c.d << ", grid " << c.h << " x " << c.w << ", target " << c.ht
+              << " x " << c.wt << ", R " << c.r << ", stride " << c.stride << ", offset "
+              << c.offset);
+    const int64_t k = 2 * c.r + 1;
+    const Tensor g = uniform64({c.n, c.h, c.w, k, k}, -1, 1, seed++, false);
+    const Tensor tgt = uniform64({c.n, c.d, c.ht, c.wt}, -1, 1, seed++, false);
+    Tensor gather, tiled;
+    {
+      const DmCorrVersionGuard v1(1);
+      gather = dm_correlation_grad_ref(g, tgt, c.stride, c.offset);
+    }
+    {
+      const DmCorrVersionGuard v2(2);
+      tiled = dm_correlation_grad_ref(g, tgt, c.stride, c.offset);
+    }
+    REQUIRE(tiled.shape() == gather.shape());
+    CHECK(allclose(tiled, gather, 1e-12, 1e-12));
+    CHECK(sum(cvg::abs(gather)).item<double>() > 0);  // the case computes something
+  }
+}
+
+// The tiled gradient in the target (v2: DmCorrGradTargetTiled, the GPU's default, run on the CPU
+// as the GPU's blocks run it) against the per-pixel gather (v1, the CPU's default): the same
+// terms in the same order, so the same bits. Geometries: 1 to 19 channel groups of 16 (256 to 13
+// columns per block), the last group partial, targets narrower and wider than a block, rows no
+// reference sees (stride > K), offsets of both signs, and a grid wider than the reference
+// columns one block can reach (200 channels: 19 columns, whose windows reach at most 8 of the
+// 20 reference columns, all 8 at the tile starting at x = 76).
+TEST_CASE("dm_correlation_grad_target: the tiled gradient equals the per-pixel gather bitwise",
+          "[ops][deepmatch]") {
+  struct Geometry {
+    int64_t n, d, h, w, ht, wt, r, stride, offset;
+  };
+  const Geometry cases[] = {{1, 1, 1, 1, 1, 1, 0, 1, 0},      {2, 3, 3, 5, 11, 9, 2, 2, 1},
+                            {1, 5, 4, 9, 16, 140, 9, 4, -3},  {2, 17, 3, 17, 12, 70, 12, 4, 2},
+                            {1, 2, 5, 3, 7, 6, 6, 1, 0},      {1, 3, 6, 4, 20, 14, 0, 3, 1},
+                            {1, 300, 2, 3, 12, 20, 4, 2, 1},  {1, 64, 3, 10, 40, 90, 30, 8, 4},
+                            {1, 200, 3, 20, 12, 160, 6, 4, 2}};
+  uint64_t seed = 600;
+  for (const Geometry& c : cases) {
+    for (const DType dtype : {DType::float64, DType::float32}) {
+      INFO("N " << c.n << ", d " << c.d << ", grid " << c.h << " x " << c.w << ", target " << c.ht
+                << " x " << c.wt << ", R " << c.r << ", stride " << c.stride << ", offset "
+                << c.offset << ", " << dtype_name(dtype));
+      const int64_t k = 2 * c.r + 1;
+      const Tensor g = uniform64({c.n, c.h, c.w, k, k}, -1, 1, seed++, false).to(dtype);
+      const Tensor ref = uniform64({c.n, c.d, c.h, c.w}, -1, 1, seed++, false).to(dtype);
+      Tensor gather, tiled;
+      {
+        const DmCorrVersionGuard v1(1);
+        gather = dm_correlation_grad_target(g, ref, {c.ht, c.wt}, c.stride, c.offset);
+      }
+      {
+        const DmCorrVersionGuard v2(2);
+        tiled = dm_correlation_grad_target(g, ref, {c.ht, c.wt}, c.stride, c.offset);
+      }
+      CHECK(same_bits(gather, tiled));
+    }
   }
 }
