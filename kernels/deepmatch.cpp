@@ -152,7 +152,8 @@ DmCorrGeom<I> corr_geom(const Shape& ref, const Shape& tgt, int64_t radius, int6
 bool tile_fits(const char* op, Device dev, int64_t groups, int64_t scratch, DType dtype) {
   if (groups > kDmGradThreads) return false;
 #ifdef CVG_WITH_CUDA
-  if (dev.is_cuda()) return scratch * dtype_size(dtype) <= dm_tile_smem_limit(op);
+  if (dev.is_cuda())
+    return scratch * static_cast<int64_t>(dtype_size(dtype)) <= dm_tile_smem_limit(op);
 #else
   (void)op, (void)dev, (void)scratch, (void)dtype;
 #endif
