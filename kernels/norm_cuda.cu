@@ -19,6 +19,7 @@
 #include <algorithm>
 
 #include "core/cuda_launch.cuh"
+#include "core/fast_div.h"
 #include "kernels/norm.h"
 
 namespace cvg {
@@ -42,25 +43,50 @@ __device__ T block_sum(T v) {
   return v;
 }
 
-// Storage offset of the j-th element (j < count) of group g.
-__device__ __forceinline__ int64_t group_elem(const NormGeom& geom, int64_t g, int64_t j) {
-  return geom.row_offset(g, j / geom.D) + j % geom.D;
-}
+// Group and position in the group (its d) of element e of the contiguous [A, B, D] tensor.
+struct NormElem {
+  int64_t g, d;
+};
+
+// The geometry with dividers by D and B (core/fast_div.h): every pass turns a flat index into
+// (row, d), and a row into its channel, per element, and a 64-bit division is a ~70-instruction
+// routine on a GPU, enough to make these memory-bound passes compute-bound.
+struct NormIndex {
+  NormGeom geom;
+  FastDiv fd, fb;  // by D and by B
+  explicit NormIndex(const NormGeom& g)
+      : geom(g), fd(FastDiv::for_size(g.D)), fb(FastDiv::for_size(g.B)) {}
+  // Storage offset of the j-th element (j < count) of group g.
+  __device__ __forceinline__ int64_t group_elem(int64_t g, int64_t j) const {
+    const int64_t r = fd.div(j);
+    return geom.row_offset(g, r) + (j - r * geom.D);
+  }
+  __device__ __forceinline__ int64_t d_of(int64_t j) const { return fd.mod(j); }
+  // Channel of group g (NormGeom::channel without its division).
+  __device__ __forceinline__ int64_t channel(int64_t g) const {
+    return geom.reduce_outer ? g : fb.mod(g);
+  }
+  __device__ __forceinline__ NormElem elem(int64_t e) const {
+    const int64_t row = fd.div(e);  // row = a * B + b
+    return {geom.reduce_outer ? fb.mod(row) : row, e - row * geom.D};
+  }
+};
 
 template <typename T>
-__global__ void norm_forward_kernel(NormGeom geom, const T* __restrict__ x, const T* w,
+__global__ void norm_forward_kernel(NormIndex ix, const T* __restrict__ x, const T* w,
                                     const T* b, T eps, bool compute_stats, T* mean, T* invstd,
                                     T* var, T* __restrict__ y) {
+  const NormGeom& geom = ix.geom;
   const int64_t n = geom.count();
   for (int64_t g = blockIdx.x; g < geom.groups(); g += gridDim.x) {
     T m, is;
     if (compute_stats) {
       T s = 0;
-      for (int64_t j = threadIdx.x; j < n; j += blockDim.x) s += x[group_elem(geom, g, j)];
+      for (int64_t j = threadIdx.x; j < n; j += blockDim.x) s += x[ix.group_elem(g, j)];
       m = block_sum(s) / static_cast<T>(n);
       T sq = 0;
       for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
-        const T d = x[group_elem(geom, g, j)] - m;
+        const T d = x[ix.group_elem(g, j)] - m;
         sq += d * d;
       }
       const T v = block_sum(sq) / static_cast<T>(n);
@@ -74,10 +100,10 @@ __global__ void norm_forward_kernel(NormGeom geom, const T* __restrict__ x, cons
       m = mean[g];
       is = invstd[g];
     }
-    const int64_t c = geom.channel(g);
+    const int64_t c = ix.channel(g);
     for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
-      const int64_t off = group_elem(geom, g, j);
-      const int64_t k = geom.weight_on_d ? j % geom.D : c;
+      const int64_t off = ix.group_elem(g, j);
+      const int64_t k = geom.weight_on_d ? ix.d_of(j) : c;
       const NormCoef<T> f = norm_forward_coef(m, is, w ? w[k] : T(1), b ? b[k] : T(0));
       y[off] = f.a * x[off] + f.shift;
     }
@@ -85,9 +111,10 @@ __global__ void norm_forward_kernel(NormGeom geom, const T* __restrict__ x, cons
 }
 
 template <typename T>
-__global__ void norm_backward_kernel(NormGeom geom, const T* __restrict__ dy,
+__global__ void norm_backward_kernel(NormIndex ix, const T* __restrict__ dy,
                                      const T* __restrict__ x, const T* mean, const T* invstd,
                                      const T* w, T* dx, T* sum_dy, T* sum_dy_xhat) {
+  const NormGeom& geom = ix.geom;
   const int64_t n = geom.count();
   for (int64_t g = blockIdx.x; g < geom.groups(); g += gridDim.x) {
     const T m = mean[g], is = invstd[g];
@@ -96,8 +123,8 @@ __global__ void norm_backward_kernel(NormGeom geom, const T* __restrict__ dy,
     const bool wd = geom.weight_on_d && w;
     T s1 = 0, s2 = 0;
     for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
-      const int64_t off = group_elem(geom, g, j);
-      const T gy = wd ? dy[off] * w[j % geom.D] : dy[off];
+      const int64_t off = ix.group_elem(g, j);
+      const T gy = wd ? dy[off] * w[ix.d_of(j)] : dy[off];
       s1 += gy;
       s2 += gy * (x[off] - m);
     }
@@ -108,12 +135,12 @@ __global__ void norm_backward_kernel(NormGeom geom, const T* __restrict__ dy,
       if (sum_dy_xhat) sum_dy_xhat[g] = s2;
     }
     if (!dx) continue;
-    const T wc = (!geom.weight_on_d && w) ? w[geom.channel(g)] : T(1);
+    const T wc = (!geom.weight_on_d && w) ? w[ix.channel(g)] : T(1);
     const NormBackwardCoef<T> k =
         norm_backward_coef(m, is, wc * s1 / static_cast<T>(n), wc * s2 / static_cast<T>(n));
     for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
-      const int64_t off = group_elem(geom, g, j);
-      const T gy = wd ? dy[off] * w[j % geom.D] : dy[off] * wc;
+      const int64_t off = ix.group_elem(g, j);
+      const T gy = wd ? dy[off] * w[ix.d_of(j)] : dy[off] * wc;
       dx[off] = k.ka * gy + k.kb * x[off] + k.kc;
     }
   }
@@ -149,22 +176,23 @@ constexpr int64_t kSplitTargetBlocks = 2048;
 //   (x[j] - mean[g])^2        (dy == null: the squared deviations)
 //   dy[j] (* w[d]) and dy[j] (* w[d]) * (x[j] - mean[g]) into partial and partial2 (backward).
 template <typename T>
-__global__ void norm_partial_kernel(NormGeom geom, int64_t chunks, int64_t chunk_len, const T* x,
+__global__ void norm_partial_kernel(NormIndex ix, int64_t chunks, int64_t chunk_len, const T* x,
                                     const T* mean, const T* dy, const T* w, T* partial, T* partial2) {
+  const NormGeom& geom = ix.geom;
   const int64_t g = blockIdx.y, c = blockIdx.x, n = geom.count();
   const int64_t j0 = c * chunk_len, j1 = j0 + chunk_len < n ? j0 + chunk_len : n;
   const bool wd = geom.weight_on_d && w;
   const T m = mean ? mean[g] : T(0);
   T s1 = 0, s2 = 0;
   for (int64_t j = j0 + threadIdx.x; j < j1; j += blockDim.x) {
-    const int64_t off = group_elem(geom, g, j);
+    const int64_t off = ix.group_elem(g, j);
     if (!mean) {
       s1 += x[off];
     } else if (!dy) {
       const T d = x[off] - m;
       s1 += d * d;
     } else {
-      const T gy = wd ? dy[off] * w[j % geom.D] : dy[off];
+      const T gy = wd ? dy[off] * w[ix.d_of(j)] : dy[off];
       s1 += gy;
       s2 += gy * (x[off] - m);
     }
@@ -211,23 +239,15 @@ __global__ void norm_running_update_kernel(int64_t c, T* rm, T* rv, const T* mea
   CVG_GRID_STRIDE(i, c) { norm_running_update(rm[i], rv[i], mean[i], var[i], keep, m, m_unbiased); }
 }
 
-// Group and position in the group (its d) of element e of the contiguous [A, B, D] tensor.
-struct NormElem {
-  int64_t g, d;
-};
-__device__ __forceinline__ NormElem norm_elem(const NormGeom& geom, int64_t e) {
-  const int64_t d = e % geom.D, row = e / geom.D;  // row = a * B + b
-  return {geom.reduce_outer ? row % geom.B : row, d};
-}
-
 // y = a * x + shift per element (norm_forward_coef), the statistics already known.
 template <typename T>
-__global__ void norm_apply_kernel(NormGeom geom, int64_t numel, const T* __restrict__ x,
+__global__ void norm_apply_kernel(NormIndex ix, int64_t numel, const T* __restrict__ x,
                                   const T* w, const T* b, const T* mean, const T* invstd,
                                   T* __restrict__ y) {
+  const NormGeom& geom = ix.geom;
   CVG_GRID_STRIDE(e, numel) {
-    const NormElem el = norm_elem(geom, e);
-    const int64_t k = geom.weight_on_d ? el.d : geom.channel(el.g);
+    const NormElem el = ix.elem(e);
+    const int64_t k = geom.weight_on_d ? el.d : ix.channel(el.g);
     const NormCoef<T> f = norm_forward_coef(mean[el.g], invstd[el.g], w ? w[k] : T(1), b ? b[k] : T(0));
     y[e] = f.a * x[e] + f.shift;
   }
@@ -258,12 +278,13 @@ __global__ void norm_backward_coef_kernel(NormGeom geom, int64_t chunks, const T
 }
 
 template <typename T>
-__global__ void norm_backward_apply_kernel(NormGeom geom, int64_t numel, const T* __restrict__ dy,
+__global__ void norm_backward_apply_kernel(NormIndex ix, int64_t numel, const T* __restrict__ dy,
                                            const T* __restrict__ x, const T* w, const T* coef,
                                            T* __restrict__ dx) {
+  const NormGeom& geom = ix.geom;
   const bool wd = geom.weight_on_d && w;
   CVG_GRID_STRIDE(e, numel) {
-    const NormElem el = norm_elem(geom, e);
+    const NormElem el = ix.elem(e);
     const T* k = coef + el.g * 4;
     const T gy = wd ? dy[e] * w[el.d] : dy[e] * k[3];
     dx[e] = k[0] * gy + k[1] * x[e] + k[2];
@@ -296,13 +317,14 @@ void norm_forward_cuda(const Tensor& x, const NormGeom& geom, const Tensor& weig
   if (geom.groups() == 0) return;
   const char* op = "norm forward (batch_norm / instance_norm / layer_norm)";
   const int64_t chunks = compute_stats ? norm_chunks(geom) : 1;
+  const NormIndex ix(geom);
   dispatch_floating(x.dtype(), "norm_forward_cuda", [&](auto tag) {
     using T = decltype(tag);
     const T* w = ptr_or_null<T>(weight);
     const T* b = ptr_or_null<T>(bias);
     if (compute_stats && chunks == 1) {
       norm_forward_kernel<T><<<norm_grid(geom), kNormThreads>>>(
-          geom, x.data<T>(), w, b, static_cast<T>(eps), true, mean.data<T>(), invstd.data<T>(),
+          ix, x.data<T>(), w, b, static_cast<T>(eps), true, mean.data<T>(), invstd.data<T>(),
           ptr_or_null<T>(var), y.data<T>());
       CVG_CUDA_CHECK_LAUNCH(op);
       return;
@@ -312,13 +334,13 @@ void norm_forward_cuda(const Tensor& x, const NormGeom& geom, const Tensor& weig
       const Tensor partial = Tensor::empty({geom.groups(), chunks}, x.options());
       const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(geom.groups()));
       T* pp = partial.data<T>();
-      norm_partial_kernel<T><<<grid, kNormThreads>>>(geom, chunks, len, x.data<T>(), nullptr,
+      norm_partial_kernel<T><<<grid, kNormThreads>>>(ix, chunks, len, x.data<T>(), nullptr,
                                                       nullptr, nullptr, pp, nullptr);
       CVG_CUDA_CHECK_LAUNCH(op);
       norm_mean_kernel<T><<<grid_blocks(geom.groups()), kBlockThreads>>>(geom, chunks, pp,
                                                                           mean.data<T>());
       CVG_CUDA_CHECK_LAUNCH(op);
-      norm_partial_kernel<T><<<grid, kNormThreads>>>(geom, chunks, len, x.data<T>(),
+      norm_partial_kernel<T><<<grid, kNormThreads>>>(ix, chunks, len, x.data<T>(),
                                                       mean.data<T>(), nullptr, nullptr, pp, nullptr);
       CVG_CUDA_CHECK_LAUNCH(op);
       norm_var_kernel<T><<<grid_blocks(geom.groups()), kBlockThreads>>>(
@@ -327,7 +349,7 @@ void norm_forward_cuda(const Tensor& x, const NormGeom& geom, const Tensor& weig
     }
     const int64_t numel = x.numel();
     norm_apply_kernel<T><<<grid_blocks(numel), kBlockThreads>>>(
-        geom, numel, x.data<T>(), w, b, mean.data<T>(), invstd.data<T>(), y.data<T>());
+        ix, numel, x.data<T>(), w, b, mean.data<T>(), invstd.data<T>(), y.data<T>());
     CVG_CUDA_CHECK_LAUNCH(op);
   });
 }
@@ -353,12 +375,13 @@ void norm_backward_cuda(const Tensor& dy, const Tensor& x, const NormGeom& geom,
   if (geom.groups() == 0) return;
   const char* op = "norm backward (batch_norm / instance_norm / layer_norm)";
   const int64_t chunks = norm_chunks(geom);
+  const NormIndex ix(geom);
   dispatch_floating(x.dtype(), "norm_backward_cuda", [&](auto tag) {
     using T = decltype(tag);
     const T* w = ptr_or_null<T>(weight);
     if (chunks == 1) {
       norm_backward_kernel<T><<<norm_grid(geom), kNormThreads>>>(
-          geom, dy.data<T>(), x.data<T>(), mean.data<T>(), invstd.data<T>(), w,
+          ix, dy.data<T>(), x.data<T>(), mean.data<T>(), invstd.data<T>(), w,
           ptr_or_null<T>(dx), ptr_or_null<T>(sum_dy), ptr_or_null<T>(sum_dy_xhat));
       CVG_CUDA_CHECK_LAUNCH(op);
       return;
@@ -369,7 +392,7 @@ void norm_backward_cuda(const Tensor& dy, const Tensor& x, const NormGeom& geom,
     T* p1 = partial.data<T>();
     T* p2 = p1 + geom.groups() * chunks;
     const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(geom.groups()));
-    norm_partial_kernel<T><<<grid, kNormThreads>>>(geom, chunks, len, x.data<T>(), mean.data<T>(),
+    norm_partial_kernel<T><<<grid, kNormThreads>>>(ix, chunks, len, x.data<T>(), mean.data<T>(),
                                                     dy.data<T>(), w, p1, p2);
     CVG_CUDA_CHECK_LAUNCH(op);
     norm_backward_coef_kernel<T><<<grid_blocks(geom.groups()), kBlockThreads>>>(
@@ -379,7 +402,7 @@ void norm_backward_cuda(const Tensor& dy, const Tensor& x, const NormGeom& geom,
     if (!dx.defined()) return;
     const int64_t numel = x.numel();
     norm_backward_apply_kernel<T><<<grid_blocks(numel), kBlockThreads>>>(
-        geom, numel, dy.data<T>(), x.data<T>(), w, coef.data<T>(), dx.data<T>());
+        ix, numel, dy.data<T>(), x.data<T>(), w, coef.data<T>(), dx.data<T>());
     CVG_CUDA_CHECK_LAUNCH(op);
   });
 }
