@@ -18,6 +18,7 @@
 //     check the GPU kernel's addressing).
 #include <cstdint>
 
+#include "core/fast_div.h"
 #include "core/hd.h"
 
 namespace cvg {
@@ -147,8 +148,8 @@ CVG_HD T conv_backward_weight_at(const T* gout, const T* x, const ConvGeometry& 
 // with channel indices local to the group. The depth index k is kept as three mixed-radix
 // digits (slowest first, the largest radix fastest), so that a kernel walking k in steps of its
 // tile depth advances them with additions and only divides on a carry; a column j is decoded
-// once. Nothing per element divides, except the stride test of the input gradient (skipped
-// for stride 1).
+// once. Those divisions, and the stride test of the input gradient, multiply by dividers the
+// host makes once per launch (FastDiv): no hardware division anywhere in the kernel.
 // Depth of the shared-memory tiles of the CUDA v2 kernel (the step its depth cursors take).
 inline constexpr int kConvTileK = 16;
 
@@ -166,20 +167,39 @@ struct ConvGemm {
   const T* b;     // weight, weight or x
   const T* bias;  // forward only, may be null
   T* c;           // out, grad_in or grad_weight
+  // Every size the loads divide by, with its divider made here, on the host (core/fast_div.h):
+  // a 64-bit division is a ~70-instruction routine on a GPU, and the kernel's depth cursors
+  // divide on every carry (with 20 input channels and tiles 16 deep, nearly every tile), which
+  // cost more instructions than the tile's multiply-adds.
+  int64_t cin_g = 1, cout_g = 1, taps = 1;  // g's per-group channels and kh kw
+  FastDiv f_r1, f_r2;                       // by radix1(), radix2(): the depth digits
+  FastDiv f_taps, f_kw, f_plane, f_wdt;     // decode_col's
+  FastDiv f_sh, f_sw;                       // the input gradient's stride test
 
-  CVG_HD int64_t rows() const {
-    return P == ConvPass::backward_input ? g.cin_g() : g.cout_g();
+  ConvGemm(const ConvGeometry& geom, const T* a_, const T* b_, const T* bias_, T* c_)
+      : g(geom), a(a_), b(b_), bias(bias_), c(c_), cin_g(geom.cin_g()), cout_g(geom.cout_g()),
+        taps(geom.taps()) {
+    f_r1 = FastDiv::for_size(radix1());
+    f_r2 = FastDiv::for_size(radix2());
+    f_taps = FastDiv::for_size(taps);
+    f_kw = FastDiv::for_size(g.kw);
+    f_plane = FastDiv::for_size(P == ConvPass::forward ? g.out_plane() : g.in_plane());
+    f_wdt = FastDiv::for_size(P == ConvPass::forward ? g.wo : g.w);
+    f_sh = FastDiv::for_size(g.sh);
+    f_sw = FastDiv::for_size(g.sw);
   }
+
+  CVG_HD int64_t rows() const { return P == ConvPass::backward_input ? cin_g : cout_g; }
   CVG_HD int64_t cols() const {
     if (P == ConvPass::forward) return g.n * g.out_plane();
     if (P == ConvPass::backward_input) return g.n * g.in_plane();
-    return g.k_g();
+    return cin_g * taps;
   }
   // Radices of the depth digits (d0's is only a bound).
   CVG_HD int64_t radix1() const { return P == ConvPass::backward_weight ? g.ho : g.kw; }
   CVG_HD int64_t radix2() const {
-    if (P == ConvPass::forward) return g.cin_g();
-    if (P == ConvPass::backward_input) return g.cout_g();
+    if (P == ConvPass::forward) return cin_g;
+    if (P == ConvPass::backward_input) return cout_g;
     return g.wo;
   }
   CVG_HD int64_t depth() const {
@@ -188,28 +208,26 @@ struct ConvGemm {
 
   CVG_HD ConvCol decode_col(int64_t j) const {
     if (P == ConvPass::backward_weight) {
-      const int64_t rs = j % g.taps();
-      return {j / g.taps(), rs / g.kw, rs % g.kw};
+      const int64_t c0 = f_taps.div(j), rs = j - c0 * taps, r = f_kw.div(rs);
+      return {c0, r, rs - r * g.kw};
     }
-    const int64_t wdt = P == ConvPass::forward ? g.wo : g.w;
-    const int64_t plane = P == ConvPass::forward ? g.out_plane() : g.in_plane();
-    const int64_t p = j % plane;
-    return {j / plane, p / wdt, p % wdt};
+    const int64_t n = f_plane.div(j), p = j - n * f_plane.divisor(), y = f_wdt.div(p);
+    return {n, y, p - y * f_wdt.divisor()};
   }
 
   CVG_HD ConvDepth decode_depth(int64_t k) const {
-    const int64_t r2 = radix2(), q = k / r2;
-    return {q / radix1(), q % radix1(), k % r2};
+    const int64_t q = f_r2.div(k), d0 = f_r1.div(q);
+    return {d0, q - d0 * radix1(), k - q * radix2()};
   }
   // k += step, digit by digit.
   CVG_HD void advance(ConvDepth& d, int64_t step) const {
     d.d2 += step;
     if (d.d2 < radix2()) return;
-    int64_t q = d.d2 / radix2();
+    int64_t q = f_r2.div(d.d2);
     d.d2 -= q * radix2();
     d.d1 += q;
     if (d.d1 < radix1()) return;
-    q = d.d1 / radix1();
+    q = f_r1.div(d.d1);
     d.d1 -= q * radix1();
     d.d0 += q;
   }
@@ -219,36 +237,35 @@ struct ConvGemm {
                  int64_t s, const T* x) const {
     const int64_t ih = oh * g.sh - g.ph + r * g.dh, iw = ow * g.sw - g.pw + s * g.dw;
     if (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) return T(0);
-    return x[((n * g.cin + grp * g.cin_g() + cl) * g.h + ih) * g.w + iw];
+    return x[((n * g.cin + grp * cin_g + cl) * g.h + ih) * g.w + iw];
   }
 
-  // The output position o with o * stride + off == i, or -1 (conv_source_output without the
-  // divisions when the stride is 1).
-  CVG_HD static int64_t source(int64_t i, int64_t off, int64_t stride, int64_t out) {
-    if (stride == 1) {
-      const int64_t o = i - off;
-      return o >= 0 && o < out ? o : -1;
-    }
-    return conv_source_output(i, off, stride, out);
+  // The output position o with o * stride + off == i, or -1 (conv_source_output, dividing by
+  // the stride's FastDiv).
+  CVG_HD static int64_t source(int64_t i, int64_t off, const FastDiv& stride, int64_t out) {
+    const int64_t t = i - off;
+    if (t < 0) return -1;
+    const int64_t o = stride.div(t);
+    return o * stride.divisor() == t && o < out ? o : -1;
   }
 
   CVG_HD T load_a(int64_t grp, int64_t m, const ConvDepth& k) const {
     if (P == ConvPass::forward)  // weight[co = m, c = d2, r = d0, s = d1]
-      return b[((grp * g.cout_g() + m) * g.cin_g() + k.d2) * g.taps() + k.d0 * g.kw + k.d1];
+      return b[((grp * cout_g + m) * cin_g + k.d2) * taps + k.d0 * g.kw + k.d1];
     if (P == ConvPass::backward_input)  // weight[co = d2, c = m, r = d0, s = d1]
-      return b[((grp * g.cout_g() + k.d2) * g.cin_g() + m) * g.taps() + k.d0 * g.kw + k.d1];
+      return b[((grp * cout_g + k.d2) * cin_g + m) * taps + k.d0 * g.kw + k.d1];
     // grad_out[n = d0, co = m, oh = d1, ow = d2]
-    return a[((k.d0 * g.cout + grp * g.cout_g() + m) * g.ho + k.d1) * g.wo + k.d2];
+    return a[((k.d0 * g.cout + grp * cout_g + m) * g.ho + k.d1) * g.wo + k.d2];
   }
 
   CVG_HD T load_b(int64_t grp, const ConvDepth& k, const ConvCol& col) const {
     if (P == ConvPass::forward)  // x tap (r, s) = (d0, d1) of channel d2 for (n, oh, ow)
       return x_tap(grp, col.i0, k.d2, col.i1, col.i2, k.d0, k.d1, a);
     if (P == ConvPass::backward_input) {  // grad_out[n, co = d2] at the output tap (r, s) reads
-      const int64_t oh = source(col.i1, k.d0 * g.dh - g.ph, g.sh, g.ho);
-      const int64_t ow = source(col.i2, k.d1 * g.dw - g.pw, g.sw, g.wo);
+      const int64_t oh = source(col.i1, k.d0 * g.dh - g.ph, f_sh, g.ho);
+      const int64_t ow = source(col.i2, k.d1 * g.dw - g.pw, f_sw, g.wo);
       if (oh < 0 || ow < 0) return T(0);
-      return a[((col.i0 * g.cout + grp * g.cout_g() + k.d2) * g.ho + oh) * g.wo + ow];
+      return a[((col.i0 * g.cout + grp * cout_g + k.d2) * g.ho + oh) * g.wo + ow];
     }
     // x tap (r, s) of channel c for the output (n, oh, ow) = (d0, d1, d2)
     return x_tap(grp, k.d0, col.i0, k.d1, k.d2, col.i1, col.i2, b);
@@ -257,15 +274,15 @@ struct ConvGemm {
   // Where C[m, j] of group grp goes in the result tensor.
   CVG_HD int64_t c_index(int64_t grp, int64_t m, const ConvCol& col) const {
     if (P == ConvPass::forward)
-      return ((col.i0 * g.cout + grp * g.cout_g() + m) * g.ho + col.i1) * g.wo + col.i2;
+      return ((col.i0 * g.cout + grp * cout_g + m) * g.ho + col.i1) * g.wo + col.i2;
     if (P == ConvPass::backward_input)
-      return ((col.i0 * g.cin + grp * g.cin_g() + m) * g.h + col.i1) * g.w + col.i2;
-    return ((grp * g.cout_g() + m) * g.cin_g() + col.i0) * g.taps() + col.i1 * g.kw + col.i2;
+      return ((col.i0 * g.cin + grp * cin_g + m) * g.h + col.i1) * g.w + col.i2;
+    return ((grp * cout_g + m) * cin_g + col.i0) * taps + col.i1 * g.kw + col.i2;
   }
 
   // The value C starts from: the bias in the forward pass, zero otherwise.
   CVG_HD T c_init(int64_t grp, int64_t m) const {
-    return (P == ConvPass::forward && bias) ? bias[grp * g.cout_g() + m] : T(0);
+    return (P == ConvPass::forward && bias) ? bias[grp * cout_g + m] : T(0);
   }
 };
 
