@@ -22,51 +22,69 @@
 #include <cstdint>
 
 #include "core/cuda_check.h"
+#include "core/fast_div.h"
 #include "kernels/pool.h"
 
 namespace cvg {
 
 namespace {
 
+// Flat index l of a [planes, H, W] tensor as (plane, index in the plane, y, x), by dividers the
+// host makes once per launch (core/fast_div.h): two 64-bit divisions per element cost these
+// memory-bound kernels more than their loads.
+struct PlaneSplit {
+  FastDiv fplane, fw;
+  PlaneSplit(int64_t plane, int64_t w) : fplane(FastDiv::for_size(plane)), fw(FastDiv::for_size(w)) {}
+  struct At {
+    int64_t plane, i, y, x;
+  };
+  __device__ __forceinline__ At operator()(int64_t l) const {
+    const int64_t plane = fplane.div(l), i = l - plane * fplane.divisor(), y = fw.div(i);
+    return {plane, i, y, i - y * fw.divisor()};
+  }
+};
+
 #define CVG_POOL_LOOP(l, n)                                                              \
   for (int64_t l = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; l < (n); \
        l += static_cast<int64_t>(gridDim.x) * blockDim.x)
 
 template <typename T>
-__global__ void max_pool_kernel(const T* x, PoolGeometry g, T* values, int32_t* switches) {
+__global__ void max_pool_kernel(const T* x, PoolGeometry g, PlaneSplit split, T* values,
+                                int32_t* switches) {
   const int64_t op = g.out_plane(), ip = g.in_plane();
   CVG_POOL_LOOP(l, g.planes * op) {
-    const int64_t plane = l / op, o = l % op;
-    max_pool_at(x + plane * ip, g, o / g.w.out, o % g.w.out, values + l, switches + l);
+    const PlaneSplit::At at = split(l);
+    max_pool_at(x + at.plane * ip, g, at.y, at.x, values + l, switches + l);
   }
 }
 
 template <typename T>
 __global__ void max_pool_backward_kernel(const T* grad_out, const int32_t* switches,
-                                         PoolGeometry g, T* grad_in) {
+                                         PoolGeometry g, PlaneSplit split, T* grad_in) {
   const int64_t op = g.out_plane(), ip = g.in_plane();
   CVG_POOL_LOOP(l, g.planes * ip) {
-    const int64_t plane = l / ip, i = l % ip;
-    grad_in[l] = max_pool_grad_at(grad_out + plane * op, switches + plane * op, g, i / g.w.in,
-                                  i % g.w.in);
+    const PlaneSplit::At at = split(l);
+    grad_in[l] = max_pool_grad_at(grad_out + at.plane * op, switches + at.plane * op, g, at.y,
+                                  at.x);
   }
 }
 
 template <typename T>
-__global__ void avg_pool_kernel(const T* x, PoolGeometry g, T* out) {
+__global__ void avg_pool_kernel(const T* x, PoolGeometry g, PlaneSplit split, T* out) {
   const int64_t op = g.out_plane(), ip = g.in_plane();
   CVG_POOL_LOOP(l, g.planes * op) {
-    const int64_t plane = l / op, o = l % op;
-    out[l] = avg_pool_at(x + plane * ip, g, o / g.w.out, o % g.w.out);
+    const PlaneSplit::At at = split(l);
+    out[l] = avg_pool_at(x + at.plane * ip, g, at.y, at.x);
   }
 }
 
 template <typename T>
-__global__ void avg_pool_backward_kernel(const T* grad_out, PoolGeometry g, T* grad_in) {
-  const int64_t op = g.out_plane(), ip = g.in_plane();
-  CVG_POOL_LOOP(l, g.planes * ip) {
-    const int64_t plane = l / ip, i = l % ip;
-    grad_in[l] = avg_pool_grad_at(grad_out + plane * op, g, i / g.w.in, i % g.w.in);
+__global__ void avg_pool_backward_kernel(const T* grad_out, PoolGeometry g, PlaneSplit split,
+                                         T* grad_in) {
+  const int64_t op = g.out_plane();
+  CVG_POOL_LOOP(l, g.planes * g.in_plane()) {
+    const PlaneSplit::At at = split(l);
+    grad_in[l] = avg_pool_grad_at(grad_out + at.plane * op, g, at.y, at.x);
   }
 }
 
@@ -110,7 +128,8 @@ void max_pool2d_cuda(const Tensor& x, const PoolGeometry& g, const Tensor& value
   dispatch_floating(x.dtype(), "max_pool2d", [&](auto tag) {
     using T = decltype(tag);
     max_pool_kernel<T><<<grid_blocks(values.numel()), kBlockThreads>>>(
-        x.data<T>(), g, values.data<T>(), switches.data<int32_t>());
+        x.data<T>(), g, PlaneSplit(g.out_plane(), g.w.out), values.data<T>(),
+        switches.data<int32_t>());
   });
   CVG_CUDA_CHECK_LAUNCH("max_pool2d");
 }
@@ -120,7 +139,8 @@ void max_pool2d_backward_cuda(const Tensor& grad_out, const Tensor& switches,
   dispatch_floating(grad_out.dtype(), "max_pool2d_backward", [&](auto tag) {
     using T = decltype(tag);
     max_pool_backward_kernel<T><<<grid_blocks(grad_in.numel()), kBlockThreads>>>(
-        grad_out.data<T>(), switches.data<int32_t>(), g, grad_in.data<T>());
+        grad_out.data<T>(), switches.data<int32_t>(), g, PlaneSplit(g.in_plane(), g.w.in),
+        grad_in.data<T>());
   });
   CVG_CUDA_CHECK_LAUNCH("max_pool2d_backward");
 }
@@ -128,7 +148,8 @@ void max_pool2d_backward_cuda(const Tensor& grad_out, const Tensor& switches,
 void avg_pool2d_cuda(const Tensor& x, const PoolGeometry& g, const Tensor& out) {
   dispatch_floating(x.dtype(), "avg_pool2d", [&](auto tag) {
     using T = decltype(tag);
-    avg_pool_kernel<T><<<grid_blocks(out.numel()), kBlockThreads>>>(x.data<T>(), g, out.data<T>());
+    avg_pool_kernel<T><<<grid_blocks(out.numel()), kBlockThreads>>>(
+        x.data<T>(), g, PlaneSplit(g.out_plane(), g.w.out), out.data<T>());
   });
   CVG_CUDA_CHECK_LAUNCH("avg_pool2d");
 }
@@ -138,7 +159,7 @@ void avg_pool2d_backward_cuda(const Tensor& grad_out, const PoolGeometry& g,
   dispatch_floating(grad_out.dtype(), "avg_pool2d_backward", [&](auto tag) {
     using T = decltype(tag);
     avg_pool_backward_kernel<T><<<grid_blocks(grad_in.numel()), kBlockThreads>>>(
-        grad_out.data<T>(), g, grad_in.data<T>());
+        grad_out.data<T>(), g, PlaneSplit(g.in_plane(), g.w.in), grad_in.data<T>());
   });
   CVG_CUDA_CHECK_LAUNCH("avg_pool2d_backward");
 }
