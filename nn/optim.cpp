@@ -126,6 +126,9 @@ void Adam::step() {
   const double t = static_cast<double>(step_);
   const AdamHyper h{lr_, opt_.beta1, opt_.beta2, opt_.eps, opt_.weight_decay, decoupled_,
                     1 - std::pow(opt_.beta1, t), 1 - std::pow(opt_.beta2, t)};
+#ifdef CVG_WITH_CUDA
+  std::vector<AdamSlot> on_gpu;  // updated together after the loop: few launches for many tensors
+#endif
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor& p = params_[i];
     const Tensor g = p.grad();
@@ -135,7 +138,7 @@ void Adam::step() {
     check_same(decoupled_ ? "AdamW" : "Adam", p, {gc, m, v});
     if (p.is_cuda()) {
 #ifdef CVG_WITH_CUDA
-      adam_step_cuda(p, gc, m, v, h);
+      on_gpu.push_back({p, gc, m, v});
 #endif
     } else {
       for_each_element(p, [&](auto tag, int64_t e) {
@@ -145,6 +148,9 @@ void Adam::step() {
     }
     p.bump_version();
   }
+#ifdef CVG_WITH_CUDA
+  if (!on_gpu.empty()) adam_step_cuda(on_gpu, h);
+#endif
 }
 
 RMSprop::RMSprop(std::vector<Tensor> params, RmspropOptions opt)

@@ -104,8 +104,12 @@ struct InverseDecayLR {
 
 #ifdef CVG_WITH_CUDA
 void sgd_step_cuda(const Tensor& p, const Tensor& g, const Tensor& buf, const SgdHyper& h);
-void adam_step_cuda(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v,
-                    const AdamHyper& h);
+// Adam over several CUDA parameters (each with its contiguous gradient and state) in as few
+// launches as possible: runs of up to 24 tensors of one dtype share a launch.
+struct AdamSlot {
+  Tensor p, g, m, v;
+};
+void adam_step_cuda(const std::vector<AdamSlot>& slots, const AdamHyper& h);
 void rmsprop_step_cuda(const Tensor& p, const Tensor& g, const Tensor& sq, const Tensor& buf,
                        const RmspropHyper& h);
 #endif

@@ -97,3 +97,30 @@ TEST_CASE("clip_grad_norm: CUDA gradients scale like the CPU ones", "[cuda][opti
   for (size_t i = 0; i < cpu.size(); ++i)
     CHECK(max_abs_diff(gpu[i].grad().to(kCPU), cpu[i].grad()) < 1e-6);
 }
+
+// Adam batches up to 24 parameters of one dtype per launch (nn/optim_cuda.cu): 30 parameters of
+// sizes around the block chunk (2048 elements), one empty, take two launches, and a float64
+// parameter between float32 ones splits the runs; every parameter must still match the CPU.
+TEST_CASE("optimizers: CUDA Adam's batched launches match the CPU loop", "[cuda][optim]") {
+  auto run_adam = [](Device device) {
+    manual_seed(22);
+    std::vector<Tensor> params;
+    for (int i = 0; i < 30; ++i) {
+      const int64_t n = i == 7 ? 0 : 2047 + 13 * i;
+      Tensor p = randn({n}).to(i == 12 ? DType::float64 : DType::float32).to(device).detach();
+      p.set_requires_grad(true);
+      params.push_back(p);
+    }
+    nn::Adam opt(params, nn::AdamOptions{.lr = 1e-2, .weight_decay = 5e-4});
+    for (int k = 0; k < 3; ++k) {
+      for (Tensor& p : params) p.set_grad(randn(p.shape()).to(p.dtype()).to(device));
+      opt.step();
+    }
+    return params;
+  };
+  const std::vector<Tensor> cpu = run_adam(kCPU), gpu = run_adam(kCUDA);
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    INFO("parameter " << i);
+    CHECK(max_abs_diff(gpu[i].to(kCPU), cpu[i]) < 1e-5);
+  }
+}
