@@ -61,6 +61,19 @@ __device__ void block_sum2(T& a, T& b) {
   __syncthreads();  // the partials are rewritten by the next call
 }
 
+// a / b for indices inside one image's K h w maps, which the launchers check fit 31 bits: a
+// 32-bit division is a fraction of the instructions of a 64-bit one on the GPU, and these
+// loops divide per element.
+__device__ __forceinline__ int64_t div31(int64_t a, int64_t b) {
+  return static_cast<int64_t>(static_cast<uint32_t>(a) / static_cast<uint32_t>(b));
+}
+
+// The launchers' check behind div31.
+void check_image_fits(const char* op, int64_t K, int64_t h, int64_t w) {
+  CVG_CHECK(K * h * w <= int64_t{0x7fffffff}, op, ": one image's K x h x w = ", K, " x ", h,
+            " x ", w, " maps exceed 2^31 - 1 elements");
+}
+
 // Softmax statistics of one map: p = lm_prob(z, zmax, inv_sum), mean (mx, my), centred spread.
 template <typename T>
 struct Moments {
@@ -75,7 +88,7 @@ __device__ void pair_moments(const T* a, const T* b, const T* gp, int64_t h, int
   const int64_t hw = h * w;
   ArgmaxState<T> sa = argmax_state_init<T>(), sb = argmax_state_init<T>();
   for (int64_t j = threadIdx.x; j < hw; j += blockDim.x) {
-    const int64_t i = j / w, c = j - i * w;
+    const int64_t i = div31(j, w), c = j - i * w;
     argmax_state_add(sa, a[j], T(c), T(i));
     argmax_state_add(sb, b[j], gp[2 * j], gp[2 * j + 1]);
   }
@@ -89,7 +102,7 @@ __device__ void pair_moments(const T* a, const T* b, const T* gp, int64_t h, int
   B.my = sb.sy * B.inv_sum;
   T va = 0, vb = 0;
   for (int64_t j = threadIdx.x; j < hw; j += blockDim.x) {
-    const int64_t i = j / w, c = j - i * w;
+    const int64_t i = div31(j, w), c = j - i * w;
     va += lm_prob(a[j], A.zmax, A.inv_sum) * lm_sq(T(c) - A.mx, T(i) - A.my);
     vb += lm_prob(b[j], B.zmax, B.inv_sum) * lm_sq(gp[2 * j] - B.mx, gp[2 * j + 1] - B.my);
   }
@@ -125,7 +138,7 @@ __global__ void equivariance_backward_kernel(const T* __restrict__ g, const T* _
     T* d = dx + p * hw;              // [0]: w.r.t. logits
     T* d2 = dx + (planes + p) * hw;  // [1]: w.r.t. logits2
     for (int64_t j = threadIdx.x; j < hw; j += blockDim.x) {
-      const int64_t i = j / w, c = j - i * w;
+      const int64_t i = div31(j, w), c = j - i * w;
       d[j] = scale * lm_equivariance_grad(lm_prob(a[j], A.zmax, A.inv_sum), T(c) - A.mx,
                                           T(i) - A.my, A.var, A.mx, A.my, B.mx, B.my);
       d2[j] = scale * lm_equivariance_grad(lm_prob(b[j], B.zmax, B.inv_sum), gp[2 * j] - B.mx,
@@ -194,7 +207,8 @@ __global__ void diversity_kernel(const T* __restrict__ x, T* __restrict__ stats,
     T acc = 0, unused = 0;
     for (int64_t c = threadIdx.x; c < cells; c += blockDim.x) {
       int r;
-      acc += cell_winner(xi, st, K, h, w, m, c / cw, c % cw, r);
+      const int64_t ci = div31(c, cw);
+      acc += cell_winner(xi, st, K, h, w, m, ci, c - ci * cw, r);
     }
     block_sum2(acc, unused);
     if (threadIdx.x == 0) image_best[n] = acc;
@@ -219,7 +233,8 @@ __global__ void diversity_backward_kernel(const T* __restrict__ g, const T* __re
     image_stats(xi, K, hw, st);
     for (int64_t c = threadIdx.x; c < cells; c += blockDim.x) {
       int r;
-      wm[c] = cell_winner(xi, st, K, h, w, m, c / cw, c % cw, r);
+      const int64_t ci = div31(c, cw);
+      wm[c] = cell_winner(xi, st, K, h, w, m, ci, c - ci * cw, r);
       wi[c] = r;
     }
     __syncthreads();
@@ -234,9 +249,9 @@ __global__ void diversity_backward_kernel(const T* __restrict__ g, const T* __re
     __syncthreads();
     T* di = dx + n * K * hw;
     for (int64_t e = threadIdx.x; e < K * hw; e += blockDim.x) {
-      const int64_t k = e / hw, j = e - k * hw, i = j / w, c = j - i * w;
+      const int64_t k = div31(e, hw), j = e - k * hw, i = div31(j, w), c = j - i * w;
       const T p = lm_prob(xi[e], st[2 * k], st[2 * k + 1]);
-      di[e] = scale * lm_diversity_grad(p, wi[(i / m) * cw + c / m] == k, wk[k]);
+      di[e] = scale * lm_diversity_grad(p, wi[div31(i, m) * cw + div31(c, m)] == k, wk[k]);
     }
   }
 }
@@ -250,6 +265,7 @@ int capped_grid(int64_t blocks) {
 void landmark_equivariance_loss_cuda(const Tensor& x, const Tensor& x2, const Tensor& grid,
                                      const Tensor& out) {
   const int64_t N = x.size(0), K = x.size(1), h = x.size(2), w = x.size(3);
+  check_image_fits("landmark_equivariance_loss", K, h, w);
   const Tensor plane_loss = Tensor::empty({N * K}, x.options());
   dispatch_floating(x.dtype(), "landmark_equivariance_loss", [&](auto tag) {
     using T = decltype(tag);
@@ -266,6 +282,7 @@ void landmark_equivariance_loss_cuda(const Tensor& x, const Tensor& x2, const Te
 void landmark_equivariance_loss_backward_cuda(const Tensor& g, const Tensor& x, const Tensor& x2,
                                               const Tensor& grid, const Tensor& dx) {
   const int64_t N = x.size(0), K = x.size(1), h = x.size(2), w = x.size(3);
+  check_image_fits("landmark_equivariance_loss_backward", K, h, w);
   dispatch_floating(x.dtype(), "landmark_equivariance_loss_backward", [&](auto tag) {
     using T = decltype(tag);
     equivariance_backward_kernel<T><<<capped_grid(N * K), kPlaneThreads>>>(
@@ -276,6 +293,7 @@ void landmark_equivariance_loss_backward_cuda(const Tensor& g, const Tensor& x, 
 
 void landmark_diversity_loss_cuda(const Tensor& x, int64_t m, const Tensor& out) {
   const int64_t N = x.size(0), K = x.size(1), h = x.size(2), w = x.size(3);
+  check_image_fits("landmark_diversity_loss", K, h, w);
   const Tensor stats = Tensor::empty({N, K, 2}, x.options());
   const Tensor image_best = Tensor::empty({N}, x.options());
   dispatch_floating(x.dtype(), "landmark_diversity_loss", [&](auto tag) {
@@ -293,6 +311,7 @@ void landmark_diversity_loss_cuda(const Tensor& x, int64_t m, const Tensor& out)
 void landmark_diversity_loss_backward_cuda(const Tensor& g, const Tensor& x, int64_t m,
                                            const Tensor& dx) {
   const int64_t N = x.size(0), K = x.size(1), h = x.size(2), w = x.size(3);
+  check_image_fits("landmark_diversity_loss_backward", K, h, w);
   const int64_t cells = (h / m) * (w / m);
   const Tensor stats = Tensor::empty({N, K, 2}, x.options());
   const Tensor winner = Tensor::empty({N, cells}, x.options().with_dtype(DType::int32));
