@@ -10,6 +10,7 @@
 // pool looks at [floor(o * in / out), ceil((o + 1) * in / out)), PyTorch's windows.
 #include <cstdint>
 
+#include "core/fast_div.h"
 #include "core/hd.h"
 
 namespace cvg {
@@ -17,6 +18,15 @@ namespace cvg {
 struct PoolAxis {
   int64_t in = 1, out = 1;             // input and output sizes along this axis
   int64_t k = 1, s = 1, p = 0, d = 1;  // kernel, stride, padding, dilation (regular pools)
+  // Dividers by s and d (core/fast_div.h), made here on the host: the window arithmetic below
+  // runs per element, where a 64-bit division is a ~70-instruction routine on a GPU.
+  FastDiv fs, fd;
+
+  PoolAxis() = default;
+  PoolAxis(int64_t in_, int64_t out_, int64_t k_ = 1, int64_t s_ = 1, int64_t p_ = 0,
+           int64_t d_ = 1)
+      : in(in_), out(out_), k(k_), s(s_), p(p_), d(d_), fs(FastDiv::for_size(s_)),
+        fd(FastDiv::for_size(d_)) {}
 };
 
 struct PoolGeometry {
@@ -38,7 +48,7 @@ CVG_HD PoolTaps pool_taps(const PoolAxis& a, int64_t o, bool adaptive) {
   if (adaptive) return {(o * a.in) / a.out, ((o + 1) * a.in + a.out - 1) / a.out, 1};
   const int64_t start = o * a.s - a.p;
   // The first tap at or after 0, and one past the last tap clipped to the input.
-  const int64_t begin = start >= 0 ? start : start + ((-start + a.d - 1) / a.d) * a.d;
+  const int64_t begin = start >= 0 ? start : start + a.fd.div(-start + a.d - 1) * a.d;
   const int64_t last = start + (a.k - 1) * a.d;
   const int64_t end = last + 1 < a.in ? last + 1 : a.in;
   return {begin, end, a.d};
@@ -59,8 +69,8 @@ CVG_HD PoolSpan pool_covering(const PoolAxis& a, int64_t i, bool adaptive) {
   } else {
     // o * s - p <= i <= o * s - p + (k - 1) * d.
     const int64_t lo = i + a.p - (a.k - 1) * a.d;
-    begin = lo <= 0 ? 0 : (lo + a.s - 1) / a.s;
-    end = (i + a.p) / a.s + 1;
+    begin = lo <= 0 ? 0 : a.fs.div(lo + a.s - 1);
+    end = a.fs.div(i + a.p) + 1;
   }
   return {begin, end < a.out ? end : a.out};
 }
