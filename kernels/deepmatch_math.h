@@ -346,8 +346,9 @@ struct DmCorrTiled {
 // The two correlation gradients give each work item kDmCorrChunk channels of one site (a
 // reference point or a target pixel): the grad value of a term is loaded once and used for all
 // of them (one item per channel loaded it d times). Item l is (n, b, site) with channel block
-// b = c / kDmCorrChunk; each output is still the same sum in the same order.
-
+// b = c / kDmCorrChunk (kDmCorrChunk and dm_corr_blocks: above, with the geometry); each output
+// is still the same sum in the same order.
+//
 // The running sums of one item's channels (registers on the GPU: every loop is unrolled).
 // Channel cc of a planar tensor lies cc * plane elements after channel 0.
 template <typename T>
