@@ -104,6 +104,19 @@ void run_cuda(const DmCorrGradRef<T, I>& f, int64_t n, const char* op) {
   CVG_CUDA_CHECK_LAUNCH(op);
 }
 
+// A kernel that takes more than 48 KB of dynamic shared memory must opt in, per kernel: once per
+// process, to the most this process will ask for (dm_tile_smem_limit).
+template <auto Kernel>
+void opt_in_shared(const char* op) {
+  static const bool done = [op] {
+    CVG_CUDA_CHECK(cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        static_cast<int>(dm_tile_smem_limit(op))),
+                   op);
+    return true;
+  }();
+  (void)done;
+}
+
 // The tiled correlation forward (DmCorrTiled): one CUDA block per work block, its scratch in
 // dynamic shared memory; the threads load it together, then each computes items a block apart.
 template <typename T, typename I>
@@ -127,16 +140,7 @@ void run_cuda(const DmCorrTiled<T, I>& f, int64_t blocks, const char* op) {
     run_cuda(per_score, int64_t{f.g.n} * f.g.h * f.g.w * f.g.k * f.g.k, op);
     return;
   }
-  // Above 48 KB a kernel must opt in; the attribute is per kernel, so set it once to the most
-  // this process will ask for (the limit), not per call.
-  static const bool opted_in = [op] {
-    CVG_CUDA_CHECK(cudaFuncSetAttribute(corr_tiled_kernel<T, I>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(dm_tile_smem_limit(op))),
-                   op);
-    return true;
-  }();
-  (void)opted_in;
+  opt_in_shared<corr_tiled_kernel<T, I>>(op);
   corr_tiled_kernel<T, I><<<static_cast<unsigned>(blocks), kBlockThreads, bytes>>>(f);
   CVG_CUDA_CHECK_LAUNCH(op);
 }
@@ -165,27 +169,6 @@ __global__ void corr_grad_ref_tiled_kernel(DmCorrGradRefTiled<T, I> f) {
   for (I l = tid; l < f.out_items(); l += step) f.finish(b, l, scratch);
 }
 
-template <typename T, typename I>
-void run_cuda(const DmCorrGradRefTiled<T, I>& f, int64_t blocks, const char* op) {
-  if (blocks <= 0) return;
-  const int64_t bytes = int64_t{f.t.scratch(f.g.d)} * static_cast<int64_t>(sizeof(T));
-  // kernels/deepmatch.cpp checked both (it runs DmCorrGradRef otherwise).
-  CVG_CHECK(bytes <= dm_tile_smem_limit(op) && blocks <= int64_t{0x7fffffff} &&
-                f.t.threads() <= kDmGradThreads,
-            op, ": tiled gradient launch out of range (", bytes, " bytes of shared memory, ",
-            blocks, " blocks)");
-  static const bool opted_in = [op] {
-    CVG_CUDA_CHECK(cudaFuncSetAttribute(corr_grad_ref_tiled_kernel<T, I>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(dm_tile_smem_limit(op))),
-                   op);
-    return true;
-  }();
-  (void)opted_in;
-  corr_grad_ref_tiled_kernel<T, I><<<static_cast<unsigned>(blocks), kDmGradThreads, bytes>>>(f);
-  CVG_CUDA_CHECK_LAUNCH(op);
-}
-
 // The tiled gradient in the target (DmCorrGradTargetTiled): per reference row that sees the
 // block's target row, the threads stage its descriptors together, then each adds its terms.
 template <typename T, typename I>
@@ -204,25 +187,33 @@ __global__ void corr_grad_target_tiled_kernel(DmCorrGradTargetTiled<T, I> f) {
   f.store(b, tid, acc);
 }
 
+// Launches a tiled gradient kernel. kernels/deepmatch.cpp checked that its blocks fit (and ran
+// the per-site kernel otherwise), so a misfit here is a bug, reported with the sizes.
+template <auto Kernel, typename F>
+void launch_tiled_gradient(const F& f, int64_t blocks, int64_t scratch, int64_t groups,
+                           const char* op) {
+  if (blocks <= 0) return;
+  using T = std::remove_const_t<std::remove_pointer_t<decltype(f.grad)>>;
+  const int64_t bytes = scratch * static_cast<int64_t>(sizeof(T));
+  CVG_CHECK(bytes <= dm_tile_smem_limit(op) && blocks <= int64_t{0x7fffffff} &&
+                groups <= kDmGradThreads,
+            op, ": tiled gradient launch out of range (", bytes, " bytes of shared memory, ",
+            blocks, " blocks, ", groups, " channel groups)");
+  opt_in_shared<Kernel>(op);
+  Kernel<<<static_cast<unsigned>(blocks), kDmGradThreads, bytes>>>(f);
+  CVG_CUDA_CHECK_LAUNCH(op);
+}
+
+template <typename T, typename I>
+void run_cuda(const DmCorrGradRefTiled<T, I>& f, int64_t blocks, const char* op) {
+  launch_tiled_gradient<corr_grad_ref_tiled_kernel<T, I>>(f, blocks, f.t.scratch(f.g.d), f.t.cg,
+                                                          op);
+}
+
 template <typename T, typename I>
 void run_cuda(const DmCorrGradTargetTiled<T, I>& f, int64_t blocks, const char* op) {
-  if (blocks <= 0) return;
-  const int64_t bytes = int64_t{f.t.scratch()} * static_cast<int64_t>(sizeof(T));
-  // kernels/deepmatch.cpp checked both (it runs DmCorrGradTarget otherwise).
-  CVG_CHECK(bytes <= dm_tile_smem_limit(op) && blocks <= int64_t{0x7fffffff} &&
-                f.t.cg <= kDmGradThreads,
-            op, ": tiled gradient launch out of range (", bytes, " bytes of shared memory, ",
-            blocks, " blocks)");
-  static const bool opted_in = [op] {
-    CVG_CUDA_CHECK(cudaFuncSetAttribute(corr_grad_target_tiled_kernel<T, I>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(dm_tile_smem_limit(op))),
-                   op);
-    return true;
-  }();
-  (void)opted_in;
-  corr_grad_target_tiled_kernel<T, I><<<static_cast<unsigned>(blocks), kDmGradThreads, bytes>>>(f);
-  CVG_CUDA_CHECK_LAUNCH(op);
+  launch_tiled_gradient<corr_grad_target_tiled_kernel<T, I>>(f, blocks, f.t.scratch(), f.t.cg,
+                                                             op);
 }
 
 }  // namespace

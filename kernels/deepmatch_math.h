@@ -118,6 +118,21 @@ DmCorrGeom<I> dm_corr_geom(int64_t n, int64_t d, int64_t h, int64_t w, int64_t h
   return g;
 }
 
+// The reference rows whose windows hold target row y (stride i + offset - r <= y <=
+// stride i + offset + r, within the grid): lo .. lo + n - 1, n = 0 when none does.
+template <typename I>
+struct DmRowSpan {
+  I lo, n;
+};
+template <typename I>
+CVG_HD DmRowSpan<I> dm_rows_seeing(const DmCorrGeom<I>& g, I y) {
+  I lo = dm_ceil_div(y - g.offset - g.r, g.fstride);
+  I hi = dm_floor_div(y - g.offset + g.r, g.fstride);
+  lo = lo < 0 ? 0 : lo;
+  hi = hi >= g.h ? g.h - 1 : hi;
+  return {lo, hi >= lo ? hi - lo + 1 : 0};
+}
+
 template <typename T, typename I>
 struct DmCorrForward {
   const T* ref;   // N x d x H x W
@@ -245,13 +260,9 @@ struct DmCorrTiled {
     k.y = t.ymin + rest - n * t.rows;
     k.j0 = (b - rest * t.jtiles) * kDmCorrTileJ;
     k.xs = g.stride * k.j0 + g.offset - g.r;
-    // stride i + offset - r <= y <= stride i + offset + r, within the grid.
-    I lo = dm_ceil_div(k.y - g.offset - g.r, g.fstride);
-    I hi = dm_floor_div(k.y - g.offset + g.r, g.fstride);
-    lo = lo < 0 ? 0 : lo;
-    hi = hi >= g.h ? g.h - 1 : hi;
-    k.ilo = lo;
-    k.ni = hi >= lo ? hi - lo + 1 : 0;
+    const DmRowSpan<I> rows = dm_rows_seeing(g, k.y);
+    k.ilo = rows.lo;
+    k.ni = rows.n;
     k.live = dm_in(k.y, g.ht);
     return k;
   }
@@ -652,12 +663,9 @@ struct DmCorrGradTargetTiled {
     k.x0 = (b - row * t.xtiles) * t.xt;
     k.n = t.fht.div(row);
     k.y = row - k.n * g.ht;
-    I lo = dm_ceil_div(k.y - g.offset - g.r, g.fstride);
-    I hi = dm_floor_div(k.y - g.offset + g.r, g.fstride);
-    lo = lo < 0 ? 0 : lo;
-    hi = hi >= g.h ? g.h - 1 : hi;
-    k.ilo = lo;
-    k.ni = hi >= lo ? hi - lo + 1 : 0;
+    const DmRowSpan<I> rows = dm_rows_seeing(g, k.y);
+    k.ilo = rows.lo;
+    k.ni = rows.n;
     const I jlo = dm_ceil_div(k.x0 - g.offset - g.r, g.fstride);
     k.jlo = jlo < 0 ? 0 : jlo;
     return k;

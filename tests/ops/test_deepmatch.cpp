@@ -551,6 +551,21 @@ TEST_CASE("deepmatch index width: every layer's 64-bit path equals its 32-bit pa
   CHECK(checked >= 30);
 }
 
+namespace {
+
+// A correlation's sizes, for the version tests below: N pairs of d-channel descriptors on an
+// h x w reference grid, an ht x wt target, window radius r, stride and offset.
+struct Geometry {
+  int64_t n, d, h, w, ht, wt, r, stride, offset;
+};
+std::ostream& operator<<(std::ostream& os, const Geometry& c) {
+  return os << "N " << c.n << ", d " << c.d << ", grid " << c.h << " x " << c.w << ", target "
+            << c.ht << " x " << c.wt << ", R " << c.r << ", stride " << c.stride << ", offset "
+            << c.offset;
+}
+
+}  // namespace
+
 // The tiled forward (v2: DmCorrTiled, a scratch row per target row and 8 reference columns)
 // against the per-score one (v1: DmCorrForward) on geometries that reach every edge of the
 // tiling: grids narrower than a tile and not a multiple of it, one reference row, strides
@@ -559,9 +574,6 @@ TEST_CASE("deepmatch index width: every layer's 64-bit path equals its 32-bit pa
 // the target map must still be exactly 0. Both sum over c in the same order: same bits.
 TEST_CASE("dm_correlation: the tiled forward equals the per-score forward bitwise",
           "[ops][deepmatch]") {
-  struct Geometry {
-    int64_t n, d, h, w, ht, wt, r, stride, offset;
-  };
   const Geometry cases[] = {
       {1, 1, 1, 1, 1, 1, 0, 1, 0},    {2, 3, 3, 5, 11, 9, 2, 2, 1},
       {1, 4, 2, 8, 9, 30, 3, 3, 2},   {1, 5, 4, 9, 16, 40, 4, 4, -3},
@@ -571,9 +583,7 @@ TEST_CASE("dm_correlation: the tiled forward equals the per-score forward bitwis
   uint64_t seed = 300;
   for (const Geometry& c : cases) {
     for (const DType dtype : {DType::float64, DType::float32}) {
-      INFO("N " << c.n << ", d " << c.d << ", grid " << c.h << " x " << c.w << ", target " << c.ht
-                << " x " << c.wt << ", R " << c.r << ", stride " << c.stride << ", offset "
-                << c.offset << ", " << dtype_name(dtype));
+      INFO(c << ", " << dtype_name(dtype));
       const Tensor ref = uniform64({c.n, c.d, c.h, c.w}, -1, 1, seed++, false).to(dtype);
       const Tensor tgt = uniform64({c.n, c.d, c.ht, c.wt}, -1, 1, seed++, false).to(dtype);
       Tensor per_score, tiled;
@@ -613,9 +623,6 @@ TEST_CASE("dm_correlation: the tiled forward equals the per-score forward bitwis
 // forward, bitwise (the same sums in the same order).
 TEST_CASE("dm_correlation: the GPU's tiled items, run on the CPU, equal the per-score forward",
           "[ops][deepmatch]") {
-  struct Geometry {
-    int64_t n, d, h, w, ht, wt, r, stride, offset;
-  };
   const Geometry cases[] = {{1, 1, 1, 1, 1, 1, 0, 1, 0},   {2, 3, 3, 5, 11, 9, 2, 2, 1},
                             {1, 5, 4, 9, 16, 40, 4, 4, -3}, {2, 13, 3, 17, 12, 70, 5, 4, 2},
                             {1, 2, 5, 3, 7, 6, 6, 1, 0},    {1, 3, 6, 4, 20, 14, 0, 3, 1},
@@ -623,9 +630,7 @@ TEST_CASE("dm_correlation: the GPU's tiled items, run on the CPU, equal the per-
   const double nan = std::numeric_limits<double>::quiet_NaN();
   uint64_t seed = 400;
   for (const Geometry& c : cases) {
-    INFO("N " << c.n << ", d " << c.d << ", grid " << c.h << " x " << c.w << ", target " << c.ht
-              << " x " << c.wt << ", R " << c.r << ", stride " << c.stride << ", offset "
-              << c.offset);
+    INFO(c);
     const Tensor ref = uniform64({c.n, c.d, c.h, c.w}, -1, 1, seed++, false);
     const Tensor tgt = uniform64({c.n, c.d, c.ht, c.wt}, -1, 1, seed++, false);
     Tensor want;
@@ -659,18 +664,13 @@ TEST_CASE("dm_correlation: the GPU's tiled items, run on the CPU, equal the per-
 // to 8. The sums run in another order: equal to rounding in float64.
 TEST_CASE("dm_correlation_grad_ref: the tiled gradient equals the per-point gather",
           "[ops][deepmatch]") {
-  struct Geometry {
-    int64_t n, d, h, w, ht, wt, r, stride, offset;
-  };
   const Geometry cases[] = {{1, 1, 1, 1, 1, 1, 0, 1, 0},     {2, 3, 3, 5, 11, 9, 2, 2, 1},
                             {1, 5, 4, 9, 16, 40, 9, 4, -3},  {2, 13, 3, 17, 12, 70, 12, 4, 2},
                             {1, 2, 5, 3, 7, 6, 6, 1, 0},     {1, 3, 6, 4, 20, 14, 0, 3, 1},
                             {1, 300, 2, 3, 12, 20, 4, 2, 1}, {1, 64, 3, 10, 40, 90, 30, 8, 4}};
   uint64_t seed = 500;
   for (const Geometry& c : cases) {
-    INFO("N " << c.n << ", d " << c.d << ", grid " << c.h << " x " << c.w << ", target " << c.ht
-              << " x " << c.wt << ", R " << c.r << ", stride " << c.stride << ", offset "
-              << c.offset);
+    INFO(c);
     const int64_t k = 2 * c.r + 1;
     const Tensor g = uniform64({c.n, c.h, c.w, k, k}, -1, 1, seed++, false);
     const Tensor tgt = uniform64({c.n, c.d, c.ht, c.wt}, -1, 1, seed++, false);
@@ -698,9 +698,6 @@ TEST_CASE("dm_correlation_grad_ref: the tiled gradient equals the per-point gath
 // 20 reference columns, all 8 at the tile starting at x = 76).
 TEST_CASE("dm_correlation_grad_target: the tiled gradient equals the per-pixel gather bitwise",
           "[ops][deepmatch]") {
-  struct Geometry {
-    int64_t n, d, h, w, ht, wt, r, stride, offset;
-  };
   const Geometry cases[] = {{1, 1, 1, 1, 1, 1, 0, 1, 0},      {2, 3, 3, 5, 11, 9, 2, 2, 1},
                             {1, 5, 4, 9, 16, 140, 9, 4, -3},  {2, 17, 3, 17, 12, 70, 12, 4, 2},
                             {1, 2, 5, 3, 7, 6, 6, 1, 0},      {1, 3, 6, 4, 20, 14, 0, 3, 1},
@@ -709,9 +706,7 @@ TEST_CASE("dm_correlation_grad_target: the tiled gradient equals the per-pixel g
   uint64_t seed = 600;
   for (const Geometry& c : cases) {
     for (const DType dtype : {DType::float64, DType::float32}) {
-      INFO("N " << c.n << ", d " << c.d << ", grid " << c.h << " x " << c.w << ", target " << c.ht
-                << " x " << c.wt << ", R " << c.r << ", stride " << c.stride << ", offset "
-                << c.offset << ", " << dtype_name(dtype));
+      INFO(c << ", " << dtype_name(dtype));
       const int64_t k = 2 * c.r + 1;
       const Tensor g = uniform64({c.n, c.h, c.w, k, k}, -1, 1, seed++, false).to(dtype);
       const Tensor ref = uniform64({c.n, c.d, c.h, c.w}, -1, 1, seed++, false).to(dtype);
