@@ -281,17 +281,18 @@ Tensor dm_correlation_grad_ref(const Tensor& grad, const Tensor& target, int64_t
   const Shape rshape{s[0], target.shape()[1], s[1], s[2]};
   const auto g = corr_geom(rshape, target.shape(), radius, stride, offset);
   const Tensor gc = dense(grad), tc = dense(target);
-  Tensor out = Tensor::empty(rshape, grad.options());
   const int64_t extent = corr_extent(rshape, target.shape(), radius, stride, offset);
   // Version 2 (tiled) is the GPU's default, 1 the CPU's (kernels/deepmatch.h).
   const auto tg = dm_grad_ref_tile_geom(g);
   const int version = dm_corr_version() != 0 ? dm_corr_version() : dev.is_cuda() ? 2 : 1;
-  const bool tiled = version == 2 && out.numel() > 0 &&
+  const bool tiled = version == 2 && numel_of(rshape) > 0 &&
                      tile_fits(op, dev, tg.cg, tg.scratch(g.d), grad.dtype());
   const int64_t blocks = tg.parts * g.n * g.h * tg.jtiles;
-  // Part p's sums go to partial[p]; with one part, straight to out.
+  // Part p's sums go to partial[p] and are added up below; with one part, straight to out.
+  const bool parts = tiled && tg.parts > 1;
+  Tensor out = parts ? Tensor() : Tensor::empty(rshape, grad.options());
   const Tensor partial =
-      tiled && tg.parts > 1 ? Tensor::empty({tg.parts, g.n, g.d, g.h, g.w}, grad.options()) : out;
+      parts ? Tensor::empty({tg.parts, g.n, g.d, g.h, g.w}, grad.options()) : out;
   dispatch_dm(op, dev, grad.dtype(),
               {gc.numel(), tc.numel(), partial.numel(), extent, blocks, tg.scratch(g.d)},
               [&](auto tag, auto itag) {
@@ -307,7 +308,7 @@ Tensor dm_correlation_grad_ref(const Tensor& grad, const Tensor& target, int64_t
                   CVG_DM_RUN(op, dev, corr_grad_ref, f, g.n * dm_corr_blocks(g.d) * g.h * g.w);
                 }
               });
-  if (partial.raw_data() != out.raw_data()) {
+  if (parts) {
     const NoGradGuard raw;
     out = sum(partial, {0});  // the parts in a fixed order on both devices
   }

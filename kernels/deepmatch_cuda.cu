@@ -24,6 +24,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <type_traits>
 
 #include "core/cuda_launch.cuh"
@@ -220,14 +221,22 @@ void run_cuda(const DmCorrGradTargetTiled<T, I>& f, int64_t blocks, const char* 
 
 // Half an SM's shared memory (two blocks per SM, so one block's loads overlap the other's
 // arithmetic), within the device's per-block opt-in limit; 1 KB per block is the runtime's own.
+// Asked once per device (every tiled launch needs it; the attributes do not change).
 int64_t dm_tile_smem_limit(const char* op) {
-  int dev = 0, per_sm = 0, per_block = 0;
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int64_t> known[kMaxDevices] = {};  // 0: not asked yet
+  int dev = 0;
   CVG_CUDA_CHECK(cudaGetDevice(&dev), op);
+  CVG_CHECK(dev >= 0 && dev < kMaxDevices, op, ": device index ", dev, " out of range");
+  if (const int64_t v = known[dev].load(); v != 0) return v;
+  int per_sm = 0, per_block = 0;
   CVG_CUDA_CHECK(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev),
                  op);
   CVG_CUDA_CHECK(
       cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev), op);
-  return std::min<int64_t>(per_block, per_sm / 2 - 1024);
+  const int64_t limit = std::min<int64_t>(per_block, per_sm / 2 - 1024);
+  known[dev].store(limit);
+  return limit;
 }
 
 #define CVG_DM_DEFINE_CUDA_ONE(name, F, T, I) \
