@@ -4,8 +4,11 @@
 // losses, backward, Adam), including the host work between launches.
 #include <benchmark/benchmark.h>
 
+#include <optional>
+
 #include "bench/gpu_timer.h"
 #include "core/rng.h"
+#include "kernels/conv.h"
 #include "kernels/unary.h"
 #include "models/landmarks/objective.h"
 #include "nn/optim.h"
@@ -14,7 +17,11 @@ namespace {
 
 using namespace cvg;
 
-void bm_step(benchmark::State& state, int64_t n, int64_t k, int64_t size) {
+// backend: a conv backend for ConvBackendGuard, or -1 for the default.
+void bm_step(benchmark::State& state, int64_t n, int64_t k, int64_t size, int backend) {
+  std::optional<ConvBackendGuard> guard;
+  if (backend >= 0) guard.emplace(backend);
+  state.SetLabel(str_cat("conv: ", conv_cuda_version_name(conv_cuda_version())));
   manual_seed(5);
   landmarks::Detector det(landmarks::DetectorOptions{.landmarks = k, .in_channels = 3, .width = 1.0});
   det.to(kCUDA);
@@ -32,7 +39,10 @@ void bm_step(benchmark::State& state, int64_t n, int64_t k, int64_t size) {
 }
 
 const bool registered = [] {
-  bench::reg_gpu("cuda/landmarks_step_k30/32x3x70x70", [](benchmark::State& s) { bm_step(s, 32, 30, 70); });
+  bench::reg_gpu("cuda/landmarks_step_k30/32x3x70x70",
+                 [](benchmark::State& s) { bm_step(s, 32, 30, 70, -1); });
+  bench::reg_gpu("cuda/landmarks_step_k30_v2/32x3x70x70",
+                 [](benchmark::State& s) { bm_step(s, 32, 30, 70, 2); });
   return true;
 }();
 

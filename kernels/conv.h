@@ -43,13 +43,16 @@
 //         v3 (float32): v2 with tiles of up to 128 x 128 where the pass is large enough.
 //         Correct (parity tests) but slower than v2 on an H100 (1.0-1.6x its time): see
 //         kernels/conv_cuda.cu. The default is v2.
-//   cuDNN (kernels/conv_cudnn.cpp) as the baseline the handwritten kernels are measured
-//         against, in builds that found it (CMake: CVG_CUDNN): forward, backward-data and
-//         backward-filter with the algorithm cuDNN's heuristics rank first for the shape (FP32
-//         FMA math, no TF32; deterministic algorithms only in deterministic mode).
+//   cuDNN (kernels/conv_cudnn.cpp), in builds that found it (CMake: CVG_CUDNN): forward,
+//         backward-data and backward-filter with the algorithm cuDNN's heuristics rank first for
+//         the shape (FP32 FMA math, no TF32; deterministic algorithms only in deterministic
+//         mode). The baseline the handwritten kernels are measured against, and the default
+//         CUDA backend where it is built: on an H100 the handwritten v2 takes 1.1-5.9x its time
+//         on the landmarks net's layers (bench/results), so users get the faster one unasked.
 // The CUDA backend is chosen at run time, from the environment (read once, at the first CUDA
-// convolution): CVG_CONV=cvgrad (default) or cudnn, and CVG_CONV_VERSION=1|2|3 for the
-// handwritten version; code (tests, benchmarks) overrides it with a ConvBackendGuard.
+// convolution): CVG_CONV=cudnn (the default with cuDNN) or cvgrad (the handwritten kernels:
+// the default without cuDNN), and CVG_CONV_VERSION=1|2|3 for the handwritten version (setting
+// it alone means cvgrad); code (tests, benchmarks) overrides it with a ConvBackendGuard.
 #include <array>
 
 #include "core/tensor.h"
@@ -101,8 +104,8 @@ inline constexpr int kConvCudaVersions = 3;  // 1 direct, 2 implicit GEMM, 3 lar
 inline constexpr int kConvCudnn = 0;         // cuDNN (builds with CVG_WITH_CUDNN only)
 // True when cvgrad was built with cuDNN.
 bool conv_cudnn_built();
-// The backend named by the values of CVG_CONV and CVG_CONV_VERSION (null or empty: unset).
-// A bad value, cudnn in a build without cuDNN, or CVG_CONV_VERSION together with
+// The backend named by the values of CVG_CONV and CVG_CONV_VERSION (null or empty: unset; both
+// unset: kConvCudnn in builds with cuDNN, else v2). A bad value, cudnn in a build without cuDNN, or CVG_CONV_VERSION together with
 // CVG_CONV=cudnn are errors listing the valid values.
 int parse_conv_backend(const char* conv, const char* version);
 // The backend conv2d uses on CUDA: the innermost live ConvBackendGuard's, else the

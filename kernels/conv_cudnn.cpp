@@ -42,6 +42,7 @@ namespace cvg {
 
 namespace {
 
+// The handwritten version CVG_CONV=cvgrad (or no cuDNN in the build) means.
 constexpr int kConvDefaultVersion = 2;
 constexpr int kNoOverride = -1;
 // The backend of the innermost live ConvBackendGuard, or kNoOverride.
@@ -79,15 +80,18 @@ bool conv_cudnn_built() {
 int parse_conv_backend(const char* conv, const char* version) {
   const bool cudnn = is_set(conv) && std::strcmp(conv, "cudnn") == 0;
   CVG_CHECK(!is_set(conv) || cudnn || std::strcmp(conv, "cvgrad") == 0,
-            "conv2d: CVG_CONV must be 'cvgrad' (the handwritten kernels, the default) or "
-            "'cudnn', got '", conv, "'");
+            "conv2d: CVG_CONV must be 'cvgrad' (the handwritten kernels) or 'cudnn' (the "
+            "default in builds with cuDNN), got '", conv, "'");
   if (cudnn) {
     check_backend("CVG_CONV=cudnn", kConvCudnn);
     CVG_CHECK(!is_set(version), "conv2d: CVG_CONV_VERSION='", version,
               "' picks a handwritten kernel but CVG_CONV=cudnn; unset one of them");
     return kConvCudnn;
   }
-  if (!is_set(version)) return kConvDefaultVersion;
+  // Neither variable set: cuDNN where the build has it (the faster backend on the shapes the
+  // apps run: bench/results), else the handwritten default. Either one set: handwritten.
+  if (!is_set(version))
+    return !is_set(conv) && conv_cudnn_built() ? kConvCudnn : kConvDefaultVersion;
   // Whole-string decimal only: "2x" or " 2" are as wrong as "7".
   char* end = nullptr;
   errno = 0;

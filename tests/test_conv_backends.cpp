@@ -12,10 +12,14 @@ using Catch::Matchers::Contains;
 
 TEST_CASE("conv backend: CVG_CONV and CVG_CONV_VERSION pick the handwritten versions",
           "[conv][conv_backend]") {
-  // Unset and empty mean the default, v2.
-  CHECK(parse_conv_backend(nullptr, nullptr) == 2);
-  CHECK(parse_conv_backend("", "") == 2);
+  // Both unset or empty: cuDNN where the build has it, else the handwritten default v2.
+  const int by_default = conv_cudnn_built() ? kConvCudnn : 2;
+  CHECK(parse_conv_backend(nullptr, nullptr) == by_default);
+  CHECK(parse_conv_backend("", "") == by_default);
+  CHECK(parse_conv_backend("", nullptr) == by_default);
+  // Asking for the handwritten kernels, by name or by version, gets them in every build.
   CHECK(parse_conv_backend("cvgrad", nullptr) == 2);
+  CHECK(parse_conv_backend("cvgrad", "") == 2);
   CHECK(parse_conv_backend(nullptr, "1") == 1);
   CHECK(parse_conv_backend("cvgrad", "2") == 2);
   CHECK(parse_conv_backend(nullptr, "3") == 3);

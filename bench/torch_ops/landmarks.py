@@ -6,9 +6,13 @@ N images rendered at H + 2 crop (crop = 15 at 70 px, else H / 6), one forward of
 net (full width, BatchNorm + ReLU, K maps at stride 2) over [x; x2], spatial softmax, the
 centred probability-map equivariance loss, the diversity loss (2 x 2 cells, 5 x 5 for 35 x 35
 maps) on both halves, backward,
-Adam with weight decay.
+Adam with weight decay. A suffix naming cvgrad's convolution backend ("landmarks_step_k30_v2":
+the handwritten v2) times the same PyTorch step: PyTorch has one backend, cuDNN.
 """
 import math
+import re
+
+STEP = re.compile(r"^landmarks_step_k(\d+)(?:_(?:v\d+|cudnn))?$")
 
 
 def _crop_for(size):
@@ -51,9 +55,10 @@ def _random_params(torch, n, strength, device):
 
 
 def make(torch, device, op, dims, randn):
-    if not op.startswith("landmarks_step_k") or len(dims) != 4:
+    m = STEP.match(op)
+    if m is None or len(dims) != 4:
         return None
-    k = int(op[len("landmarks_step_k"):])
+    k = int(m.group(1))
     n, channels, size = dims[0], dims[1], dims[2]
     crop = _crop_for(size)
     full = size + 2 * crop
