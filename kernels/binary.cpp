@@ -13,7 +13,7 @@ namespace cvg {
 namespace {
 const char* binary_name(BinaryOp op) {
   static const char* names[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
-                                "eq",  "ne",  "lt",  "le",  "gt",  "ge"};
+                                "relu_backward", "eq", "ne", "lt", "le", "gt", "ge"};
   return names[static_cast<int>(op)];
 }
 }  // namespace
@@ -144,6 +144,15 @@ Tensor minimum(const Tensor& a, const Tensor& b) {
   return binary_op(BinaryOp::minimum, a, b,
                    [](const Tensor& g, const Tensor& a, const Tensor& b, bool, bool) {
                      return extremum_grads(g, a, b, false);
+                   });
+}
+
+Tensor relu_backward(const Tensor& grad, const Tensor& y) {
+  // d/dgrad is the same mask, applied to the incoming gradient; y only selects (piecewise
+  // constant), so it gets no gradient, as relu's mask did.
+  return binary_op(BinaryOp::relu_backward, grad, y,
+                   [](const Tensor& gg, const Tensor&, const Tensor& y, bool ng, bool) {
+                     return Grads{ng ? relu_backward(gg, y) : Tensor(), Tensor()};
                    });
 }
 

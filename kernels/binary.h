@@ -17,6 +17,9 @@ Tensor div(const Tensor& a, const Tensor& b);
 Tensor pow(const Tensor& a, const Tensor& b);      // a > 0 where b is differentiated
 Tensor maximum(const Tensor& a, const Tensor& b);  // NaN propagates; ties split the gradient
 Tensor minimum(const Tensor& a, const Tensor& b);
+// relu's gradient: grad where y > 0, else 0, with y relu's input or output (both are > 0 at the
+// same elements). Differentiable in grad (twice-differentiated relu nets); y gets no gradient.
+Tensor relu_backward(const Tensor& grad, const Tensor& y);
 
 Tensor eq(const Tensor& a, const Tensor& b);
 Tensor ne(const Tensor& a, const Tensor& b);

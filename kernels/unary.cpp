@@ -113,10 +113,13 @@ Tensor cos(const Tensor& x) {
                   });
 }
 Tensor relu(const Tensor& x) {
+  // Saves the output, not the input: the next layer usually saves it too (one activation kept
+  // instead of two), and y > 0 exactly where x > 0. One fused pass backward (relu_backward).
   return unary_op("relu", UnaryOp::relu, x, {},
-                  [](const Tensor& g, const Tensor& x, const Tensor&, UnaryParams) {
-                    return g * simple("relu_mask", UnaryOp::positive_mask, x);
-                  });
+                  [](const Tensor& g, const Tensor&, const Tensor& y, UnaryParams) {
+                    return relu_backward(g, y);
+                  },
+                  true);
 }
 Tensor leaky_relu(const Tensor& x, double slope) {
   return unary_op("leaky_relu", UnaryOp::leaky_relu, x, {slope, 0},

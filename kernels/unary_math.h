@@ -16,7 +16,7 @@ namespace cvg {
 enum class UnaryOp : uint8_t {
   neg, exp, log, sqrt, rsqrt, abs, sign, relu, sigmoid, tanh, softplus, leaky_relu, elu,
   clamp, pow_scalar, add_scalar, mul_scalar, rsub_scalar, square, reciprocal, sin, cos,
-  positive_mask,  // 1 where x > 0 else 0 (relu's derivative)
+  positive_mask,  // 1 where x > 0 else 0 (elu's branch mask)
   elu_grad_factor,  // elu'(x): 1 for x > 0, alpha * exp(x) otherwise
   leaky_grad_factor,  // leaky_relu'(x): 1 for x > 0, slope otherwise
   clamp_mask,  // 1 where lo <= x <= hi else 0 (clamp's derivative)

@@ -57,6 +57,11 @@ CVG_REGISTER_OP(binary_spec("pow", [](const Tensor& a, const Tensor& b) { return
                             {1, 2, 3, 4}, {2, 0.5}, {1, std::sqrt(2.0), 9, 2}, 0.5, 2, 0.5));
 CVG_REGISTER_OP(binary_spec("maximum", [](const Tensor& a, const Tensor& b) { return maximum(a, b); },
                             {1, 5, NAN, 4}, {2, 3}, {2, 5, NAN, 4}, -2, 2, -2));
+// relu_backward(g, y): rows [1, inf] and [NaN, 4] against y = [0.5, -1]: the off unit's gradient
+// is 0 even when g is inf (g * mask would give NaN); an on unit passes NaN on.
+CVG_REGISTER_OP(binary_spec("relu_backward",
+                            [](const Tensor& g, const Tensor& y) { return relu_backward(g, y); },
+                            {1, INFINITY, NAN, 4}, {0.5, -1}, {1, 0, NAN, 0}, -2, 2, -2));
 CVG_REGISTER_OP(binary_spec("minimum", [](const Tensor& a, const Tensor& b) { return minimum(a, b); },
                             {1, 5, NAN, 4}, {2, 3}, {1, 3, NAN, 3}, -2, 2, -2));
 
