@@ -24,7 +24,8 @@
 // stays accurate when |mean| >> std where a one-pass sum of squares would cancel. The CPU
 // accumulates in double for every dtype; the CUDA kernel accumulates in the input type with a
 // fixed block reduction order. Both are deterministic (no atomics): each group is reduced by
-// one CPU task / one CUDA block.
+// one CPU task / one CUDA block, or, for few large groups on CUDA, by one block per chunk of
+// a group (two passes over the chunk) whose moments are merged in chunk order (norm_merge).
 //
 // Gradients flow to x, weight and bias (never to the running stats). The training-mode
 // backward is the fused closed form

@@ -10,9 +10,13 @@
 // Few large groups (a batch_norm over 20 channels, a layer_norm over 16 rows of 78,400 elements)
 // leave most SMs idle with one block per group: the H100 run measured layer_norm at 0.9 % of the
 // copy bandwidth. Those take the split path instead (norm_chunks() >= 2): each group is cut into
-// chunks, one block per (chunk, group) writes a partial sum, a small kernel adds a group's
-// partials in chunk order (so the result stays deterministic), and the elementwise pass runs
-// over the whole tensor with one thread per element. Eval mode (statistics given) needs no
+// chunks, one block per (chunk, group) writes partial results, one thread per group combines a
+// group's partials in chunk order (so the result stays deterministic), and the elementwise pass
+// runs over the whole tensor with one thread per element. Forward partials are each chunk's
+// mean and squared deviations (two passes over the chunk, the second from L2), merged with
+// norm_merge (norm_math.h): one DRAM read of x and 3 launches for the statistics and y (a
+// partial sum of x, then one of squared deviations, took 5). Backward partials are the sums of
+// gy and gy * (x - mean). Eval mode (statistics given) needs no
 // reduction and always takes the elementwise pass.
 #include <cuda_runtime.h>
 
@@ -171,37 +175,82 @@ constexpr int64_t kChunkElems = 4096;
 // Enough blocks to fill a large GPU a few times over.
 constexpr int64_t kSplitTargetBlocks = 2048;
 
-// partial[g * chunks + c] = sum over the elements j of chunk c of group g of
-//   x[j]                      (mean == null: the first pass of the mean)
-//   (x[j] - mean[g])^2        (dy == null: the squared deviations)
-//   dy[j] (* w[d]) and dy[j] (* w[d]) * (x[j] - mean[g]) into partial and partial2 (backward).
+// Elements [j0, j1) of a group: chunk c of `chunks` chunks of chunk_len (the last may be short).
+__device__ __forceinline__ int64_t chunk_end(int64_t c, int64_t chunk_len, int64_t n) {
+  const int64_t j1 = (c + 1) * chunk_len;
+  return j1 < n ? j1 : n;
+}
+
+// moments[(g * chunks + c) * 2 + {0, 1}] = the mean of chunk c of group g and the sum of its
+// squared deviations from that mean: two passes over the chunk (a few thousand elements, so the
+// second reads it from L2, not DRAM), merged per group by norm_stats_kernel.
 template <typename T>
-__global__ void norm_partial_kernel(NormIndex ix, int64_t chunks, int64_t chunk_len, const T* x,
-                                    const T* mean, const T* dy, const T* w, T* partial, T* partial2) {
+__global__ void norm_moments_kernel(NormIndex ix, int64_t chunks, int64_t chunk_len,
+                                    const T* __restrict__ x, T* moments) {
+  const int64_t g = blockIdx.y, c = blockIdx.x;
+  const int64_t j0 = c * chunk_len, j1 = chunk_end(c, chunk_len, ix.geom.count());
+  T s = 0;
+  for (int64_t j = j0 + threadIdx.x; j < j1; j += blockDim.x) s += x[ix.group_elem(g, j)];
+  s = block_sum(s);
+  const T m = j1 > j0 ? s / static_cast<T>(j1 - j0) : T(0);
+  T q = 0;
+  for (int64_t j = j0 + threadIdx.x; j < j1; j += blockDim.x) {
+    const T d = x[ix.group_elem(g, j)] - m;
+    q += d * d;
+  }
+  q = block_sum(q);
+  if (threadIdx.x == 0) {
+    moments[(g * chunks + c) * 2] = m;
+    moments[(g * chunks + c) * 2 + 1] = q;
+  }
+}
+
+// One thread per group: its chunks' moments merged in chunk order (norm_merge) in double (in
+// float, up to 2048 small updates of a mean near 1000 drift by 1e-5 of it: 2.5 % of a std of
+// 0.6), then the mean, the biased variance and invstd.
+template <typename T>
+__global__ void norm_stats_kernel(NormGeom geom, int64_t chunks, int64_t chunk_len,
+                                  const T* moments, T eps, T* mean, T* invstd, T* var) {
+  const int64_t n = geom.count();
+  CVG_GRID_STRIDE(g, geom.groups()) {
+    NormMoments<double> acc{0, 0, 0};
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t j0 = c * chunk_len, j1 = chunk_end(c, chunk_len, n);
+      const T* mc = moments + (g * chunks + c) * 2;
+      acc = norm_merge(acc, NormMoments<double>{static_cast<double>(j1 > j0 ? j1 - j0 : 0),
+                                                static_cast<double>(mc[0]),
+                                                static_cast<double>(mc[1])});
+    }
+    const T v = static_cast<T>(acc.m2 / static_cast<double>(n));
+    mean[g] = static_cast<T>(acc.mean);
+    invstd[g] = norm_invstd(v, eps);
+    if (var) var[g] = v;
+  }
+}
+
+// Backward: partial[g * chunks + c] and partial2[...] = the sums over chunk c of group g of
+// gy = dy (* w[d] for layer_norm) and of gy * (x - mean[g]).
+template <typename T>
+__global__ void norm_backward_partial_kernel(NormIndex ix, int64_t chunks, int64_t chunk_len,
+                                             const T* x, const T* mean, const T* dy, const T* w,
+                                             T* partial, T* partial2) {
   const NormGeom& geom = ix.geom;
-  const int64_t g = blockIdx.y, c = blockIdx.x, n = geom.count();
-  const int64_t j0 = c * chunk_len, j1 = j0 + chunk_len < n ? j0 + chunk_len : n;
+  const int64_t g = blockIdx.y, c = blockIdx.x;
+  const int64_t j0 = c * chunk_len, j1 = chunk_end(c, chunk_len, geom.count());
   const bool wd = geom.weight_on_d && w;
-  const T m = mean ? mean[g] : T(0);
+  const T m = mean[g];
   T s1 = 0, s2 = 0;
   for (int64_t j = j0 + threadIdx.x; j < j1; j += blockDim.x) {
     const int64_t off = ix.group_elem(g, j);
-    if (!mean) {
-      s1 += x[off];
-    } else if (!dy) {
-      const T d = x[off] - m;
-      s1 += d * d;
-    } else {
-      const T gy = wd ? dy[off] * w[ix.d_of(j)] : dy[off];
-      s1 += gy;
-      s2 += gy * (x[off] - m);
-    }
+    const T gy = wd ? dy[off] * w[ix.d_of(j)] : dy[off];
+    s1 += gy;
+    s2 += gy * (x[off] - m);
   }
   s1 = block_sum(s1);
-  if (dy) s2 = block_sum(s2);
+  s2 = block_sum(s2);
   if (threadIdx.x == 0) {
     partial[g * chunks + c] = s1;
-    if (dy) partial2[g * chunks + c] = s2;
+    partial2[g * chunks + c] = s2;
   }
 }
 
@@ -211,25 +260,6 @@ __device__ T sum_partials(const T* partial, int64_t g, int64_t chunks) {
   T s = 0;
   for (int64_t c = 0; c < chunks; ++c) s += partial[g * chunks + c];
   return s;
-}
-
-// One thread per group: mean[g] from the partial sums of x.
-template <typename T>
-__global__ void norm_mean_kernel(NormGeom geom, int64_t chunks, const T* partial, T* mean) {
-  CVG_GRID_STRIDE(g, geom.groups()) {
-    mean[g] = sum_partials(partial, g, chunks) / static_cast<T>(geom.count());
-  }
-}
-
-// One thread per group: var and invstd from the partial sums of squared deviations.
-template <typename T>
-__global__ void norm_var_kernel(NormGeom geom, int64_t chunks, const T* partial, T eps, T* invstd,
-                                T* var) {
-  CVG_GRID_STRIDE(g, geom.groups()) {
-    const T v = sum_partials(partial, g, chunks) / static_cast<T>(geom.count());
-    invstd[g] = norm_invstd(v, eps);
-    if (var) var[g] = v;
-  }
 }
 
 // One thread per channel: batch_norm's running statistics (one launch, not a chain of ops).
@@ -331,20 +361,14 @@ void norm_forward_cuda(const Tensor& x, const NormGeom& geom, const Tensor& weig
     }
     if (compute_stats) {
       const int64_t len = (geom.count() + chunks - 1) / chunks;
-      const Tensor partial = Tensor::empty({geom.groups(), chunks}, x.options());
+      const Tensor moments = Tensor::empty({geom.groups(), chunks, 2}, x.options());
       const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(geom.groups()));
-      T* pp = partial.data<T>();
-      norm_partial_kernel<T><<<grid, kNormThreads>>>(ix, chunks, len, x.data<T>(), nullptr,
-                                                      nullptr, nullptr, pp, nullptr);
+      norm_moments_kernel<T><<<grid, kNormThreads>>>(ix, chunks, len, x.data<T>(),
+                                                      moments.data<T>());
       CVG_CUDA_CHECK_LAUNCH(op);
-      norm_mean_kernel<T><<<grid_blocks(geom.groups()), kBlockThreads>>>(geom, chunks, pp,
-                                                                          mean.data<T>());
-      CVG_CUDA_CHECK_LAUNCH(op);
-      norm_partial_kernel<T><<<grid, kNormThreads>>>(ix, chunks, len, x.data<T>(),
-                                                      mean.data<T>(), nullptr, nullptr, pp, nullptr);
-      CVG_CUDA_CHECK_LAUNCH(op);
-      norm_var_kernel<T><<<grid_blocks(geom.groups()), kBlockThreads>>>(
-          geom, chunks, pp, static_cast<T>(eps), invstd.data<T>(), ptr_or_null<T>(var));
+      norm_stats_kernel<T><<<grid_blocks(geom.groups()), kBlockThreads>>>(
+          geom, chunks, len, moments.data<T>(), static_cast<T>(eps), mean.data<T>(),
+          invstd.data<T>(), ptr_or_null<T>(var));
       CVG_CUDA_CHECK_LAUNCH(op);
     }
     const int64_t numel = x.numel();
@@ -392,8 +416,9 @@ void norm_backward_cuda(const Tensor& dy, const Tensor& x, const NormGeom& geom,
     T* p1 = partial.data<T>();
     T* p2 = p1 + geom.groups() * chunks;
     const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(geom.groups()));
-    norm_partial_kernel<T><<<grid, kNormThreads>>>(ix, chunks, len, x.data<T>(), mean.data<T>(),
-                                                    dy.data<T>(), w, p1, p2);
+    norm_backward_partial_kernel<T><<<grid, kNormThreads>>>(ix, chunks, len, x.data<T>(),
+                                                             mean.data<T>(), dy.data<T>(), w, p1,
+                                                             p2);
     CVG_CUDA_CHECK_LAUNCH(op);
     norm_backward_coef_kernel<T><<<grid_blocks(geom.groups()), kBlockThreads>>>(
         geom, chunks, p1, p2, mean.data<T>(), invstd.data<T>(), w, ptr_or_null<T>(sum_dy),

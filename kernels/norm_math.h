@@ -39,6 +39,23 @@ CVG_HD A norm_invstd(A var, A eps) {
   return A(1) / sqrt(var + eps);
 }
 
+// Count, mean and sum of squared deviations (m2) of a set of values: the CUDA split path computes
+// them per chunk of a group (two passes over the chunk), then merges the chunks in order:
+//   n = na + nb,  mean = ma + (mb - ma) nb / n,  m2 = m2a + m2b + (mb - ma)^2 na nb / n
+// (Chan, Golub and LeVeque's pairwise update). Exact in real arithmetic; in floating point it
+// keeps the two-pass accuracy, no cancellation when |mean| >> std. Empty sets merge as no-ops.
+template <typename A>
+struct NormMoments {
+  A n, mean, m2;
+};
+template <typename A>
+CVG_HD NormMoments<A> norm_merge(NormMoments<A> a, NormMoments<A> b) {
+  const A n = a.n + b.n;
+  if (b.n == A(0)) return a;
+  const A delta = b.mean - a.mean, share = b.n / n;
+  return {n, a.mean + delta * share, a.m2 + b.m2 + delta * delta * a.n * share};
+}
+
 // batch_norm's running statistics after a training-mode batch (PyTorch's convention), with
 // momentum m and the batch's biased variance var over n values per channel:
 //   running_mean = (1 - m) running_mean + m mean,

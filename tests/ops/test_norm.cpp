@@ -4,6 +4,11 @@
 // eval mode, the fused backward against the differentiable one, and the error messages.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <vector>
+
 #include "core/autograd.h"
 #include "kernels/binary.h"
 #include "kernels/norm.h"
@@ -103,6 +108,74 @@ CVG_REGISTER_OP(OpSpec{
            {uniform64({3, 2, 2, 3}, -2, 2, 21), uniform64({2}, 0.5, 2, 22), uniform64({2}, -1, 1, 23)},
            Tensor(), true, bn_eval(1e-5)}};
     }});
+
+namespace {
+
+// The CUDA split path's statistics (norm_cuda.cu: norm_moments_kernel, then norm_stats_kernel),
+// on the CPU: the group cut into `chunks` chunks of ceil(n / chunks); per chunk, 256 lanes
+// (the block's threads) each sum every 256th element and a tree adds the lanes, for the mean
+// and then the squared deviations, in T; the chunks merged in order with norm_merge, in double
+// (as the kernel: in float, 2048 small updates of a mean near 1000 drift by 1e-5 of it).
+template <typename T>
+NormMoments<double> chunked_moments(const std::vector<T>& x, int64_t chunks) {
+  const int64_t n = static_cast<int64_t>(x.size()), len = (n + chunks - 1) / chunks;
+  auto block_sum = [](int64_t j0, int64_t j1, auto term) {
+    std::array<T, 256> lane{};
+    for (int64_t j = j0; j < j1; ++j) lane[static_cast<size_t>((j - j0) % 256)] += term(j);
+    for (size_t w = 128; w > 0; w /= 2)
+      for (size_t i = 0; i < w; ++i) lane[i] += lane[i + w];
+    return lane[0];
+  };
+  NormMoments<double> acc{0, 0, 0};
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t j0 = std::min(n, c * len), j1 = std::min(n, j0 + len);
+    const T s = block_sum(j0, j1, [&](int64_t j) { return x[j]; });
+    const T m = j1 > j0 ? s / static_cast<T>(j1 - j0) : T(0);
+    const T q = block_sum(j0, j1, [&](int64_t j) { return (x[j] - m) * (x[j] - m); });
+    acc = norm_merge(acc, NormMoments<double>{static_cast<double>(j1 - j0), m, q});
+  }
+  return acc;
+}
+
+}  // namespace
+
+TEST_CASE("norm_merge: chunk moments merged in order give the group's mean and variance",
+          "[ops][norm]") {
+  // |mean| >> std, and a ramp along the group so that the chunks' means differ (the merge's
+  // between-chunk term matters): x_j = 1000 + 2 j / n + noise.
+  const int64_t n = 78401;  // a 64 x 35 x 35 batch_norm channel, plus one: a short last chunk
+  std::vector<double> xd(n);
+  uint64_t state = 12345;
+  for (int64_t j = 0; j < n; ++j) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    const double u = static_cast<double>(state >> 11) / 9007199254740992.0;
+    xd[j] = 1000.0 + 2.0 * static_cast<double>(j) / static_cast<double>(n) + 0.1 * u;
+  }
+  double mean = 0, m2 = 0;
+  for (double v : xd) mean += v;
+  mean /= static_cast<double>(n);
+  for (double v : xd) m2 += (v - mean) * (v - mean);
+  const std::vector<float> xf(xd.begin(), xd.end());
+  for (int64_t chunks : {1, 2, 7, 20, 32, 2048}) {
+    INFO("chunks " << chunks);
+    const NormMoments<double> d = chunked_moments(xd, chunks);
+    CHECK(d.n == static_cast<double>(n));
+    CHECK(d.mean == Approx(mean).epsilon(1e-14));
+    CHECK(d.m2 == Approx(m2).epsilon(1e-10));
+    // float32, as the kernels compute: the variance (about 0.34) keeps 4 digits although
+    // float32 holds 1000 + x to 6e-5 (a one-pass sum of squares would lose it all).
+    const NormMoments<double> f = chunked_moments(xf, chunks);
+    CHECK(f.mean == Approx(mean).epsilon(1e-7));
+    CHECK(f.m2 / static_cast<double>(n) == Approx(m2 / static_cast<double>(n)).epsilon(1e-3));
+  }
+  // Empty sets are no-ops on either side.
+  const NormMoments<double> a{3, 2, 5}, none{0, 0, 0};
+  const NormMoments<double> left = norm_merge(a, none), right = norm_merge(none, a);
+  CHECK((left.n == 3 && left.mean == 2 && left.m2 == 5));
+  CHECK((right.n == 3 && right.mean == 2 && right.m2 == 5));
+  const NormMoments<double> both = norm_merge(none, none);  // 0 / 0 must not make a NaN
+  CHECK((both.n == 0 && both.mean == 0 && both.m2 == 0));
+}
 
 TEST_CASE("batch_norm: running stats after one and two training steps", "[ops][norm]") {
   Tensor rm = t64({0, 0}, {2}, false), rv = t64({1, 1}, {2}, false);
