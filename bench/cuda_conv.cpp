@@ -50,6 +50,7 @@ std::string params(const ConvCase& c) {
 // "v1", "v2", "cudnn": the name of a backend in benchmark names.
 std::string backend_tag(int backend) {
   if (backend == kConvCudnn) return "cudnn";
+  if (backend == kConvCudnnFind) return "cudnnfind";
   std::string s = "v";
   return s += std::to_string(backend);
 }
@@ -101,7 +102,8 @@ void bm_conv_transpose2d(benchmark::State& state, ConvCase c, int backend) {
 const bool registered = [] {
   std::vector<int> backends;
   for (int v = 1; v <= kConvCudaVersions; ++v) backends.push_back(v);
-  if (conv_cudnn_built()) backends.push_back(kConvCudnn);
+  if (conv_cudnn_built())
+    for (int b : {kConvCudnn, kConvCudnnFind}) backends.push_back(b);
   const ConvCase cases[] = {{32, 3, 70, 70, 20, 5, 1},    {32, 20, 35, 35, 48, 5, 1},
                             {32, 48, 35, 35, 64, 3, 1},   {32, 64, 35, 35, 80, 3, 1},
                             {32, 80, 35, 35, 256, 3, 1},  {32, 256, 35, 35, 30, 1, 1},

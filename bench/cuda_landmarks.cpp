@@ -1,7 +1,10 @@
 // GPU benchmark of one training step of the landmarks app (the target: batch 32,
 // 70 x 70, K = 30, full-width SIMPLE net, against the same step in PyTorch on the same GPU:
 // bench/torch_ops/landmarks.py). Timed with CUDA events around the whole step (warps, forward,
-// losses, backward, Adam), including the host work between launches.
+// losses, backward, Adam), including the host work between launches. Rows: the default
+// convolution backend (cuDNN in builds with it; the label names it), the handwritten v2
+// ("_v2") and, with cuDNN, its timed algorithm search ("_cudnnfind"), each against the same
+// PyTorch step (which uses cuDNN's heuristics: torch.backends.cudnn.benchmark is off).
 #include <benchmark/benchmark.h>
 
 #include <optional>
@@ -43,6 +46,9 @@ const bool registered = [] {
                  [](benchmark::State& s) { bm_step(s, 32, 30, 70, -1); });
   bench::reg_gpu("cuda/landmarks_step_k30_v2/32x3x70x70",
                  [](benchmark::State& s) { bm_step(s, 32, 30, 70, 2); });
+  if (conv_cudnn_built())
+    bench::reg_gpu("cuda/landmarks_step_k30_cudnnfind/32x3x70x70",
+                   [](benchmark::State& s) { bm_step(s, 32, 30, 70, kConvCudnnFind); });
   return true;
 }();
 

@@ -49,8 +49,12 @@
 //         mode). The baseline the handwritten kernels are measured against, and the default
 //         CUDA backend where it is built: on an H100 the handwritten v2 takes 1.1-5.9x its time
 //         on the landmarks net's layers (bench/results), so users get the faster one unasked.
+//   cuDNN with a timed search (CVG_CONV=cudnn-find, as PyTorch's cudnn.benchmark): on a shape's
+//         first call, cuDNN runs every candidate algorithm and the fastest is kept. Costs a
+//         search per new shape and may pick differently run to run (timings vary), so
+//         deterministic mode falls back to the heuristics' choice.
 // The CUDA backend is chosen at run time, from the environment (read once, at the first CUDA
-// convolution): CVG_CONV=cudnn (the default with cuDNN) or cvgrad (the handwritten kernels:
+// convolution): CVG_CONV=cudnn (the default with cuDNN), cudnn-find, or cvgrad (the handwritten kernels:
 // the default without cuDNN), and CVG_CONV_VERSION=1|2|3 for the handwritten version (setting
 // it alone means cvgrad); code (tests, benchmarks) overrides it with a ConvBackendGuard.
 #include <array>
@@ -102,11 +106,16 @@ void conv2d_implicit_gemm_cpu(ConvPass pass, const Tensor& a, const Tensor& b, c
 // is declared in every build so that the CPU tests check the parsing and its errors.
 inline constexpr int kConvCudaVersions = 3;  // 1 direct, 2 implicit GEMM, 3 larger tiles
 inline constexpr int kConvCudnn = 0;         // cuDNN (builds with CVG_WITH_CUDNN only)
+inline constexpr int kConvCudnnFind = 10;    // cuDNN, algorithms timed per shape (ditto)
+constexpr bool is_cudnn_backend(int backend) {
+  return backend == kConvCudnn || backend == kConvCudnnFind;
+}
 // True when cvgrad was built with cuDNN.
 bool conv_cudnn_built();
 // The backend named by the values of CVG_CONV and CVG_CONV_VERSION (null or empty: unset; both
-// unset: kConvCudnn in builds with cuDNN, else v2). A bad value, cudnn in a build without cuDNN, or CVG_CONV_VERSION together with
-// CVG_CONV=cudnn are errors listing the valid values.
+// unset: kConvCudnn in builds with cuDNN, else v2). A bad value, cudnn(-find) in a build
+// without cuDNN, or CVG_CONV_VERSION with CVG_CONV=cudnn(-find) are errors listing the valid
+// values.
 int parse_conv_backend(const char* conv, const char* version);
 // The backend conv2d uses on CUDA: the innermost live ConvBackendGuard's, else the
 // environment's (parsed once). Named for the handwritten versions it first chose among.
@@ -127,12 +136,14 @@ class ConvBackendGuard {
 };
 
 #ifdef CVG_WITH_CUDA
-// Runs one pass with the given backend (a handwritten version or kConvCudnn).
+// Runs one pass with the given backend (a handwritten version, kConvCudnn or kConvCudnnFind).
 void conv2d_cuda(int backend, ConvPass pass, const Tensor& a, const Tensor& b, const Tensor& bias,
                  const ConvGeometry& g, const Tensor& out);
-// The cuDNN passes (kernels/conv_cudnn.cpp); an error in builds without cuDNN.
+// The cuDNN passes (kernels/conv_cudnn.cpp); an error in builds without cuDNN. search: time
+// the candidate algorithms on the shape's first call (kConvCudnnFind) instead of asking the
+// heuristics (ignored in deterministic mode).
 void conv2d_cudnn(ConvPass pass, const Tensor& a, const Tensor& b, const Tensor& bias,
-                  const ConvGeometry& g, const Tensor& out);
+                  const ConvGeometry& g, const Tensor& out, bool search);
 #endif
 
 }  // namespace cvg

@@ -293,9 +293,11 @@ void run_implicit_gemm(bool large, ConvPass pass, const T* a, const T* b, const 
 
 void conv2d_cuda(int version, ConvPass pass, const Tensor& a, const Tensor& b, const Tensor& bias,
                  const ConvGeometry& g, const Tensor& out) {
-  if (version == kConvCudnn) return conv2d_cudnn(pass, a, b, bias, g, out);
+  if (is_cudnn_backend(version))
+    return conv2d_cudnn(pass, a, b, bias, g, out, version == kConvCudnnFind);
   CVG_CHECK(version >= 1 && version <= kConvCudaVersions, "conv2d: no CUDA backend ", version,
-            " (", kConvCudnn, " cuDNN, 1 .. ", kConvCudaVersions, " handwritten)");
+            " (", kConvCudnn, " cuDNN, ", kConvCudnnFind, " cuDNN timed, 1 .. ",
+            kConvCudaVersions, " handwritten)");
   dispatch_floating(a.dtype(), "conv2d", [&](auto tag) {
     using T = decltype(tag);
     const T* pa = static_cast<const T*>(a.raw_data());

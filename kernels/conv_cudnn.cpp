@@ -8,9 +8,10 @@
 // kernels run on the default stream, like every cvgrad kernel, so no synchronisation is needed.
 //
 // cuDNN path, per call: descriptors for the geometry (NCHW, groups, dilation, cross-correlation),
-// the algorithm cuDNN's heuristics rank first for the shape (cudnnGet*Algorithm_v7, skipping the
-// non-deterministic ones in deterministic mode), chosen once per shape and cached with its
-// workspace size, a workspace from the caching allocator, then cudnnConvolutionForward (+
+// the algorithm cuDNN's heuristics rank first for the shape (cudnnGet*Algorithm_v7), or with
+// CVG_CONV=cudnn-find the fastest of cuDNN's timed trials (cudnnFind*Algorithm; heuristics in
+// deterministic mode), skipping the non-deterministic ones in deterministic mode, chosen once
+// per shape and cached with its workspace size, a workspace from the caching allocator, then cudnnConvolutionForward (+
 // cudnnAddTensor for the bias), BackwardData or BackwardFilter. float32 runs with FMA math (no
 // TF32: a like-for-like baseline for the FP32 handwritten kernels, as PyTorch does with
 // allow_tf32 off); float64 with cuDNN's double kernels.
@@ -59,12 +60,12 @@ std::string valid_versions() {
 }
 
 void check_backend(const char* what, int backend) {
-  CVG_CHECK(backend != kConvCudnn || conv_cudnn_built(), "conv2d: ", what,
+  CVG_CHECK(!is_cudnn_backend(backend) || conv_cudnn_built(), "conv2d: ", what,
             " but cvgrad was built without cuDNN (install cuDNN and reconfigure; CMake's "
             "summary says whether it was found)");
-  CVG_CHECK(backend == kConvCudnn || (backend >= 1 && backend <= kConvCudaVersions),
+  CVG_CHECK(is_cudnn_backend(backend) || (backend >= 1 && backend <= kConvCudaVersions),
             "conv2d: no CUDA backend ", backend, "; valid: ", kConvCudnn, " (cuDNN), ",
-            valid_versions());
+            kConvCudnnFind, " (cuDNN, timed search), ", valid_versions());
 }
 
 }  // namespace
@@ -78,15 +79,17 @@ bool conv_cudnn_built() {
 }
 
 int parse_conv_backend(const char* conv, const char* version) {
-  const bool cudnn = is_set(conv) && std::strcmp(conv, "cudnn") == 0;
+  const bool find = is_set(conv) && std::strcmp(conv, "cudnn-find") == 0;
+  const bool cudnn = find || (is_set(conv) && std::strcmp(conv, "cudnn") == 0);
   CVG_CHECK(!is_set(conv) || cudnn || std::strcmp(conv, "cvgrad") == 0,
-            "conv2d: CVG_CONV must be 'cvgrad' (the handwritten kernels) or 'cudnn' (the "
-            "default in builds with cuDNN), got '", conv, "'");
+            "conv2d: CVG_CONV must be 'cvgrad' (the handwritten kernels), 'cudnn' (the "
+            "default in builds with cuDNN) or 'cudnn-find' (cuDNN, algorithms timed per "
+            "shape), got '", conv, "'");
   if (cudnn) {
-    check_backend("CVG_CONV=cudnn", kConvCudnn);
+    check_backend(str_cat("CVG_CONV=", conv).c_str(), find ? kConvCudnnFind : kConvCudnn);
     CVG_CHECK(!is_set(version), "conv2d: CVG_CONV_VERSION='", version,
-              "' picks a handwritten kernel but CVG_CONV=cudnn; unset one of them");
-    return kConvCudnn;
+              "' picks a handwritten kernel but CVG_CONV=", conv, "; unset one of them");
+    return find ? kConvCudnnFind : kConvCudnn;
   }
   // Neither variable set: cuDNN where the build has it (the faster backend on the shapes the
   // apps run: bench/results), else the handwritten default. Either one set: handwritten.
@@ -114,6 +117,7 @@ int conv_cuda_version() {
 const char* conv_cuda_version_name(int backend) {
   switch (backend) {
     case kConvCudnn: return "cudnn (heuristic algorithm, FP32 FMA math)";
+    case kConvCudnnFind: return "cudnn-find (fastest algorithm timed per shape, FP32 FMA math)";
     case 1: return "v1 direct";
     case 2: return "v2 implicit GEMM, split-K weight gradient";
     case 3: return "v3 implicit GEMM, tiles up to 128 x 128";
@@ -253,18 +257,27 @@ decltype(Perf::algo) first_usable(const char* op, const std::vector<Perf>& perf,
        deterministic ? " in deterministic mode" : "", " (", count, " candidates)");
 }
 
-// Asks cuDNN's heuristics for pass's algorithm and its workspace size.
-Algo choose_algo(const char* op, ConvPass pass, cudnnHandle_t h, const Descriptors& d) {
+// pass's algorithm and its workspace size: the first usable one of cuDNN's ranking, which is
+// the heuristics' (search = false) or that of timed trials of every algorithm (search = true:
+// cudnnFind*, which allocates its own buffers, synchronises and takes milliseconds).
+Algo choose_algo(const char* op, ConvPass pass, cudnnHandle_t h, const Descriptors& d,
+                 bool search) {
   Algo a{0, 0};
   int max = 0, got = 0;
   switch (pass) {
     case ConvPass::forward: {
       CVG_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max), op);
       std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(max);
-      CVG_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x.get(), d.w.get(),
+      if (search)
+        CVG_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(h, d.x.get(), d.w.get(),
                                                              d.conv.get(), d.y.get(), max, &got,
                                                              perf.data()),
-                      op);
+                        op);
+      else
+        CVG_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x.get(), d.w.get(),
+                                                               d.conv.get(), d.y.get(), max,
+                                                               &got, perf.data()),
+                        op);
       const cudnnConvolutionFwdAlgo_t algo = first_usable(op, perf, got);
       CVG_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, d.x.get(), d.w.get(),
                                                               d.conv.get(), d.y.get(), algo,
@@ -276,10 +289,16 @@ Algo choose_algo(const char* op, ConvPass pass, cudnnHandle_t h, const Descripto
     case ConvPass::backward_input: {
       CVG_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max), op);
       std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(max);
-      CVG_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w.get(), d.y.get(),
+      if (search)
+        CVG_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(h, d.w.get(), d.y.get(),
                                                                   d.conv.get(), d.x.get(), max,
                                                                   &got, perf.data()),
-                      op);
+                        op);
+      else
+        CVG_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w.get(), d.y.get(),
+                                                                    d.conv.get(), d.x.get(),
+                                                                    max, &got, perf.data()),
+                        op);
       const cudnnConvolutionBwdDataAlgo_t algo = first_usable(op, perf, got);
       CVG_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, d.w.get(), d.y.get(),
                                                                    d.conv.get(), d.x.get(), algo,
@@ -291,10 +310,16 @@ Algo choose_algo(const char* op, ConvPass pass, cudnnHandle_t h, const Descripto
     case ConvPass::backward_weight: {
       CVG_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max), op);
       std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(max);
-      CVG_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x.get(), d.y.get(),
+      if (search)
+        CVG_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(h, d.x.get(), d.y.get(),
                                                                     d.conv.get(), d.w.get(), max,
                                                                     &got, perf.data()),
-                      op);
+                        op);
+      else
+        CVG_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x.get(), d.y.get(),
+                                                                      d.conv.get(), d.w.get(),
+                                                                      max, &got, perf.data()),
+                        op);
       const cudnnConvolutionBwdFilterAlgo_t algo = first_usable(op, perf, got);
       CVG_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, d.x.get(), d.y.get(),
                                                                      d.conv.get(), d.w.get(),
@@ -308,23 +333,26 @@ Algo choose_algo(const char* op, ConvPass pass, cudnnHandle_t h, const Descripto
 }
 
 // The algorithm for a shape, chosen on the shape's first call (the heuristics cost tens of
-// microseconds, as much as a small convolution) and remembered per device, pass, dtype and
-// deterministic mode.
+// microseconds, as much as a small convolution; a search, milliseconds) and remembered per
+// device, pass, dtype, deterministic mode and way of choosing. Deterministic mode never
+// searches: timings vary from run to run, and with them the choice and its rounding.
 Algo cached_algo(const char* op, ConvPass pass, cudnnHandle_t h, const Descriptors& d,
-                 const ConvGeometry& g, DType dtype) {
-  using Key = std::array<int64_t, 20>;
+                 const ConvGeometry& g, DType dtype, bool search) {
+  using Key = std::array<int64_t, 21>;
   static std::mutex mutex;
   static std::map<Key, Algo> cache;
   int dev = 0;
   CVG_CUDA_CHECK(cudaGetDevice(&dev), op);
+  const bool deterministic = deterministic_algorithms();
+  search = search && !deterministic;
   const Key key{dev,  static_cast<int64_t>(pass), static_cast<int64_t>(dtype),
-                deterministic_algorithms(),
+                deterministic, search,
                 g.n,  g.cin, g.h, g.w, g.cout, g.ho, g.wo, g.kh, g.kw,
                 g.sh, g.sw,  g.ph, g.pw, g.dh, g.dw, g.groups};
   const std::lock_guard<std::mutex> lock(mutex);
   const auto it = cache.find(key);
   if (it != cache.end()) return it->second;
-  const Algo a = choose_algo(op, pass, h, d);
+  const Algo a = choose_algo(op, pass, h, d, search);
   cache.emplace(key, a);
   return a;
 }
@@ -344,7 +372,7 @@ void sync_if_debugging(const char* op) {
 }  // namespace
 
 void conv2d_cudnn(ConvPass pass, const Tensor& a, const Tensor& b, const Tensor& bias,
-                  const ConvGeometry& g, const Tensor& out) {
+                  const ConvGeometry& g, const Tensor& out, bool search) {
   const char* op = pass_op(pass);
   CVG_CHECK(a.dtype() == DType::float32 || a.dtype() == DType::float64, op,
             " (cuDNN): float32 and float64 only, got ", dtype_name(a.dtype()));
@@ -374,7 +402,7 @@ void conv2d_cudnn(ConvPass pass, const Tensor& a, const Tensor& b, const Tensor&
 
   const cudnnHandle_t h = cudnn_handle(op);
   const Descriptors d(op, full, dt);
-  const Algo algo = cached_algo(op, pass, h, d, full, a.dtype());
+  const Algo algo = cached_algo(op, pass, h, d, full, a.dtype(), search);
   // The workspace (like the temporaries above) goes back to the allocator when this returns,
   // possibly before cuDNN's kernels have run: safe, because memory it hands out again is used
   // by later work on the same default stream (and with caching off, cudaFree waits for the GPU).
@@ -430,7 +458,7 @@ void conv2d_cudnn(ConvPass pass, const Tensor& a, const Tensor& b, const Tensor&
 #elif defined(CVG_WITH_CUDA)
 
 void conv2d_cudnn(ConvPass, const Tensor&, const Tensor&, const Tensor&, const ConvGeometry&,
-                  const Tensor&) {
+                  const Tensor&, bool) {
   check_backend("the cuDNN backend was selected", kConvCudnn);
 }
 

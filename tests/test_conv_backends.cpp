@@ -26,10 +26,11 @@ TEST_CASE("conv backend: CVG_CONV and CVG_CONV_VERSION pick the handwritten vers
 }
 
 TEST_CASE("conv backend: bad values are errors listing the valid ones", "[conv][conv_backend]") {
-  for (const char* conv : {"CUDNN", "cublas", "1", "cvgrad "}) {
+  for (const char* conv : {"CUDNN", "cublas", "1", "cvgrad ", "cudnn-", "cudnn_find"}) {
     INFO("CVG_CONV='" << conv << "'");
     const std::string e = error_of([&] { parse_conv_backend(conv, nullptr); });
-    CHECK_THAT(e, Contains("conv2d: CVG_CONV must be 'cvgrad'") && Contains("or 'cudnn'") &&
+    CHECK_THAT(e, Contains("conv2d: CVG_CONV must be 'cvgrad'") && Contains(", 'cudnn'") &&
+                      Contains("or 'cudnn-find'") &&
                       Contains(std::string("got '") + conv + "'"));
   }
   for (const char* version : {"0", "4", "-1", "2x", " 2", "abc", "99999999999999999999"}) {
@@ -46,11 +47,16 @@ TEST_CASE("conv backend: CVG_CONV=cudnn needs a build with cuDNN and no CVG_CONV
   if (conv_cudnn_built()) {
     CHECK(parse_conv_backend("cudnn", nullptr) == kConvCudnn);
     CHECK(parse_conv_backend("cudnn", "") == kConvCudnn);
+    CHECK(parse_conv_backend("cudnn-find", nullptr) == kConvCudnnFind);
     CHECK_THAT(error_of([] { parse_conv_backend("cudnn", "1"); }),
-               Contains("CVG_CONV_VERSION='1' picks a handwritten kernel but CVG_CONV=cudnn"));
+               Contains("CVG_CONV_VERSION='1' picks a handwritten kernel but CVG_CONV=cudnn;"));
+    CHECK_THAT(error_of([] { parse_conv_backend("cudnn-find", "2"); }),
+               Contains("CVG_CONV_VERSION='2' picks a handwritten kernel but CVG_CONV=cudnn-find"));
   } else {
     CHECK_THAT(error_of([] { parse_conv_backend("cudnn", nullptr); }),
                Contains("conv2d: CVG_CONV=cudnn but cvgrad was built without cuDNN"));
+    CHECK_THAT(error_of([] { parse_conv_backend("cudnn-find", nullptr); }),
+               Contains("conv2d: CVG_CONV=cudnn-find but cvgrad was built without cuDNN"));
   }
 }
 
@@ -72,15 +78,18 @@ TEST_CASE("conv backend: ConvBackendGuard sets the backend for its scope and res
     INFO("backend " << bad);
     CHECK_THAT(error_of([&] { const ConvBackendGuard g(bad); }),
                Contains("conv2d: no CUDA backend " + std::to_string(bad) +
-                        "; valid: 0 (cuDNN), 1 (v1 direct), 2 (v2 implicit GEMM"));
+                        "; valid: 0 (cuDNN), 10 (cuDNN, timed search), 1 (v1 direct), 2 (v2 "
+                        "implicit GEMM"));
     CHECK(conv_cuda_version() == before);
   }
-  if (conv_cudnn_built()) {
-    const ConvBackendGuard g(kConvCudnn);
-    CHECK(conv_cuda_version() == kConvCudnn);
-  } else {
-    CHECK_THAT(error_of([] { const ConvBackendGuard g(kConvCudnn); }),
-               Contains("the cuDNN backend was selected but cvgrad was built without cuDNN"));
+  for (int cudnn : {kConvCudnn, kConvCudnnFind}) {
+    if (conv_cudnn_built()) {
+      const ConvBackendGuard g(cudnn);
+      CHECK(conv_cuda_version() == cudnn);
+    } else {
+      CHECK_THAT(error_of([cudnn] { const ConvBackendGuard g(cudnn); }),
+                 Contains("the cuDNN backend was selected but cvgrad was built without cuDNN"));
+    }
   }
   CHECK(conv_cuda_version() == before);
 }

@@ -108,7 +108,7 @@ void check_backend(int backend) {
       // float64 sums differ from the CPU's only in their order. float32: 2e-4 of the scale for
       // the handwritten kernels, which sum products in order; cuDNN may pick Winograd or FFT
       // algorithms, whose transforms add rounding of their own, hence 1e-3.
-      const double tol = dt == DType::float64 ? 1e-9 : backend == kConvCudnn ? 1e-3 : 2e-4;
+      const double tol = dt == DType::float64 ? 1e-9 : is_cudnn_backend(backend) ? 1e-3 : 2e-4;
       const TensorList got = run(c, leaves, gout, kCUDA, dt);
       const char* names[] = {"result", "d x", "d weight", "d bias"};
       for (size_t k = 0; k < ref.size(); ++k) {
@@ -137,4 +137,13 @@ TEST_CASE("conv backend parity: cudnn", "[cuda][conv][conv_backends][cudnn]") {
     return;
   }
   check_backend(kConvCudnn);
+}
+
+// The timed search picks among the same algorithms by speed, so any of them may run.
+TEST_CASE("conv backend parity: cudnn-find", "[cuda][conv][conv_backends][cudnn]") {
+  if (!conv_cudnn_built()) {
+    WARN("cvgrad was built without cuDNN: the cuDNN backend is not tested");
+    return;
+  }
+  check_backend(kConvCudnnFind);
 }
