@@ -16,8 +16,8 @@
 // mean and squared deviations (two passes over the chunk, the second from L2), merged with
 // norm_merge (norm_math.h): one DRAM read of x and 3 launches for the statistics and y (a
 // partial sum of x, then one of squared deviations, took 5). Backward partials are the sums of
-// gy and gy * (x - mean). Eval mode (statistics given) needs no
-// reduction and always takes the elementwise pass.
+// gy and gy * (x - mean). Eval mode (statistics given) needs no reduction and always takes the
+// elementwise pass.
 #include <cuda_runtime.h>
 
 #include <algorithm>
