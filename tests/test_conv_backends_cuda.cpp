@@ -125,25 +125,28 @@ void check_backend(int backend) {
 }  // namespace
 
 // One test case per backend, so that a failure names the backend and scripts/gpu-check can
-// report each one (it runs them by name: "conv backend parity: <v1|v2|v3|cudnn>").
+// report each one (it runs them by name: "conv backend parity: <v1|v2|v3|cudnn|cudnn-find>").
 TEST_CASE("conv backend parity: v1", "[cuda][conv][conv_backends]") { check_backend(1); }
 TEST_CASE("conv backend parity: v2", "[cuda][conv][conv_backends]") { check_backend(2); }
 TEST_CASE("conv backend parity: v3", "[cuda][conv][conv_backends]") { check_backend(3); }
 static_assert(kConvCudaVersions == 3, "add a test case for the new CUDA convolution version");
 
-TEST_CASE("conv backend parity: cudnn", "[cuda][conv][conv_backends][cudnn]") {
+namespace {
+// A cuDNN backend's parity, or a warning in builds without cuDNN.
+void check_cudnn_backend(int backend) {
   if (!conv_cudnn_built()) {
     WARN("cvgrad was built without cuDNN: the cuDNN backend is not tested");
     return;
   }
-  check_backend(kConvCudnn);
+  check_backend(backend);
+}
+}  // namespace
+
+TEST_CASE("conv backend parity: cudnn", "[cuda][conv][conv_backends][cudnn]") {
+  check_cudnn_backend(kConvCudnn);
 }
 
 // The timed search picks among the same algorithms by speed, so any of them may run.
 TEST_CASE("conv backend parity: cudnn-find", "[cuda][conv][conv_backends][cudnn]") {
-  if (!conv_cudnn_built()) {
-    WARN("cvgrad was built without cuDNN: the cuDNN backend is not tested");
-    return;
-  }
-  check_backend(kConvCudnnFind);
+  check_cudnn_backend(kConvCudnnFind);
 }
