@@ -7,7 +7,10 @@ Reads Google Benchmark JSON written by cvg_bench_cpu / cvg_bench_cuda
 PyTorch the same way cvgrad timed them:
   cuda: float32 CUDA tensors, L2 flushed (a buffer twice the L2 size is zeroed) before every
         iteration, each iteration timed alone with CUDA events; TF32 is disabled so matmul is
-        FP32 like cvgrad's SGEMM.
+        FP32 like cvgrad's SGEMM. cuDNN picks algorithms by its heuristics (PyTorch's default,
+        torch.backends.cudnn.benchmark off) except for ops whose name contains "cudnnfind",
+        cvgrad's timed algorithm search, which PyTorch then matches with benchmark on
+        (marked "search" in the table).
   cpu:  float32 tensors, wall-clock time per call, torch.set_num_threads(--threads) (match
         OMP_NUM_THREADS of the cvgrad run).
 Both report the mean time per iteration. ratio = cvgrad time / PyTorch time: 1.0 is parity,
@@ -177,6 +180,8 @@ def main():
             if device == "cuda" and not have_cuda:
                 continue
             ours = b["real_time"] * UNIT_TO_S[b.get("time_unit", "ns")]
+            search = device == "cuda" and "cudnnfind" in op
+            torch.backends.cudnn.benchmark = search
             try:
                 fn = make_inputs(torch, "cuda" if device == "cuda" else "cpu", op, dims)
                 if fn is None:
@@ -189,6 +194,7 @@ def main():
             rows.append({
                 "name": name, "device": device, "op": op, "shape": "x".join(map(str, dims)),
                 "cvgrad_us": ours * 1e6, "torch_us": theirs * 1e6, "ratio": ours / theirs,
+                "torch_cudnn_benchmark": search,
                 "cvgrad_counters": {k: v for k, v in b.items()
                                     if k in ("GB/s", "GFLOP/s", "%D2D", "%FP32peak")},
             })
@@ -203,10 +209,12 @@ def main():
         return 1 if failed else 0
 
     header = f"| benchmark | cvgrad (us) | PyTorch (us) | cvgrad/PyTorch |\n|---|---:|---:|---:|\n"
-    lines = [f"| {r['name']} | {r['cvgrad_us']:.1f} | {r['torch_us']:.1f} | {r['ratio']:.2f} |" for r in rows]
+    lines = [f"| {r['name']} | {r['cvgrad_us']:.1f} | {r['torch_us']:.1f}"
+             f"{' (search)' if r['torch_cudnn_benchmark'] else ''} | {r['ratio']:.2f} |" for r in rows]
     info = f"PyTorch {torch.__version__}"
     if have_cuda:
-        info += f", {torch.cuda.get_device_name(0)}, TF32 off"
+        info += (f", {torch.cuda.get_device_name(0)}, TF32 off, cuDNN heuristics (search: "
+                 "cudnn.benchmark on, for cvgrad's cudnnfind rows)")
     info += f", CPU threads {args.threads}"
     table = f"{info}\n\n{header}" + "\n".join(lines) + "\n"
     if unmapped:

@@ -2,9 +2,11 @@
 // 70 x 70, K = 30, full-width SIMPLE net, against the same step in PyTorch on the same GPU:
 // bench/torch_ops/landmarks.py). Timed with CUDA events around the whole step (warps, forward,
 // losses, backward, Adam), including the host work between launches. Rows: the default
-// convolution backend (cuDNN in builds with it; the label names it), the handwritten v2
-// ("_v2") and, with cuDNN, its timed algorithm search ("_cudnnfind"), each against the same
-// PyTorch step (which uses cuDNN's heuristics: torch.backends.cudnn.benchmark is off).
+// convolution backend (in builds with cuDNN its timed search; the label names it) against
+// PyTorch's default (cuDNN's heuristics: torch.backends.cudnn.benchmark off), what each side
+// runs unasked; the handwritten v2 ("_v2"); and, with cuDNN, the two like-for-like pairs:
+// heuristics on both sides ("_cudnn") and timed search on both ("_cudnnfind": PyTorch with
+// cudnn.benchmark on, set by bench/compare_torch.py for every "cudnnfind" row).
 #include <benchmark/benchmark.h>
 
 #include <optional>
@@ -46,9 +48,12 @@ const bool registered = [] {
                  [](benchmark::State& s) { bm_step(s, 32, 30, 70, -1); });
   bench::reg_gpu("cuda/landmarks_step_k30_v2/32x3x70x70",
                  [](benchmark::State& s) { bm_step(s, 32, 30, 70, 2); });
-  if (conv_cudnn_built())
+  if (conv_cudnn_built()) {
+    bench::reg_gpu("cuda/landmarks_step_k30_cudnn/32x3x70x70",
+                   [](benchmark::State& s) { bm_step(s, 32, 30, 70, kConvCudnn); });
     bench::reg_gpu("cuda/landmarks_step_k30_cudnnfind/32x3x70x70",
                    [](benchmark::State& s) { bm_step(s, 32, 30, 70, kConvCudnnFind); });
+  }
   return true;
 }();
 

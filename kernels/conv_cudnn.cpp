@@ -8,9 +8,9 @@
 // kernels run on the default stream, like every cvgrad kernel, so no synchronisation is needed.
 //
 // cuDNN path, per call: descriptors for the geometry (NCHW, groups, dilation, cross-correlation),
-// the algorithm cuDNN's heuristics rank first for the shape (cudnnGet*Algorithm_v7), or with
-// CVG_CONV=cudnn-find the fastest of cuDNN's timed trials (cudnnFind*Algorithm; heuristics in
-// deterministic mode), skipping the non-deterministic ones in deterministic mode, chosen once
+// the fastest of cuDNN's timed trials (cudnnFind*Algorithm: CVG_CONV=cudnn-find, the default;
+// heuristics in deterministic mode) or with CVG_CONV=cudnn the algorithm cuDNN's heuristics rank
+// first for the shape (cudnnGet*Algorithm_v7), skipping the non-deterministic ones in deterministic mode, chosen once
 // per shape and cached with its workspace size, a workspace from the caching allocator, then
 // cudnnConvolutionForward (+ cudnnAddTensor for the bias), BackwardData or BackwardFilter.
 // float32 runs with FMA math (no TF32: a like-for-like baseline for the FP32 handwritten
@@ -82,19 +82,21 @@ int parse_conv_backend(const char* conv, const char* version) {
   const bool find = is_set(conv) && std::strcmp(conv, "cudnn-find") == 0;
   const bool cudnn = find || (is_set(conv) && std::strcmp(conv, "cudnn") == 0);
   CVG_CHECK(!is_set(conv) || cudnn || std::strcmp(conv, "cvgrad") == 0,
-            "conv2d: CVG_CONV must be 'cvgrad' (the handwritten kernels), 'cudnn' (the "
-            "default in builds with cuDNN) or 'cudnn-find' (cuDNN, algorithms timed per "
-            "shape), got '", conv, "'");
+            "conv2d: CVG_CONV must be 'cvgrad' (the handwritten kernels), 'cudnn' (cuDNN, "
+            "heuristic algorithms) or 'cudnn-find' (cuDNN, algorithms timed per shape: the "
+            "default in builds with cuDNN), got '", conv, "'");
   if (cudnn) {
     check_backend(str_cat("CVG_CONV=", conv).c_str(), find ? kConvCudnnFind : kConvCudnn);
     CVG_CHECK(!is_set(version), "conv2d: CVG_CONV_VERSION='", version,
               "' picks a handwritten kernel but CVG_CONV=", conv, "; unset one of them");
     return find ? kConvCudnnFind : kConvCudnn;
   }
-  // Neither variable set: cuDNN where the build has it (the faster backend on the shapes the
-  // apps run: bench/results), else the handwritten default. Either one set: handwritten.
+  // Neither variable set: cuDNN with timed algorithms where the build has it (the fastest
+  // backend on the apps' shapes: the landmarks step 7.4 ms, 10.6 with the heuristics, 24.4 with
+  // v2 on the H100, bench/results; deterministic mode falls back to the heuristics), else the
+  // handwritten default. Either one set: handwritten.
   if (!is_set(version))
-    return !is_set(conv) && conv_cudnn_built() ? kConvCudnn : kConvDefaultVersion;
+    return !is_set(conv) && conv_cudnn_built() ? kConvCudnnFind : kConvDefaultVersion;
   // Whole-string decimal only: "2x" or " 2" are as wrong as "7".
   char* end = nullptr;
   errno = 0;

@@ -12,8 +12,9 @@ using Catch::Matchers::Contains;
 
 TEST_CASE("conv backend: CVG_CONV and CVG_CONV_VERSION pick the handwritten versions",
           "[conv][conv_backend]") {
-  // Both unset or empty: cuDNN where the build has it, else the handwritten default v2.
-  const int by_default = conv_cudnn_built() ? kConvCudnn : 2;
+  // Both unset or empty: cuDNN with timed algorithms where the build has it, else the
+  // handwritten default v2.
+  const int by_default = conv_cudnn_built() ? kConvCudnnFind : 2;
   CHECK(parse_conv_backend(nullptr, nullptr) == by_default);
   CHECK(parse_conv_backend("", "") == by_default);
   CHECK(parse_conv_backend("", nullptr) == by_default);

@@ -2,7 +2,8 @@
 
 Ops, with dims N x Cin x H x W x Cout (float32, padding k // 2 or p<p>, bias); an optional
 backend tag after the op name (_v<n>: cvgrad's handwritten CUDA version n, _cudnn: cvgrad's
-cuDNN backend, _cudnnfind: the same with algorithms timed per shape) times the same PyTorch op:
+cuDNN backend, _cudnnfind: the same with algorithms timed per shape, against PyTorch with
+cudnn.benchmark on: bench/compare_torch.py) times the same PyTorch op:
   conv2d[_<b>]_k<k>s<s>[p<p>]        F.conv2d
   conv2d[_<b>]_bwd_k<k>s<s>[p<p>]    F.conv2d plus autograd.grad to x, weight and bias
   conv_transpose2d[_<b>]_k4s2        F.conv_transpose2d, kernel 4, stride 2, padding 1 (H x W -> 2H x 2W)

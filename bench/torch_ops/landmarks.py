@@ -7,7 +7,9 @@ net (full width, BatchNorm + ReLU, K maps at stride 2) over [x; x2], spatial sof
 centred probability-map equivariance loss, the diversity loss (2 x 2 cells, 5 x 5 for 35 x 35
 maps) on both halves, backward,
 Adam with weight decay. A suffix naming cvgrad's convolution backend ("landmarks_step_k30_v2":
-the handwritten v2; "_cudnnfind": cuDNN with timed algorithm search) times the same PyTorch step: PyTorch has one backend, cuDNN.
+the handwritten v2; "_cudnn": cuDNN's heuristics; "_cudnnfind": cuDNN with timed algorithm
+search) times the same PyTorch step: PyTorch has one backend, cuDNN (with cudnn.benchmark on for
+the "_cudnnfind" rows: bench/compare_torch.py).
 """
 import math
 import re
