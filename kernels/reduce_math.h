@@ -16,6 +16,7 @@
 //
 // This header deliberately does not include kernels/reduce.h (the Tensor API, which declares
 // cvg::max and cvg::min): device code that includes only the math keeps unqualified min/max.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -195,5 +196,27 @@ struct ArgEmit {
     indices[row] = r.index(s);
   }
 };
+
+// How the GPU cuts long rows (kernels/reduce_cuda.cu; host code, here so that the CPU tests
+// check it). A long row gets one block; when there are too few rows to fill the GPU (a full
+// sum is a single row of every element), each row is cut into `parts` contiguous chunks of
+// `chunk` elements (the last may be shorter, none is empty), one block each, and the chunks'
+// States are combined in chunk order. parts == 1: no cut. The cut depends on the shape only,
+// so results are deterministic and the same on every GPU.
+struct ReduceSplit {
+  int64_t parts, chunk;
+};
+inline ReduceSplit reduce_split(int64_t outer, int64_t inner) {
+  constexpr int64_t kTargetBlocks = 1024;  // ~8 resident 256-thread blocks on each of 132 SMs
+  constexpr int64_t kMinChunk = 4096;      // 16 elements per thread: more work than the setup
+  constexpr int64_t kMaxParts = 1024;      // combined by one warp: 32 States per lane at most
+  if (outer <= 0 || inner <= kMinChunk) return {1, inner};
+  const int64_t parts = std::min(std::min((kTargetBlocks + outer - 1) / outer,
+                                          (inner + kMinChunk - 1) / kMinChunk),
+                                 kMaxParts);
+  if (parts <= 1) return {1, inner};
+  const int64_t chunk = (inner + parts - 1) / parts;
+  return {(inner + chunk - 1) / chunk, chunk};
+}
 
 }  // namespace cvg

@@ -503,3 +503,35 @@ TEST_CASE("sum over rows: the result does not depend on the thread count", "[red
   CHECK(one == three);
 }
 #endif
+
+TEST_CASE("reduce_split: the GPU's cut of long rows covers each row once, in full chunks",
+          "[reduce]") {
+  // The cut itself (kernels/reduce_math.h); the kernels that use it are checked against the
+  // CPU in tests/test_reduce_cuda.cpp.
+  for (const int64_t outer : {int64_t{1}, int64_t{2}, int64_t{3}, int64_t{100}, int64_t{1023},
+                              int64_t{1024}, int64_t{5000}}) {
+    for (const int64_t inner : {int64_t{1}, int64_t{4096}, int64_t{4097}, int64_t{8192},
+                                int64_t{65536}, int64_t{100003}, int64_t{26542080},
+                                int64_t{1} << 33}) {
+      INFO(outer << " rows of " << inner);
+      const ReduceSplit s = reduce_split(outer, inner);
+      REQUIRE(s.parts >= 1);
+      CHECK(s.parts <= 1024);
+      CHECK(s.chunk * s.parts >= inner);          // every element in a chunk
+      CHECK(s.chunk * (s.parts - 1) < inner);      // no empty chunk
+      if (s.parts > 1) {
+        CHECK(s.chunk >= 2048);                    // worth a block (>= 4096 before rounding)
+        CHECK(outer * s.parts < 1024 + outer);     // no more blocks than needed to fill a GPU
+      } else {
+        CHECK(s.chunk == inner);
+      }
+    }
+  }
+  // A full sum of the Deep Matching scores (one row of 26.5 M) is cut into 1024 chunks; the
+  // benchmark's 256 rows of 65536 into 4 each; short or many rows are not cut.
+  CHECK(reduce_split(1, 26542080).parts == 1024);
+  CHECK(reduce_split(256, 65536).parts == 4);
+  CHECK(reduce_split(4096, 4096).parts == 1);
+  CHECK(reduce_split(2000, 1 << 20).parts == 1);
+  CHECK(reduce_split(1, 4096).parts == 1);
+}
