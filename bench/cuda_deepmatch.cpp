@@ -14,7 +14,8 @@
 //                    4 P K'^2 fine gradients at the switches + 4 P K'^2 written
 //   hinge_loss       4 P K^2 read
 // Rows named *_index64 time a layer on its 64-bit index path (kernels/deepmatch.h), beside the
-// default 32-bit one; dm_correlation_v1 the per-score forward beside the tiled default, and
+// default 32-bit one; dm_(dis)aggregate(_bwd)_v1 the aggregation family one output per item
+// beside the default runs along j; dm_correlation_v1 the per-score forward beside the tiled default, and
 // dm_correlation_grad_ref(_v1) and dm_correlation_grad_target(_v1) each gradient alone, tiled
 // (v2, the GPU's default) and per point or pixel (v1).
 #include <benchmark/benchmark.h>
@@ -143,6 +144,36 @@ const bool registered = [] {
       return [=] { dm_unpool_backward(g, p.values, p.switches, k); };
     });
     if (k == 161) {
+      // The aggregation family's version 1 (one output per item) beside the default runs.
+      reg("dm_aggregate_v1", h, w, k, 2 * fine, [=] {
+        const Tensor s = scores_cuda(h, w, k);
+        return [=] {
+          const DmAggVersionGuard per_item(1);
+          dm_aggregate(s, 1);
+        };
+      });
+      reg("dm_aggregate_bwd_v1", h, w, k, 2 * fine, [=] {
+        const Tensor g = randn_cuda({1, h, w, k, k});
+        return [=] {
+          const DmAggVersionGuard per_item(1);
+          dm_aggregate_backward(g, 1);
+        };
+      });
+      reg("dm_disaggregate_v1", h, w, k, 2.25 * fine, [=] {
+        const Tensor q = scores_cuda(h, w, k);
+        return [=] {
+          const DmAggVersionGuard per_item(1);
+          dm_disaggregate(q, 1);
+        };
+      });
+      reg("dm_disaggregate_bwd_v1", h, w, k, 2.25 * fine, [=] {
+        const Tensor q = scores_cuda(h, w, k), g = randn_cuda({1, h, w, k, k});
+        const Tensor sw = dm_disaggregate(q, 1).switches;
+        return [=] {
+          const DmAggVersionGuard per_item(1);
+          dm_disaggregate_backward(g, sw, 1);
+        };
+      });
       // The same layers on the 64-bit index path (DmIndexWidthGuard(64)): what 32-bit indexing gains.
       reg("dm_max_pool_bwd_index64", h, w, k, 1.25 * coarse + fine, [=] {
         const Tensor s = scores_cuda(h, w, k);

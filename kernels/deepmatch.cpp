@@ -127,6 +127,27 @@ DmAggGeom<I> agg_geom(const Shape& s, int64_t level) {
 // The largest row or column a child or parent search forms (i + the level's shift).
 int64_t agg_extent(const DmAggGeom<int64_t>& g) { return g.hi + std::max(g.h, g.w); }
 
+// The runs of version 2 (DmAggRuns in deepmatch_math.h) for geometry g.
+template <typename I>
+DmAggRuns<I> agg_runs(const DmAggGeom<I>& g) {
+  DmAggRuns<I> r;
+  r.delta = g.hi - g.lo;
+  r.classes = std::min(r.delta, g.w);
+  const I span = r.delta * kDmAggRun;
+  r.strips = r.classes * ((g.w + span - 1) / span);
+  r.fstrips = FastDivOf<I>::for_size(r.strips);
+  r.fclasses = FastDivOf<I>::for_size(r.classes);
+  return r;
+}
+
+// Work items of version 2: N H S K^2 (a little more than the outputs when W is not a multiple
+// of Delta kDmAggRun).
+int64_t agg_run_items(const DmAggGeom<int64_t>& g) {
+  return g.n * g.h * agg_runs(g).strips * g.k * g.k;
+}
+
+bool agg_runs_on() { return dm_agg_version() != 1; }
+
 // The loss over scores of shape s (N x H x W x K x K).
 template <typename I>
 DmHingeGeom<I> hinge_geom(const Shape& s, double sigma) {
@@ -195,6 +216,21 @@ int checked_corr_version(int v) {
 DmCorrVersionGuard::DmCorrVersionGuard(int version)
     : previous_(forced_corr_version.exchange(checked_corr_version(version))) {}
 DmCorrVersionGuard::~DmCorrVersionGuard() { forced_corr_version.store(previous_); }
+
+namespace {
+// 0: the default (2); 1 or 2: the version a live DmAggVersionGuard picks.
+std::atomic<int> forced_agg_version{0};
+int checked_agg_version(int v) {
+  CVG_CHECK(v == 1 || v == 2, "DmAggVersionGuard: version must be 1 (one output per item) or 2 "
+            "(runs along j), got ", v);
+  return v;
+}
+}  // namespace
+
+int dm_agg_version() { return forced_agg_version.load(); }
+DmAggVersionGuard::DmAggVersionGuard(int version)
+    : previous_(forced_agg_version.exchange(checked_agg_version(version))) {}
+DmAggVersionGuard::~DmAggVersionGuard() { forced_agg_version.store(previous_); }
 
 int64_t dm_index32_limit() { return std::numeric_limits<int32_t>::max(); }
 
@@ -467,13 +503,20 @@ Tensor aggregate_impl(const char* op, const Tensor& s, int64_t level, bool backw
   const auto g = agg_geom(s.shape(), level);
   const Tensor sc = dense(s);
   Tensor out = Tensor::empty(s.shape(), s.options());
-  dispatch_dm(op, dev, s.dtype(), {sc.numel(), agg_extent(g)}, [&](auto tag, auto itag) {
+  const int64_t items = agg_run_items(g);
+  dispatch_dm(op, dev, s.dtype(), {sc.numel(), agg_extent(g), items}, [&](auto tag, auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
     const auto gi = agg_geom<I>(s.shape(), level);
-    if (backward) {
+    if (backward && agg_runs_on()) {
+      const DmAggBackwardRun<T, I> f{sc.data<T>(), gi, agg_runs(gi), out.data<T>()};
+      CVG_DM_RUN(op, dev, agg_backward_run, f, items);
+    } else if (backward) {
       const DmAggBackward<T, I> f{sc.data<T>(), gi, out.data<T>()};
       CVG_DM_RUN(op, dev, agg_backward, f, out.numel());
+    } else if (agg_runs_on()) {
+      const DmAggForwardRun<T, I> f{sc.data<T>(), gi, agg_runs(gi), out.data<T>()};
+      CVG_DM_RUN(op, dev, agg_forward_run, f, items);
     } else {
       const DmAggForward<T, I> f{sc.data<T>(), gi, out.data<T>()};
       CVG_DM_RUN(op, dev, agg_forward, f, out.numel());
@@ -544,12 +587,19 @@ DmDisaggregated dm_disaggregate(const Tensor& q, int64_t level) {
   const Tensor qc = dense(q);
   Tensor values = Tensor::empty(q.shape(), q.options());
   Tensor switches = Tensor::empty(q.shape(), uint8_on(dev));
-  dispatch_dm(op, dev, q.dtype(), {qc.numel(), agg_extent(g)}, [&](auto tag, auto itag) {
+  const int64_t items = agg_run_items(g);
+  dispatch_dm(op, dev, q.dtype(), {qc.numel(), agg_extent(g), items}, [&](auto tag, auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
-    const DmDisaggForward<T, I> f{qc.data<T>(), agg_geom<I>(q.shape(), level), values.data<T>(),
-                                  switches.data<uint8_t>()};
-    CVG_DM_RUN(op, dev, disagg_forward, f, values.numel());
+    const auto gi = agg_geom<I>(q.shape(), level);
+    if (agg_runs_on()) {
+      const DmDisaggForwardRun<T, I> f{qc.data<T>(), gi, agg_runs(gi), values.data<T>(),
+                                       switches.data<uint8_t>()};
+      CVG_DM_RUN(op, dev, disagg_forward_run, f, items);
+    } else {
+      const DmDisaggForward<T, I> f{qc.data<T>(), gi, values.data<T>(), switches.data<uint8_t>()};
+      CVG_DM_RUN(op, dev, disagg_forward, f, values.numel());
+    }
   });
   values = record(op, values, {q}, [switches, level](const Tensor& gr, const Node&) {
     return TensorList{dm_disaggregate_backward(gr, switches, level)};
@@ -569,11 +619,16 @@ Tensor disagg_route(const char* op, const Tensor& x, const Tensor& switches, int
   const auto g = agg_geom(x.shape(), level);
   const Tensor xc = dense(x), swc = switches.contiguous();
   Tensor out = Tensor::empty(x.shape(), x.options());
-  dispatch_dm(op, dev, x.dtype(), {xc.numel(), agg_extent(g)}, [&](auto tag, auto itag) {
+  const int64_t items = agg_run_items(g);
+  dispatch_dm(op, dev, x.dtype(), {xc.numel(), agg_extent(g), items}, [&](auto tag, auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
     const auto gi = agg_geom<I>(x.shape(), level);
-    if (backward) {
+    if (backward && agg_runs_on()) {
+      const DmDisaggBackwardRun<T, I> f{xc.data<T>(), swc.data<uint8_t>(), gi, agg_runs(gi),
+                                        out.data<T>()};
+      CVG_DM_RUN(op, dev, disagg_backward_run, f, items);
+    } else if (backward) {
       const DmDisaggBackward<T, I> f{xc.data<T>(), swc.data<uint8_t>(), gi, out.data<T>()};
       CVG_DM_RUN(op, dev, disagg_backward, f, out.numel());
     } else {

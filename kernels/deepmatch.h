@@ -151,7 +151,11 @@ Tensor deep_matching(const Tensor& s0, const TensorList& nus);
   X(hinge_terms, DmHingeTerms)                                             \
   X(hinge_coef, DmHingeCoef)                                               \
   X(pool_forward, DmPoolForward)                                           \
-  X(disagg_forward, DmDisaggForward)
+  X(disagg_forward, DmDisaggForward)                                       \
+  X(agg_forward_run, DmAggForwardRun)                                      \
+  X(agg_backward_run, DmAggBackwardRun)                                    \
+  X(disagg_forward_run, DmDisaggForwardRun)                                \
+  X(disagg_backward_run, DmDisaggBackwardRun)
 
 #define CVG_DM_EACH_TYPE(Y, name, F) \
   Y(name, F, float, int32_t)         \
@@ -195,6 +199,24 @@ class DmCorrVersionGuard {
   ~DmCorrVersionGuard();
   DmCorrVersionGuard(const DmCorrVersionGuard&) = delete;
   DmCorrVersionGuard& operator=(const DmCorrVersionGuard&) = delete;
+
+ private:
+  int previous_;
+};
+
+// Aggregation-family kernel version (dm_aggregate, dm_aggregate_backward, dm_disaggregate,
+// dm_disaggregate_backward): 2 (the *Run functors, the default on both devices: a work item
+// walks up to kDmAggRun outputs along j, reusing the shared column: 2 loads per output instead
+// of 4) or 1 (one output per item: the reference); both give the same bits. A
+// DmAggVersionGuard(v) picks one for its lifetime (tests, benchmarks); dm_agg_version() is 0
+// while none is live.
+int dm_agg_version();
+class DmAggVersionGuard {
+ public:
+  explicit DmAggVersionGuard(int version);
+  ~DmAggVersionGuard();
+  DmAggVersionGuard(const DmAggVersionGuard&) = delete;
+  DmAggVersionGuard& operator=(const DmAggVersionGuard&) = delete;
 
  private:
   int previous_;

@@ -1021,6 +1021,175 @@ struct DmDisaggGather {
   }
 };
 
+// ---- the aggregation family along runs of j (version 2, the default) -------------------------
+// Each output of the four kernels above reads a 2 x 2 neighbourhood: x at (i + rows[ey],
+// j + cols[ex]), the columns Delta = hi - lo apart. Neighbouring points lie K^2 elements apart,
+// far outside what one warp or its L1 shares, so every one of those 4 loads (8 with the
+// switches) went to L2, and ncu found the kernels bound by the SMs' memory instructions, not
+// DRAM (bench/results, 2026-11-22_3-dm-profile). Here a work item walks a run of up to
+// kDmAggRun outputs j = j0, j0 + Delta, ... of one row i, at one offset k: the larger column
+// of one output is the smaller of the next, so it comes from registers and each output loads
+// 2 values (4 with switches). Neighbouring items are neighbouring k, so loads stay coalesced.
+// Every output is the same expression as in the per-element functor, in the same order: the
+// two versions give the same bits (tests/ops/test_deepmatch.cpp).
+//
+// Items: ((n H + i) S + s) K^2 + k with S = D ceil(W / (Delta kDmAggRun)) strips per row,
+// D = min(Delta, W) column classes: strip s = q D + r starts at j0 = q Delta kDmAggRun + r.
+constexpr int kDmAggRun = 8;
+
+template <typename I>
+struct DmAggRuns {
+  I delta = 1, classes = 1, strips = 1;  // Delta, D, S
+  FastDivOf<I> fstrips, fclasses;        // by S and D (set with the sizes)
+
+  struct Where {
+    I row;  // n H + i
+    I i, j0, k;
+  };
+  CVG_HD Where where(I l, const DmAggGeom<I>& g) const {
+    const I rs = g.fkk.div(l), k = l - rs * g.k * g.k;
+    const I row = fstrips.div(rs), s = rs - row * strips;
+    const I q = fclasses.div(s), r = s - q * classes;
+    const I i = row - g.fh.div(row) * g.h;
+    return {row, i, q * delta * kDmAggRun + r, k};
+  }
+};
+
+// v[ey][ex] = x at (i + rows[ey], j + cols[ex]) where that lies in the grid (entries outside
+// are left as they are and never read), for the output at element `base` = (n, i, j, k). After
+// a run's first output (first = false) the smaller column is the previous output's larger one,
+// already in v.
+template <typename T, typename I>
+CVG_HD void dm_quad_load(const T* x, const DmAggGeom<I>& g, I base, I i, I j,
+                         const I (&rows)[2], const I (&cols)[2], bool first, T (&v)[2][2]) {
+  const int fresh = cols[1] > cols[0] ? 1 : 0, carried = 1 - fresh;
+  for (int ey = 0; ey < 2; ++ey) {
+    if (!dm_in(i + rows[ey], g.h)) continue;
+    if (!first) v[ey][carried] = v[ey][fresh];
+    else if (dm_in(j + cols[carried], g.w)) v[ey][carried] = x[g.moved(base, rows[ey], cols[carried])];
+    if (dm_in(j + cols[fresh], g.w)) v[ey][fresh] = x[g.moved(base, rows[ey], cols[fresh])];
+  }
+}
+
+// Runs `body(base, i, j, first)` over the outputs of item l.
+template <typename I, typename Body>
+CVG_HD void dm_agg_run(I l, const DmAggGeom<I>& g, const DmAggRuns<I>& r, Body&& body) {
+  const auto [row, i, j0, k] = r.where(l, g);
+  for (int m = 0; m < kDmAggRun; ++m) {
+    const I j = j0 + m * r.delta;
+    if (j >= g.w) return;
+    body((row * g.w + j) * g.k * g.k + k, i, j, m == 0);
+  }
+}
+
+// DmAggForward along runs.
+template <typename T, typename I>
+struct DmAggForwardRun {
+  const T* s;
+  DmAggGeom<I> g;
+  DmAggRuns<I> r;
+  T* out;
+  CVG_HD void operator()(I l) const {
+    T v[2][2] = {};
+    const I sh[2] = {g.lo, g.hi};
+    dm_agg_run(l, g, r, [&](I base, I i, I j, bool first) {
+      dm_quad_load(s, g, base, i, j, sh, sh, first, v);
+      T acc = T(0);
+      I cnt = 0;
+      for (int ey = 0; ey < 2; ++ey) {
+        if (!dm_in(i + sh[ey], g.h)) continue;
+        for (int ex = 0; ex < 2; ++ex) {
+          if (!dm_in(j + sh[ex], g.w)) continue;
+          acc += v[ey][ex];
+          ++cnt;
+        }
+      }
+      out[base] = cnt > 0 ? acc / static_cast<T>(cnt) : T(0);
+    });
+  }
+};
+
+// DmAggBackward along runs.
+template <typename T, typename I>
+struct DmAggBackwardRun {
+  const T* grad;
+  DmAggGeom<I> g;
+  DmAggRuns<I> r;
+  T* out;
+  CVG_HD void operator()(I l) const {
+    T v[2][2] = {};
+    const I sh[2] = {-g.lo, -g.hi};
+    dm_agg_run(l, g, r, [&](I base, I i, I j, bool first) {
+      dm_quad_load(grad, g, base, i, j, sh, sh, first, v);
+      T acc = T(0);
+      for (int ey = 0; ey < 2; ++ey) {
+        const I pi = i + sh[ey];
+        if (!dm_in(pi, g.h)) continue;
+        for (int ex = 0; ex < 2; ++ex) {
+          const I pj = j + sh[ex];
+          if (!dm_in(pj, g.w)) continue;
+          const I cnt = g.children(pi, g.h) * g.children(pj, g.w);
+          acc += v[ey][ex] / static_cast<T>(cnt);
+        }
+      }
+      out[base] = acc;
+    });
+  }
+};
+
+// DmDisaggForward along runs.
+template <typename T, typename I>
+struct DmDisaggForwardRun {
+  const T* q;
+  DmAggGeom<I> g;
+  DmAggRuns<I> r;
+  T* out;
+  uint8_t* sw;
+  CVG_HD void operator()(I l) const {
+    T v[2][2] = {};
+    const I sh[2] = {-g.lo, -g.hi};
+    dm_agg_run(l, g, r, [&](I base, I i, I j, bool first) {
+      dm_quad_load(q, g, base, i, j, sh, sh, first, v);
+      T best = dm_neg_inf<T>();
+      uint8_t e_best = kDmNoParent;
+      for (int e = 0; e < 4; ++e) {
+        if (!dm_in(i + sh[e / 2], g.h) || !dm_in(j + sh[e % 2], g.w)) continue;
+        if (dm_beats(v[e / 2][e % 2], best)) {
+          best = v[e / 2][e % 2];
+          e_best = static_cast<uint8_t>(e);
+        }
+      }
+      out[base] = best;
+      sw[base] = e_best;
+    });
+  }
+};
+
+// DmDisaggBackward along runs (the gradient is loaded with its switch, used where they match).
+template <typename T, typename I>
+struct DmDisaggBackwardRun {
+  const T* grad;
+  const uint8_t* sw;
+  DmAggGeom<I> g;
+  DmAggRuns<I> r;
+  T* out;
+  CVG_HD void operator()(I l) const {
+    T v[2][2] = {};
+    uint8_t e_at[2][2] = {};
+    const I sh[2] = {g.lo, g.hi};
+    dm_agg_run(l, g, r, [&](I base, I i, I j, bool first) {
+      dm_quad_load(grad, g, base, i, j, sh, sh, first, v);
+      dm_quad_load(sw, g, base, i, j, sh, sh, first, e_at);
+      T acc = T(0);
+      for (int e = 0; e < 4; ++e) {
+        if (!dm_in(i + sh[e / 2], g.h) || !dm_in(j + sh[e % 2], g.w)) continue;
+        if (e_at[e / 2][e % 2] == e) acc += v[e / 2][e % 2];
+      }
+      out[base] = acc;
+    });
+  }
+};
+
 // ---- power --------------------------------------------------------------------------------
 // y = A^nu = exp(nu ln A) for A > 0, and 0 for A <= 0 (the limit at 0 for nu > 0).
 template <typename T>

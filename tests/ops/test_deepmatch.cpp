@@ -723,3 +723,66 @@ TEST_CASE("dm_correlation_grad_target: the tiled gradient equals the per-pixel g
     }
   }
 }
+
+// Version 2 of the aggregation family (runs along j, reusing the shared column) against
+// version 1 (one output per item), bitwise: on shapes whose widths are and are not multiples
+// of a run (Delta kDmAggRun), a level shift wider than the grid, one column, and -inf / NaN
+// scores and all four switch corners; then every registry sample of the deepmatch ops
+// (forward and gradients) under both versions.
+TEST_CASE("deepmatch aggregation: runs along j equal one output per item bitwise",
+          "[ops][deepmatch]") {
+  struct Case {
+    int64_t n, h, w, k;
+  };
+  uint64_t seed = 900;
+  int checked = 0;
+  for (const Case c : {Case{1, 1, 1, 1}, Case{2, 3, 7, 3}, Case{1, 9, 5, 1}, Case{1, 2, 33, 3},
+                       Case{2, 17, 18, 1}, Case{1, 4, 64, 1}}) {
+    for (int64_t level = 0; level <= 4; ++level) {
+      for (const DType dtype : {DType::float64, DType::float32}) {
+        INFO(c.n << "x" << c.h << "x" << c.w << "x" << c.k << " level " << level << " "
+                 << dtype_name(dtype));
+        const Shape shape{c.n, c.h, c.w, c.k, c.k};
+        Tensor x = uniform64(shape, -1, 2, seed++, false);
+        const int64_t numel = x.numel();
+        x.data<double>()[numel / 3] = -std::numeric_limits<double>::infinity();
+        x.data<double>()[numel / 2] = std::numeric_limits<double>::quiet_NaN();
+        x = x.to(dtype);
+        const Tensor sw = disagg_switches(shape, level, seed++);
+        TensorList outs[2];
+        for (const int version : {1, 2}) {
+          const DmAggVersionGuard v(version);
+          const DmDisaggregated d = dm_disaggregate(x, level);
+          outs[version - 1] = {dm_aggregate(x, level), dm_aggregate_backward(x, level), d.values,
+                               d.switches, dm_disaggregate_backward(x, sw, level)};
+        }
+        for (size_t i = 0; i < outs[0].size(); ++i) {
+          INFO("output " << i << " (aggregate, its backward, disaggregate, switches, backward)");
+          CHECK(same_bits(outs[0][i], outs[1][i]));
+        }
+        ++checked;
+      }
+    }
+  }
+  for (const OpSpec& spec : op_registry()) {
+    if (spec.name.rfind("dm_", 0) != 0 && spec.name != "deep_matching") continue;
+    for (const OpSample& s : spec.samples()) {
+      const OpFn& fn = s.fn ? s.fn : spec.fn;
+      INFO(spec.name << " / " << s.label);
+      TensorList per_item, runs;
+      {
+        const DmAggVersionGuard v1(1);
+        per_item = forward_and_grads(fn, s.inputs);
+      }
+      runs = forward_and_grads(fn, s.inputs);  // the default: runs
+      REQUIRE(per_item.size() == runs.size());
+      for (size_t i = 0; i < runs.size(); ++i) CHECK(same_bits(per_item[i], runs[i]));
+      ++checked;
+    }
+  }
+  CHECK(checked >= 90);
+  CHECK(dm_agg_version() == 0);
+  CHECK_THAT(error_of([] { DmAggVersionGuard bad(0); }),
+             Contains("DmAggVersionGuard") && Contains("1 (one output per item)") &&
+                 Contains("got 0"));
+}
