@@ -14,10 +14,10 @@
 //                    4 P K'^2 fine gradients at the switches + 4 P K'^2 written
 //   hinge_loss       4 P K^2 read
 // Rows named *_index64 time a layer on its 64-bit index path (kernels/deepmatch.h), beside the
-// default 32-bit one; dm_(dis)aggregate(_bwd)_v1 the aggregation family one output per item
-// beside the default runs along j; dm_correlation_v1 the per-score forward beside the tiled default, and
-// dm_correlation_grad_ref(_v1) and dm_correlation_grad_target(_v1) each gradient alone, tiled
-// (v2, the GPU's default) and per point or pixel (v1).
+// default 32-bit one; dm_(dis)aggregate(_bwd)_v2 the aggregation family along runs of j beside
+// the default one output per item; dm_correlation_v1 the per-score forward beside the tiled
+// default, and dm_correlation_grad_ref(_v2) and dm_correlation_grad_target(_v2) each gradient
+// alone, per point or pixel (v1, the default) and tiled (v2).
 #include <benchmark/benchmark.h>
 
 #include <functional>
@@ -76,10 +76,10 @@ const bool registered = [] {
         const Tensor tgt = randn_cuda({1, d, ht, wt}), g = randn_cuda({1, h, w, k, k});
         return [=] { dm_correlation_grad_ref(g, tgt, 8, 4); };
       });
-      reg("dm_correlation_grad_ref_v1", h, w, k, fine + desc, [=] {
+      reg("dm_correlation_grad_ref_v2", h, w, k, fine + desc, [=] {
         const Tensor tgt = randn_cuda({1, d, ht, wt}), g = randn_cuda({1, h, w, k, k});
         return [=] {
-          const DmCorrVersionGuard per_point(1);
+          const DmCorrVersionGuard tiled(2);
           dm_correlation_grad_ref(g, tgt, 8, 4);
         };
       });
@@ -87,10 +87,10 @@ const bool registered = [] {
         const Tensor ref = randn_cuda({1, d, h, w}), g = randn_cuda({1, h, w, k, k});
         return [=] { dm_correlation_grad_target(g, ref, {ht, wt}, 8, 4); };
       });
-      reg("dm_correlation_grad_target_v1", h, w, k, fine + desc, [=] {
+      reg("dm_correlation_grad_target_v2", h, w, k, fine + desc, [=] {
         const Tensor ref = randn_cuda({1, d, h, w}), g = randn_cuda({1, h, w, k, k});
         return [=] {
-          const DmCorrVersionGuard per_pixel(1);
+          const DmCorrVersionGuard tiled(2);
           dm_correlation_grad_target(g, ref, {ht, wt}, 8, 4);
         };
       });
@@ -144,33 +144,33 @@ const bool registered = [] {
       return [=] { dm_unpool_backward(g, p.values, p.switches, k); };
     });
     if (k == 161) {
-      // The aggregation family's version 1 (one output per item) beside the default runs.
-      reg("dm_aggregate_v1", h, w, k, 2 * fine, [=] {
+      // The aggregation family's version 2 (runs along j) beside the default one output per item.
+      reg("dm_aggregate_v2", h, w, k, 2 * fine, [=] {
         const Tensor s = scores_cuda(h, w, k);
         return [=] {
-          const DmAggVersionGuard per_item(1);
+          const DmAggVersionGuard runs(2);
           dm_aggregate(s, 1);
         };
       });
-      reg("dm_aggregate_bwd_v1", h, w, k, 2 * fine, [=] {
+      reg("dm_aggregate_bwd_v2", h, w, k, 2 * fine, [=] {
         const Tensor g = randn_cuda({1, h, w, k, k});
         return [=] {
-          const DmAggVersionGuard per_item(1);
+          const DmAggVersionGuard runs(2);
           dm_aggregate_backward(g, 1);
         };
       });
-      reg("dm_disaggregate_v1", h, w, k, 2.25 * fine, [=] {
+      reg("dm_disaggregate_v2", h, w, k, 2.25 * fine, [=] {
         const Tensor q = scores_cuda(h, w, k);
         return [=] {
-          const DmAggVersionGuard per_item(1);
+          const DmAggVersionGuard runs(2);
           dm_disaggregate(q, 1);
         };
       });
-      reg("dm_disaggregate_bwd_v1", h, w, k, 2.25 * fine, [=] {
+      reg("dm_disaggregate_bwd_v2", h, w, k, 2.25 * fine, [=] {
         const Tensor q = scores_cuda(h, w, k), g = randn_cuda({1, h, w, k, k});
         const Tensor sw = dm_disaggregate(q, 1).switches;
         return [=] {
-          const DmAggVersionGuard per_item(1);
+          const DmAggVersionGuard runs(2);
           dm_disaggregate_backward(g, sw, 1);
         };
       });

@@ -137,6 +137,7 @@ DmAggRuns<I> agg_runs(const DmAggGeom<I>& g) {
   r.strips = r.classes * ((g.w + span - 1) / span);
   r.fstrips = FastDivOf<I>::for_size(r.strips);
   r.fclasses = FastDivOf<I>::for_size(r.classes);
+  r.fdelta = FastDivOf<I>::for_size(r.delta);
   return r;
 }
 
@@ -146,7 +147,7 @@ int64_t agg_run_items(const DmAggGeom<int64_t>& g) {
   return g.n * g.h * agg_runs(g).strips * g.k * g.k;
 }
 
-bool agg_runs_on() { return dm_agg_version() != 1; }
+bool agg_runs_on() { return dm_agg_version() == 2; }
 
 // The loss over scores of shape s (N x H x W x K x K).
 template <typename I>
@@ -218,7 +219,7 @@ DmCorrVersionGuard::DmCorrVersionGuard(int version)
 DmCorrVersionGuard::~DmCorrVersionGuard() { forced_corr_version.store(previous_); }
 
 namespace {
-// 0: the default (2); 1 or 2: the version a live DmAggVersionGuard picks.
+// 0: the default (1); 1 or 2: the version a live DmAggVersionGuard picks.
 std::atomic<int> forced_agg_version{0};
 int checked_agg_version(int v) {
   CVG_CHECK(v == 1 || v == 2, "DmAggVersionGuard: version must be 1 (one output per item) or 2 "
@@ -320,7 +321,9 @@ Tensor dm_correlation_grad_ref(const Tensor& grad, const Tensor& target, int64_t
   const int64_t extent = corr_extent(rshape, target.shape(), radius, stride, offset);
   // Version 2 (tiled) is the GPU's default, 1 the CPU's (kernels/deepmatch.h).
   const auto tg = dm_grad_ref_tile_geom(g);
-  const int version = dm_corr_version() != 0 ? dm_corr_version() : dev.is_cuda() ? 2 : 1;
+  // Default 1 on both devices: on an H100 the tiled version took 1.06-1.12x v1's time
+  // (bench/results/NVIDIA_H100_80GB_HBM3, session 11).
+  const int version = dm_corr_version() != 0 ? dm_corr_version() : 1;
   const bool tiled = version == 2 && numel_of(rshape) > 0 &&
                      tile_fits(op, dev, tg.cg, tg.scratch(g.d), grad.dtype());
   const int64_t blocks = tg.parts * g.n * g.h * tg.jtiles;
@@ -386,7 +389,9 @@ Tensor dm_correlation_grad_target(const Tensor& grad, const Tensor& ref,
   const int64_t extent = corr_extent(ref.shape(), tshape, radius, stride, offset);
   // Version 2 (tiled) is the GPU's default, 1 the CPU's (kernels/deepmatch.h).
   const auto tg = dm_grad_tgt_tile_geom(g);
-  const int version = dm_corr_version() != 0 ? dm_corr_version() : dev.is_cuda() ? 2 : 1;
+  // Default 1 on both devices: on an H100 the tiled version took 1.06-1.12x v1's time
+  // (bench/results/NVIDIA_H100_80GB_HBM3, session 11).
+  const int version = dm_corr_version() != 0 ? dm_corr_version() : 1;
   const bool tiled = version == 2 && out.numel() > 0 && g.h * g.w > 0 &&
                      tile_fits(op, dev, tg.cg, tg.scratch(), grad.dtype());
   const int64_t blocks = g.n * g.ht * tg.xtiles;

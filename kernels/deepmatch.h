@@ -181,17 +181,19 @@ CVG_DM_KERNELS(CVG_DM_DECLARE)
 // While a DmIndexWidthGuard(bits) lives, launches on both devices use `bits` (32 still only
 // where the extents fit): tests compare the two paths on the CPU, benchmarks time them.
 // Correlation kernel version. Forward: 2 (DmCorrTiled, the default on both devices: a block
-// per target row and 8 reference columns, through a scratch buffer) or 1 (DmCorrForward, one
-// dot product per score read from the tensors: the reference the tiled one is tested and timed
-// against); both give the same bits. Gradient in the descriptors: 2 (DmCorrGradRefTiled, the
-// GPU's default: blocks of 8 points and 16 window rows through a scratch buffer, partial sums
-// added in part order) or 1 (DmCorrGradRef, the CPU's default: per point and 8 channels; on the
-// GPU one block per point); the two agree to rounding. Gradient in the target: 2
-// (DmCorrGradTargetTiled, the GPU's default: a block per target row and up to 64 columns, 16
-// channels per thread, descriptors staged per reference row) or 1 (DmCorrGradTarget, the CPU's
-// default: per pixel and 8 channels); the same sums in the same order. On the GPU a scratch larger than
-// dm_tile_smem_limit() runs version 1. A DmCorrVersionGuard(v) picks one for its lifetime, on
-// both devices (tests, benchmarks); dm_corr_version() is 0 while none is live.
+// per target row and 8 reference columns, through a scratch buffer; 3.2x faster than v1 on an
+// H100) or 1 (DmCorrForward, one dot product per score read from the tensors: the reference
+// the tiled one is tested and timed against); both give the same bits. Gradients: 1, the
+// default on both devices, or 2 (tiled), which on an H100 measured 1.06-1.12x v1's time
+// (bench/results, session 11). In the descriptors: 1 (DmCorrGradRef: per point and 8
+// channels; on the GPU one block per point) or 2 (DmCorrGradRefTiled: blocks of 8 points and
+// 16 window rows through a scratch buffer, partial sums added in part order); the two agree
+// to rounding. In the target: 1 (DmCorrGradTarget: per pixel and 8 channels) or 2
+// (DmCorrGradTargetTiled: a block per target row and up to 64 columns, 16 channels per thread,
+// descriptors staged per reference row); the same sums in the same order. On the GPU a
+// scratch larger than dm_tile_smem_limit() runs version 1. A DmCorrVersionGuard(v) picks one
+// for its lifetime, on both devices (tests, benchmarks); dm_corr_version() is 0 while none is
+// live.
 int dm_corr_version();
 class DmCorrVersionGuard {
  public:
@@ -205,11 +207,14 @@ class DmCorrVersionGuard {
 };
 
 // Aggregation-family kernel version (dm_aggregate, dm_aggregate_backward, dm_disaggregate,
-// dm_disaggregate_backward): 2 (the *Run functors, the default on both devices: a work item
-// walks up to kDmAggRun outputs along j, reusing the shared column: 2 loads per output instead
-// of 4) or 1 (one output per item: the reference); both give the same bits. A
-// DmAggVersionGuard(v) picks one for its lifetime (tests, benchmarks); dm_agg_version() is 0
-// while none is live.
+// dm_disaggregate_backward): 1 (one output per item, the default on both devices) or 2 (the
+// *Run functors: a work item walks up to kDmAggRun outputs along j, loading each run's columns
+// once: 2.25 loads per output instead of 4); both give the same bits. Version 2 is not the
+// default because it has not been measured faster: on the CPU the two are equal within noise,
+// and on an H100 its first form (loads interleaved with stores) took 1.3-1.5x version 1's time;
+// the present form (all of a run's loads first) awaits a GPU (bench rows *_v2,
+// docs/deepmatch.md). A DmAggVersionGuard(v) picks one for its lifetime (tests, benchmarks);
+// dm_agg_version() is 0 while none is live.
 int dm_agg_version();
 class DmAggVersionGuard {
  public:

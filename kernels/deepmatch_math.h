@@ -414,8 +414,8 @@ struct DmCorrGradRef {
   }
 };
 
-// d ref, tiled (the GPU's default; DmCorrGradRef stays the CPU's, and the GPU's fallback when
-// the scratch below exceeds shared memory). Work is split into blocks, one per (part p, pair n,
+// d ref, tiled (version 2, not the default: kernels/deepmatch.h; DmCorrGradRef is, and runs
+// when the scratch below exceeds shared memory). Work is split into blocks, one per (part p, pair n,
 // reference row i, tile of kDmCorrTileJ reference columns j0 ..); part p owns the window rows
 // ky in [p kDmGradRows, (p + 1) kDmGradRows) and writes its partial sums to partial[p], which a
 // fixed-order sum over p then adds up (more, smaller blocks: a block's row loads overlap other
@@ -600,7 +600,7 @@ struct DmCorrGradTarget {
   }
 };
 
-// d tgt, tiled (the GPU's default; DmCorrGradTarget stays the CPU's, and the GPU's fallback).
+// d tgt, tiled (version 2, not the default: kernels/deepmatch.h; DmCorrGradTarget is).
 // One block per (pair n, target row y, tile of xt target columns x0 ..); thread tid = (channel
 // group cgi of kDmTgtChan channels, column x0 + xl) keeps its kDmTgtChan sums in registers. For
 // each reference row i whose window holds row y, in increasing order, the block stages the
@@ -1021,15 +1021,15 @@ struct DmDisaggGather {
   }
 };
 
-// ---- the aggregation family along runs of j (version 2, the default) -------------------------
+// ---- the aggregation family along runs of j (version 2, not the default: kernels/deepmatch.h) --
 // Each output of the four kernels above reads a 2 x 2 neighbourhood: x at (i + rows[ey],
 // j + cols[ex]), the columns Delta = hi - lo apart. Neighbouring points lie K^2 elements apart,
 // far outside what one warp or its L1 shares, so every one of those 4 loads (8 with the
 // switches) went to L2, and ncu found the kernels bound by the SMs' memory instructions, not
 // DRAM (bench/results, 2026-11-22_3-dm-profile). Here a work item walks a run of up to
 // kDmAggRun outputs j = j0, j0 + Delta, ... of one row i, at one offset k: the larger column
-// of one output is the smaller of the next, so it comes from registers and each output loads
-// 2 values (4 with switches). Neighbouring items are neighbouring k, so loads stay coalesced.
+// of one output is the smaller of the next, so a run loads kDmAggRun + 1 columns per row for
+// kDmAggRun outputs (2.25 loads per output, 4.5 with switches). Neighbouring items are neighbouring k, so loads stay coalesced.
 // Every output is the same expression as in the per-element functor, in the same order: the
 // two versions give the same bits (tests/ops/test_deepmatch.cpp).
 //
@@ -1040,7 +1040,7 @@ constexpr int kDmAggRun = 8;
 template <typename I>
 struct DmAggRuns {
   I delta = 1, classes = 1, strips = 1;  // Delta, D, S
-  FastDivOf<I> fstrips, fclasses;        // by S and D (set with the sizes)
+  FastDivOf<I> fstrips, fclasses, fdelta;  // by S, D and Delta (set with the sizes)
 
   struct Where {
     I row;  // n H + i
@@ -1055,31 +1055,50 @@ struct DmAggRuns {
   }
 };
 
-// v[ey][ex] = x at (i + rows[ey], j + cols[ex]) where that lies in the grid (entries outside
-// are left as they are and never read), for the output at element `base` = (n, i, j, k). After
-// a run's first output (first = false) the smaller column is the previous output's larger one,
-// already in v.
+// The columns of a run: c[ey][u] = x at (i + rows[ey], j0 + u Delta + min(cols)) for
+// u <= `outputs`, where that lies in the grid (entries outside are never read). Output m then
+// reads columns m and m + 1 (dm_quad). All of a run's loads come before its first store: the
+// compiler may not move a load above a store that could alias it, so loads interleaved with
+// stores would leave one load in flight per thread.
 template <typename T, typename I>
-CVG_HD void dm_quad_load(const T* x, const DmAggGeom<I>& g, I base, I i, I j,
-                         const I (&rows)[2], const I (&cols)[2], bool first, T (&v)[2][2]) {
-  const int fresh = cols[1] > cols[0] ? 1 : 0, carried = 1 - fresh;
+CVG_HD void dm_run_load(const T* x, const DmAggGeom<I>& g, I row, I i, I j0, I k, I outputs,
+                        I delta, const I (&rows)[2], const I (&cols)[2],
+                        T (&c)[2][kDmAggRun + 1]) {
+  const I lo = cols[0] < cols[1] ? cols[0] : cols[1];
   for (int ey = 0; ey < 2; ++ey) {
     if (!dm_in(i + rows[ey], g.h)) continue;
-    if (!first) v[ey][carried] = v[ey][fresh];
-    else if (dm_in(j + cols[carried], g.w)) v[ey][carried] = x[g.moved(base, rows[ey], cols[carried])];
-    if (dm_in(j + cols[fresh], g.w)) v[ey][fresh] = x[g.moved(base, rows[ey], cols[fresh])];
+    const I base = ((row + rows[ey]) * g.w + j0 + lo) * g.k * g.k + k;
+    CVG_UNROLL
+    for (int u = 0; u <= kDmAggRun; ++u)
+      if (u <= outputs && dm_in(j0 + lo + u * delta, g.w))
+        c[ey][u] = x[base + u * delta * g.k * g.k];
   }
 }
 
-// Runs `body(base, i, j, first)` over the outputs of item l.
-template <typename I, typename Body>
-CVG_HD void dm_agg_run(I l, const DmAggGeom<I>& g, const DmAggRuns<I>& r, Body&& body) {
-  const auto [row, i, j0, k] = r.where(l, g);
-  for (int m = 0; m < kDmAggRun; ++m) {
-    const I j = j0 + m * r.delta;
-    if (j >= g.w) return;
-    body((row * g.w + j) * g.k * g.k + k, i, j, m == 0);
+// The 2 x 2 neighbourhood of output m from the run's columns: v[ey][ex] = x at
+// (i + rows[ey], j + cols[ex]).
+template <typename T, typename I>
+CVG_HD void dm_quad(const T (&c)[2][kDmAggRun + 1], int m, const I (&cols)[2], T (&v)[2][2]) {
+  const int hi = cols[1] > cols[0] ? 1 : 0;
+  for (int ey = 0; ey < 2; ++ey) {
+    v[ey][1 - hi] = c[ey][m];
+    v[ey][hi] = c[ey][m + 1];
   }
+}
+
+// Item l's run: load(row, i, j0, k, outputs) once, then body(base, i, j, m) per output m, base
+// being the element (n, i, j, k).
+template <typename I, typename Load, typename Body>
+CVG_HD void dm_agg_run(I l, const DmAggGeom<I>& g, const DmAggRuns<I>& r, Load&& load,
+                       Body&& body) {
+  const auto [row, i, j0, k] = r.where(l, g);
+  if (j0 >= g.w) return;
+  const I left = r.fdelta.div(g.w - j0 + r.delta - 1);  // outputs j0, j0 + Delta, ... below W
+  const I outputs = left < kDmAggRun ? left : I(kDmAggRun);
+  load(row, i, j0, k, outputs);
+  CVG_UNROLL
+  for (int m = 0; m < kDmAggRun; ++m)
+    if (m < outputs) body((row * g.w + j0 + m * r.delta) * g.k * g.k + k, i, j0 + m * r.delta, m);
 }
 
 // DmAggForward along runs.
@@ -1090,22 +1109,26 @@ struct DmAggForwardRun {
   DmAggRuns<I> r;
   T* out;
   CVG_HD void operator()(I l) const {
-    T v[2][2] = {};
+    T c[2][kDmAggRun + 1] = {};
     const I sh[2] = {g.lo, g.hi};
-    dm_agg_run(l, g, r, [&](I base, I i, I j, bool first) {
-      dm_quad_load(s, g, base, i, j, sh, sh, first, v);
-      T acc = T(0);
-      I cnt = 0;
-      for (int ey = 0; ey < 2; ++ey) {
-        if (!dm_in(i + sh[ey], g.h)) continue;
-        for (int ex = 0; ex < 2; ++ex) {
-          if (!dm_in(j + sh[ex], g.w)) continue;
-          acc += v[ey][ex];
-          ++cnt;
-        }
-      }
-      out[base] = cnt > 0 ? acc / static_cast<T>(cnt) : T(0);
-    });
+    dm_agg_run(
+        l, g, r,
+        [&](I row, I i, I j0, I k, I n) { dm_run_load(s, g, row, i, j0, k, n, r.delta, sh, sh, c); },
+        [&](I base, I i, I j, int m) {
+          T v[2][2];
+          dm_quad(c, m, sh, v);
+          T acc = T(0);
+          I cnt = 0;
+          for (int ey = 0; ey < 2; ++ey) {
+            if (!dm_in(i + sh[ey], g.h)) continue;
+            for (int ex = 0; ex < 2; ++ex) {
+              if (!dm_in(j + sh[ex], g.w)) continue;
+              acc += v[ey][ex];
+              ++cnt;
+            }
+          }
+          out[base] = cnt > 0 ? acc / static_cast<T>(cnt) : T(0);
+        });
   }
 };
 
@@ -1117,23 +1140,29 @@ struct DmAggBackwardRun {
   DmAggRuns<I> r;
   T* out;
   CVG_HD void operator()(I l) const {
-    T v[2][2] = {};
+    T c[2][kDmAggRun + 1] = {};
     const I sh[2] = {-g.lo, -g.hi};
-    dm_agg_run(l, g, r, [&](I base, I i, I j, bool first) {
-      dm_quad_load(grad, g, base, i, j, sh, sh, first, v);
-      T acc = T(0);
-      for (int ey = 0; ey < 2; ++ey) {
-        const I pi = i + sh[ey];
-        if (!dm_in(pi, g.h)) continue;
-        for (int ex = 0; ex < 2; ++ex) {
-          const I pj = j + sh[ex];
-          if (!dm_in(pj, g.w)) continue;
-          const I cnt = g.children(pi, g.h) * g.children(pj, g.w);
-          acc += v[ey][ex] / static_cast<T>(cnt);
-        }
-      }
-      out[base] = acc;
-    });
+    dm_agg_run(
+        l, g, r,
+        [&](I row, I i, I j0, I k, I n) {
+          dm_run_load(grad, g, row, i, j0, k, n, r.delta, sh, sh, c);
+        },
+        [&](I base, I i, I j, int m) {
+          T v[2][2];
+          dm_quad(c, m, sh, v);
+          T acc = T(0);
+          for (int ey = 0; ey < 2; ++ey) {
+            const I pi = i + sh[ey];
+            if (!dm_in(pi, g.h)) continue;
+            for (int ex = 0; ex < 2; ++ex) {
+              const I pj = j + sh[ex];
+              if (!dm_in(pj, g.w)) continue;
+              const I cnt = g.children(pi, g.h) * g.children(pj, g.w);
+              acc += v[ey][ex] / static_cast<T>(cnt);
+            }
+          }
+          out[base] = acc;
+        });
   }
 };
 
@@ -1146,22 +1175,26 @@ struct DmDisaggForwardRun {
   T* out;
   uint8_t* sw;
   CVG_HD void operator()(I l) const {
-    T v[2][2] = {};
+    T c[2][kDmAggRun + 1] = {};
     const I sh[2] = {-g.lo, -g.hi};
-    dm_agg_run(l, g, r, [&](I base, I i, I j, bool first) {
-      dm_quad_load(q, g, base, i, j, sh, sh, first, v);
-      T best = dm_neg_inf<T>();
-      uint8_t e_best = kDmNoParent;
-      for (int e = 0; e < 4; ++e) {
-        if (!dm_in(i + sh[e / 2], g.h) || !dm_in(j + sh[e % 2], g.w)) continue;
-        if (dm_beats(v[e / 2][e % 2], best)) {
-          best = v[e / 2][e % 2];
-          e_best = static_cast<uint8_t>(e);
-        }
-      }
-      out[base] = best;
-      sw[base] = e_best;
-    });
+    dm_agg_run(
+        l, g, r,
+        [&](I row, I i, I j0, I k, I n) { dm_run_load(q, g, row, i, j0, k, n, r.delta, sh, sh, c); },
+        [&](I base, I i, I j, int m) {
+          T v[2][2];
+          dm_quad(c, m, sh, v);
+          T best = dm_neg_inf<T>();
+          uint8_t e_best = kDmNoParent;
+          for (int e = 0; e < 4; ++e) {
+            if (!dm_in(i + sh[e / 2], g.h) || !dm_in(j + sh[e % 2], g.w)) continue;
+            if (dm_beats(v[e / 2][e % 2], best)) {
+              best = v[e / 2][e % 2];
+              e_best = static_cast<uint8_t>(e);
+            }
+          }
+          out[base] = best;
+          sw[base] = e_best;
+        });
   }
 };
 
@@ -1174,19 +1207,27 @@ struct DmDisaggBackwardRun {
   DmAggRuns<I> r;
   T* out;
   CVG_HD void operator()(I l) const {
-    T v[2][2] = {};
-    uint8_t e_at[2][2] = {};
+    T c[2][kDmAggRun + 1] = {};
+    uint8_t ce[2][kDmAggRun + 1] = {};
     const I sh[2] = {g.lo, g.hi};
-    dm_agg_run(l, g, r, [&](I base, I i, I j, bool first) {
-      dm_quad_load(grad, g, base, i, j, sh, sh, first, v);
-      dm_quad_load(sw, g, base, i, j, sh, sh, first, e_at);
-      T acc = T(0);
-      for (int e = 0; e < 4; ++e) {
-        if (!dm_in(i + sh[e / 2], g.h) || !dm_in(j + sh[e % 2], g.w)) continue;
-        if (e_at[e / 2][e % 2] == e) acc += v[e / 2][e % 2];
-      }
-      out[base] = acc;
-    });
+    dm_agg_run(
+        l, g, r,
+        [&](I row, I i, I j0, I k, I n) {
+          dm_run_load(grad, g, row, i, j0, k, n, r.delta, sh, sh, c);
+          dm_run_load(sw, g, row, i, j0, k, n, r.delta, sh, sh, ce);
+        },
+        [&](I base, I i, I j, int m) {
+          T v[2][2];
+          uint8_t e_at[2][2];
+          dm_quad(c, m, sh, v);
+          dm_quad(ce, m, sh, e_at);
+          T acc = T(0);
+          for (int e = 0; e < 4; ++e) {
+            if (!dm_in(i + sh[e / 2], g.h) || !dm_in(j + sh[e % 2], g.w)) continue;
+            if (e_at[e / 2][e % 2] == e) acc += v[e / 2][e % 2];
+          }
+          out[base] = acc;
+        });
   }
 };
 

@@ -120,3 +120,41 @@ TEST_CASE("dm_correlation_grad_target: the GPU's tiled and per-pixel kernels mat
         CHECK(allclose(v2, cpu, tol, tol));
       });
 }
+
+// The aggregation family's two versions on the GPU (kernels/deepmatch.h: version 2 walks runs
+// along j and is not the default, so the registry's CUDA column does not run it): every op
+// under both, bitwise against each other (the same terms in the same order) and against the
+// CPU to rounding (the switches exactly), at levels 0-3 on a grid wider than one run.
+TEST_CASE("deepmatch aggregation: the GPU's runs along j equal one output per item",
+          "[cuda][deepmatch]") {
+  manual_seed(14);
+  for (int64_t level = 0; level <= 3; ++level) {
+    for (const DType dt : {DType::float32, DType::float64}) {
+      INFO("level " << level << ", " << dtype_name(dt));
+      const Tensor x = (rand({2, 7, 19, 9, 9}) - 0.3).to(dt);
+      const Tensor sw = dm_disaggregate(x, level).switches;
+      auto all = [&](const Tensor& t, const Tensor& s) {
+        const DmDisaggregated d = dm_disaggregate(t, level);
+        return std::array<Tensor, 5>{dm_aggregate(t, level), dm_aggregate_backward(t, level),
+                                     d.values, d.switches, dm_disaggregate_backward(t, s, level)};
+      };
+      const auto cpu = all(x, sw);
+      const Tensor xg = x.to(kCUDA), swg = sw.to(kCUDA);
+      std::array<Tensor, 5> v1, v2;
+      {
+        const DmAggVersionGuard first(1);
+        v1 = all(xg, swg);
+      }
+      {
+        const DmAggVersionGuard second(2);
+        v2 = all(xg, swg);
+      }
+      for (size_t i = 0; i < cpu.size(); ++i) {
+        INFO("output " << i << " (aggregate, its backward, disaggregate, switches, backward)");
+        CHECK(same_bits(v1[i].to(kCPU), v2[i].to(kCPU)));
+        if (i == 3) CHECK(same_bits(v2[i].to(kCPU), cpu[i]));
+        else CHECK(allclose(v2[i].to(kCPU), cpu[i], 1e-6, 1e-6));
+      }
+    }
+  }
+}

@@ -724,8 +724,8 @@ TEST_CASE("dm_correlation_grad_target: the tiled gradient equals the per-pixel g
   }
 }
 
-// Version 2 of the aggregation family (runs along j, reusing the shared column) against
-// version 1 (one output per item), bitwise: on shapes whose widths are and are not multiples
+// Version 2 of the aggregation family (runs along j, each run's columns loaded once) against
+// version 1 (one output per item, the default), bitwise: on shapes whose widths are and are not multiples
 // of a run (Delta kDmAggRun), a level shift wider than the grid, one column, and -inf / NaN
 // scores and all four switch corners; then every registry sample of the deepmatch ops
 // (forward and gradients) under both versions.
@@ -769,12 +769,11 @@ TEST_CASE("deepmatch aggregation: runs along j equal one output per item bitwise
     for (const OpSample& s : spec.samples()) {
       const OpFn& fn = s.fn ? s.fn : spec.fn;
       INFO(spec.name << " / " << s.label);
-      TensorList per_item, runs;
+      TensorList per_item = forward_and_grads(fn, s.inputs), runs;  // the default: per item
       {
-        const DmAggVersionGuard v1(1);
-        per_item = forward_and_grads(fn, s.inputs);
+        const DmAggVersionGuard v2(2);
+        runs = forward_and_grads(fn, s.inputs);
       }
-      runs = forward_and_grads(fn, s.inputs);  // the default: runs
       REQUIRE(per_item.size() == runs.size());
       for (size_t i = 0; i < runs.size(); ++i) CHECK(same_bits(per_item[i], runs[i]));
       ++checked;
