@@ -210,7 +210,8 @@ def main():
 
     header = f"| benchmark | cvgrad (us) | PyTorch (us) | cvgrad/PyTorch |\n|---|---:|---:|---:|\n"
     lines = [f"| {r['name']} | {r['cvgrad_us']:.1f} | {r['torch_us']:.1f}"
-             f"{' (search)' if r['torch_cudnn_benchmark'] else ''} | {r['ratio']:.2f} |" for r in rows]
+             f"{' (search)' if r['torch_cudnn_benchmark'] else ''} | {r['ratio']:.2f} |"
+             for r in rows]
     info = f"PyTorch {torch.__version__}"
     if have_cuda:
         info += (f", {torch.cuda.get_device_name(0)}, TF32 off, cuDNN heuristics (search: "

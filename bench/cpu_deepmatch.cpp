@@ -1,11 +1,11 @@
 // CPU benchmarks of the Deep Matching layers (kernels/deepmatch.h), float32, at the CPU
-// substitute's scale of the notes (a 128 x 96 frame at alpha_0 = 8: P = 16 x 12 reference
-// points, R_0 = 16, K_0 = 33). Names "cpu/dm_<layer>[_bwd]/<P>x<K>": each layer's public op
-// (forward, or its backward op alone; dm_correlation_v1: the per-score forward the tiled one
-// replaced; dm_(dis)aggregate(_bwd)_v2: the aggregation family along runs of j, beside the
-// default one output per item: kernels/deepmatch.h), and "cpu/deep_matching_fwd_bwd" for the U-network with
-// L = 3 through the structured loss and back to S_0 and the exponents (and again on the 32-bit
-// index path, the GPU's: "..._index32").
+// substitute's scale of the notes (a 128 x 96 frame at alpha_0 = 8: P = 16 x 12 reference points,
+// R_0 = 16, K_0 = 33). Names "cpu/dm_<layer>[_bwd]/<P>x<K>": each layer's public op (forward, or
+// its backward op alone; dm_correlation_v1: the per-score forward the tiled one replaced;
+// dm_(dis)aggregate(_bwd)_v2: the aggregation family along runs of j, beside the default one output
+// per item: kernels/deepmatch.h), and "cpu/deep_matching_fwd_bwd" for the U-network with L = 3
+// through the structured loss and back to S_0 and the exponents (and again on the 32-bit index
+// path, the GPU's: "..._index32").
 #include <benchmark/benchmark.h>
 
 #include <optional>

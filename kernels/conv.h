@@ -55,9 +55,9 @@
 //         with the heuristics and 24.4 with the handwritten v2 (bench/results), so users get
 //         the fastest unasked.
 // The CUDA backend is chosen at run time, from the environment (read once, at the first CUDA
-// convolution): CVG_CONV=cudnn-find (the default with cuDNN), cudnn, or cvgrad (the handwritten kernels:
-// the default without cuDNN), and CVG_CONV_VERSION=1|2|3 for the handwritten version (setting
-// it alone means cvgrad); code (tests, benchmarks) overrides it with a ConvBackendGuard.
+// convolution): CVG_CONV=cudnn-find (the default with cuDNN), cudnn, or cvgrad (the handwritten
+// kernels: the default without cuDNN), and CVG_CONV_VERSION=1|2|3 for the handwritten version
+// (setting it alone means cvgrad); code (tests, benchmarks) overrides it with a ConvBackendGuard.
 #include <array>
 
 #include "core/tensor.h"

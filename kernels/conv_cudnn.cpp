@@ -10,11 +10,11 @@
 // cuDNN path, per call: descriptors for the geometry (NCHW, groups, dilation, cross-correlation),
 // the fastest of cuDNN's timed trials (cudnnFind*Algorithm: CVG_CONV=cudnn-find, the default;
 // heuristics in deterministic mode) or with CVG_CONV=cudnn the algorithm cuDNN's heuristics rank
-// first for the shape (cudnnGet*Algorithm_v7), skipping the non-deterministic ones in deterministic mode, chosen once
-// per shape and cached with its workspace size, a workspace from the caching allocator, then
-// cudnnConvolutionForward (+ cudnnAddTensor for the bias), BackwardData or BackwardFilter.
-// float32 runs with FMA math (no TF32: a like-for-like baseline for the FP32 handwritten
-// kernels, as PyTorch does with allow_tf32 off); float64 with cuDNN's double kernels.
+// first for the shape (cudnnGet*Algorithm_v7), skipping the non-deterministic ones in deterministic
+// mode, chosen once per shape and cached with its workspace size, a workspace from the caching
+// allocator, then cudnnConvolutionForward (+ cudnnAddTensor for the bias), BackwardData or
+// BackwardFilter. float32 runs with FMA math (no TF32: a like-for-like baseline for the FP32
+// handwritten kernels, as PyTorch does with allow_tf32 off); float64 with cuDNN's double kernels.
 #include <atomic>
 #include <cerrno>
 #include <climits>

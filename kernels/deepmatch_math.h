@@ -414,21 +414,20 @@ struct DmCorrGradRef {
   }
 };
 
-// d ref, tiled (version 2, not the default: kernels/deepmatch.h; DmCorrGradRef is, and runs
-// when the scratch below exceeds shared memory). Work is split into blocks, one per (part p, pair n,
-// reference row i, tile of kDmCorrTileJ reference columns j0 ..); part p owns the window rows
-// ky in [p kDmGradRows, (p + 1) kDmGradRows) and writes its partial sums to partial[p], which a
+// d ref, tiled (version 2, not the default: kernels/deepmatch.h; DmCorrGradRef is, and runs when
+// the scratch below exceeds shared memory). Work is split into blocks, one per (part p, pair n,
+// reference row i, tile of kDmCorrTileJ reference columns j0 ..); part p owns the window rows ky in
+// [p kDmGradRows, (p + 1) kDmGradRows) and writes its partial sums to partial[p], which a
 // fixed-order sum over p then adds up (more, smaller blocks: a block's row loads overlap other
-// blocks' arithmetic). For each window row ky whose target row y lies in the map, the block
-// stages that row's `span` target columns (d rows of tstride, odd, so that threads reading
-// different channels at one column hit different banks) and the tile's gradient values aligned
-// to those columns (span x kDmCorrTileJ: entry (u, jj) is grad[.., ky, u - stride jj], 0
-// outside point jj's window or the map) in a scratch buffer; thread `tid` = (channel group cgi,
-// slice sl) then adds, for every column u = sl + m slices, the products of 4 channels' target
-// values and the 8 points' gradients into 32 running sums (4 + 2 128-bit scratch loads per 32
-// multiply-adds). At the end the slices' sums go through the scratch and are added in slice
-// order. Sums run in (part, ky, slice, u) order: not DmCorrGradRef's order, so the two agree to
-// rounding, not bitwise.
+// blocks' arithmetic). For each window row ky whose target row y lies in the map, the block stages
+// that row's `span` target columns (d rows of tstride, odd, so that threads reading different
+// channels at one column hit different banks) and the tile's gradient values aligned to those
+// columns (span x kDmCorrTileJ: entry (u, jj) is grad[.., ky, u - stride jj], 0 outside point jj's
+// window or the map) in a scratch buffer; thread `tid` = (channel group cgi, slice sl) then adds,
+// for every column u = sl + m slices, the products of 4 channels' target values and the 8 points'
+// gradients into 32 running sums (4 + 2 128-bit scratch loads per 32 multiply-adds). At the end the
+// slices' sums go through the scratch and are added in slice order. Sums run in (part, ky, slice,
+// u) order: not DmCorrGradRef's order, so the two agree to rounding, not bitwise.
 constexpr int kDmGradRows = 16;  // window rows per part
 constexpr int kDmGradChan = 4;   // channels per thread
 constexpr int kDmGradThreads = 256;
@@ -909,6 +908,75 @@ struct DmAggGeom {
   }
 };
 
+// The per-output expressions of the aggregation family, shared by the per-element functors
+// below (at(ey, ex) loads from memory) and the runs further down (at(ey, ex) reads registers):
+// at(ey, ex) is x at (i + sh[ey], j + sh[ex]), called only where that lies in the grid, in the
+// order written here, so both versions compute the same bits.
+
+// The mean over the in-grid (i + sh[ey], j + sh[ex]); 0 when none is in the grid.
+template <typename T, typename I, typename At>
+CVG_HD T dm_agg_mean(const DmAggGeom<I>& g, I i, I j, const I (&sh)[2], At&& at) {
+  T acc = T(0);
+  I cnt = 0;
+  for (int ey = 0; ey < 2; ++ey) {
+    if (!dm_in(i + sh[ey], g.h)) continue;
+    for (int ex = 0; ex < 2; ++ex) {
+      if (!dm_in(j + sh[ex], g.w)) continue;
+      acc += at(ey, ex);
+      ++cnt;
+    }
+  }
+  return cnt > 0 ? acc / static_cast<T>(cnt) : T(0);
+}
+
+// The sum over the in-grid parents (pi, pj) = (i + sh[ey], j + sh[ex]) of x / children(parent).
+template <typename T, typename I, typename At>
+CVG_HD T dm_agg_spread(const DmAggGeom<I>& g, I i, I j, const I (&sh)[2], At&& at) {
+  T acc = T(0);
+  for (int ey = 0; ey < 2; ++ey) {
+    const I pi = i + sh[ey];
+    if (!dm_in(pi, g.h)) continue;
+    for (int ex = 0; ex < 2; ++ex) {
+      const I pj = j + sh[ex];
+      if (!dm_in(pj, g.w)) continue;
+      const I cnt = g.children(pi, g.h) * g.children(pj, g.w);
+      acc += at(ey, ex) / static_cast<T>(cnt);
+    }
+  }
+  return acc;
+}
+
+// The first maximum over corners e = 2 ey + ex in e order (its corner in e_best), -inf and
+// kDmNoParent when no corner is in the grid and finite.
+constexpr uint8_t kDmNoParent = 0xFF;
+template <typename T, typename I, typename At>
+CVG_HD T dm_disagg_best(const DmAggGeom<I>& g, I i, I j, const I (&sh)[2], At&& at,
+                        uint8_t& e_best) {
+  T best = dm_neg_inf<T>();
+  e_best = kDmNoParent;
+  for (int e = 0; e < 4; ++e) {
+    if (!dm_in(i + sh[e / 2], g.h) || !dm_in(j + sh[e % 2], g.w)) continue;
+    const T v = at(e / 2, e % 2);
+    if (dm_beats(v, best)) {
+      best = v;
+      e_best = static_cast<uint8_t>(e);
+    }
+  }
+  return best;
+}
+
+// The sum of x over the in-grid corners e whose switch sw_at(ey, ex) names e.
+template <typename T, typename I, typename SwAt, typename At>
+CVG_HD T dm_disagg_route(const DmAggGeom<I>& g, I i, I j, const I (&sh)[2], SwAt&& sw_at,
+                         At&& at) {
+  T acc = T(0);
+  for (int e = 0; e < 4; ++e) {
+    if (!dm_in(i + sh[e / 2], g.h) || !dm_in(j + sh[e % 2], g.w)) continue;
+    if (sw_at(e / 2, e % 2) == e) acc += at(e / 2, e % 2);
+  }
+  return acc;
+}
+
 // A[i, k] = mean over the in-grid children of S[child, k]; 0 for a point without children.
 template <typename T, typename I>
 struct DmAggForward {
@@ -917,19 +985,9 @@ struct DmAggForward {
   T* out;
   CVG_HD void operator()(I l) const {
     const auto [i, j] = g.where(l);
-    T acc = T(0);
-    I cnt = 0;
-    for (int ey = 0; ey < 2; ++ey) {
-      const I ci = i + g.shift(ey);
-      if (!dm_in(ci, g.h)) continue;
-      for (int ex = 0; ex < 2; ++ex) {
-        const I cj = j + g.shift(ex);
-        if (!dm_in(cj, g.w)) continue;
-        acc += s[g.moved(l, g.shift(ey), g.shift(ex))];
-        ++cnt;
-      }
-    }
-    out[l] = cnt > 0 ? acc / static_cast<T>(cnt) : T(0);
+    const I sh[2] = {g.lo, g.hi};
+    out[l] = dm_agg_mean<T>(g, i, j, sh,
+                            [&](int ey, int ex) { return s[g.moved(l, sh[ey], sh[ex])]; });
   }
 };
 
@@ -941,22 +999,11 @@ struct DmAggBackward {
   T* out;
   CVG_HD void operator()(I l) const {
     const auto [i, j] = g.where(l);
-    T acc = T(0);
-    for (int ey = 0; ey < 2; ++ey) {
-      const I pi = i - g.shift(ey);
-      if (!dm_in(pi, g.h)) continue;
-      for (int ex = 0; ex < 2; ++ex) {
-        const I pj = j - g.shift(ex);
-        if (!dm_in(pj, g.w)) continue;
-        const I cnt = g.children(pi, g.h) * g.children(pj, g.w);
-        acc += grad[g.moved(l, -g.shift(ey), -g.shift(ex))] / static_cast<T>(cnt);
-      }
-    }
-    out[l] = acc;
+    const I sh[2] = {-g.lo, -g.hi};
+    out[l] = dm_agg_spread<T>(g, i, j, sh,
+                              [&](int ey, int ex) { return grad[g.moved(l, sh[ey], sh[ex])]; });
   }
 };
-
-constexpr uint8_t kDmNoParent = 0xFF;
 
 // Q_{l+1/2}[i', k] = max over the in-grid parents of Q_{l+1}[parent, k]; switch e* = the corner
 // of the first maximum in e order, kDmNoParent (and -inf) when no parent is finite.
@@ -968,18 +1015,10 @@ struct DmDisaggForward {
   uint8_t* sw;
   CVG_HD void operator()(I l) const {
     const auto [i, j] = g.where(l);
-    T best = dm_neg_inf<T>();
-    uint8_t e_best = kDmNoParent;
-    for (int e = 0; e < 4; ++e) {
-      const I pi = i - g.shift(e / 2), pj = j - g.shift(e % 2);
-      if (!dm_in(pi, g.h) || !dm_in(pj, g.w)) continue;
-      const T v = q[g.moved(l, -g.shift(e / 2), -g.shift(e % 2))];
-      if (dm_beats(v, best)) {
-        best = v;
-        e_best = static_cast<uint8_t>(e);
-      }
-    }
-    out[l] = best;
+    const I sh[2] = {-g.lo, -g.hi};
+    uint8_t e_best;
+    out[l] = dm_disagg_best<T>(
+        g, i, j, sh, [&](int ey, int ex) { return q[g.moved(l, sh[ey], sh[ex])]; }, e_best);
     sw[l] = e_best;
   }
 };
@@ -993,14 +1032,10 @@ struct DmDisaggBackward {
   T* out;
   CVG_HD void operator()(I l) const {
     const auto [i, j] = g.where(l);
-    T acc = T(0);
-    for (int e = 0; e < 4; ++e) {
-      const I ci = i + g.shift(e / 2), cj = j + g.shift(e % 2);
-      if (!dm_in(ci, g.h) || !dm_in(cj, g.w)) continue;
-      const I c = g.moved(l, g.shift(e / 2), g.shift(e % 2));
-      if (sw[c] == e) acc += grad[c];
-    }
-    out[l] = acc;
+    const I sh[2] = {g.lo, g.hi};
+    out[l] = dm_disagg_route<T>(
+        g, i, j, sh, [&](int ey, int ex) { return sw[g.moved(l, sh[ey], sh[ex])]; },
+        [&](int ey, int ex) { return grad[g.moved(l, sh[ey], sh[ex])]; });
   }
 };
 
@@ -1025,13 +1060,15 @@ struct DmDisaggGather {
 // Each output of the four kernels above reads a 2 x 2 neighbourhood: x at (i + rows[ey],
 // j + cols[ex]), the columns Delta = hi - lo apart. Neighbouring points lie K^2 elements apart,
 // far outside what one warp or its L1 shares, so every one of those 4 loads (8 with the
-// switches) went to L2, and ncu found the kernels bound by the SMs' memory instructions, not
-// DRAM (bench/results, 2026-11-22_3-dm-profile). Here a work item walks a run of up to
-// kDmAggRun outputs j = j0, j0 + Delta, ... of one row i, at one offset k: the larger column
-// of one output is the smaller of the next, so a run loads kDmAggRun + 1 columns per row for
-// kDmAggRun outputs (2.25 loads per output, 4.5 with switches). Neighbouring items are neighbouring k, so loads stay coalesced.
-// Every output is the same expression as in the per-element functor, in the same order: the
-// two versions give the same bits (tests/ops/test_deepmatch.cpp).
+// switches) goes to L2; ncu found the per-element kernels bound in the SMs (77-85 % of SM
+// throughput against 25-37 % of DRAM's: bench/results, 2026-11-22_3-dm-profile), which fewer
+// load instructions per output may relieve. Here a work item walks a run of up to kDmAggRun
+// outputs j = j0, j0 + Delta, ... of one row i, at one offset k: the larger column of one
+// output is the smaller of the next, so a run loads kDmAggRun + 1 columns per row for
+// kDmAggRun outputs (2.25 loads per output, 4.5 with switches). Neighbouring items are
+// neighbouring k, so loads stay coalesced. Every output is the same expression as in the
+// per-element functor (dm_agg_mean, ...), in the same order: the two versions give the same
+// bits (tests/ops/test_deepmatch.cpp).
 //
 // Items: ((n H + i) S + s) K^2 + k with S = D ceil(W / (Delta kDmAggRun)) strips per row,
 // D = min(Delta, W) column classes: strip s = q D + r starts at j0 = q Delta kDmAggRun + r.
@@ -1113,21 +1150,13 @@ struct DmAggForwardRun {
     const I sh[2] = {g.lo, g.hi};
     dm_agg_run(
         l, g, r,
-        [&](I row, I i, I j0, I k, I n) { dm_run_load(s, g, row, i, j0, k, n, r.delta, sh, sh, c); },
+        [&](I row, I i, I j0, I k, I n) {
+          dm_run_load(s, g, row, i, j0, k, n, r.delta, sh, sh, c);
+        },
         [&](I base, I i, I j, int m) {
           T v[2][2];
           dm_quad(c, m, sh, v);
-          T acc = T(0);
-          I cnt = 0;
-          for (int ey = 0; ey < 2; ++ey) {
-            if (!dm_in(i + sh[ey], g.h)) continue;
-            for (int ex = 0; ex < 2; ++ex) {
-              if (!dm_in(j + sh[ex], g.w)) continue;
-              acc += v[ey][ex];
-              ++cnt;
-            }
-          }
-          out[base] = cnt > 0 ? acc / static_cast<T>(cnt) : T(0);
+          out[base] = dm_agg_mean<T>(g, i, j, sh, [&](int ey, int ex) { return v[ey][ex]; });
         });
   }
 };
@@ -1150,18 +1179,7 @@ struct DmAggBackwardRun {
         [&](I base, I i, I j, int m) {
           T v[2][2];
           dm_quad(c, m, sh, v);
-          T acc = T(0);
-          for (int ey = 0; ey < 2; ++ey) {
-            const I pi = i + sh[ey];
-            if (!dm_in(pi, g.h)) continue;
-            for (int ex = 0; ex < 2; ++ex) {
-              const I pj = j + sh[ex];
-              if (!dm_in(pj, g.w)) continue;
-              const I cnt = g.children(pi, g.h) * g.children(pj, g.w);
-              acc += v[ey][ex] / static_cast<T>(cnt);
-            }
-          }
-          out[base] = acc;
+          out[base] = dm_agg_spread<T>(g, i, j, sh, [&](int ey, int ex) { return v[ey][ex]; });
         });
   }
 };
@@ -1179,20 +1197,15 @@ struct DmDisaggForwardRun {
     const I sh[2] = {-g.lo, -g.hi};
     dm_agg_run(
         l, g, r,
-        [&](I row, I i, I j0, I k, I n) { dm_run_load(q, g, row, i, j0, k, n, r.delta, sh, sh, c); },
+        [&](I row, I i, I j0, I k, I n) {
+          dm_run_load(q, g, row, i, j0, k, n, r.delta, sh, sh, c);
+        },
         [&](I base, I i, I j, int m) {
           T v[2][2];
           dm_quad(c, m, sh, v);
-          T best = dm_neg_inf<T>();
-          uint8_t e_best = kDmNoParent;
-          for (int e = 0; e < 4; ++e) {
-            if (!dm_in(i + sh[e / 2], g.h) || !dm_in(j + sh[e % 2], g.w)) continue;
-            if (dm_beats(v[e / 2][e % 2], best)) {
-              best = v[e / 2][e % 2];
-              e_best = static_cast<uint8_t>(e);
-            }
-          }
-          out[base] = best;
+          uint8_t e_best;
+          out[base] = dm_disagg_best<T>(g, i, j, sh, [&](int ey, int ex) { return v[ey][ex]; },
+                                        e_best);
           sw[base] = e_best;
         });
   }
@@ -1221,12 +1234,9 @@ struct DmDisaggBackwardRun {
           uint8_t e_at[2][2];
           dm_quad(c, m, sh, v);
           dm_quad(ce, m, sh, e_at);
-          T acc = T(0);
-          for (int e = 0; e < 4; ++e) {
-            if (!dm_in(i + sh[e / 2], g.h) || !dm_in(j + sh[e % 2], g.w)) continue;
-            if (e_at[e / 2][e % 2] == e) acc += v[e / 2][e % 2];
-          }
-          out[base] = acc;
+          out[base] = dm_disagg_route<T>(
+              g, i, j, sh, [&](int ey, int ex) { return e_at[ey][ex]; },
+              [&](int ey, int ex) { return v[ey][ex]; });
         });
   }
 };

@@ -184,11 +184,13 @@ void reduce_rows_typed(ReduceKind kind, const Tensor& like, const T* x, int64_t 
     case ReduceKind::min:
       return launch_rows(SimpleReducer<ReduceKind::min, T>{}, like, x, outer, inner, emit, "min");
     case ReduceKind::var:
-      return launch_rows(VarReducer<T>{static_cast<T>(params.ddof)}, like, x, outer, inner, emit, "var");
+      return launch_rows(VarReducer<T>{static_cast<T>(params.ddof)}, like, x, outer, inner, emit,
+                         "var");
     case ReduceKind::logsumexp:
       return launch_rows(LogSumExpReducer<T>{}, like, x, outer, inner, emit, "logsumexp");
     case ReduceKind::norm:
-      return launch_rows(NormReducer<T>{static_cast<T>(params.p)}, like, x, outer, inner, emit, "norm");
+      return launch_rows(NormReducer<T>{static_cast<T>(params.p)}, like, x, outer, inner, emit,
+                         "norm");
   }
 }
 

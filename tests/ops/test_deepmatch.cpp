@@ -725,10 +725,10 @@ TEST_CASE("dm_correlation_grad_target: the tiled gradient equals the per-pixel g
 }
 
 // Version 2 of the aggregation family (runs along j, each run's columns loaded once) against
-// version 1 (one output per item, the default), bitwise: on shapes whose widths are and are not multiples
-// of a run (Delta kDmAggRun), a level shift wider than the grid, one column, and -inf / NaN
-// scores and all four switch corners; then every registry sample of the deepmatch ops
-// (forward and gradients) under both versions.
+// version 1 (one output per item, the default), bitwise: on shapes whose widths are and are not
+// multiples of a run (Delta kDmAggRun), a level shift wider than the grid, one column, and -inf /
+// NaN scores and all four switch corners; then every registry sample of the deepmatch ops (forward
+// and gradients) under both versions.
 TEST_CASE("deepmatch aggregation: runs along j equal one output per item bitwise",
           "[ops][deepmatch]") {
   struct Case {
