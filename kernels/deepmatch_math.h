@@ -1138,6 +1138,22 @@ CVG_HD void dm_agg_run(I l, const DmAggGeom<I>& g, const DmAggRuns<I>& r, Load&&
     if (m < outputs) body((row * g.w + j0 + m * r.delta) * g.k * g.k + k, i, j0 + m * r.delta, m);
 }
 
+// Item l's run over one tensor x: fn(base, i, j, at) per output, at(ey, ex) reading the
+// output's neighbourhood (rows and columns sh) from the run's registers.
+template <typename T, typename I, typename Fn>
+CVG_HD void dm_run_each(const T* x, const DmAggGeom<I>& g, const DmAggRuns<I>& r, I l,
+                        const I (&sh)[2], Fn&& fn) {
+  T c[2][kDmAggRun + 1] = {};
+  dm_agg_run(
+      l, g, r,
+      [&](I row, I i, I j0, I k, I n) { dm_run_load(x, g, row, i, j0, k, n, r.delta, sh, sh, c); },
+      [&](I base, I i, I j, int m) {
+        T v[2][2];
+        dm_quad(c, m, sh, v);
+        fn(base, i, j, [&](int ey, int ex) { return v[ey][ex]; });
+      });
+}
+
 // DmAggForward along runs.
 template <typename T, typename I>
 struct DmAggForwardRun {
@@ -1146,18 +1162,10 @@ struct DmAggForwardRun {
   DmAggRuns<I> r;
   T* out;
   CVG_HD void operator()(I l) const {
-    T c[2][kDmAggRun + 1] = {};
     const I sh[2] = {g.lo, g.hi};
-    dm_agg_run(
-        l, g, r,
-        [&](I row, I i, I j0, I k, I n) {
-          dm_run_load(s, g, row, i, j0, k, n, r.delta, sh, sh, c);
-        },
-        [&](I base, I i, I j, int m) {
-          T v[2][2];
-          dm_quad(c, m, sh, v);
-          out[base] = dm_agg_mean<T>(g, i, j, sh, [&](int ey, int ex) { return v[ey][ex]; });
-        });
+    dm_run_each(s, g, r, l, sh, [&](I base, I i, I j, auto&& at) {
+      out[base] = dm_agg_mean<T>(g, i, j, sh, at);
+    });
   }
 };
 
@@ -1169,18 +1177,10 @@ struct DmAggBackwardRun {
   DmAggRuns<I> r;
   T* out;
   CVG_HD void operator()(I l) const {
-    T c[2][kDmAggRun + 1] = {};
     const I sh[2] = {-g.lo, -g.hi};
-    dm_agg_run(
-        l, g, r,
-        [&](I row, I i, I j0, I k, I n) {
-          dm_run_load(grad, g, row, i, j0, k, n, r.delta, sh, sh, c);
-        },
-        [&](I base, I i, I j, int m) {
-          T v[2][2];
-          dm_quad(c, m, sh, v);
-          out[base] = dm_agg_spread<T>(g, i, j, sh, [&](int ey, int ex) { return v[ey][ex]; });
-        });
+    dm_run_each(grad, g, r, l, sh, [&](I base, I i, I j, auto&& at) {
+      out[base] = dm_agg_spread<T>(g, i, j, sh, at);
+    });
   }
 };
 
@@ -1193,21 +1193,12 @@ struct DmDisaggForwardRun {
   T* out;
   uint8_t* sw;
   CVG_HD void operator()(I l) const {
-    T c[2][kDmAggRun + 1] = {};
     const I sh[2] = {-g.lo, -g.hi};
-    dm_agg_run(
-        l, g, r,
-        [&](I row, I i, I j0, I k, I n) {
-          dm_run_load(q, g, row, i, j0, k, n, r.delta, sh, sh, c);
-        },
-        [&](I base, I i, I j, int m) {
-          T v[2][2];
-          dm_quad(c, m, sh, v);
-          uint8_t e_best;
-          out[base] = dm_disagg_best<T>(g, i, j, sh, [&](int ey, int ex) { return v[ey][ex]; },
-                                        e_best);
-          sw[base] = e_best;
-        });
+    dm_run_each(q, g, r, l, sh, [&](I base, I i, I j, auto&& at) {
+      uint8_t e_best;
+      out[base] = dm_disagg_best<T>(g, i, j, sh, at, e_best);
+      sw[base] = e_best;
+    });
   }
 };
 
