@@ -11,7 +11,7 @@
 //     chunks' States (combine_parts_kernel). One block for a 26 M-element sum took 1.1 ms on
 //     an H100, 33 % of the Deep Matching training step (bench/results, dm profile).
 // Any reducer State is shuffled word by word (shfl_down_state), so sums, Welford triples,
-// (max, sum) pairs and (value, index) pairs all use the same two kernels. The combination order
+// (max, sum) pairs and (value, index) pairs all use the same kernels. The combination order
 // is fixed by the launch shape, so results are deterministic; they can differ from the CPU's
 // in the last bits because the CPU accumulates sums in double and the GPU in the input type
 // (parity tests use tolerances). Arg reductions are exact and agree with the CPU bit for bit,
