@@ -148,6 +148,7 @@ Tensor deep_matching(const Tensor& s0, const TensorList& nus);
   X(disagg_backward, DmDisaggBackward)                                     \
   X(disagg_gather, DmDisaggGather)                                         \
   X(power_forward, DmPowerForward)                                         \
+  X(power_backward, DmPowerBackward)                                       \
   X(hinge_terms, DmHingeTerms)                                             \
   X(hinge_coef, DmHingeCoef)                                               \
   X(pool_forward, DmPoolForward)                                           \

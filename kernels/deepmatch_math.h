@@ -1268,6 +1268,26 @@ struct DmPowerForward {
   }
 };
 
+// dm_power's backward in one pass, for when no graph is built of it (kernels/deepmatch.cpp):
+// da = g (A^(nu - 1) nu), and terms = (g y) ln A with ln A taken of 1 where A <= 0 (the terms
+// whose sum is d nu), the expressions of the differentiable composition used with create_graph,
+// in its order. Either output may be null (not needed). One element per item.
+template <typename T, typename I>
+struct DmPowerBackward {
+  const T* grad;
+  const T* a;
+  const T* y;   // dm_power's output
+  const T* nu;  // one element
+  T* da;
+  T* terms;
+  CVG_HD void operator()(I l) const {
+    using std::log;
+    const T p = nu[0], av = a[l], g = grad[l];
+    if (da) da[l] = g * (dm_pow(av, p - T(1)) * p);
+    if (terms) terms[l] = (g * y[l]) * log(av > T(0) ? av : T(1));
+  }
+};
+
 // ---- structured hinge loss ----------------------------------------------------------------
 // Per reference point: gt[point] = (gy, gx) offset indices of the ground truth. The point takes
 // part when gt lies in [0, K)^2 and its score is finite; then each finite q contributes
