@@ -2,10 +2,10 @@
 // substitute's scale of the notes (a 128 x 96 frame at alpha_0 = 8: P = 16 x 12 reference points,
 // R_0 = 16, K_0 = 33). Names "cpu/dm_<layer>[_bwd]/<P>x<K>": each layer's public op (forward, or
 // its backward op alone; dm_correlation_v1: the per-score forward the tiled one replaced;
-// dm_(dis)aggregate(_bwd)_v2: the aggregation family along runs of j, beside the default one output
-// per item: kernels/deepmatch.h), and "cpu/deep_matching_fwd_bwd" for the U-network with L = 3
-// through the structured loss and back to S_0 and the exponents (and again on the 32-bit index
-// path, the GPU's: "..._index32").
+// dm_(dis)aggregate(_bwd)_v2 and dm_max_pool_bwd_v2: version 2 of those kernels, beside the default
+// one output per item: kernels/deepmatch.h), and "cpu/deep_matching_fwd_bwd" for the U-network with
+// L = 3 through the structured loss and back to S_0 and the exponents (and again on the 32-bit
+// index path, the GPU's: "..._index32").
 #include <benchmark/benchmark.h>
 
 #include <optional>
@@ -49,21 +49,23 @@ void bm_max_pool(benchmark::State& st) {
   const Tensor s = scores(kK);
   for (auto _ : st) benchmark::DoNotOptimize(dm_max_pool(s).values.raw_data());
 }
-void bm_max_pool_bwd(benchmark::State& st) {
+void bm_max_pool_bwd(benchmark::State& st, int version) {
   manual_seed(0);
+  std::optional<DmLayerVersionGuard> guard;
+  if (version != 0) guard.emplace(version);
   const Tensor sw = dm_max_pool(scores(kK)).switches, g = randn({1, kH, kW, kKc, kKc});
   for (auto _ : st) benchmark::DoNotOptimize(dm_max_pool_backward(g, sw, kK).raw_data());
 }
 void bm_aggregate(benchmark::State& st, int version) {
   manual_seed(0);
-  std::optional<DmAggVersionGuard> guard;
+  std::optional<DmLayerVersionGuard> guard;
   if (version != 0) guard.emplace(version);
   const Tensor s = scores(kK);
   for (auto _ : st) benchmark::DoNotOptimize(dm_aggregate(s, 1).raw_data());
 }
 void bm_aggregate_bwd(benchmark::State& st, int version) {
   manual_seed(0);
-  std::optional<DmAggVersionGuard> guard;
+  std::optional<DmLayerVersionGuard> guard;
   if (version != 0) guard.emplace(version);
   const Tensor g = randn({1, kH, kW, kK, kK});
   for (auto _ : st) benchmark::DoNotOptimize(dm_aggregate_backward(g, 1).raw_data());
@@ -75,14 +77,14 @@ void bm_power(benchmark::State& st) {
 }
 void bm_disaggregate(benchmark::State& st, int version) {
   manual_seed(0);
-  std::optional<DmAggVersionGuard> guard;
+  std::optional<DmLayerVersionGuard> guard;
   if (version != 0) guard.emplace(version);
   const Tensor q = scores(kK);
   for (auto _ : st) benchmark::DoNotOptimize(dm_disaggregate(q, 1).values.raw_data());
 }
 void bm_disaggregate_bwd(benchmark::State& st, int version) {
   manual_seed(0);
-  std::optional<DmAggVersionGuard> guard;
+  std::optional<DmLayerVersionGuard> guard;
   if (version != 0) guard.emplace(version);
   const Tensor sw = dm_disaggregate(scores(kK), 1).switches, g = randn({1, kH, kW, kK, kK});
   for (auto _ : st) benchmark::DoNotOptimize(dm_disaggregate_backward(g, sw, 1).raw_data());
@@ -143,7 +145,8 @@ const bool registered = [] {
   benchmark::RegisterBenchmark(name("dm_correlation_v1").c_str(), bm_correlation_v1);
   benchmark::RegisterBenchmark(name("dm_correlation_bwd").c_str(), bm_correlation_bwd);
   benchmark::RegisterBenchmark(name("dm_max_pool").c_str(), bm_max_pool);
-  benchmark::RegisterBenchmark(name("dm_max_pool_bwd").c_str(), bm_max_pool_bwd);
+  benchmark::RegisterBenchmark(name("dm_max_pool_bwd").c_str(), bm_max_pool_bwd, 0);
+  benchmark::RegisterBenchmark(name("dm_max_pool_bwd_v2").c_str(), bm_max_pool_bwd, 2);
   benchmark::RegisterBenchmark(name("dm_aggregate").c_str(), bm_aggregate, 0);
   benchmark::RegisterBenchmark(name("dm_aggregate_v2").c_str(), bm_aggregate, 2);
   benchmark::RegisterBenchmark(name("dm_aggregate_bwd").c_str(), bm_aggregate_bwd, 0);

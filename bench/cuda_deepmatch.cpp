@@ -14,10 +14,11 @@
 //                    4 P K'^2 fine gradients at the switches + 4 P K'^2 written
 //   hinge_loss       4 P K^2 read
 // Rows named *_index64 time a layer on its 64-bit index path (kernels/deepmatch.h), beside the
-// default 32-bit one; dm_(dis)aggregate(_bwd)_v2 the aggregation family along runs of j beside
-// the default one output per item; dm_correlation_v1 the per-score forward beside the tiled
-// default, and dm_correlation_grad_ref(_v2) and dm_correlation_grad_target(_v2) each gradient
-// alone, per point or pixel (v1, the default) and tiled (v2).
+// default 32-bit one; dm_(dis)aggregate(_bwd)_v2 the aggregation family along runs of j, and
+// dm_max_pool_bwd_v2 by 2 x 2 cells, beside the default one output per item; dm_correlation_v1 the
+// per-score forward beside the tiled default, and dm_correlation_grad_ref(_v2) and
+// dm_correlation_grad_target(_v2) each gradient alone, per point or pixel (v1, the default) and
+// tiled (v2).
 #include <benchmark/benchmark.h>
 
 #include <functional>
@@ -148,29 +149,37 @@ const bool registered = [] {
       reg("dm_aggregate_v2", h, w, k, 2 * fine, [=] {
         const Tensor s = scores_cuda(h, w, k);
         return [=] {
-          const DmAggVersionGuard runs(2);
+          const DmLayerVersionGuard runs(2);
           dm_aggregate(s, 1);
         };
       });
       reg("dm_aggregate_bwd_v2", h, w, k, 2 * fine, [=] {
         const Tensor g = randn_cuda({1, h, w, k, k});
         return [=] {
-          const DmAggVersionGuard runs(2);
+          const DmLayerVersionGuard runs(2);
           dm_aggregate_backward(g, 1);
         };
       });
       reg("dm_disaggregate_v2", h, w, k, 2.25 * fine, [=] {
         const Tensor q = scores_cuda(h, w, k);
         return [=] {
-          const DmAggVersionGuard runs(2);
+          const DmLayerVersionGuard runs(2);
           dm_disaggregate(q, 1);
+        };
+      });
+      reg("dm_max_pool_bwd_v2", h, w, k, 1.25 * coarse + fine, [=] {
+        const Tensor s = scores_cuda(h, w, k);
+        const Tensor sw = dm_max_pool(s).switches, g = randn_cuda({1, h, w, kc, kc});
+        return [=] {
+          const DmLayerVersionGuard cells(2);
+          dm_max_pool_backward(g, sw, k);
         };
       });
       reg("dm_disaggregate_bwd_v2", h, w, k, 2.25 * fine, [=] {
         const Tensor q = scores_cuda(h, w, k), g = randn_cuda({1, h, w, k, k});
         const Tensor sw = dm_disaggregate(q, 1).switches;
         return [=] {
-          const DmAggVersionGuard runs(2);
+          const DmLayerVersionGuard runs(2);
           dm_disaggregate_backward(g, sw, 1);
         };
       });

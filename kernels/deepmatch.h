@@ -149,6 +149,7 @@ Tensor deep_matching(const Tensor& s0, const TensorList& nus);
   X(disagg_gather, DmDisaggGather)                                         \
   X(power_forward, DmPowerForward)                                         \
   X(power_backward, DmPowerBackward)                                       \
+  X(pool_backward_cells, DmPoolBackwardCells)                              \
   X(hinge_terms, DmHingeTerms)                                             \
   X(hinge_coef, DmHingeCoef)                                               \
   X(pool_forward, DmPoolForward)                                           \
@@ -207,22 +208,26 @@ class DmCorrVersionGuard {
   int previous_;
 };
 
-// Aggregation-family kernel version (dm_aggregate, dm_aggregate_backward, dm_disaggregate,
-// dm_disaggregate_backward): 1 (one output per item, the default on both devices) or 2 (the
-// *Run functors: a work item walks up to kDmAggRun outputs along j, loading each run's columns
-// once: 2.25 loads per output instead of 4); both give the same bits. Version 2 is not the
-// default because it has not been measured faster: on the CPU the two are equal within noise,
-// and on an H100 its first form (loads interleaved with stores) took 1.3-1.5x version 1's time;
-// the present form (all of a run's loads first) awaits a GPU (bench rows *_v2,
-// docs/deepmatch.md). A DmAggVersionGuard(v) picks one for its lifetime (tests, benchmarks);
-// dm_agg_version() is 0 while none is live.
-int dm_agg_version();
-class DmAggVersionGuard {
+// Version of the per-element 4-D layer kernels: 1 (one output per item, the default, except
+// for dm_max_pool_backward on the CPU) or 2, which shares each item's index work and loads
+// among several outputs:
+//   dm_aggregate, dm_aggregate_backward, dm_disaggregate, dm_disaggregate_backward: the *Run
+//     functors, a work item walking up to kDmAggRun outputs along j and loading each run's
+//     columns once (2.25 loads per output instead of 4);
+//   dm_max_pool_backward: DmPoolBackwardCells, a work item per 2 x 2 cell of fine elements
+//     and the 4 coarse windows that can name them; the CPU's default (1.8x faster there).
+// Both versions give the same bits. The runs are not the default because they have not been
+// measured faster: on the CPU the two are equal within noise; on an H100 the runs' first form
+// (loads interleaved with stores) took 1.3-1.5x version 1's time; the present runs and the
+// cells await a GPU (bench rows *_v2, docs/deepmatch.md). A DmLayerVersionGuard(v) picks one
+// for its lifetime (tests, benchmarks); dm_layer_version() is 0 while none is live.
+int dm_layer_version();
+class DmLayerVersionGuard {
  public:
-  explicit DmAggVersionGuard(int version);
-  ~DmAggVersionGuard();
-  DmAggVersionGuard(const DmAggVersionGuard&) = delete;
-  DmAggVersionGuard& operator=(const DmAggVersionGuard&) = delete;
+  explicit DmLayerVersionGuard(int version);
+  ~DmLayerVersionGuard();
+  DmLayerVersionGuard(const DmLayerVersionGuard&) = delete;
+  DmLayerVersionGuard& operator=(const DmLayerVersionGuard&) = delete;
 
  private:
   int previous_;

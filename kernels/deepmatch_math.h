@@ -791,6 +791,56 @@ struct DmPoolBackward {
   }
 };
 
+// DmPoolBackward by 2 x 2 cells of fine elements (version 2: the CPU's default,
+// kernels/deepmatch.h). The per-element functor decodes its index, finds the coarse windows
+// covering it and decodes their switches for each fine element: about 90 instructions per output,
+// and ncu found it bound by instruction issue at 23 % of copy bandwidth (bench/results,
+// 2026-11-22_3-dm-profile). Cell (a, b) owns fine rows and columns 2 a - pad + {1, 2} x 2 b - pad +
+// {1, 2}; the coarse windows that can name them are (a + dy, b + dx), dy, dx in {0, 1} (fine 2 a -
+// pad + 1 lies in window a only, 2 a - pad + 2 in windows a and a + 1). A work item loads those 4
+// switches and gradients first, then adds each gradient to the cell element its switch names,
+// visiting the windows in row-major order: each element gets DmPoolBackward's sum in its order (the
+// same bits), and the index work is shared by 4 outputs. Cells per axis: floor((K + pad) / 2),
+// which cover every fine row once. Items: points x cells^2.
+template <typename T, typename I>
+struct DmPoolBackwardCells {
+  const T* grad;      // coarse
+  const uint8_t* sw;  // coarse
+  DmPoolGeom<I> g;
+  I cells;                    // per axis
+  FastDivOf<I> fcells, fcc;  // by cells and cells^2
+  T* out;                     // fine
+  CVG_HD void operator()(I l) const {
+    const I point = fcc.div(l), c = l - point * cells * cells;
+    const I a = fcells.div(c), b = c - a * cells;
+    const I fy0 = 2 * a - g.pad + 1, fx0 = 2 * b - g.pad + 1;
+    const I cbase = point * g.kc * g.kc;
+    int t[2][2] = {};
+    T gv[2][2] = {};
+    for (int dy = 0; dy < 2; ++dy)
+      for (int dx = 0; dx < 2; ++dx)
+        if (a + dy < g.kc && b + dx < g.kc) {
+          const I ci = cbase + (a + dy) * g.kc + b + dx;
+          t[dy][dx] = sw[ci];
+          gv[dy][dx] = grad[ci];
+        }
+    T acc[2][2] = {};
+    for (int dy = 0; dy < 2; ++dy)
+      for (int dx = 0; dx < 2; ++dx) {
+        if (a + dy >= g.kc || b + dx >= g.kc) continue;
+        // The named element relative to the cell: window a + dy starts at fine 2 (a + dy) - pad,
+        // the cell at 2 a - pad + 1.
+        const int ry = 2 * dy + t[dy][dx] / 3 - 1, rx = 2 * dx + t[dy][dx] % 3 - 1;
+        if (ry >= 0 && ry < 2 && rx >= 0 && rx < 2) acc[ry][rx] += gv[dy][dx];
+      }
+    T* plane = out + point * g.k * g.k;
+    for (int ry = 0; ry < 2; ++ry)
+      for (int rx = 0; rx < 2; ++rx)
+        if (dm_in(fy0 + ry, g.k) && dm_in(fx0 + rx, g.k))
+          plane[(fy0 + ry) * g.k + fx0 + rx] = acc[ry][rx];
+  }
+};
+
 // Coarse element takes the fine value its switch names (the adjoint of DmPoolBackward).
 template <typename T, typename I>
 struct DmPoolGather {

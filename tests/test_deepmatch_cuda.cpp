@@ -121,11 +121,12 @@ TEST_CASE("dm_correlation_grad_target: the GPU's tiled and per-pixel kernels mat
       });
 }
 
-// The aggregation family's two versions on the GPU (kernels/deepmatch.h: version 2 walks runs
-// along j and is not the default, so the registry's CUDA column does not run it): every op
-// under both, bitwise against each other (the same terms in the same order) and against the
-// CPU to rounding (the switches exactly), at levels 0-3 on a grid wider than one run.
-TEST_CASE("deepmatch aggregation: the GPU's runs along j equal one output per item",
+// The two versions of the per-element layers on the GPU (kernels/deepmatch.h: version 2, runs
+// along j and 2 x 2 cells, is not the GPU's default, so the registry's CUDA column does not run
+// it): every op under both, bitwise against each other (the same terms in the same order) and
+// against the CPU to rounding (the switches exactly), at levels 0-3 on a grid wider than one
+// run; the max-pool backward at K = 9 (padding 1) and 11 (padding 2).
+TEST_CASE("deepmatch layers: the GPU's version 2 (runs, cells) equals one output per item",
           "[cuda][deepmatch]") {
   manual_seed(14);
   for (int64_t level = 0; level <= 3; ++level) {
@@ -142,11 +143,11 @@ TEST_CASE("deepmatch aggregation: the GPU's runs along j equal one output per it
       const Tensor xg = x.to(kCUDA), swg = sw.to(kCUDA);
       std::array<Tensor, 5> v1, v2;
       {
-        const DmAggVersionGuard first(1);
+        const DmLayerVersionGuard first(1);
         v1 = all(xg, swg);
       }
       {
-        const DmAggVersionGuard second(2);
+        const DmLayerVersionGuard second(2);
         v2 = all(xg, swg);
       }
       for (size_t i = 0; i < cpu.size(); ++i) {
@@ -156,5 +157,24 @@ TEST_CASE("deepmatch aggregation: the GPU's runs along j equal one output per it
         else CHECK(allclose(v2[i].to(kCPU), cpu[i], 1e-6, 1e-6));
       }
     }
+  }
+  for (const int64_t k : {9, 11}) {
+    INFO("max-pool backward, K " << k);
+    const Tensor s = rand({2, 3, 5, k, k});
+    const DmPooled p = dm_max_pool(s);
+    const Tensor g = rand(p.values.shape()) - 0.5;
+    const Tensor cpu = dm_max_pool_backward(g, p.switches, k);
+    const Tensor gg = g.to(kCUDA), swg = p.switches.to(kCUDA);
+    Tensor v1, v2;
+    {
+      const DmLayerVersionGuard first(1);
+      v1 = dm_max_pool_backward(gg, swg, k).to(kCPU);
+    }
+    {
+      const DmLayerVersionGuard second(2);
+      v2 = dm_max_pool_backward(gg, swg, k).to(kCPU);
+    }
+    CHECK(same_bits(v1, v2));
+    CHECK(same_bits(v2, cpu));  // sums of at most 2 x 2 gradients, no multiplies: exact
   }
 }

@@ -751,7 +751,7 @@ TEST_CASE("deepmatch aggregation: runs along j equal one output per item bitwise
         const Tensor sw = disagg_switches(shape, level, seed++);
         TensorList outs[2];
         for (const int version : {1, 2}) {
-          const DmAggVersionGuard v(version);
+          const DmLayerVersionGuard v(version);
           const DmDisaggregated d = dm_disaggregate(x, level);
           outs[version - 1] = {dm_aggregate(x, level), dm_aggregate_backward(x, level), d.values,
                                d.switches, dm_disaggregate_backward(x, sw, level)};
@@ -769,9 +769,13 @@ TEST_CASE("deepmatch aggregation: runs along j equal one output per item bitwise
     for (const OpSample& s : spec.samples()) {
       const OpFn& fn = s.fn ? s.fn : spec.fn;
       INFO(spec.name << " / " << s.label);
-      TensorList per_item = forward_and_grads(fn, s.inputs), runs;  // the default: per item
+      TensorList per_item, runs;
       {
-        const DmAggVersionGuard v2(2);
+        const DmLayerVersionGuard v1(1);
+        per_item = forward_and_grads(fn, s.inputs);
+      }
+      {
+        const DmLayerVersionGuard v2(2);
         runs = forward_and_grads(fn, s.inputs);
       }
       REQUIRE(per_item.size() == runs.size());
@@ -780,9 +784,9 @@ TEST_CASE("deepmatch aggregation: runs along j equal one output per item bitwise
     }
   }
   CHECK(checked >= 90);
-  CHECK(dm_agg_version() == 0);
-  CHECK_THAT(error_of([] { DmAggVersionGuard bad(0); }),
-             Contains("DmAggVersionGuard") && Contains("1 (one output per item)") &&
+  CHECK(dm_layer_version() == 0);
+  CHECK_THAT(error_of([] { DmLayerVersionGuard bad(0); }),
+             Contains("DmLayerVersionGuard") && Contains("1 (one output per item)") &&
                  Contains("got 0"));
 }
 
@@ -815,6 +819,55 @@ TEST_CASE("dm_power: the one-pass backward equals the composition create_graph b
         CHECK(composed[i].requires_grad());  // the composition is a graph
         CHECK(allclose(fused[i], composed[i].detach(), tol, tol));
       }
+    }
+  }
+}
+
+// dm_max_pool_backward by 2 x 2 cells (version 2) against one fine element per item, bitwise,
+// for odd and even R (padding 2 and 1) and the smallest windows, with switches of real pooling
+// (windows overlap, so two windows can name one element) and of every corner.
+TEST_CASE("dm_max_pool_backward: 2 x 2 cells equal one element per item bitwise",
+          "[ops][deepmatch]") {
+  uint64_t seed = 970;
+  for (const int64_t k : {1, 3, 5, 7, 9, 11, 13, 33}) {
+    for (const DType dtype : {DType::float64, DType::float32}) {
+      INFO("K " << k << ", " << dtype_name(dtype));
+      const Shape fine{2, 3, 2, k, k};
+      const Tensor sw = pool_switches(fine, seed++);
+      const Tensor g = uniform64(sw.shape(), -1, 1, seed++, false).to(dtype);
+      Tensor per_element, cells;
+      {
+        const DmLayerVersionGuard v1(1);
+        per_element = dm_max_pool_backward(g, sw, k);
+      }
+      {
+        const DmLayerVersionGuard v2(2);
+        cells = dm_max_pool_backward(g, sw, k);
+      }
+      CHECK(same_bits(per_element, cells));
+      // Every window position that lies in the fine map (pooling never picks the padding), in
+      // turn: corner i % 9 of coarse element i, or the first in-map one after it.
+      Tensor corners = sw.clone();
+      const int64_t kc = sw.shape()[3], pad = 1 + (kc - 1) - (k - 1) / 2;
+      for (int64_t i = 0; i < corners.numel(); ++i) {
+        const int64_t c = i % (kc * kc), cy = c / kc, cx = c % kc;
+        for (int64_t t = i % 9;; t = (t + 1) % 9) {
+          const int64_t fy = 2 * cy - pad + t / 3, fx = 2 * cx - pad + t % 3;
+          if (fy >= 0 && fy < k && fx >= 0 && fx < k) {
+            corners.data<uint8_t>()[i] = static_cast<uint8_t>(t);
+            break;
+          }
+        }
+      }
+      {
+        const DmLayerVersionGuard v1(1);
+        per_element = dm_max_pool_backward(g, corners, k);
+      }
+      {
+        const DmLayerVersionGuard v2(2);
+        cells = dm_max_pool_backward(g, corners, k);
+      }
+      CHECK(same_bits(per_element, cells));
     }
   }
 }
