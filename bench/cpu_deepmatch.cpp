@@ -89,8 +89,10 @@ void bm_disaggregate_bwd(benchmark::State& st, int version) {
   const Tensor sw = dm_disaggregate(scores(kK), 1).switches, g = randn({1, kH, kW, kK, kK});
   for (auto _ : st) benchmark::DoNotOptimize(dm_disaggregate_backward(g, sw, 1).raw_data());
 }
-void bm_unpool(benchmark::State& st) {
+void bm_unpool(benchmark::State& st, int version) {
   manual_seed(0);
+  std::optional<DmLayerVersionGuard> guard;
+  if (version != 0) guard.emplace(version);
   const Tensor s = scores(kK);
   const DmPooled p = dm_max_pool(s);
   for (auto _ : st) benchmark::DoNotOptimize(dm_unpool(p.values, p.switches, s).raw_data());
@@ -156,7 +158,8 @@ const bool registered = [] {
   benchmark::RegisterBenchmark(name("dm_disaggregate_v2").c_str(), bm_disaggregate, 2);
   benchmark::RegisterBenchmark(name("dm_disaggregate_bwd").c_str(), bm_disaggregate_bwd, 0);
   benchmark::RegisterBenchmark(name("dm_disaggregate_bwd_v2").c_str(), bm_disaggregate_bwd, 2);
-  benchmark::RegisterBenchmark(name("dm_unpool").c_str(), bm_unpool);
+  benchmark::RegisterBenchmark(name("dm_unpool").c_str(), bm_unpool, 0);
+  benchmark::RegisterBenchmark(name("dm_unpool_v2").c_str(), bm_unpool, 2);
   benchmark::RegisterBenchmark(name("dm_unpool_bwd").c_str(), bm_unpool_bwd);
   benchmark::RegisterBenchmark(name("dm_hinge_loss").c_str(), bm_hinge_loss);
   benchmark::RegisterBenchmark(name("deep_matching_fwd_bwd").c_str(), bm_network, 64);

@@ -15,10 +15,10 @@
 //   hinge_loss       4 P K^2 read
 // Rows named *_index64 time a layer on its 64-bit index path (kernels/deepmatch.h), beside the
 // default 32-bit one; dm_(dis)aggregate(_bwd)_v2 the aggregation family along runs of j, and
-// dm_max_pool_bwd_v2 by 2 x 2 cells, beside the default one output per item; dm_correlation_v1 the
-// per-score forward beside the tiled default, and dm_correlation_grad_ref(_v2) and
-// dm_correlation_grad_target(_v2) each gradient alone, per point or pixel (v1, the default) and
-// tiled (v2).
+// dm_max_pool_bwd_v2 and dm_unpool_v2 by 2 x 2 cells, beside the default one output per item;
+// dm_correlation_v1 the per-score forward beside the tiled default, and
+// dm_correlation_grad_ref(_v2) and dm_correlation_grad_target(_v2) each gradient alone, per point
+// or pixel (v1, the default) and tiled (v2).
 #include <benchmark/benchmark.h>
 
 #include <functional>
@@ -173,6 +173,14 @@ const bool registered = [] {
         return [=] {
           const DmLayerVersionGuard cells(2);
           dm_max_pool_backward(g, sw, k);
+        };
+      });
+      reg("dm_unpool_v2", h, w, k, 1.25 * coarse + 2 * fine, [=] {
+        const Tensor s = scores_cuda(h, w, k);
+        const DmPooled p = dm_max_pool(s);
+        return [=] {
+          const DmLayerVersionGuard cells(2);
+          dm_unpool(p.values, p.switches, s);
         };
       });
       reg("dm_disaggregate_bwd_v2", h, w, k, 2.25 * fine, [=] {

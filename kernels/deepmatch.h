@@ -150,6 +150,7 @@ Tensor deep_matching(const Tensor& s0, const TensorList& nus);
   X(power_forward, DmPowerForward)                                         \
   X(power_backward, DmPowerBackward)                                       \
   X(pool_backward_cells, DmPoolBackwardCells)                              \
+  X(unpool_forward_cells, DmUnpoolForwardCells)                            \
   X(hinge_terms, DmHingeTerms)                                             \
   X(hinge_coef, DmHingeCoef)                                               \
   X(pool_forward, DmPoolForward)                                           \
@@ -209,13 +210,14 @@ class DmCorrVersionGuard {
 };
 
 // Version of the per-element 4-D layer kernels: 1 (one output per item, the default, except
-// for dm_max_pool_backward on the CPU) or 2, which shares each item's index work and loads
-// among several outputs:
+// for dm_max_pool_backward and dm_unpool on the CPU) or 2, which shares each item's index work
+// and loads among several outputs:
 //   dm_aggregate, dm_aggregate_backward, dm_disaggregate, dm_disaggregate_backward: the *Run
 //     functors, a work item walking up to kDmAggRun outputs along j and loading each run's
 //     columns once (2.25 loads per output instead of 4);
-//   dm_max_pool_backward: DmPoolBackwardCells, a work item per 2 x 2 cell of fine elements
-//     and the 4 coarse windows that can name them; the CPU's default (1.8x faster there).
+//   dm_max_pool_backward, dm_unpool: DmPoolBackwardCells, DmUnpoolForwardCells, a work item
+//     per 2 x 2 cell of fine elements and the 4 coarse windows that can name them; the CPU's
+//     default (1.8x and 1.3-2.4x faster there).
 // Both versions give the same bits. The runs are not the default because they have not been
 // measured faster: on the CPU the two are equal within noise; on an H100 the runs' first form
 // (loads interleaved with stores) took 1.3-1.5x version 1's time; the present runs and the

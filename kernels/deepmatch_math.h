@@ -802,42 +802,106 @@ struct DmPoolBackward {
 // visiting the windows in row-major order: each element gets DmPoolBackward's sum in its order (the
 // same bits), and the index work is shared by 4 outputs. Cells per axis: floor((K + pad) / 2),
 // which cover every fine row once. Items: points x cells^2.
+template <typename I>
+struct DmPoolCells {
+  I cells = 1;               // per axis
+  FastDivOf<I> fcells, fcc;  // by cells and cells^2 (set with the sizes)
+
+  struct Cell {
+    I point, a, b, fy0, fx0;  // fine rows fy0 + {0, 1}, columns fx0 + {0, 1}
+  };
+  CVG_HD Cell cell(I l, const DmPoolGeom<I>& g) const {
+    const I point = fcc.div(l), c = l - point * cells * cells;
+    const I a = fcells.div(c), b = c - a * cells;
+    return {point, a, b, 2 * a - g.pad + 1, 2 * b - g.pad + 1};
+  }
+  // The switches t and values v of the windows (a + dy, b + dx) that exist (ok).
+  template <typename T>
+  CVG_HD void load(const Cell& c, const DmPoolGeom<I>& g, const uint8_t* sw, const T* x,
+                   bool (&ok)[2][2], int (&t)[2][2], T (&v)[2][2]) const {
+    const I base = c.point * g.kc * g.kc;
+    for (int dy = 0; dy < 2; ++dy)
+      for (int dx = 0; dx < 2; ++dx) {
+        ok[dy][dx] = c.a + dy < g.kc && c.b + dx < g.kc;
+        if (!ok[dy][dx]) continue;
+        const I ci = base + (c.a + dy) * g.kc + c.b + dx;
+        t[dy][dx] = sw[ci];
+        v[dy][dx] = x[ci];
+      }
+  }
+  // The cell element (ry, rx) that window (a + dy, b + dx) with switch t names; false when it
+  // names an element of another cell (window a + dy starts at fine 2 (a + dy) - pad, the cell
+  // at 2 a - pad + 1).
+  static CVG_HD bool names(int dy, int dx, int t, int& ry, int& rx) {
+    ry = 2 * dy + t / 3 - 1;
+    rx = 2 * dx + t % 3 - 1;
+    return ry >= 0 && ry < 2 && rx >= 0 && rx < 2;
+  }
+  // Element (ry, rx) of the cell in the fine plane: its flat index, or -1 outside the plane.
+  CVG_HD I fine(const Cell& c, const DmPoolGeom<I>& g, int ry, int rx) const {
+    const I fy = c.fy0 + ry, fx = c.fx0 + rx;
+    return dm_in(fy, g.k) && dm_in(fx, g.k) ? (c.point * g.k + fy) * g.k + fx : I(-1);
+  }
+};
+
 template <typename T, typename I>
 struct DmPoolBackwardCells {
   const T* grad;      // coarse
   const uint8_t* sw;  // coarse
   DmPoolGeom<I> g;
-  I cells;                    // per axis
-  FastDivOf<I> fcells, fcc;  // by cells and cells^2
-  T* out;                     // fine
+  DmPoolCells<I> pc;
+  T* out;  // fine
   CVG_HD void operator()(I l) const {
-    const I point = fcc.div(l), c = l - point * cells * cells;
-    const I a = fcells.div(c), b = c - a * cells;
-    const I fy0 = 2 * a - g.pad + 1, fx0 = 2 * b - g.pad + 1;
-    const I cbase = point * g.kc * g.kc;
+    const auto c = pc.cell(l, g);
+    bool ok[2][2];
     int t[2][2] = {};
     T gv[2][2] = {};
+    pc.load(c, g, sw, grad, ok, t, gv);
+    T acc[2][2] = {};
+    int ry = 0, rx = 0;
     for (int dy = 0; dy < 2; ++dy)
       for (int dx = 0; dx < 2; ++dx)
-        if (a + dy < g.kc && b + dx < g.kc) {
-          const I ci = cbase + (a + dy) * g.kc + b + dx;
-          t[dy][dx] = sw[ci];
-          gv[dy][dx] = grad[ci];
-        }
-    T acc[2][2] = {};
+        if (ok[dy][dx] && DmPoolCells<I>::names(dy, dx, t[dy][dx], ry, rx))
+          acc[ry][rx] += gv[dy][dx];
+    for (int y = 0; y < 2; ++y)
+      for (int x = 0; x < 2; ++x)
+        if (const I f = pc.fine(c, g, y, x); f >= 0) out[f] = acc[y][x];
+  }
+};
+
+// DmUnpoolForward by the same 2 x 2 cells (version 2): each element's winner among the windows
+// naming it, in row-major window order (dm_unpool_winner's rule), then s + the winner's value
+// (-inf without one): the same bits.
+template <typename T, typename I>
+struct DmUnpoolForwardCells {
+  const T* qh;        // coarse
+  const uint8_t* sw;  // coarse
+  const T* s;         // fine
+  DmPoolGeom<I> g;
+  DmPoolCells<I> pc;
+  T* out;  // fine
+  CVG_HD void operator()(I l) const {
+    const auto c = pc.cell(l, g);
+    bool ok[2][2];
+    int t[2][2] = {};
+    T qv[2][2] = {};
+    pc.load(c, g, sw, qh, ok, t, qv);
+    T best[2][2];
+    bool won[2][2] = {};
+    for (int y = 0; y < 2; ++y)
+      for (int x = 0; x < 2; ++x) best[y][x] = dm_neg_inf<T>();
+    int ry = 0, rx = 0;
     for (int dy = 0; dy < 2; ++dy)
-      for (int dx = 0; dx < 2; ++dx) {
-        if (a + dy >= g.kc || b + dx >= g.kc) continue;
-        // The named element relative to the cell: window a + dy starts at fine 2 (a + dy) - pad,
-        // the cell at 2 a - pad + 1.
-        const int ry = 2 * dy + t[dy][dx] / 3 - 1, rx = 2 * dx + t[dy][dx] % 3 - 1;
-        if (ry >= 0 && ry < 2 && rx >= 0 && rx < 2) acc[ry][rx] += gv[dy][dx];
-      }
-    T* plane = out + point * g.k * g.k;
-    for (int ry = 0; ry < 2; ++ry)
-      for (int rx = 0; rx < 2; ++rx)
-        if (dm_in(fy0 + ry, g.k) && dm_in(fx0 + rx, g.k))
-          plane[(fy0 + ry) * g.k + fx0 + rx] = acc[ry][rx];
+      for (int dx = 0; dx < 2; ++dx)
+        if (ok[dy][dx] && DmPoolCells<I>::names(dy, dx, t[dy][dx], ry, rx) &&
+            dm_beats(qv[dy][dx], best[ry][rx])) {
+          best[ry][rx] = qv[dy][dx];
+          won[ry][rx] = true;
+        }
+    for (int y = 0; y < 2; ++y)
+      for (int x = 0; x < 2; ++x)
+        if (const I f = pc.fine(c, g, y, x); f >= 0)
+          out[f] = s[f] + (won[y][x] ? best[y][x] : dm_neg_inf<T>());
   }
 };
 

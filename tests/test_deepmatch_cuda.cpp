@@ -176,5 +176,20 @@ TEST_CASE("deepmatch layers: the GPU's version 2 (runs, cells) equals one output
     }
     CHECK(same_bits(v1, v2));
     CHECK(same_bits(v2, cpu));  // sums of at most 2 x 2 gradients, no multiplies: exact
+    // dm_unpool by the same cells (a max and one add: exact too).
+    const Tensor skip = rand(s.shape());
+    const Tensor unpool_cpu = dm_unpool(p.values, p.switches, skip);
+    const Tensor qg = p.values.to(kCUDA), skg = skip.to(kCUDA);
+    Tensor u1, u2;
+    {
+      const DmLayerVersionGuard first(1);
+      u1 = dm_unpool(qg, swg, skg).to(kCPU);
+    }
+    {
+      const DmLayerVersionGuard second(2);
+      u2 = dm_unpool(qg, swg, skg).to(kCPU);
+    }
+    CHECK(same_bits(u1, u2));
+    CHECK(same_bits(u2, unpool_cpu));
   }
 }

@@ -826,7 +826,7 @@ TEST_CASE("dm_power: the one-pass backward equals the composition create_graph b
 // dm_max_pool_backward by 2 x 2 cells (version 2) against one fine element per item, bitwise,
 // for odd and even R (padding 2 and 1) and the smallest windows, with switches of real pooling
 // (windows overlap, so two windows can name one element) and of every corner.
-TEST_CASE("dm_max_pool_backward: 2 x 2 cells equal one element per item bitwise",
+TEST_CASE("dm_max_pool_backward, dm_unpool: 2 x 2 cells equal one element per item bitwise",
           "[ops][deepmatch]") {
   uint64_t seed = 970;
   for (const int64_t k : {1, 3, 5, 7, 9, 11, 13, 33}) {
@@ -843,6 +843,22 @@ TEST_CASE("dm_max_pool_backward: 2 x 2 cells equal one element per item bitwise"
       {
         const DmLayerVersionGuard v2(2);
         cells = dm_max_pool_backward(g, sw, k);
+      }
+      CHECK(same_bits(per_element, cells));
+      // dm_unpool by the same cells: winners among the windows naming an element (ties and
+      // -inf values included), plus the skip term.
+      Tensor qh = uniform64(sw.shape(), -1, 1, seed++, false);
+      qh.data<double>()[0] = -std::numeric_limits<double>::infinity();
+      qh.data<double>()[1] = qh.data<double>()[2];
+      qh = qh.to(dtype);
+      const Tensor skip = uniform64(fine, -1, 1, seed++, false).to(dtype);
+      {
+        const DmLayerVersionGuard v1(1);
+        per_element = dm_unpool(qh, sw, skip);
+      }
+      {
+        const DmLayerVersionGuard v2(2);
+        cells = dm_unpool(qh, sw, skip);
       }
       CHECK(same_bits(per_element, cells));
       // Every window position that lies in the fine map (pooling never picks the padding), in
