@@ -15,6 +15,7 @@
 #include <array>
 #include <cstring>
 #include <functional>
+#include <utility>
 
 #include "core/rng.h"
 #include "kernels/deepmatch.h"
@@ -121,6 +122,21 @@ TEST_CASE("dm_correlation_grad_target: the GPU's tiled and per-pixel kernels mat
       });
 }
 
+// fn() under DmLayerVersionGuard(1), then under DmLayerVersionGuard(2).
+template <typename F>
+auto under_layer_versions(const F& fn) {
+  std::pair<decltype(fn()), decltype(fn())> r;
+  {
+    const DmLayerVersionGuard first(1);
+    r.first = fn();
+  }
+  {
+    const DmLayerVersionGuard second(2);
+    r.second = fn();
+  }
+  return r;
+}
+
 // The two versions of the per-element layers on the GPU (kernels/deepmatch.h: version 2, runs
 // along j and 2 x 2 cells, is not the GPU's default, so the registry's CUDA column does not run
 // it): every op under both, bitwise against each other (the same terms in the same order) and
@@ -141,15 +157,7 @@ TEST_CASE("deepmatch layers: the GPU's version 2 (runs, cells) equals one output
       };
       const auto cpu = all(x, sw);
       const Tensor xg = x.to(kCUDA), swg = sw.to(kCUDA);
-      std::array<Tensor, 5> v1, v2;
-      {
-        const DmLayerVersionGuard first(1);
-        v1 = all(xg, swg);
-      }
-      {
-        const DmLayerVersionGuard second(2);
-        v2 = all(xg, swg);
-      }
+      const auto [v1, v2] = under_layer_versions([&] { return all(xg, swg); });
       for (size_t i = 0; i < cpu.size(); ++i) {
         INFO("output " << i << " (aggregate, its backward, disaggregate, switches, backward)");
         CHECK(same_bits(v1[i].to(kCPU), v2[i].to(kCPU)));
@@ -165,30 +173,15 @@ TEST_CASE("deepmatch layers: the GPU's version 2 (runs, cells) equals one output
     const Tensor g = rand(p.values.shape()) - 0.5;
     const Tensor cpu = dm_max_pool_backward(g, p.switches, k);
     const Tensor gg = g.to(kCUDA), swg = p.switches.to(kCUDA);
-    Tensor v1, v2;
-    {
-      const DmLayerVersionGuard first(1);
-      v1 = dm_max_pool_backward(gg, swg, k).to(kCPU);
-    }
-    {
-      const DmLayerVersionGuard second(2);
-      v2 = dm_max_pool_backward(gg, swg, k).to(kCPU);
-    }
+    const auto [v1, v2] =
+        under_layer_versions([&] { return dm_max_pool_backward(gg, swg, k).to(kCPU); });
     CHECK(same_bits(v1, v2));
     CHECK(same_bits(v2, cpu));  // sums of at most 2 x 2 gradients, no multiplies: exact
     // dm_unpool by the same cells (a max and one add: exact too).
     const Tensor skip = rand(s.shape());
     const Tensor unpool_cpu = dm_unpool(p.values, p.switches, skip);
     const Tensor qg = p.values.to(kCUDA), skg = skip.to(kCUDA);
-    Tensor u1, u2;
-    {
-      const DmLayerVersionGuard first(1);
-      u1 = dm_unpool(qg, swg, skg).to(kCPU);
-    }
-    {
-      const DmLayerVersionGuard second(2);
-      u2 = dm_unpool(qg, swg, skg).to(kCPU);
-    }
+    const auto [u1, u2] = under_layer_versions([&] { return dm_unpool(qg, swg, skg).to(kCPU); });
     CHECK(same_bits(u1, u2));
     CHECK(same_bits(u2, unpool_cpu));
   }
