@@ -1,11 +1,12 @@
 // CPU benchmarks of the Deep Matching layers (kernels/deepmatch.h), float32, at the CPU
 // substitute's scale of the notes (a 128 x 96 frame at alpha_0 = 8: P = 16 x 12 reference points,
 // R_0 = 16, K_0 = 33). Names "cpu/dm_<layer>[_bwd]/<P>x<K>": each layer's public op (forward, or
-// its backward op alone; dm_correlation_v1: the per-score forward the tiled one replaced;
-// dm_(dis)aggregate(_bwd)_v2 and dm_max_pool_bwd_v2: version 2 of those kernels, beside the default
-// one output per item: kernels/deepmatch.h), and "cpu/deep_matching_fwd_bwd" for the U-network with
-// L = 3 through the structured loss and back to S_0 and the exponents (and again on the 32-bit
-// index path, the GPU's: "..._index32").
+// its backward op alone: dm_power_bwd and dm_hinge_loss_bwd through the engine; dm_correlation_v1:
+// the per-score forward the tiled one replaced; dm_(dis)aggregate(_bwd)_v2 and _v3,
+// dm_max_pool_bwd_v2 and dm_unpool_v2: versions 2 and 3 of those kernels, beside the default:
+// kernels/deepmatch.h), and "cpu/deep_matching_fwd_bwd" for the U-network with L = 3 through the
+// structured loss and back to S_0 and the exponents (and again on the 32-bit index path, the GPU's:
+// "..._index32").
 #include <benchmark/benchmark.h>
 
 #include <optional>
@@ -110,6 +111,29 @@ void bm_hinge_loss(benchmark::State& st) {
   const Tensor gt = randint(0, kK, {1, kH, kW, 2}, TensorOptions{}.with_dtype(DType::int32));
   for (auto _ : st) benchmark::DoNotOptimize(dm_hinge_loss(q, gt, 2.0).raw_data());
 }
+// dm_power's and the loss's backward alone, through the engine on a retained graph.
+void bm_power_bwd(benchmark::State& st) {
+  manual_seed(0);
+  Tensor a = scores(kK), nu = full({}, 1.4);
+  a.set_requires_grad(true);
+  nu.set_requires_grad(true);
+  const Tensor y = dm_power(a, nu), g = randn({1, kH, kW, kK, kK});
+  for (auto _ : st) {
+    const TensorList d = grad({y}, {a, nu}, {g}, /*retain_graph=*/true, false, false);
+    benchmark::DoNotOptimize(d[0].raw_data());
+  }
+}
+void bm_hinge_loss_bwd(benchmark::State& st) {
+  manual_seed(0);
+  Tensor q = scores(kK);
+  q.set_requires_grad(true);
+  const Tensor gt = randint(0, kK, {1, kH, kW, 2}, TensorOptions{}.with_dtype(DType::int32));
+  const Tensor loss = dm_hinge_loss(q, gt, 2.0);
+  for (auto _ : st) {
+    const TensorList d = grad({loss}, {q}, {}, /*retain_graph=*/true, false, false);
+    benchmark::DoNotOptimize(d[0].raw_data());
+  }
+}
 // bits: the index width (kernels/deepmatch.h; the CPU's default is 64), to compare.
 void bm_network(benchmark::State& st, int bits) {
   manual_seed(0);
@@ -151,17 +175,23 @@ const bool registered = [] {
   benchmark::RegisterBenchmark(name("dm_max_pool_bwd_v2").c_str(), bm_max_pool_bwd, 2);
   benchmark::RegisterBenchmark(name("dm_aggregate").c_str(), bm_aggregate, 0);
   benchmark::RegisterBenchmark(name("dm_aggregate_v2").c_str(), bm_aggregate, 2);
+  benchmark::RegisterBenchmark(name("dm_aggregate_v3").c_str(), bm_aggregate, 3);
   benchmark::RegisterBenchmark(name("dm_aggregate_bwd").c_str(), bm_aggregate_bwd, 0);
   benchmark::RegisterBenchmark(name("dm_aggregate_bwd_v2").c_str(), bm_aggregate_bwd, 2);
+  benchmark::RegisterBenchmark(name("dm_aggregate_bwd_v3").c_str(), bm_aggregate_bwd, 3);
   benchmark::RegisterBenchmark(name("dm_power").c_str(), bm_power);
+  benchmark::RegisterBenchmark(name("dm_power_bwd").c_str(), bm_power_bwd);
   benchmark::RegisterBenchmark(name("dm_disaggregate").c_str(), bm_disaggregate, 0);
   benchmark::RegisterBenchmark(name("dm_disaggregate_v2").c_str(), bm_disaggregate, 2);
+  benchmark::RegisterBenchmark(name("dm_disaggregate_v3").c_str(), bm_disaggregate, 3);
   benchmark::RegisterBenchmark(name("dm_disaggregate_bwd").c_str(), bm_disaggregate_bwd, 0);
   benchmark::RegisterBenchmark(name("dm_disaggregate_bwd_v2").c_str(), bm_disaggregate_bwd, 2);
+  benchmark::RegisterBenchmark(name("dm_disaggregate_bwd_v3").c_str(), bm_disaggregate_bwd, 3);
   benchmark::RegisterBenchmark(name("dm_unpool").c_str(), bm_unpool, 0);
   benchmark::RegisterBenchmark(name("dm_unpool_v2").c_str(), bm_unpool, 2);
   benchmark::RegisterBenchmark(name("dm_unpool_bwd").c_str(), bm_unpool_bwd);
   benchmark::RegisterBenchmark(name("dm_hinge_loss").c_str(), bm_hinge_loss);
+  benchmark::RegisterBenchmark(name("dm_hinge_loss_bwd").c_str(), bm_hinge_loss_bwd);
   benchmark::RegisterBenchmark(name("deep_matching_fwd_bwd").c_str(), bm_network, 64);
   benchmark::RegisterBenchmark(name("deep_matching_fwd_bwd_index32").c_str(), bm_network, 32);
   return true;

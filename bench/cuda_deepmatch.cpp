@@ -8,13 +8,14 @@
 //   correlation_bwd  both gathers: dS read twice, descriptors read, gradients written
 //   max_pool         4 P K^2 read + 5 P K'^2 written;  _bwd: 5 P K'^2 read + 4 P K^2 written
 //   aggregate        8 P K^2 (read + write), its backward the same
-//   power            8 P K^2
+//   power            8 P K^2;  _bwd: A and dS read, dA written (12 P K^2)
 //   disaggregate     4 P K^2 read + 5 P K^2 written;   _bwd: 5 P K^2 read + 4 P K^2 written
 //   unpool           5 P K'^2 + 4 P K^2 read, 4 P K^2 written;  _bwd: 9 P K'^2 read + the
 //                    4 P K'^2 fine gradients at the switches + 4 P K'^2 written
-//   hinge_loss       4 P K^2 read
+//   hinge_loss       4 P K^2 read;  _bwd: 4 P K^2 read + 4 P K^2 written
 // Rows named *_index64 time a layer on its 64-bit index path (kernels/deepmatch.h), beside the
-// default 32-bit one; dm_(dis)aggregate(_bwd)_v2 the aggregation family along runs of j, and
+// default 32-bit one; dm_(dis)aggregate(_bwd)_v2 the aggregation family along runs of j, _v3 by
+// spans of k, and
 // dm_max_pool_bwd_v2 and dm_unpool_v2 by 2 x 2 cells, beside the default one output per item;
 // dm_correlation_v1 the per-score forward beside the tiled default, and
 // dm_correlation_grad_ref(_v2) and dm_correlation_grad_target(_v2) each gradient alone, per point
@@ -125,6 +126,16 @@ const bool registered = [] {
       const Tensor a = scores_cuda(h, w, k), nu = full({}, 1.4).to(kCUDA);
       return [=] { dm_power(a, nu); };
     });
+    // dm_power's backward (no graph built of it: the one-pass kernel and a sum of its partial
+    // sums), through the engine on a retained graph, as a training step runs it.
+    reg("dm_power_bwd", h, w, k, 3 * fine, [=] {
+      const GradModeGuard record(true);
+      Tensor a = scores_cuda(h, w, k), nu = full({}, 1.4).to(kCUDA);
+      a.set_requires_grad(true);
+      nu.set_requires_grad(true);
+      const Tensor y = dm_power(a, nu), g = randn_cuda({1, h, w, k, k});
+      return [=] { grad({y}, {a, nu}, {g}, /*retain_graph=*/true, false, false); };
+    });
     reg("dm_disaggregate", h, w, k, 2.25 * fine, [=] {
       const Tensor q = scores_cuda(h, w, k);
       return [=] { dm_disaggregate(q, 1); };
@@ -191,6 +202,36 @@ const bool registered = [] {
           dm_disaggregate_backward(g, sw, 1);
         };
       });
+      // Version 3 of the aggregation family (spans of k: each point decoded once per kDmSpan outputs).
+      reg("dm_aggregate_v3", h, w, k, 2 * fine, [=] {
+        const Tensor s = scores_cuda(h, w, k);
+        return [=] {
+          const DmLayerVersionGuard spans(3);
+          dm_aggregate(s, 1);
+        };
+      });
+      reg("dm_aggregate_bwd_v3", h, w, k, 2 * fine, [=] {
+        const Tensor g = randn_cuda({1, h, w, k, k});
+        return [=] {
+          const DmLayerVersionGuard spans(3);
+          dm_aggregate_backward(g, 1);
+        };
+      });
+      reg("dm_disaggregate_v3", h, w, k, 2.25 * fine, [=] {
+        const Tensor q = scores_cuda(h, w, k);
+        return [=] {
+          const DmLayerVersionGuard spans(3);
+          dm_disaggregate(q, 1);
+        };
+      });
+      reg("dm_disaggregate_bwd_v3", h, w, k, 2.25 * fine, [=] {
+        const Tensor q = scores_cuda(h, w, k), g = randn_cuda({1, h, w, k, k});
+        const Tensor sw = dm_disaggregate(q, 1).switches;
+        return [=] {
+          const DmLayerVersionGuard spans(3);
+          dm_disaggregate_backward(g, sw, 1);
+        };
+      });
       // The same layers on the 64-bit index path (DmIndexWidthGuard(64)): what 32-bit indexing gains.
       reg("dm_max_pool_bwd_index64", h, w, k, 1.25 * coarse + fine, [=] {
         const Tensor s = scores_cuda(h, w, k);
@@ -221,6 +262,16 @@ const bool registered = [] {
       const Tensor gt = randint(0, k, {1, h, w, 2}, TensorOptions{}.with_dtype(DType::int32))
                             .to(kCUDA);
       return [=] { dm_hinge_loss(q, gt, 2.0); };
+    });
+    // The loss's backward alone (the gradient of every score), on a retained graph.
+    reg("dm_hinge_loss_bwd", h, w, k, 2 * fine, [=] {
+      const GradModeGuard record(true);
+      Tensor q = scores_cuda(h, w, k);
+      q.set_requires_grad(true);
+      const Tensor gt = randint(0, k, {1, h, w, 2}, TensorOptions{}.with_dtype(DType::int32))
+                            .to(kCUDA);
+      const Tensor loss = dm_hinge_loss(q, gt, 2.0);
+      return [=] { grad({loss}, {q}, {}, /*retain_graph=*/true, false, false); };
     });
   }
   // The whole network for a 256 x 256 pair: S_0 -> Q_0 -> loss, then the gradient in S_0 and

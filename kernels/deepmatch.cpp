@@ -159,7 +159,26 @@ int64_t agg_run_items(const DmAggGeom<int64_t>& g) {
   return g.n * g.h * agg_runs(g).strips * g.k * g.k;
 }
 
-bool agg_runs_on() { return dm_layer_version() == 2; }
+// The spans of version 3 (DmSpans in deepmatch_math.h): S = ceil(K^2 / kDmSpan) items per point.
+template <typename I>
+DmSpans<I> agg_spans(const DmAggGeom<I>& g) {
+  const I kk = g.k * g.k;
+  const I span = kk / kDmSpan + (kk % kDmSpan != 0);
+  return {span, FastDivOf<I>::for_size(span)};
+}
+int64_t agg_span_items(const DmAggGeom<int64_t>& g) {
+  return g.n * g.h * g.w * agg_spans(g).span;
+}
+
+// The version a layer with versions 1 .. newest runs (kernels/deepmatch.h): the guard's, capped
+// at newest, or `fallback` (the layer's default on its device) while no guard is live.
+int layer_version(int newest, int fallback) {
+  const int v = dm_layer_version();
+  return v == 0 ? fallback : std::min(v, newest);
+}
+
+// The aggregation family's version (1, 2 or 3; default 1 on both devices).
+int agg_version() { return layer_version(3, 1); }
 
 // The loss over scores of shape s (N x H x W x K x K).
 template <typename I>
@@ -167,9 +186,10 @@ DmHingeGeom<I> hinge_geom(const Shape& s, double sigma) {
   DmHingeGeom<I> g;
   g.points = s[0] * s[1] * s[2];
   g.k = s[3];
+  g.slices = std::min<int64_t>(s[3] * s[3], kDmHingeSlices);
   g.inv_two_sigma2 = 1.0 / (2.0 * sigma * sigma);
   g.fk = FastDivOf<I>::for_size(g.k);
-  g.fkk = FastDivOf<I>::for_size(g.k * g.k);
+  g.fslices = FastDivOf<I>::for_size(g.slices);
   return g;
 }
 
@@ -231,11 +251,11 @@ DmCorrVersionGuard::DmCorrVersionGuard(int version)
 DmCorrVersionGuard::~DmCorrVersionGuard() { forced_corr_version.store(previous_); }
 
 namespace {
-// 0: the default (1); 1 or 2: the version a live DmLayerVersionGuard picks.
+// 0: each op's default; 1, 2 or 3: the version a live DmLayerVersionGuard picks.
 std::atomic<int> forced_layer_version{0};
 int checked_layer_version(int v) {
-  CVG_CHECK(v == 1 || v == 2, "DmLayerVersionGuard: version must be 1 (one output per item) or 2 "
-            "(runs along j, 2 x 2 cells), got ", v);
+  CVG_CHECK(v >= 1 && v <= 3, "DmLayerVersionGuard: version must be 1 (one output per item), 2 "
+            "(runs along j, 2 x 2 cells) or 3 (spans of k), got ", v);
   return v;
 }
 }  // namespace
@@ -480,7 +500,7 @@ Tensor dm_max_pool_backward(const Tensor& grad, const Tensor& switches, int64_t 
     using I = decltype(itag);
     // Default: cells on the CPU (1.8x faster there: 1.6 against 2.9 ms at the substitute's
     // scale), one element per item on the GPU until cells are measured there.
-    const int version = dm_layer_version() != 0 ? dm_layer_version() : dev.is_cuda() ? 1 : 2;
+    const int version = layer_version(2, dev.is_cuda() ? 1 : 2);
     if (version == 2) {
       const DmPoolBackwardCells<T, I> f{gc.data<T>(), swc.data<uint8_t>(), pool_geom<I>(fine),
                                         pool_cells<I>(g), out.data<T>()};
@@ -530,20 +550,28 @@ Tensor aggregate_impl(const char* op, const Tensor& s, int64_t level, bool backw
   const auto g = agg_geom(s.shape(), level);
   const Tensor sc = dense(s);
   Tensor out = Tensor::empty(s.shape(), s.options());
-  const int64_t items = agg_run_items(g);
-  dispatch_dm(op, dev, s.dtype(), {sc.numel(), agg_extent(g), items}, [&](auto tag, auto itag) {
+  const int64_t runs = agg_run_items(g), spans = agg_span_items(g);
+  const int version = agg_version();
+  dispatch_dm(op, dev, s.dtype(), {sc.numel(), agg_extent(g), runs, spans}, [&](auto tag,
+                                                                              auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
     const auto gi = agg_geom<I>(s.shape(), level);
-    if (backward && agg_runs_on()) {
+    if (backward && version == 3) {
+      const DmAggBackwardSpan<T, I> f{sc.data<T>(), gi, agg_spans(gi), out.data<T>()};
+      CVG_DM_RUN(op, dev, agg_backward_span, f, spans);
+    } else if (backward && version == 2) {
       const DmAggBackwardRun<T, I> f{sc.data<T>(), gi, agg_runs(gi), out.data<T>()};
-      CVG_DM_RUN(op, dev, agg_backward_run, f, items);
+      CVG_DM_RUN(op, dev, agg_backward_run, f, runs);
     } else if (backward) {
       const DmAggBackward<T, I> f{sc.data<T>(), gi, out.data<T>()};
       CVG_DM_RUN(op, dev, agg_backward, f, out.numel());
-    } else if (agg_runs_on()) {
+    } else if (version == 3) {
+      const DmAggForwardSpan<T, I> f{sc.data<T>(), gi, agg_spans(gi), out.data<T>()};
+      CVG_DM_RUN(op, dev, agg_forward_span, f, spans);
+    } else if (version == 2) {
       const DmAggForwardRun<T, I> f{sc.data<T>(), gi, agg_runs(gi), out.data<T>()};
-      CVG_DM_RUN(op, dev, agg_forward_run, f, items);
+      CVG_DM_RUN(op, dev, agg_forward_run, f, runs);
     } else {
       const DmAggForward<T, I> f{sc.data<T>(), gi, out.data<T>()};
       CVG_DM_RUN(op, dev, agg_forward, f, out.numel());
@@ -567,26 +595,33 @@ Tensor dm_aggregate_backward(const Tensor& grad, int64_t level) {
 
 namespace {
 
-// dm_power's backward as one kernel (DmPowerBackward) and a sum: {d a, d nu}, each undefined
-// when not wanted. The same values as the composition in dm_power's closure, to rounding.
+// dm_power's backward as one kernel (DmPowerBackward) and a sum of its partial sums: {d a, d nu},
+// each undefined when not wanted. The same values as the composition in dm_power's closure, to
+// rounding.
 TensorList power_backward_fused(const Tensor& grad, const Tensor& a, const Tensor& nu,
-                                const Tensor& y, bool want_a, bool want_nu) {
+                                bool want_a, bool want_nu) {
   const char* op = "dm_power_backward";
   const Device dev = a.device();
-  const Tensor gc = dense(grad), ac = dense(a), yc = dense(y), nc = dense(nu);
+  const Tensor gc = dense(grad), ac = dense(a), nc = dense(nu);
+  const int64_t n = ac.numel(), items = n / kDmPowerRun + (n % kDmPowerRun != 0);
   TensorList r(2);
-  Tensor terms;
+  Tensor part;
   if (want_a) r[0] = Tensor::empty(a.shape(), a.options());
-  if (want_nu) terms = Tensor::empty(a.shape(), a.options());
-  dispatch_dm(op, dev, a.dtype(), {ac.numel()}, [&](auto tag, auto itag) {
+  if (want_nu) part = Tensor::empty({items}, a.options());
+  // Items reach element kDmPowerRun items - 1 < n + kDmPowerRun.
+  dispatch_dm(op, dev, a.dtype(), {n, n + kDmPowerRun}, [&](auto tag, auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
-    const DmPowerBackward<T, I> f{gc.data<T>(), ac.data<T>(), yc.data<T>(), nc.data<T>(),
+    const DmPowerBackward<T, I> f{gc.data<T>(),
+                                  ac.data<T>(),
+                                  nc.data<T>(),
                                   want_a ? r[0].data<T>() : nullptr,
-                                  want_nu ? terms.data<T>() : nullptr};
-    CVG_DM_RUN(op, dev, power_backward, f, ac.numel());
+                                  want_nu ? part.data<T>() : nullptr,
+                                  static_cast<I>(n),
+                                  static_cast<I>(items)};
+    CVG_DM_RUN(op, dev, power_backward, f, items);
   });
-  if (want_nu) r[1] = reshape(sum(terms), nu.shape());
+  if (want_nu) r[1] = reshape(sum(part), nu.shape());
   return r;
 }
 
@@ -619,7 +654,7 @@ Tensor dm_power(const Tensor& a, const Tensor& nu) {
     // of the composition's ten elementwise passes over the scores (the compositions of this
     // backward and the loss's took about 40 % of the GPU's Deep Matching step: docs/deepmatch.md).
     if (!GradMode::enabled())
-      return power_backward_fused(g, a, nu, sy.unpack(n), n.needs_grad(0), n.needs_grad(1));
+      return power_backward_fused(g, a, nu, n.needs_grad(0), n.needs_grad(1));
     const Tensor nu0 = reshape(nu, {});
     TensorList r(2);
     // d A = g nu A^(nu - 1), 0 where A <= 0 (dm_power's own convention).
@@ -646,15 +681,21 @@ DmDisaggregated dm_disaggregate(const Tensor& q, int64_t level) {
   const Tensor qc = dense(q);
   Tensor values = Tensor::empty(q.shape(), q.options());
   Tensor switches = Tensor::empty(q.shape(), uint8_on(dev));
-  const int64_t items = agg_run_items(g);
-  dispatch_dm(op, dev, q.dtype(), {qc.numel(), agg_extent(g), items}, [&](auto tag, auto itag) {
+  const int64_t runs = agg_run_items(g), spans = agg_span_items(g);
+  const int version = agg_version();
+  dispatch_dm(op, dev, q.dtype(), {qc.numel(), agg_extent(g), runs, spans}, [&](auto tag,
+                                                                              auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
     const auto gi = agg_geom<I>(q.shape(), level);
-    if (agg_runs_on()) {
+    if (version == 3) {
+      const DmDisaggForwardSpan<T, I> f{qc.data<T>(), gi, agg_spans(gi), values.data<T>(),
+                                        switches.data<uint8_t>()};
+      CVG_DM_RUN(op, dev, disagg_forward_span, f, spans);
+    } else if (version == 2) {
       const DmDisaggForwardRun<T, I> f{qc.data<T>(), gi, agg_runs(gi), values.data<T>(),
                                        switches.data<uint8_t>()};
-      CVG_DM_RUN(op, dev, disagg_forward_run, f, items);
+      CVG_DM_RUN(op, dev, disagg_forward_run, f, runs);
     } else {
       const DmDisaggForward<T, I> f{qc.data<T>(), gi, values.data<T>(), switches.data<uint8_t>()};
       CVG_DM_RUN(op, dev, disagg_forward, f, values.numel());
@@ -678,15 +719,21 @@ Tensor disagg_route(const char* op, const Tensor& x, const Tensor& switches, int
   const auto g = agg_geom(x.shape(), level);
   const Tensor xc = dense(x), swc = switches.contiguous();
   Tensor out = Tensor::empty(x.shape(), x.options());
-  const int64_t items = agg_run_items(g);
-  dispatch_dm(op, dev, x.dtype(), {xc.numel(), agg_extent(g), items}, [&](auto tag, auto itag) {
+  const int64_t runs = agg_run_items(g), spans = agg_span_items(g);
+  const int version = agg_version();
+  dispatch_dm(op, dev, x.dtype(), {xc.numel(), agg_extent(g), runs, spans}, [&](auto tag,
+                                                                              auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
     const auto gi = agg_geom<I>(x.shape(), level);
-    if (backward && agg_runs_on()) {
+    if (backward && version == 3) {
+      const DmDisaggBackwardSpan<T, I> f{xc.data<T>(), swc.data<uint8_t>(), gi, agg_spans(gi),
+                                         out.data<T>()};
+      CVG_DM_RUN(op, dev, disagg_backward_span, f, spans);
+    } else if (backward && version == 2) {
       const DmDisaggBackwardRun<T, I> f{xc.data<T>(), swc.data<uint8_t>(), gi, agg_runs(gi),
                                         out.data<T>()};
-      CVG_DM_RUN(op, dev, disagg_backward_run, f, items);
+      CVG_DM_RUN(op, dev, disagg_backward_run, f, runs);
     } else if (backward) {
       const DmDisaggBackward<T, I> f{xc.data<T>(), swc.data<uint8_t>(), gi, out.data<T>()};
       CVG_DM_RUN(op, dev, disagg_backward, f, out.numel());
@@ -745,7 +792,7 @@ Tensor dm_unpool(const Tensor& q_half, const Tensor& switches, const Tensor& s) 
     using I = decltype(itag);
     // Default: cells on the CPU (1.3-2.4x faster there), one element per item on the GPU
     // until cells are measured there (as dm_max_pool_backward).
-    const int version = dm_layer_version() != 0 ? dm_layer_version() : dev.is_cuda() ? 1 : 2;
+    const int version = layer_version(2, dev.is_cuda() ? 1 : 2);
     if (version == 2) {
       const DmUnpoolForwardCells<T, I> f{qc.data<T>(), swc.data<uint8_t>(), sc.data<T>(),
                                          pool_geom<I>(s.shape()), pool_cells<I>(g),
@@ -841,34 +888,44 @@ Tensor dm_hinge_loss(const Tensor& q, const Tensor& gt, double sigma) {
   CVG_CHECK(sigma > 0 && std::isfinite(sigma), op, ": sigma must be positive, got ", sigma);
   const Device dev = common_device(op, {q, gt});
   const Tensor qc = dense(q), gtc = gt.to(DType::int32).contiguous();
-  const Tensor terms = Tensor::empty(s, q.options());
-  dispatch_dm(op, dev, q.dtype(), {qc.numel(), gtc.numel()}, [&](auto tag, auto itag) {
+  const auto g = hinge_geom<int64_t>(s, sigma);
+  const Shape parts{s[0], s[1], s[2], g.slices};
+  const Tensor part_sum = Tensor::empty(parts, q.options());
+  const Tensor part_active = Tensor::empty(parts, q.options());
+  const int64_t items = g.points * g.slices;
+  dispatch_dm(op, dev, q.dtype(), {qc.numel(), gtc.numel(), items}, [&](auto tag, auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
-    const DmHingeTerms<T, I> f{qc.data<T>(), gtc.data<int32_t>(), hinge_geom<I>(s, sigma),
-                               terms.data<T>()};
-    CVG_DM_RUN(op, dev, hinge_terms, f, terms.numel());
+    const DmHingePartial<T, I> f{qc.data<T>(), gtc.data<int32_t>(), hinge_geom<I>(s, sigma),
+                                 part_sum.data<T>(), part_active.data<T>()};
+    CVG_DM_RUN(op, dev, hinge_partial, f, items);
   });
-  Tensor per_point = sum(terms, {3, 4});
+  Tensor per_point = sum(part_sum, {3});
+  const Tensor active_count = sum(part_active, {3});
   // d per_point / d Q is a constant (+1 per active term, -count at the ground truth) almost
-  // everywhere; the backward multiplies it with the incoming gradient, so it is differentiable
-  // in that gradient and has zero second derivative in Q.
-  per_point = record(op, per_point, {q}, [qc, gtc, terms, sigma, dev](const Tensor& gr,
-                                                                    const Node&) {
-    const Tensor active = cvg::gt(terms, zeros({}, terms.options())).to(terms.dtype());
-    const Tensor active_count = sum(active, {3, 4});
-    Tensor coef = Tensor::empty(qc.shape(), qc.options());
+  // everywhere times the incoming gradient: differentiable in that gradient, with zero second
+  // derivative in Q.
+  per_point = record(op, per_point, {q}, [qc, gtc, active_count, sigma, dev](const Tensor& gr,
+                                                                           const Node&) {
     const char* bop = "dm_hinge_loss_backward";
-    dispatch_dm(bop, dev, qc.dtype(), {qc.numel(), gtc.numel()}, [&](auto tag, auto itag) {
+    // Without create_graph one pass writes coefficient x gradient; with it the coefficients,
+    // multiplied by the gradient in a differentiable op.
+    const bool fused = !GradMode::enabled();
+    const Tensor grc = fused ? dense(gr) : Tensor();
+    Tensor out = Tensor::empty(qc.shape(), qc.options());
+    const auto g = hinge_geom<int64_t>(qc.shape(), sigma);
+    const int64_t items = g.points * g.slices;
+    dispatch_dm(bop, dev, qc.dtype(), {qc.numel(), gtc.numel(), items}, [&](auto tag, auto itag) {
       using T = decltype(tag);
       using I = decltype(itag);
-      const DmHingeCoef<T, I> f{qc.data<T>(), gtc.data<int32_t>(), terms.data<T>(),
-                                active_count.data<T>(), hinge_geom<I>(qc.shape(), sigma),
-                                coef.data<T>()};
-      CVG_DM_RUN(bop, dev, hinge_coef, f, coef.numel());
+      const DmHingeGrad<T, I> f{qc.data<T>(), gtc.data<int32_t>(), active_count.data<T>(),
+                                fused ? grc.data<T>() : nullptr,
+                                hinge_geom<I>(qc.shape(), sigma), out.data<T>()};
+      CVG_DM_RUN(bop, dev, hinge_grad, f, items);
     });
+    if (fused) return TensorList{out};
     const Shape& s = qc.shape();
-    return TensorList{mul(coef, reshape(gr, {s[0], s[1], s[2], 1, 1}))};
+    return TensorList{mul(out, reshape(gr, {s[0], s[1], s[2], 1, 1}))};
   });
   const double count = static_cast<double>(q.numel());
   return trace.result(count > 0 ? div(sum(per_point), count) : sum(per_point));

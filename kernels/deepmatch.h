@@ -151,14 +151,18 @@ Tensor deep_matching(const Tensor& s0, const TensorList& nus);
   X(power_backward, DmPowerBackward)                                       \
   X(pool_backward_cells, DmPoolBackwardCells)                              \
   X(unpool_forward_cells, DmUnpoolForwardCells)                            \
-  X(hinge_terms, DmHingeTerms)                                             \
-  X(hinge_coef, DmHingeCoef)                                               \
+  X(hinge_partial, DmHingePartial)                                         \
+  X(hinge_grad, DmHingeGrad)                                               \
   X(pool_forward, DmPoolForward)                                           \
   X(disagg_forward, DmDisaggForward)                                       \
   X(agg_forward_run, DmAggForwardRun)                                      \
   X(agg_backward_run, DmAggBackwardRun)                                    \
   X(disagg_forward_run, DmDisaggForwardRun)                                \
-  X(disagg_backward_run, DmDisaggBackwardRun)
+  X(disagg_backward_run, DmDisaggBackwardRun)                              \
+  X(agg_forward_span, DmAggForwardSpan)                                    \
+  X(agg_backward_span, DmAggBackwardSpan)                                  \
+  X(disagg_forward_span, DmDisaggForwardSpan)                              \
+  X(disagg_backward_span, DmDisaggBackwardSpan)
 
 #define CVG_DM_EACH_TYPE(Y, name, F) \
   Y(name, F, float, int32_t)         \
@@ -210,19 +214,22 @@ class DmCorrVersionGuard {
 };
 
 // Version of the per-element 4-D layer kernels: 1 (one output per item, the default, except
-// for dm_max_pool_backward and dm_unpool on the CPU) or 2, which shares each item's index work
+// for dm_max_pool_backward and dm_unpool on the CPU), 2 or 3, which share each item's index work
 // and loads among several outputs:
-//   dm_aggregate, dm_aggregate_backward, dm_disaggregate, dm_disaggregate_backward: the *Run
-//     functors, a work item walking up to kDmAggRun outputs along j and loading each run's
-//     columns once (2.25 loads per output instead of 4);
-//   dm_max_pool_backward, dm_unpool: DmPoolBackwardCells, DmUnpoolForwardCells, a work item
-//     per 2 x 2 cell of fine elements and the 4 coarse windows that can name them; the CPU's
-//     default (1.8x and 1.3-2.4x faster there).
-// Both versions give the same bits. The runs are not the default because they have not been
-// measured faster: on the CPU the two are equal within noise; on an H100 the runs' first form
-// (loads interleaved with stores) took 1.3-1.5x version 1's time; the present runs and the
-// cells await a GPU (bench rows *_v2, docs/deepmatch.md). A DmLayerVersionGuard(v) picks one
-// for its lifetime (tests, benchmarks); dm_layer_version() is 0 while none is live.
+//   dm_aggregate, dm_aggregate_backward, dm_disaggregate, dm_disaggregate_backward:
+//     version 2, the *Run functors: a work item walks up to kDmAggRun outputs along j and loads
+//     each run's columns once (2.25 loads per output instead of 4);
+//     version 3, the *Span functors: a work item owns kDmSpan outputs of one point (offsets
+//     K^2 / kDmSpan apart), decoding the point and testing its neighbours once;
+//   dm_max_pool_backward, dm_unpool: version 2 (and 3), DmPoolBackwardCells,
+//     DmUnpoolForwardCells: a work item per 2 x 2 cell of fine elements and the 4 coarse
+//     windows that can name them; the CPU's default (1.8x and 1.3-2.4x faster there).
+// Every version gives the same bits. A layer runs the newest of its versions not above the
+// guard's. The runs are not the default because they have not been measured faster: on the
+// CPU the two are equal within noise; on an H100 the runs' first form (loads interleaved with
+// stores) took 1.3-1.5x version 1's time; the present runs, the spans and the cells await a
+// GPU (bench rows *_v2, *_v3, docs/deepmatch.md). A DmLayerVersionGuard(v) picks one for its
+// lifetime (tests, benchmarks); dm_layer_version() is 0 while none is live.
 int dm_layer_version();
 class DmLayerVersionGuard {
  public:

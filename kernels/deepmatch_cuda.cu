@@ -19,8 +19,9 @@
 //   pool_*, unpool_*  one thread per fine or coarse score, <= 9 or <= 4 candidates.
 //   agg_*, disagg_*   one thread per score, 4 corners.
 //   power_forward     elementwise exp(nu ln A), 4 elements per thread (loads first).
-//   hinge_terms       one thread per score; hinge_coef one per score (the active-term counts
-//                     per point come from a sum over the terms).
+//   *_span            one thread per kDmSpan scores of a point (version 3 of the aggregation).
+//   hinge_partial     one thread per (point, slice of K^2 / 256 scores): the slice's terms summed
+//                     in registers; hinge_grad the same items, one gradient per score.
 #include <cuda_runtime.h>
 
 #include <algorithm>

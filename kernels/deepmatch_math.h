@@ -1027,6 +1027,14 @@ struct DmAggGeom {
 // at(ey, ex) is x at (i + sh[ey], j + sh[ex]), called only where that lies in the grid, in the
 // order written here, so both versions compute the same bits.
 
+// 1 / cnt for a child or parent count: a product of two per-axis counts in {1, 2}, so cnt is
+// 1, 2 or 4 and x * (1 / cnt) is x / cnt exactly (a power of two scales without rounding
+// twice), without the division's instruction sequence on a GPU.
+template <typename T, typename I>
+CVG_HD T dm_inv_count(I cnt) {
+  return cnt == 4 ? T(0.25) : cnt == 2 ? T(0.5) : T(1);
+}
+
 // The mean over the in-grid (i + sh[ey], j + sh[ex]); 0 when none is in the grid.
 template <typename T, typename I, typename At>
 CVG_HD T dm_agg_mean(const DmAggGeom<I>& g, I i, I j, const I (&sh)[2], At&& at) {
@@ -1040,7 +1048,7 @@ CVG_HD T dm_agg_mean(const DmAggGeom<I>& g, I i, I j, const I (&sh)[2], At&& at)
       ++cnt;
     }
   }
-  return cnt > 0 ? acc / static_cast<T>(cnt) : T(0);
+  return cnt > 0 ? acc * dm_inv_count<T>(cnt) : T(0);
 }
 
 // The sum over the in-grid parents (pi, pj) = (i + sh[ey], j + sh[ex]) of x / children(parent).
@@ -1053,8 +1061,7 @@ CVG_HD T dm_agg_spread(const DmAggGeom<I>& g, I i, I j, const I (&sh)[2], At&& a
     for (int ex = 0; ex < 2; ++ex) {
       const I pj = j + sh[ex];
       if (!dm_in(pj, g.w)) continue;
-      const I cnt = g.children(pi, g.h) * g.children(pj, g.w);
-      acc += at(ey, ex) / static_cast<T>(cnt);
+      acc += at(ey, ex) * dm_inv_count<T>(g.children(pi, g.h) * g.children(pj, g.w));
     }
   }
   return acc;
@@ -1346,6 +1353,150 @@ struct DmDisaggBackwardRun {
   }
 };
 
+// ---- the aggregation family by spans of k (version 3, not the default: kernels/deepmatch.h) --
+// ncu found the per-element kernels bound by instruction issue (above): per output they decode
+// the flat index (three FastDivs), test the grid and form four addresses, more instructions
+// than the four loads and the store they serve. Here a work item owns kDmSpan outputs of one
+// point, at offsets k = t + u S (u < kDmSpan, k < K^2, S = ceil(K^2 / kDmSpan)): it decodes its
+// point and tests its 2 x 2 neighbours once, loads all of them (4 kDmSpan values) before its
+// first store, and per output has an add and a compare left. Neighbouring items are
+// neighbouring t, so loads and stores stay coalesced. Each output is the per-element
+// expression (dm_agg_mean, ...) in its order: the same bits as versions 1 and 2.
+// Items: N H W S.
+constexpr int kDmSpan = 4;
+
+template <typename I>
+struct DmSpans {
+  I span = 1;          // S
+  FastDivOf<I> fspan;  // by S (set with the size)
+  struct Where {
+    I point, t;
+  };
+  CVG_HD Where where(I l) const {
+    const I point = fspan.div(l);
+    return {point, l - point * span};
+  }
+};
+
+// v[u][ey][ex] = x at (i + rows[ey], j + cols[ex]), offset t + u S, for the neighbours in the
+// grid (entries outside are never read); base is element (point, t).
+template <typename T, typename I>
+CVG_HD void dm_span_load(const T* x, const DmAggGeom<I>& g, I span, I base, I i, I j, I t,
+                         const I (&rows)[2], const I (&cols)[2], T (&v)[kDmSpan][2][2]) {
+  const I kk = g.k * g.k;
+  for (int ey = 0; ey < 2; ++ey) {
+    if (!dm_in(i + rows[ey], g.h)) continue;
+    for (int ex = 0; ex < 2; ++ex) {
+      if (!dm_in(j + cols[ex], g.w)) continue;
+      const T* src = x + base + (rows[ey] * g.w + cols[ex]) * kk;
+      CVG_UNROLL
+      for (int u = 0; u < kDmSpan; ++u)
+        if (t + u * span < kk) v[u][ey][ex] = src[u * span];
+    }
+  }
+}
+
+// Item l's span: load(base, i, j, t) once, then body(e, i, j, u) per output u, e being its
+// flat element.
+template <typename I, typename Load, typename Body>
+CVG_HD void dm_agg_span(I l, const DmAggGeom<I>& g, const DmSpans<I>& sp, Load&& load,
+                        Body&& body) {
+  const auto [point, t] = sp.where(l);
+  const auto p = dm_grid(point, g.fh, g.fw);
+  const I kk = g.k * g.k, base = point * kk + t;
+  load(base, p.i, p.j, t);
+  CVG_UNROLL
+  for (int u = 0; u < kDmSpan; ++u)
+    if (t + u * sp.span < kk) body(base + u * sp.span, p.i, p.j, u);
+}
+
+// Item l's span over one tensor x: fn(e, i, j, at) per output, at(ey, ex) reading the output's
+// neighbourhood (rows and columns sh) from registers.
+template <typename T, typename I, typename Fn>
+CVG_HD void dm_span_each(const T* x, const DmAggGeom<I>& g, const DmSpans<I>& sp, I l,
+                         const I (&sh)[2], Fn&& fn) {
+  T v[kDmSpan][2][2] = {};
+  dm_agg_span(
+      l, g, sp, [&](I base, I i, I j, I t) { dm_span_load(x, g, sp.span, base, i, j, t, sh, sh, v); },
+      [&](I e, I i, I j, int u) {
+        fn(e, i, j, [&](int ey, int ex) { return v[u][ey][ex]; });
+      });
+}
+
+// DmAggForward by spans.
+template <typename T, typename I>
+struct DmAggForwardSpan {
+  const T* s;
+  DmAggGeom<I> g;
+  DmSpans<I> sp;
+  T* out;
+  CVG_HD void operator()(I l) const {
+    const I sh[2] = {g.lo, g.hi};
+    dm_span_each(s, g, sp, l, sh, [&](I e, I i, I j, auto&& at) {
+      out[e] = dm_agg_mean<T>(g, i, j, sh, at);
+    });
+  }
+};
+
+// DmAggBackward by spans.
+template <typename T, typename I>
+struct DmAggBackwardSpan {
+  const T* grad;
+  DmAggGeom<I> g;
+  DmSpans<I> sp;
+  T* out;
+  CVG_HD void operator()(I l) const {
+    const I sh[2] = {-g.lo, -g.hi};
+    dm_span_each(grad, g, sp, l, sh, [&](I e, I i, I j, auto&& at) {
+      out[e] = dm_agg_spread<T>(g, i, j, sh, at);
+    });
+  }
+};
+
+// DmDisaggForward by spans.
+template <typename T, typename I>
+struct DmDisaggForwardSpan {
+  const T* q;
+  DmAggGeom<I> g;
+  DmSpans<I> sp;
+  T* out;
+  uint8_t* sw;
+  CVG_HD void operator()(I l) const {
+    const I sh[2] = {-g.lo, -g.hi};
+    dm_span_each(q, g, sp, l, sh, [&](I e, I i, I j, auto&& at) {
+      uint8_t e_best;
+      out[e] = dm_disagg_best<T>(g, i, j, sh, at, e_best);
+      sw[e] = e_best;
+    });
+  }
+};
+
+// DmDisaggBackward by spans (the gradient is loaded with its switch, used where they match).
+template <typename T, typename I>
+struct DmDisaggBackwardSpan {
+  const T* grad;
+  const uint8_t* sw;
+  DmAggGeom<I> g;
+  DmSpans<I> sp;
+  T* out;
+  CVG_HD void operator()(I l) const {
+    T v[kDmSpan][2][2] = {};
+    uint8_t ev[kDmSpan][2][2] = {};
+    const I sh[2] = {g.lo, g.hi};
+    dm_agg_span(
+        l, g, sp,
+        [&](I base, I i, I j, I t) {
+          dm_span_load(grad, g, sp.span, base, i, j, t, sh, sh, v);
+          dm_span_load(sw, g, sp.span, base, i, j, t, sh, sh, ev);
+        },
+        [&](I e, I i, I j, int u) {
+          out[e] = dm_disagg_route<T>(
+              g, i, j, sh, [&](int ey, int ex) { return ev[u][ey][ex]; },
+              [&](int ey, int ex) { return v[u][ey][ex]; });
+        });
+  }
+};
+
 // ---- power --------------------------------------------------------------------------------
 // y = A^nu = exp(nu ln A) for A > 0, and 0 for A <= 0 (the limit at 0 for nu > 0).
 template <typename T>
@@ -1382,23 +1533,52 @@ struct DmPowerForward {
   }
 };
 
+template <typename T>
+CVG_HD T dm_log(T x);
+template <>
+CVG_HD float dm_log<float>(float x) {
+  return logf(x);
+}
+template <>
+CVG_HD double dm_log<double>(double x) {
+  return ::log(x);
+}
+
 // dm_power's backward in one pass, for when no graph is built of it (kernels/deepmatch.cpp):
-// da = g (A^(nu - 1) nu), and terms = (g y) ln A with ln A taken of 1 where A <= 0 (the terms
-// whose sum is d nu), the expressions of the differentiable composition used with create_graph,
-// in its order. Either output may be null (not needed). One element per item.
+// da = g (A^(nu - 1) nu), and the terms (g y) ln A whose sum is d nu, with y = A^nu recomputed
+// (the forward's own expression: the bits of its output) and ln A taken of 1 where A <= 0: the
+// expressions of the differentiable composition used with create_graph, in its order. Item l
+// takes the elements l + m items (m < kDmPowerRun, below n: neighbouring items read
+// neighbouring elements), loads them all before its first store, and writes the sum of its
+// terms to part[l]: d nu is then a sum over n / kDmPowerRun partial sums, and the backward
+// reads A and g and writes dA, nothing more (a terms tensor and y would add two thirds to
+// that). Either output may be null (not needed).
+constexpr int kDmPowerRun = 16;
 template <typename T, typename I>
 struct DmPowerBackward {
   const T* grad;
   const T* a;
-  const T* y;   // dm_power's output
   const T* nu;  // one element
   T* da;
-  T* terms;
+  T* part;      // one per item
+  I n, items;
   CVG_HD void operator()(I l) const {
-    using std::log;
-    const T p = nu[0], av = a[l], g = grad[l];
-    if (da) da[l] = g * (dm_pow(av, p - T(1)) * p);
-    if (terms) terms[l] = (g * y[l]) * log(av > T(0) ? av : T(1));
+    T av[kDmPowerRun] = {}, gv[kDmPowerRun] = {};
+    CVG_UNROLL
+    for (int m = 0; m < kDmPowerRun; ++m)
+      if (l + m * items < n) {
+        av[m] = a[l + m * items];
+        gv[m] = grad[l + m * items];
+      }
+    const T p = nu[0];
+    T acc = T(0);
+    CVG_UNROLL
+    for (int m = 0; m < kDmPowerRun; ++m) {
+      if (l + m * items >= n) continue;
+      if (da) da[l + m * items] = gv[m] * (dm_pow(av[m], p - T(1)) * p);
+      if (part) acc += (gv[m] * dm_pow(av[m], p)) * dm_log(av[m] > T(0) ? av[m] : T(1));
+    }
+    if (part) part[l] = acc;
   }
 };
 
@@ -1406,69 +1586,120 @@ struct DmPowerBackward {
 // Per reference point: gt[point] = (gy, gx) offset indices of the ground truth. The point takes
 // part when gt lies in [0, K)^2 and its score is finite; then each finite q contributes
 //     max(0, 1 - exp(-|q - gt|^2 / (2 sigma^2)) + Q[q] - Q[gt])
-// with |q - gt| measured in offset steps.
+// with |q - gt| measured in offset steps. The Gaussian is taken in T's precision: in float64 a
+// GPU's exp runs on its few double-precision units, which bounded the loss's kernels there
+// (15 % of copy bandwidth on an H100, ncu: SM-bound; bench/results, 2026-11-22_3-dm-profile).
+//
+// Work items are (point, slice), kDmHingeSlices slices per point (fewer when K^2 is smaller):
+// item (point, s) takes the terms k = s, s + slices, ... < K^2 in increasing order, so
+// neighbouring items read neighbouring scores (coalesced) and the point's ground truth is found
+// once per item. The forward writes each item's sum of terms and count of active terms, which
+// sums over slices turn into per-point losses and counts: the N H W K^2 terms never reach
+// memory. The backward walks the same items and writes the gradient of each score.
+constexpr int64_t kDmHingeSlices = 256;
+
 template <typename I>
 struct DmHingeGeom {
-  I points = 0, k = 1;
+  I points = 0, k = 1, slices = 1;
   double inv_two_sigma2 = 0.5;
-  FastDivOf<I> fk, fkk;  // by k and k^2 (set with the sizes)
+  FastDivOf<I> fk, fslices;  // by k and slices (set with the sizes)
 };
 
+template <typename T>
+CVG_HD T dm_exp(T x);
+template <>
+CVG_HD float dm_exp<float>(float x) {
+  return expf(x);
+}
+template <>
+CVG_HD double dm_exp<double>(double x) {
+  return ::exp(x);
+}
+
+// The hinge term of score q (flat offset) of a taking-part point: plane is the point's K x K
+// scores, at_gt = plane[gy K + gx] (finite).
 template <typename T, typename I>
 CVG_HD T dm_hinge_term(const T* plane, const DmHingeGeom<I>& g, std::type_identity_t<I> gy,
-                       std::type_identity_t<I> gx, std::type_identity_t<I> q) {
+                       std::type_identity_t<I> gx, std::type_identity_t<I> q, T at_gt) {
   const T v = plane[q];
   if (!(v > dm_neg_inf<T>())) return T(0);  // -inf (and NaN) scores never take part
   const I qy = g.fk.div(q);
   const T dy = static_cast<T>(qy - gy), dx = static_cast<T>(q - qy * g.k - gx);
-  const T margin = T(1) - static_cast<T>(::exp(-static_cast<double>(dy * dy + dx * dx) *
-                                                 g.inv_two_sigma2));
-  const T t = margin + v - plane[gy * g.k + gx];
+  const T margin = T(1) - dm_exp(-(dy * dy + dx * dx) * static_cast<T>(g.inv_two_sigma2));
+  const T t = margin + v - at_gt;
   return t > T(0) ? t : T(0);
 }
 
-// The ground-truth flat offset of a point, or -1 when the point does not take part.
+// Item l's point, slice and ground truth; gt_flat = -1 when the point does not take part.
+template <typename I>
+struct DmHingeItem {
+  I point, slice, gy, gx, gt_flat;
+};
 template <typename T, typename I>
-CVG_HD I dm_hinge_gt(const T* plane, const int32_t* gt, const DmHingeGeom<I>& g, I point) {
+CVG_HD DmHingeItem<I> dm_hinge_item(const T* q, const int32_t* gt, const DmHingeGeom<I>& g,
+                                    I l) {
+  const I point = g.fslices.div(l);
   const I gy = gt[2 * point], gx = gt[2 * point + 1];
-  if (!dm_in(gy, g.k) || !dm_in(gx, g.k)) return -1;
-  return plane[gy * g.k + gx] > dm_neg_inf<T>() ? gy * g.k + gx : -1;
+  I flat = -1;
+  if (dm_in(gy, g.k) && dm_in(gx, g.k) && q[point * g.k * g.k + gy * g.k + gx] > dm_neg_inf<T>())
+    flat = gy * g.k + gx;
+  return {point, l - point * g.slices, gy, gx, flat};
 }
 
-// The hinge term of every score (0 for a point that does not take part): one thread per score,
-// so the GPU runs all N H W K^2 terms in parallel (a loop over K^2 per point left most of it
-// idle: 17.5 ms for 1024 points at K = 161 on an H100). The per-point losses are their sums.
+// Forward: sum[l] = the item's terms added in increasing k, active[l] = how many are positive
+// (0 and 0 for a point that does not take part).
 template <typename T, typename I>
-struct DmHingeTerms {
+struct DmHingePartial {
   const T* q;
   const int32_t* gt;
   DmHingeGeom<I> g;
-  T* out;  // like q
+  T* sum;
+  T* active;
   CVG_HD void operator()(I l) const {
-    const auto [point, k] = dm_split(l, g.fkk);
-    const T* plane = q + point * g.k * g.k;
-    const I t = dm_hinge_gt(plane, gt, g, point);
-    out[l] = t >= 0 ? dm_hinge_term(plane, g, gt[2 * point], gt[2 * point + 1], k) : T(0);
+    const DmHingeItem<I> it = dm_hinge_item(q, gt, g, l);
+    T acc = T(0), cnt = T(0);
+    if (it.gt_flat >= 0) {
+      const T* plane = q + it.point * g.k * g.k;
+      const T at_gt = plane[it.gt_flat];
+      for (I k = it.slice; k < g.k * g.k; k += g.slices) {
+        const T t = dm_hinge_term(plane, g, it.gy, it.gx, k, at_gt);
+        acc += t;
+        cnt += t > T(0) ? T(1) : T(0);
+      }
+    }
+    sum[l] = acc;
+    active[l] = cnt;
   }
 };
 
-// d loss(point) / d Q[point, q]: +1 for an active term's q (terms[l] > 0), minus the number of
-// active terms of the point at the ground truth (whose own term is 0, never active).
-// active_count: per point, the number of positive terms.
+// Backward: d loss(point) / d Q[point, q] = +1 for an active term's q, minus the point's number
+// of active terms at the ground truth (whose own term is 0, never active), times grad[point]
+// (grad null: the coefficient alone, for the differentiable composition create_graph needs).
 template <typename T, typename I>
-struct DmHingeCoef {
+struct DmHingeGrad {
   const T* q;
   const int32_t* gt;
-  const T* terms;
-  const T* active_count;
+  const T* active_count;  // per point
+  const T* grad;          // per point, or null
   DmHingeGeom<I> g;
-  T* out;
+  T* out;  // like q
   CVG_HD void operator()(I l) const {
-    const auto [point, k] = dm_split(l, g.fkk);
-    const I t = dm_hinge_gt(q + point * g.k * g.k, gt, g, point);
-    T c = T(0);
-    if (t >= 0) c = k == t ? -active_count[point] : (terms[l] > T(0) ? T(1) : T(0));
-    out[l] = c;
+    const DmHingeItem<I> it = dm_hinge_item(q, gt, g, l);
+    const I kk = g.k * g.k;
+    T* o = out + it.point * kk;
+    if (it.gt_flat < 0) {
+      for (I k = it.slice; k < kk; k += g.slices) o[k] = T(0);
+      return;
+    }
+    const T* plane = q + it.point * kk;
+    const T at_gt = plane[it.gt_flat], gp = grad ? grad[it.point] : T(1);
+    const T at_gt_coef = -active_count[it.point];
+    for (I k = it.slice; k < kk; k += g.slices) {
+      const T c = k == it.gt_flat ? at_gt_coef
+                                  : (dm_hinge_term(plane, g, it.gy, it.gx, k, at_gt) > T(0) ? T(1)
+                                                                                             : T(0));
+      o[k] = grad ? c * gp : c;
+    }
   }
 };
 

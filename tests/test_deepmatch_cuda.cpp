@@ -122,27 +122,24 @@ TEST_CASE("dm_correlation_grad_target: the GPU's tiled and per-pixel kernels mat
       });
 }
 
-// fn() under DmLayerVersionGuard(1), then under DmLayerVersionGuard(2).
+// fn() under DmLayerVersionGuard(1), (2) and (3).
 template <typename F>
 auto under_layer_versions(const F& fn) {
-  std::pair<decltype(fn()), decltype(fn())> r;
-  {
-    const DmLayerVersionGuard first(1);
-    r.first = fn();
-  }
-  {
-    const DmLayerVersionGuard second(2);
-    r.second = fn();
+  std::array<decltype(fn()), 3> r;
+  for (int v = 1; v <= 3; ++v) {
+    const DmLayerVersionGuard version(v);
+    r[v - 1] = fn();
   }
   return r;
 }
 
-// The two versions of the per-element layers on the GPU (kernels/deepmatch.h: version 2, runs
-// along j and 2 x 2 cells, is not the GPU's default, so the registry's CUDA column does not run
-// it): every op under both, bitwise against each other (the same terms in the same order) and
-// against the CPU to rounding (the switches exactly), at levels 0-3 on a grid wider than one
-// run; the max-pool backward at K = 9 (padding 1) and 11 (padding 2).
-TEST_CASE("deepmatch layers: the GPU's version 2 (runs, cells) equals one output per item",
+// The versions of the per-element layers on the GPU (kernels/deepmatch.h: versions 2, runs
+// along j and 2 x 2 cells, and 3, spans of k, are not the GPU's default, so the registry's CUDA
+// column does not run them): every op under each, bitwise against each other (the same terms
+// in the same order) and against the CPU to rounding (the switches exactly), at levels 0-3 on
+// a grid wider than one run, K^2 = 81 not a multiple of kDmSpan; the max-pool backward at
+// K = 9 (padding 1) and 11 (padding 2).
+TEST_CASE("deepmatch layers: the GPU's versions 2 (runs, cells) and 3 (spans) equal one output per item",
           "[cuda][deepmatch]") {
   manual_seed(14);
   for (int64_t level = 0; level <= 3; ++level) {
@@ -157,12 +154,13 @@ TEST_CASE("deepmatch layers: the GPU's version 2 (runs, cells) equals one output
       };
       const auto cpu = all(x, sw);
       const Tensor xg = x.to(kCUDA), swg = sw.to(kCUDA);
-      const auto [v1, v2] = under_layer_versions([&] { return all(xg, swg); });
+      const auto [v1, v2, v3] = under_layer_versions([&] { return all(xg, swg); });
       for (size_t i = 0; i < cpu.size(); ++i) {
         INFO("output " << i << " (aggregate, its backward, disaggregate, switches, backward)");
         CHECK(same_bits(v1[i].to(kCPU), v2[i].to(kCPU)));
-        if (i == 3) CHECK(same_bits(v2[i].to(kCPU), cpu[i]));
-        else CHECK(allclose(v2[i].to(kCPU), cpu[i], 1e-6, 1e-6));
+        CHECK(same_bits(v1[i].to(kCPU), v3[i].to(kCPU)));
+        if (i == 3) CHECK(same_bits(v3[i].to(kCPU), cpu[i]));
+        else CHECK(allclose(v3[i].to(kCPU), cpu[i], 1e-6, 1e-6));
       }
     }
   }
@@ -173,16 +171,19 @@ TEST_CASE("deepmatch layers: the GPU's version 2 (runs, cells) equals one output
     const Tensor g = rand(p.values.shape()) - 0.5;
     const Tensor cpu = dm_max_pool_backward(g, p.switches, k);
     const Tensor gg = g.to(kCUDA), swg = p.switches.to(kCUDA);
-    const auto [v1, v2] =
+    const auto [v1, v2, v3] =
         under_layer_versions([&] { return dm_max_pool_backward(gg, swg, k).to(kCPU); });
     CHECK(same_bits(v1, v2));
+    CHECK(same_bits(v2, v3));  // version 3 runs the cells
     CHECK(same_bits(v2, cpu));  // sums of at most 2 x 2 gradients, no multiplies: exact
     // dm_unpool by the same cells (a max and one add: exact too).
     const Tensor skip = rand(s.shape());
     const Tensor unpool_cpu = dm_unpool(p.values, p.switches, skip);
     const Tensor qg = p.values.to(kCUDA), skg = skip.to(kCUDA);
-    const auto [u1, u2] = under_layer_versions([&] { return dm_unpool(qg, swg, skg).to(kCPU); });
+    const auto [u1, u2, u3] =
+        under_layer_versions([&] { return dm_unpool(qg, swg, skg).to(kCPU); });
     CHECK(same_bits(u1, u2));
+    CHECK(same_bits(u2, u3));
     CHECK(same_bits(u2, unpool_cpu));
   }
 }

@@ -724,12 +724,13 @@ TEST_CASE("dm_correlation_grad_target: the tiled gradient equals the per-pixel g
   }
 }
 
-// Version 2 of the aggregation family (runs along j, each run's columns loaded once) against
-// version 1 (one output per item, the default), bitwise: on shapes whose widths are and are not
-// multiples of a run (Delta kDmAggRun), a level shift wider than the grid, one column, and -inf /
-// NaN scores and all four switch corners; then every registry sample of the deepmatch ops (forward
-// and gradients) under both versions.
-TEST_CASE("deepmatch aggregation: runs along j equal one output per item bitwise",
+// Versions 2 (runs along j, each run's columns loaded once) and 3 (spans of k, each point
+// decoded once) of the aggregation family against version 1 (one output per item, the default),
+// bitwise: on shapes whose widths are and are not multiples of a run (Delta kDmAggRun), whose
+// K^2 is and is not a multiple of kDmSpan, a level shift wider than the grid, one column, and
+// -inf / NaN scores and all four switch corners; then every registry sample of the deepmatch
+// ops (forward and gradients) under each version.
+TEST_CASE("deepmatch aggregation: runs along j and spans of k equal one output per item bitwise",
           "[ops][deepmatch]") {
   struct Case {
     int64_t n, h, w, k;
@@ -737,7 +738,7 @@ TEST_CASE("deepmatch aggregation: runs along j equal one output per item bitwise
   uint64_t seed = 900;
   int checked = 0;
   for (const Case c : {Case{1, 1, 1, 1}, Case{2, 3, 7, 3}, Case{1, 9, 5, 1}, Case{1, 2, 33, 3},
-                       Case{2, 17, 18, 1}, Case{1, 4, 64, 1}}) {
+                       Case{2, 17, 18, 1}, Case{1, 4, 64, 1}, Case{1, 3, 4, 5}}) {
     for (int64_t level = 0; level <= 4; ++level) {
       for (const DType dtype : {DType::float64, DType::float32}) {
         INFO(c.n << "x" << c.h << "x" << c.w << "x" << c.k << " level " << level << " "
@@ -749,8 +750,8 @@ TEST_CASE("deepmatch aggregation: runs along j equal one output per item bitwise
         x.data<double>()[numel / 2] = std::numeric_limits<double>::quiet_NaN();
         x = x.to(dtype);
         const Tensor sw = disagg_switches(shape, level, seed++);
-        TensorList outs[2];
-        for (const int version : {1, 2}) {
+        TensorList outs[3];
+        for (const int version : {1, 2, 3}) {
           const DmLayerVersionGuard v(version);
           const DmDisaggregated d = dm_disaggregate(x, level);
           outs[version - 1] = {dm_aggregate(x, level), dm_aggregate_backward(x, level), d.values,
@@ -759,6 +760,7 @@ TEST_CASE("deepmatch aggregation: runs along j equal one output per item bitwise
         for (size_t i = 0; i < outs[0].size(); ++i) {
           INFO("output " << i << " (aggregate, its backward, disaggregate, switches, backward)");
           CHECK(same_bits(outs[0][i], outs[1][i]));
+          CHECK(same_bits(outs[0][i], outs[2][i]));
         }
         ++checked;
       }
@@ -769,22 +771,25 @@ TEST_CASE("deepmatch aggregation: runs along j equal one output per item bitwise
     for (const OpSample& s : spec.samples()) {
       const OpFn& fn = s.fn ? s.fn : spec.fn;
       INFO(spec.name << " / " << s.label);
-      TensorList per_item, runs;
+      TensorList per_item;
       {
         const DmLayerVersionGuard v1(1);
         per_item = forward_and_grads(fn, s.inputs);
       }
-      {
-        const DmLayerVersionGuard v2(2);
-        runs = forward_and_grads(fn, s.inputs);
+      for (const int version : {2, 3}) {
+        INFO("version " << version);
+        const DmLayerVersionGuard v(version);
+        const TensorList other = forward_and_grads(fn, s.inputs);
+        REQUIRE(per_item.size() == other.size());
+        for (size_t i = 0; i < other.size(); ++i) CHECK(same_bits(per_item[i], other[i]));
       }
-      REQUIRE(per_item.size() == runs.size());
-      for (size_t i = 0; i < runs.size(); ++i) CHECK(same_bits(per_item[i], runs[i]));
       ++checked;
     }
   }
   CHECK(checked >= 90);
   CHECK(dm_layer_version() == 0);
+  CHECK_THAT(error_of([] { DmLayerVersionGuard bad(4); }),
+             Contains("DmLayerVersionGuard") && Contains("3 (spans of k)") && Contains("got 4"));
   CHECK_THAT(error_of([] { DmLayerVersionGuard bad(0); }),
              Contains("DmLayerVersionGuard") && Contains("1 (one output per item)") &&
                  Contains("got 0"));
