@@ -3,10 +3,10 @@
 // R_0 = 16, K_0 = 33). Names "cpu/dm_<layer>[_bwd]/<P>x<K>": each layer's public op (forward, or
 // its backward op alone: dm_power_bwd and dm_hinge_loss_bwd through the engine; dm_correlation_v1:
 // the per-score forward the tiled one replaced; dm_(dis)aggregate(_bwd)_v2 and _v3,
-// dm_max_pool_bwd_v2 and dm_unpool_v2: versions 2 and 3 of those kernels, beside the default:
-// kernels/deepmatch.h), and "cpu/deep_matching_fwd_bwd" for the U-network with L = 3 through the
-// structured loss and back to S_0 and the exponents (and again on the 32-bit index path, the GPU's:
-// "..._index32").
+// dm_max_pool_bwd_v2, dm_unpool_v2 and dm_unpool_bwd_v1, _v2: versions 1, 2 and 3 of those kernels,
+// beside the default: kernels/deepmatch.h), and "cpu/deep_matching_fwd_bwd" for the U-network with
+// L = 3 through the structured loss and back to S_0 and the exponents (and again on the 32-bit
+// index path, the GPU's: "..._index32").
 #include <benchmark/benchmark.h>
 
 #include <optional>
@@ -98,8 +98,10 @@ void bm_unpool(benchmark::State& st, int version) {
   const DmPooled p = dm_max_pool(s);
   for (auto _ : st) benchmark::DoNotOptimize(dm_unpool(p.values, p.switches, s).raw_data());
 }
-void bm_unpool_bwd(benchmark::State& st) {
+void bm_unpool_bwd(benchmark::State& st, int version) {
   manual_seed(0);
+  std::optional<DmLayerVersionGuard> guard;
+  if (version != 0) guard.emplace(version);
   const DmPooled p = dm_max_pool(scores(kK));
   const Tensor g = randn({1, kH, kW, kK, kK});
   for (auto _ : st)
@@ -189,7 +191,9 @@ const bool registered = [] {
   benchmark::RegisterBenchmark(name("dm_disaggregate_bwd_v3").c_str(), bm_disaggregate_bwd, 3);
   benchmark::RegisterBenchmark(name("dm_unpool").c_str(), bm_unpool, 0);
   benchmark::RegisterBenchmark(name("dm_unpool_v2").c_str(), bm_unpool, 2);
-  benchmark::RegisterBenchmark(name("dm_unpool_bwd").c_str(), bm_unpool_bwd);
+  benchmark::RegisterBenchmark(name("dm_unpool_bwd").c_str(), bm_unpool_bwd, 0);
+  benchmark::RegisterBenchmark(name("dm_unpool_bwd_v1").c_str(), bm_unpool_bwd, 1);
+  benchmark::RegisterBenchmark(name("dm_unpool_bwd_v2").c_str(), bm_unpool_bwd, 2);
   benchmark::RegisterBenchmark(name("dm_hinge_loss").c_str(), bm_hinge_loss);
   benchmark::RegisterBenchmark(name("dm_hinge_loss_bwd").c_str(), bm_hinge_loss_bwd);
   benchmark::RegisterBenchmark(name("deep_matching_fwd_bwd").c_str(), bm_network, 64);

@@ -1,9 +1,9 @@
 // CUDA benchmarks of the Deep Matching layers (kernels/deepmatch.h), float32, timed with CUDA
-// events after an L2 flush (bench/gpu_timer.h). Names "cuda/dm_<layer>[_bwd]/<P>x<K>", P
-// reference points of one pair and K the fine offsets per axis; each layer alone (its public
-// op; _bwd times the backward op alone) and the whole U-network forward + backward for a
-// 256 x 256 pair (alpha_0 = 8, R_0 = 80, L = 6, d = 64). min_bytes counts what each kernel
-// must read and write at least (scores 4 B, switches 1 B; kernel list rows 6-11 of the notes):
+// events after an L2 flush (bench/gpu_timer.h). Names "cuda/dm_<layer>[_bwd]/<P>x<K>", P reference
+// points of one pair and K the fine offsets per axis; each layer alone (its public op; _bwd times
+// the backward op alone) and the whole U-network forward + backward for a 256 x 256 pair (alpha_0 =
+// 8, R_0 = 80, L = 6, d = 64). min_bytes counts what each kernel must read and write at least
+// (scores 4 B, switches 1 B; kernel list rows 6-11 of the notes):
 //   correlation      4 P K^2 written + descriptors read once (4 d (P + Ht Wt))
 //   correlation_bwd  both gathers: dS read twice, descriptors read, gradients written
 //   max_pool         4 P K^2 read + 5 P K'^2 written;  _bwd: 5 P K'^2 read + 4 P K^2 written
@@ -15,11 +15,10 @@
 //   hinge_loss       4 P K^2 read;  _bwd: 4 P K^2 read + 4 P K^2 written
 // Rows named *_index64 time a layer on its 64-bit index path (kernels/deepmatch.h), beside the
 // default 32-bit one; dm_(dis)aggregate(_bwd)_v2 the aggregation family along runs of j, _v3 by
-// spans of k, and
-// dm_max_pool_bwd_v2 and dm_unpool_v2 by 2 x 2 cells, beside the default one output per item;
-// dm_correlation_v1 the per-score forward beside the tiled default, and
-// dm_correlation_grad_ref(_v2) and dm_correlation_grad_target(_v2) each gradient alone, per point
-// or pixel (v1, the default) and tiled (v2).
+// spans of k, and dm_max_pool_bwd_v2, dm_unpool_v2 and dm_unpool_bwd_v2 by 2 x 2 cells, beside the
+// default one output per item; dm_correlation_v1 the per-score forward beside the tiled default,
+// and dm_correlation_grad_ref(_v2) and dm_correlation_grad_target(_v2) each gradient alone, per
+// point or pixel (v1, the default) and tiled (v2).
 #include <benchmark/benchmark.h>
 
 #include <functional>
@@ -192,6 +191,14 @@ const bool registered = [] {
         return [=] {
           const DmLayerVersionGuard cells(2);
           dm_unpool(p.values, p.switches, s);
+        };
+      });
+      reg("dm_unpool_bwd_v2", h, w, k, 3.25 * coarse, [=] {
+        const Tensor s = scores_cuda(h, w, k), g = randn_cuda({1, h, w, k, k});
+        const DmPooled p = dm_max_pool(s);
+        return [=] {
+          const DmLayerVersionGuard cells(2);
+          dm_unpool_backward(g, p.values, p.switches, k);
         };
       });
       reg("dm_disaggregate_bwd_v2", h, w, k, 2.25 * fine, [=] {

@@ -839,11 +839,27 @@ Tensor unpool_route(const char* op, const Tensor& x, const Tensor& q_half,
   const Device dev = common_device(op, {x, q_half, switches});
   const Tensor xc = dense(x), qc = dense(q_half), swc = switches.contiguous();
   Tensor out = Tensor::empty(backward ? q_half.shape() : fine, x.options());
-  dispatch_dm(op, dev, x.dtype(), {xc.numel(), qc.numel(), out.numel()}, [&](auto tag, auto itag) {
+  const auto g = pool_geom(fine);
+  const int64_t items = pool_cell_items(g);
+  // Defaults: the adjoint as dm_unpool (cells on the CPU, one element per item on the GPU until
+  // measured there); the backward one element per item on both: its cells have about one output
+  // each (a coarse output per cell on average), and measured 2x slower on the CPU (1.4 against
+  // 2.7 ms, cpu/dm_unpool_bwd_v1 and _v2); cuda/dm_unpool_bwd_v2 will say for the GPU.
+  const int version = layer_version(2, dev.is_cuda() || backward ? 1 : 2);
+  dispatch_dm(op, dev, x.dtype(), {xc.numel(), qc.numel(), out.numel(), items}, [&](auto tag,
+                                                                                  auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
     const auto gi = pool_geom<I>(fine);
-    if (backward) {
+    if (version == 2 && backward) {
+      const DmUnpoolBackwardCells<T, I> f{xc.data<T>(), qc.data<T>(), swc.data<uint8_t>(), gi,
+                                          pool_cells<I>(g), out.data<T>()};
+      CVG_DM_RUN(op, dev, unpool_backward_cells, f, items);
+    } else if (version == 2) {
+      const DmUnpoolAdjointCells<T, I> f{xc.data<T>(), qc.data<T>(), swc.data<uint8_t>(), gi,
+                                         pool_cells<I>(g), out.data<T>()};
+      CVG_DM_RUN(op, dev, unpool_adjoint_cells, f, items);
+    } else if (backward) {
       const DmUnpoolBackward<T, I> f{xc.data<T>(), qc.data<T>(), swc.data<uint8_t>(), gi,
                                      out.data<T>()};
       CVG_DM_RUN(op, dev, unpool_backward, f, out.numel());

@@ -151,6 +151,8 @@ Tensor deep_matching(const Tensor& s0, const TensorList& nus);
   X(power_backward, DmPowerBackward)                                       \
   X(pool_backward_cells, DmPoolBackwardCells)                              \
   X(unpool_forward_cells, DmUnpoolForwardCells)                            \
+  X(unpool_backward_cells, DmUnpoolBackwardCells)                          \
+  X(unpool_adjoint_cells, DmUnpoolAdjointCells)                            \
   X(hinge_partial, DmHingePartial)                                         \
   X(hinge_grad, DmHingeGrad)                                               \
   X(pool_forward, DmPoolForward)                                           \
@@ -214,16 +216,18 @@ class DmCorrVersionGuard {
 };
 
 // Version of the per-element 4-D layer kernels: 1 (one output per item, the default, except
-// for dm_max_pool_backward and dm_unpool on the CPU), 2 or 3, which share each item's index work
+// for the cells on the CPU, below), 2 or 3, which share each item's index work
 // and loads among several outputs:
 //   dm_aggregate, dm_aggregate_backward, dm_disaggregate, dm_disaggregate_backward:
 //     version 2, the *Run functors: a work item walks up to kDmAggRun outputs along j and loads
 //     each run's columns once (2.25 loads per output instead of 4);
 //     version 3, the *Span functors: a work item owns kDmSpan outputs of one point (offsets
 //     K^2 / kDmSpan apart), decoding the point and testing its neighbours once;
-//   dm_max_pool_backward, dm_unpool: version 2 (and 3), DmPoolBackwardCells,
-//     DmUnpoolForwardCells: a work item per 2 x 2 cell of fine elements and the 4 coarse
-//     windows that can name them; the CPU's default (1.8x and 1.3-2.4x faster there).
+//   dm_max_pool_backward, dm_unpool, dm_unpool_backward, dm_unpool_adjoint: version 2 (and 3),
+//     the *Cells functors: a work item per 2 x 2 cell of fine elements and the 4 coarse windows
+//     that can name them; the CPU's default except for dm_unpool_backward (pool backward and
+//     unpool 1.8x and 1.3-2.4x faster there; the unpool backward's cells write about one
+//     coarse output each and measured 2x slower).
 // Every version gives the same bits. A layer runs the newest of its versions not above the
 // guard's. The runs are not the default because they have not been measured faster: on the
 // CPU the two are equal within noise; on an H100 the runs' first form (loads interleaved with

@@ -35,6 +35,11 @@ template <typename I>
 CVG_HD bool dm_in(I v, std::type_identity_t<I> n) {
   return v >= 0 && v < n;
 }
+template <typename I>
+CVG_HD I dm_clamp(std::type_identity_t<I> v, std::type_identity_t<I> lo,
+                  std::type_identity_t<I> hi) {
+  return v < lo ? lo : v > hi ? hi : v;
+}
 
 // Element l of an N x H x W x K x K score tensor as (point, k) with k = ky K + kx, and a point
 // as (n, i, j). Every kernel decodes its flat index through FastDivs made once per launch
@@ -837,6 +842,22 @@ struct DmPoolCells {
     rx = 2 * dx + t % 3 - 1;
     return ry >= 0 && ry < 2 && rx >= 0 && rx < 2;
   }
+  // Whether this cell writes the coarse output of window (a + dy, b + dx) with switch t (the
+  // gathers into coarse outputs: dm_unpool_backward): its named element clamped into the fine
+  // plane lies in the cell. Clamped, every window has exactly one such cell, also one whose
+  // switch names padding (no switch of dm_max_pool does: those outputs are then 0, never
+  // unwritten). (ry, rx) as names() gives them.
+  CVG_HD bool home(const Cell& c, const DmPoolGeom<I>& g, int dy, int dx, int t, int& ry,
+                   int& rx) const {
+    names(dy, dx, t, ry, rx);
+    const I y = dm_clamp<I>(c.fy0 + ry, 0, g.k - 1) - c.fy0;
+    const I x = dm_clamp<I>(c.fx0 + rx, 0, g.k - 1) - c.fx0;
+    return y >= 0 && y < 2 && x >= 0 && x < 2;
+  }
+  // The flat coarse index of window (a + dy, b + dx).
+  CVG_HD I coarse(const Cell& c, const DmPoolGeom<I>& g, int dy, int dx) const {
+    return (c.point * g.kc + c.a + dy) * g.kc + c.b + dx;
+  }
   // Element (ry, rx) of the cell in the fine plane: its flat index, or -1 outside the plane.
   CVG_HD I fine(const Cell& c, const DmPoolGeom<I>& g, int ry, int rx) const {
     const I fy = c.fy0 + ry, fx = c.fx0 + rx;
@@ -869,9 +890,30 @@ struct DmPoolBackwardCells {
   }
 };
 
-// DmUnpoolForward by the same 2 x 2 cells (version 2): each element's winner among the windows
-// naming it, in row-major window order (dm_unpool_winner's rule), then s + the winner's value
-// (-inf without one): the same bits.
+// The winning window of each cell element (dm_unpool_winner's rule: the largest value among the
+// windows whose switch names it, the first in row-major window order on ties): win[ry][rx] =
+// 2 dy + dx of window (a + dy, b + dx), -1 when no window names the element or all are -inf.
+template <typename I, typename T>
+CVG_HD void dm_cell_winners(const bool (&ok)[2][2], const int (&t)[2][2], const T (&qv)[2][2],
+                            int (&win)[2][2]) {
+  T best[2][2];
+  for (int y = 0; y < 2; ++y)
+    for (int x = 0; x < 2; ++x) {
+      best[y][x] = dm_neg_inf<T>();
+      win[y][x] = -1;
+    }
+  int ry = 0, rx = 0;
+  for (int dy = 0; dy < 2; ++dy)
+    for (int dx = 0; dx < 2; ++dx)
+      if (ok[dy][dx] && DmPoolCells<I>::names(dy, dx, t[dy][dx], ry, rx) &&
+          dm_beats(qv[dy][dx], best[ry][rx])) {
+        best[ry][rx] = qv[dy][dx];
+        win[ry][rx] = 2 * dy + dx;
+      }
+}
+
+// DmUnpoolForward by the same 2 x 2 cells (version 2): s + the winner's value (-inf without
+// one): the same bits.
 template <typename T, typename I>
 struct DmUnpoolForwardCells {
   const T* qh;        // coarse
@@ -883,25 +925,73 @@ struct DmUnpoolForwardCells {
   CVG_HD void operator()(I l) const {
     const auto c = pc.cell(l, g);
     bool ok[2][2];
-    int t[2][2] = {};
+    int t[2][2] = {}, win[2][2];
     T qv[2][2] = {};
     pc.load(c, g, sw, qh, ok, t, qv);
-    T best[2][2];
-    bool won[2][2] = {};
-    for (int y = 0; y < 2; ++y)
-      for (int x = 0; x < 2; ++x) best[y][x] = dm_neg_inf<T>();
-    int ry = 0, rx = 0;
-    for (int dy = 0; dy < 2; ++dy)
-      for (int dx = 0; dx < 2; ++dx)
-        if (ok[dy][dx] && DmPoolCells<I>::names(dy, dx, t[dy][dx], ry, rx) &&
-            dm_beats(qv[dy][dx], best[ry][rx])) {
-          best[ry][rx] = qv[dy][dx];
-          won[ry][rx] = true;
-        }
+    dm_cell_winners<I>(ok, t, qv, win);
     for (int y = 0; y < 2; ++y)
       for (int x = 0; x < 2; ++x)
-        if (const I f = pc.fine(c, g, y, x); f >= 0)
-          out[f] = s[f] + (won[y][x] ? best[y][x] : dm_neg_inf<T>());
+        if (const I f = pc.fine(c, g, y, x); f >= 0) {
+          const int w = win[y][x];
+          out[f] = s[f] + (w >= 0 ? qv[w / 2][w % 2] : dm_neg_inf<T>());
+        }
+  }
+};
+
+// DmUnpoolAdjoint by cells (version 2): a fine element takes x at its winner, 0 without one.
+template <typename T, typename I>
+struct DmUnpoolAdjointCells {
+  const T* x;         // coarse
+  const T* qh;        // coarse (decides the winners)
+  const uint8_t* sw;  // coarse
+  DmPoolGeom<I> g;
+  DmPoolCells<I> pc;
+  T* out;  // fine
+  CVG_HD void operator()(I l) const {
+    const auto c = pc.cell(l, g);
+    bool ok[2][2];
+    int t[2][2] = {}, win[2][2];
+    T qv[2][2] = {}, xv[2][2] = {};
+    pc.load(c, g, sw, qh, ok, t, qv);
+    for (int dy = 0; dy < 2; ++dy)
+      for (int dx = 0; dx < 2; ++dx)
+        if (ok[dy][dx]) xv[dy][dx] = x[pc.coarse(c, g, dy, dx)];
+    dm_cell_winners<I>(ok, t, qv, win);
+    for (int y = 0; y < 2; ++y)
+      for (int xx = 0; xx < 2; ++xx)
+        if (const I f = pc.fine(c, g, y, xx); f >= 0) {
+          const int w = win[y][xx];
+          out[f] = w >= 0 ? xv[w / 2][w % 2] : T(0);
+        }
+  }
+};
+
+// DmUnpoolBackward by cells (version 2): each coarse output is written by the one cell that is
+// its home (DmPoolCells::home): the gradient of the element it names when it wins that element,
+// else 0. Items: cells, as the other cell kernels; outputs: coarse.
+template <typename T, typename I>
+struct DmUnpoolBackwardCells {
+  const T* grad;      // fine
+  const T* qh;        // coarse (decides the winners)
+  const uint8_t* sw;  // coarse
+  DmPoolGeom<I> g;
+  DmPoolCells<I> pc;
+  T* out;  // coarse
+  CVG_HD void operator()(I l) const {
+    const auto c = pc.cell(l, g);
+    bool ok[2][2];
+    int t[2][2] = {}, win[2][2];
+    T qv[2][2] = {};
+    pc.load(c, g, sw, qh, ok, t, qv);
+    dm_cell_winners<I>(ok, t, qv, win);
+    int ry = 0, rx = 0;
+    for (int dy = 0; dy < 2; ++dy)
+      for (int dx = 0; dx < 2; ++dx) {
+        if (!ok[dy][dx] || !pc.home(c, g, dy, dx, t[dy][dx], ry, rx)) continue;
+        const I f = pc.fine(c, g, ry, rx);
+        const bool wins = f >= 0 && win[ry][rx] == 2 * dy + dx;
+        out[pc.coarse(c, g, dy, dx)] = wins ? grad[f] : T(0);
+      }
   }
 };
 

@@ -138,7 +138,7 @@ auto under_layer_versions(const F& fn) {
 // column does not run them): every op under each, bitwise against each other (the same terms
 // in the same order) and against the CPU to rounding (the switches exactly), at levels 0-3 on
 // a grid wider than one run, K^2 = 81 not a multiple of kDmSpan; the max-pool backward at
-// K = 9 (padding 1) and 11 (padding 2).
+// K = 9 (padding 1) and 11 (padding 2), and the unpooling, its backward and adjoint there.
 TEST_CASE("deepmatch layers: the GPU's versions 2 (runs, cells) and 3 (spans) equal one output per item",
           "[cuda][deepmatch]") {
   manual_seed(14);
@@ -184,6 +184,19 @@ TEST_CASE("deepmatch layers: the GPU's versions 2 (runs, cells) and 3 (spans) eq
         under_layer_versions([&] { return dm_unpool(qg, swg, skg).to(kCPU); });
     CHECK(same_bits(u1, u2));
     CHECK(same_bits(u2, u3));
+    // Its backward and adjoint by cells: gathers of single values, exact.
+    const Tensor gf = rand(s.shape()) - 0.5;
+    const Tensor gfg = gf.to(kCUDA);
+    const auto [b1, b2, b3] =
+        under_layer_versions([&] { return dm_unpool_backward(gfg, qg, swg, k).to(kCPU); });
+    CHECK(same_bits(b1, b2));
+    CHECK(same_bits(b2, b3));
+    CHECK(same_bits(b2, dm_unpool_backward(gf, p.values, p.switches, k)));
+    const auto [a1, a2, a3] =
+        under_layer_versions([&] { return dm_unpool_adjoint(gg, qg, swg, k).to(kCPU); });
+    CHECK(same_bits(a1, a2));
+    CHECK(same_bits(a2, a3));
+    CHECK(same_bits(a2, dm_unpool_adjoint(g, p.values, p.switches, k)));
     CHECK(same_bits(u2, unpool_cpu));
   }
 }

@@ -828,10 +828,11 @@ TEST_CASE("dm_power: the one-pass backward equals the composition create_graph b
   }
 }
 
-// dm_max_pool_backward by 2 x 2 cells (version 2) against one fine element per item, bitwise,
-// for odd and even R (padding 2 and 1) and the smallest windows, with switches of real pooling
-// (windows overlap, so two windows can name one element) and of every corner.
-TEST_CASE("dm_max_pool_backward, dm_unpool: 2 x 2 cells equal one element per item bitwise",
+// The pooling family by 2 x 2 cells (version 2: dm_max_pool_backward, dm_unpool and its backward
+// and adjoint) against one element per item, bitwise, for odd and even R (padding 2 and 1) and
+// the smallest windows, with switches of real pooling (windows overlap, so two windows can name
+// one element) and of every corner; winners with ties and -inf values.
+TEST_CASE("deepmatch pooling family: 2 x 2 cells equal one element per item bitwise",
           "[ops][deepmatch]") {
   uint64_t seed = 970;
   for (const int64_t k : {1, 3, 5, 7, 9, 11, 13, 33}) {
@@ -840,32 +841,12 @@ TEST_CASE("dm_max_pool_backward, dm_unpool: 2 x 2 cells equal one element per it
       const Shape fine{2, 3, 2, k, k};
       const Tensor sw = pool_switches(fine, seed++);
       const Tensor g = uniform64(sw.shape(), -1, 1, seed++, false).to(dtype);
-      Tensor per_element, cells;
-      {
-        const DmLayerVersionGuard v1(1);
-        per_element = dm_max_pool_backward(g, sw, k);
-      }
-      {
-        const DmLayerVersionGuard v2(2);
-        cells = dm_max_pool_backward(g, sw, k);
-      }
-      CHECK(same_bits(per_element, cells));
-      // dm_unpool by the same cells: winners among the windows naming an element (ties and
-      // -inf values included), plus the skip term.
       Tensor qh = uniform64(sw.shape(), -1, 1, seed++, false);
       qh.data<double>()[0] = -std::numeric_limits<double>::infinity();
       qh.data<double>()[1] = qh.data<double>()[2];
       qh = qh.to(dtype);
       const Tensor skip = uniform64(fine, -1, 1, seed++, false).to(dtype);
-      {
-        const DmLayerVersionGuard v1(1);
-        per_element = dm_unpool(qh, sw, skip);
-      }
-      {
-        const DmLayerVersionGuard v2(2);
-        cells = dm_unpool(qh, sw, skip);
-      }
-      CHECK(same_bits(per_element, cells));
+      const Tensor gf = uniform64(fine, -1, 1, seed++, false).to(dtype);
       // Every window position that lies in the fine map (pooling never picks the padding), in
       // turn: corner i % 9 of coarse element i, or the first in-map one after it.
       Tensor corners = sw.clone();
@@ -880,15 +861,50 @@ TEST_CASE("dm_max_pool_backward, dm_unpool: 2 x 2 cells equal one element per it
           }
         }
       }
-      {
-        const DmLayerVersionGuard v1(1);
-        per_element = dm_max_pool_backward(g, corners, k);
+      for (const Tensor& s : {sw, corners}) {
+        auto all = [&] {
+          return TensorList{dm_max_pool_backward(g, s, k), dm_unpool(qh, s, skip),
+                            dm_unpool_backward(gf, qh, s, k), dm_unpool_adjoint(g, qh, s, k)};
+        };
+        TensorList per_element, cells;
+        {
+          const DmLayerVersionGuard v1(1);
+          per_element = all();
+        }
+        {
+          const DmLayerVersionGuard v2(2);
+          cells = all();
+        }
+        for (size_t i = 0; i < cells.size(); ++i) {
+          INFO("output " << i << " (pool backward, unpool, its backward, its adjoint)");
+          CHECK(same_bits(per_element[i], cells[i]));
+        }
       }
-      {
-        const DmLayerVersionGuard v2(2);
-        cells = dm_max_pool_backward(g, corners, k);
-      }
-      CHECK(same_bits(per_element, cells));
     }
+  }
+}
+
+// A switch that names the padding (dm_max_pool never makes one) gets 0 from the cells'
+// dm_unpool_backward: every coarse output is written by exactly one cell.
+TEST_CASE("dm_unpool_backward by cells: a switch naming the padding gets 0", "[ops][deepmatch]") {
+  for (const int64_t k : {3, 5}) {  // padding 2 and 1
+    INFO("K " << k);
+    const Shape fine{1, 1, 1, k, k};
+    const Tensor sw = pool_switches(fine, 990);
+    const int64_t kc = sw.shape()[3];
+    Tensor bad = sw.clone();
+    bad.data<uint8_t>()[0] = 0;            // window (0, 0): its top-left lies in the padding
+    bad.data<uint8_t>()[kc * kc - 1] = 8;  // the last window: its bottom-right too
+    // The two windows hold the lowest values: under the valid switches they win nothing, so
+    // moving them changes no other window's outcome.
+    Tensor qh = uniform64(sw.shape(), 1, 2, 991, false);
+    qh.data<double>()[0] = qh.data<double>()[kc * kc - 1] = 0.5;
+    const Tensor gf = uniform64(fine, 1, 2, 992, false);
+    const DmLayerVersionGuard v2(2);
+    const Tensor d = dm_unpool_backward(gf, qh, bad, k);
+    CHECK(d.data<double>()[0] == 0.0);
+    CHECK(d.data<double>()[kc * kc - 1] == 0.0);
+    const Tensor ok = dm_unpool_backward(gf, qh, sw, k);
+    for (int64_t i = 1; i + 1 < kc * kc; ++i) CHECK(d.data<double>()[i] == ok.data<double>()[i]);
   }
 }
