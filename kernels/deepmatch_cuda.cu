@@ -47,10 +47,12 @@ __global__ void dm_kernel(F f, I n) {
     f(static_cast<I>(l));
 }
 
-template <typename T, typename I, template <typename, typename> class F>
-void run_cuda(const F<T, I>& f, int64_t n, const char* op) {
+// Runners take the functor's index type I explicitly (as deepmatch_cpu.cpp's): the overloads
+// below, more specialised, take the kernels that are not one item per thread.
+template <typename I, typename F>
+void run_cuda(const F& f, int64_t n, const char* op) {
   if (n <= 0) return;
-  dm_kernel<I, F<T, I>><<<grid_blocks(n), kBlockThreads>>>(f, static_cast<I>(n));
+  dm_kernel<I, F><<<grid_blocks(n), kBlockThreads>>>(f, static_cast<I>(n));
   CVG_CUDA_CHECK_LAUNCH(op);
 }
 
@@ -97,7 +99,7 @@ __global__ void corr_grad_ref_kernel(DmCorrGradRef<T, I> f) {
 
 // More specialised than the template above, so overload resolution picks it for corr_grad_ref.
 // n (the number of outputs, N d H W) is not needed: the grid is one block per point.
-template <typename T, typename I>
+template <typename I, typename T>
 void run_cuda(const DmCorrGradRef<T, I>& f, int64_t n, const char* op) {
   const int64_t points = int64_t{f.g.n} * f.g.h * f.g.w;
   if (n <= 0 || points <= 0) return;
@@ -133,13 +135,13 @@ __global__ void corr_tiled_kernel(DmCorrTiled<T, I> f) {
   for (I l = first; l < f.compute_items(b); l += step) f.compute(b, l, scratch);
 }
 
-template <typename T, typename I>
+template <typename I, typename T>
 void run_cuda(const DmCorrTiled<T, I>& f, int64_t blocks, const char* op) {
   if (blocks <= 0) return;
   const int64_t bytes = int64_t{f.t.scratch(f.g.d)} * static_cast<int64_t>(sizeof(T));
   if (bytes > dm_tile_smem_limit(op) || blocks > int64_t{0x7fffffff}) {
     const DmCorrForward<T, I> per_score{f.ref, f.tgt, f.g, f.out};
-    run_cuda(per_score, int64_t{f.g.n} * f.g.h * f.g.w * f.g.k * f.g.k, op);
+    run_cuda<I>(per_score, int64_t{f.g.n} * f.g.h * f.g.w * f.g.k * f.g.k, op);
     return;
   }
   opt_in_shared<corr_tiled_kernel<T, I>>(op);
@@ -206,13 +208,13 @@ void launch_tiled_gradient(const F& f, int64_t blocks, int64_t scratch, int64_t 
   CVG_CUDA_CHECK_LAUNCH(op);
 }
 
-template <typename T, typename I>
+template <typename I, typename T>
 void run_cuda(const DmCorrGradRefTiled<T, I>& f, int64_t blocks, const char* op) {
   launch_tiled_gradient<corr_grad_ref_tiled_kernel<T, I>>(f, blocks, f.t.scratch(f.g.d), f.t.cg,
                                                           op);
 }
 
-template <typename T, typename I>
+template <typename I, typename T>
 void run_cuda(const DmCorrGradTargetTiled<T, I>& f, int64_t blocks, const char* op) {
   launch_tiled_gradient<corr_grad_target_tiled_kernel<T, I>>(f, blocks, f.t.scratch(), f.t.cg,
                                                              op);
@@ -241,7 +243,7 @@ int64_t dm_tile_smem_limit(const char* op) {
 }
 
 #define CVG_DM_DEFINE_CUDA_ONE(name, F, T, I) \
-  void dm_##name##_cuda(const F<T, I>& f, int64_t n) { run_cuda(f, n, "dm_" #name); }
+  void dm_##name##_cuda(const F<T, I>& f, int64_t n) { run_cuda<I>(f, n, "dm_" #name); }
 #define CVG_DM_DEFINE_CUDA(name, F) CVG_DM_EACH_TYPE(CVG_DM_DEFINE_CUDA_ONE, name, F)
 CVG_DM_KERNELS(CVG_DM_DEFINE_CUDA)
 #undef CVG_DM_DEFINE_CUDA

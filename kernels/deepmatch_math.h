@@ -890,26 +890,37 @@ struct DmPoolBackwardCells {
   }
 };
 
-// The winning window of each cell element (dm_unpool_winner's rule: the largest value among the
+// The cell's windows (ok, switches t, values qv of q_half, as DmPoolCells::load gives them) and
+// the winning window of each cell element (dm_unpool_winner's rule: the largest value among the
 // windows whose switch names it, the first in row-major window order on ties): win[ry][rx] =
 // 2 dy + dx of window (a + dy, b + dx), -1 when no window names the element or all are -inf.
-template <typename I, typename T>
-CVG_HD void dm_cell_winners(const bool (&ok)[2][2], const int (&t)[2][2], const T (&qv)[2][2],
-                            int (&win)[2][2]) {
+template <typename T>
+struct DmCellWinners {
+  bool ok[2][2];
+  int t[2][2] = {}, win[2][2];
+  T qv[2][2] = {};
+};
+template <typename T, typename I>
+CVG_HD DmCellWinners<T> dm_cell_winners(const DmPoolCells<I>& pc,
+                                        const typename DmPoolCells<I>::Cell& c,
+                                        const DmPoolGeom<I>& g, const uint8_t* sw, const T* qh) {
+  DmCellWinners<T> r;
+  pc.load(c, g, sw, qh, r.ok, r.t, r.qv);
   T best[2][2];
   for (int y = 0; y < 2; ++y)
     for (int x = 0; x < 2; ++x) {
       best[y][x] = dm_neg_inf<T>();
-      win[y][x] = -1;
+      r.win[y][x] = -1;
     }
   int ry = 0, rx = 0;
   for (int dy = 0; dy < 2; ++dy)
     for (int dx = 0; dx < 2; ++dx)
-      if (ok[dy][dx] && DmPoolCells<I>::names(dy, dx, t[dy][dx], ry, rx) &&
-          dm_beats(qv[dy][dx], best[ry][rx])) {
-        best[ry][rx] = qv[dy][dx];
-        win[ry][rx] = 2 * dy + dx;
+      if (r.ok[dy][dx] && DmPoolCells<I>::names(dy, dx, r.t[dy][dx], ry, rx) &&
+          dm_beats(r.qv[dy][dx], best[ry][rx])) {
+        best[ry][rx] = r.qv[dy][dx];
+        r.win[ry][rx] = 2 * dy + dx;
       }
+  return r;
 }
 
 // DmUnpoolForward by the same 2 x 2 cells (version 2): s + the winner's value (-inf without
@@ -924,16 +935,12 @@ struct DmUnpoolForwardCells {
   T* out;  // fine
   CVG_HD void operator()(I l) const {
     const auto c = pc.cell(l, g);
-    bool ok[2][2];
-    int t[2][2] = {}, win[2][2];
-    T qv[2][2] = {};
-    pc.load(c, g, sw, qh, ok, t, qv);
-    dm_cell_winners<I>(ok, t, qv, win);
+    const auto cw = dm_cell_winners(pc, c, g, sw, qh);
     for (int y = 0; y < 2; ++y)
       for (int x = 0; x < 2; ++x)
         if (const I f = pc.fine(c, g, y, x); f >= 0) {
-          const int w = win[y][x];
-          out[f] = s[f] + (w >= 0 ? qv[w / 2][w % 2] : dm_neg_inf<T>());
+          const int w = cw.win[y][x];
+          out[f] = s[f] + (w >= 0 ? cw.qv[w / 2][w % 2] : dm_neg_inf<T>());
         }
   }
 };
@@ -949,18 +956,15 @@ struct DmUnpoolAdjointCells {
   T* out;  // fine
   CVG_HD void operator()(I l) const {
     const auto c = pc.cell(l, g);
-    bool ok[2][2];
-    int t[2][2] = {}, win[2][2];
-    T qv[2][2] = {}, xv[2][2] = {};
-    pc.load(c, g, sw, qh, ok, t, qv);
+    const auto cw = dm_cell_winners(pc, c, g, sw, qh);
+    T xv[2][2] = {};
     for (int dy = 0; dy < 2; ++dy)
       for (int dx = 0; dx < 2; ++dx)
-        if (ok[dy][dx]) xv[dy][dx] = x[pc.coarse(c, g, dy, dx)];
-    dm_cell_winners<I>(ok, t, qv, win);
+        if (cw.ok[dy][dx]) xv[dy][dx] = x[pc.coarse(c, g, dy, dx)];
     for (int y = 0; y < 2; ++y)
       for (int xx = 0; xx < 2; ++xx)
         if (const I f = pc.fine(c, g, y, xx); f >= 0) {
-          const int w = win[y][xx];
+          const int w = cw.win[y][xx];
           out[f] = w >= 0 ? xv[w / 2][w % 2] : T(0);
         }
   }
@@ -979,17 +983,13 @@ struct DmUnpoolBackwardCells {
   T* out;  // coarse
   CVG_HD void operator()(I l) const {
     const auto c = pc.cell(l, g);
-    bool ok[2][2];
-    int t[2][2] = {}, win[2][2];
-    T qv[2][2] = {};
-    pc.load(c, g, sw, qh, ok, t, qv);
-    dm_cell_winners<I>(ok, t, qv, win);
+    const auto cw = dm_cell_winners(pc, c, g, sw, qh);
     int ry = 0, rx = 0;
     for (int dy = 0; dy < 2; ++dy)
       for (int dx = 0; dx < 2; ++dx) {
-        if (!ok[dy][dx] || !pc.home(c, g, dy, dx, t[dy][dx], ry, rx)) continue;
+        if (!cw.ok[dy][dx] || !pc.home(c, g, dy, dx, cw.t[dy][dx], ry, rx)) continue;
         const I f = pc.fine(c, g, ry, rx);
-        const bool wins = f >= 0 && win[ry][rx] == 2 * dy + dx;
+        const bool wins = f >= 0 && cw.win[ry][rx] == 2 * dy + dx;
         out[pc.coarse(c, g, dy, dx)] = wins ? grad[f] : T(0);
       }
   }
@@ -1349,99 +1349,43 @@ CVG_HD void dm_agg_run(I l, const DmAggGeom<I>& g, const DmAggRuns<I>& r, Load&&
     if (m < outputs) body((row * g.w + j0 + m * r.delta) * g.k * g.k + k, i, j0 + m * r.delta, m);
 }
 
-// Item l's run over one tensor x: fn(base, i, j, at) per output, at(ey, ex) reading the
-// output's neighbourhood (rows and columns sh) from the run's registers.
+// Item l's run over x: fn(e, i, j, at) per output, e being its flat element and at(ey, ex)
+// reading the output's neighbourhood (rows and columns sh) from registers.
 template <typename T, typename I, typename Fn>
-CVG_HD void dm_run_each(const T* x, const DmAggGeom<I>& g, const DmAggRuns<I>& r, I l,
-                        const I (&sh)[2], Fn&& fn) {
+CVG_HD void dm_walk(const T* x, const DmAggGeom<I>& g, const DmAggRuns<I>& r, I l,
+                    const I (&sh)[2], Fn&& fn) {
   T c[2][kDmAggRun + 1] = {};
   dm_agg_run(
       l, g, r,
       [&](I row, I i, I j0, I k, I n) { dm_run_load(x, g, row, i, j0, k, n, r.delta, sh, sh, c); },
-      [&](I base, I i, I j, int m) {
+      [&](I e, I i, I j, int m) {
         T v[2][2];
         dm_quad(c, m, sh, v);
-        fn(base, i, j, [&](int ey, int ex) { return v[ey][ex]; });
+        fn(e, i, j, [&](int ey, int ex) { return v[ey][ex]; });
       });
 }
 
-// DmAggForward along runs.
-template <typename T, typename I>
-struct DmAggForwardRun {
-  const T* s;
-  DmAggGeom<I> g;
-  DmAggRuns<I> r;
-  T* out;
-  CVG_HD void operator()(I l) const {
-    const I sh[2] = {g.lo, g.hi};
-    dm_run_each(s, g, r, l, sh, [&](I base, I i, I j, auto&& at) {
-      out[base] = dm_agg_mean<T>(g, i, j, sh, at);
-    });
-  }
-};
-
-// DmAggBackward along runs.
-template <typename T, typename I>
-struct DmAggBackwardRun {
-  const T* grad;
-  DmAggGeom<I> g;
-  DmAggRuns<I> r;
-  T* out;
-  CVG_HD void operator()(I l) const {
-    const I sh[2] = {-g.lo, -g.hi};
-    dm_run_each(grad, g, r, l, sh, [&](I base, I i, I j, auto&& at) {
-      out[base] = dm_agg_spread<T>(g, i, j, sh, at);
-    });
-  }
-};
-
-// DmDisaggForward along runs.
-template <typename T, typename I>
-struct DmDisaggForwardRun {
-  const T* q;
-  DmAggGeom<I> g;
-  DmAggRuns<I> r;
-  T* out;
-  uint8_t* sw;
-  CVG_HD void operator()(I l) const {
-    const I sh[2] = {-g.lo, -g.hi};
-    dm_run_each(q, g, r, l, sh, [&](I base, I i, I j, auto&& at) {
-      uint8_t e_best;
-      out[base] = dm_disagg_best<T>(g, i, j, sh, at, e_best);
-      sw[base] = e_best;
-    });
-  }
-};
-
-// DmDisaggBackward along runs (the gradient is loaded with its switch, used where they match).
-template <typename T, typename I>
-struct DmDisaggBackwardRun {
-  const T* grad;
-  const uint8_t* sw;
-  DmAggGeom<I> g;
-  DmAggRuns<I> r;
-  T* out;
-  CVG_HD void operator()(I l) const {
-    T c[2][kDmAggRun + 1] = {};
-    uint8_t ce[2][kDmAggRun + 1] = {};
-    const I sh[2] = {g.lo, g.hi};
-    dm_agg_run(
-        l, g, r,
-        [&](I row, I i, I j0, I k, I n) {
-          dm_run_load(grad, g, row, i, j0, k, n, r.delta, sh, sh, c);
-          dm_run_load(sw, g, row, i, j0, k, n, r.delta, sh, sh, ce);
-        },
-        [&](I base, I i, I j, int m) {
-          T v[2][2];
-          uint8_t e_at[2][2];
-          dm_quad(c, m, sh, v);
-          dm_quad(ce, m, sh, e_at);
-          out[base] = dm_disagg_route<T>(
-              g, i, j, sh, [&](int ey, int ex) { return e_at[ey][ex]; },
-              [&](int ey, int ex) { return v[ey][ex]; });
-        });
-  }
-};
+// The same over two tensors of one shape: fn(e, i, j, at_x, at_y).
+template <typename T, typename U, typename I, typename Fn>
+CVG_HD void dm_walk2(const T* x, const U* y, const DmAggGeom<I>& g, const DmAggRuns<I>& r, I l,
+                     const I (&sh)[2], Fn&& fn) {
+  T c[2][kDmAggRun + 1] = {};
+  U d[2][kDmAggRun + 1] = {};
+  dm_agg_run(
+      l, g, r,
+      [&](I row, I i, I j0, I k, I n) {
+        dm_run_load(x, g, row, i, j0, k, n, r.delta, sh, sh, c);
+        dm_run_load(y, g, row, i, j0, k, n, r.delta, sh, sh, d);
+      },
+      [&](I e, I i, I j, int m) {
+        T v[2][2];
+        U u[2][2];
+        dm_quad(c, m, sh, v);
+        dm_quad(d, m, sh, u);
+        fn(e, i, j, [&](int ey, int ex) { return v[ey][ex]; },
+           [&](int ey, int ex) { return u[ey][ex]; });
+      });
+}
 
 // ---- the aggregation family by spans of k (version 3, not the default: kernels/deepmatch.h) --
 // ncu found the per-element kernels bound by instruction issue (above): per output they decode
@@ -1500,60 +1444,76 @@ CVG_HD void dm_agg_span(I l, const DmAggGeom<I>& g, const DmSpans<I>& sp, Load&&
     if (t + u * sp.span < kk) body(base + u * sp.span, p.i, p.j, u);
 }
 
-// Item l's span over one tensor x: fn(e, i, j, at) per output, at(ey, ex) reading the output's
-// neighbourhood (rows and columns sh) from registers.
+// Item l's span over x, as dm_walk over a run.
 template <typename T, typename I, typename Fn>
-CVG_HD void dm_span_each(const T* x, const DmAggGeom<I>& g, const DmSpans<I>& sp, I l,
-                         const I (&sh)[2], Fn&& fn) {
+CVG_HD void dm_walk(const T* x, const DmAggGeom<I>& g, const DmSpans<I>& sp, I l,
+                    const I (&sh)[2], Fn&& fn) {
   T v[kDmSpan][2][2] = {};
   dm_agg_span(
-      l, g, sp, [&](I base, I i, I j, I t) { dm_span_load(x, g, sp.span, base, i, j, t, sh, sh, v); },
+      l, g, sp,
+      [&](I base, I i, I j, I t) { dm_span_load(x, g, sp.span, base, i, j, t, sh, sh, v); },
+      [&](I e, I i, I j, int u) { fn(e, i, j, [&](int ey, int ex) { return v[u][ey][ex]; }); });
+}
+
+// The same over two tensors of one shape: fn(e, i, j, at_x, at_y).
+template <typename T, typename U, typename I, typename Fn>
+CVG_HD void dm_walk2(const T* x, const U* y, const DmAggGeom<I>& g, const DmSpans<I>& sp, I l,
+                     const I (&sh)[2], Fn&& fn) {
+  T v[kDmSpan][2][2] = {};
+  U w[kDmSpan][2][2] = {};
+  dm_agg_span(
+      l, g, sp,
+      [&](I base, I i, I j, I t) {
+        dm_span_load(x, g, sp.span, base, i, j, t, sh, sh, v);
+        dm_span_load(y, g, sp.span, base, i, j, t, sh, sh, w);
+      },
       [&](I e, I i, I j, int u) {
-        fn(e, i, j, [&](int ey, int ex) { return v[u][ey][ex]; });
+        fn(e, i, j, [&](int ey, int ex) { return v[u][ey][ex]; },
+           [&](int ey, int ex) { return w[u][ey][ex]; });
       });
 }
 
-// DmAggForward by spans.
-template <typename T, typename I>
-struct DmAggForwardSpan {
+// ---- the aggregation family by walkers: W = DmAggRuns (version 2) or DmSpans (version 3) ---
+// Each output is the per-element functor's expression (dm_agg_mean, ...) on the walker's
+// registers.
+template <typename T, typename I, typename W>
+struct DmAggForwardBy {
   const T* s;
   DmAggGeom<I> g;
-  DmSpans<I> sp;
+  W w;
   T* out;
   CVG_HD void operator()(I l) const {
     const I sh[2] = {g.lo, g.hi};
-    dm_span_each(s, g, sp, l, sh, [&](I e, I i, I j, auto&& at) {
+    dm_walk(s, g, w, l, sh, [&](I e, I i, I j, auto&& at) {
       out[e] = dm_agg_mean<T>(g, i, j, sh, at);
     });
   }
 };
 
-// DmAggBackward by spans.
-template <typename T, typename I>
-struct DmAggBackwardSpan {
+template <typename T, typename I, typename W>
+struct DmAggBackwardBy {
   const T* grad;
   DmAggGeom<I> g;
-  DmSpans<I> sp;
+  W w;
   T* out;
   CVG_HD void operator()(I l) const {
     const I sh[2] = {-g.lo, -g.hi};
-    dm_span_each(grad, g, sp, l, sh, [&](I e, I i, I j, auto&& at) {
+    dm_walk(grad, g, w, l, sh, [&](I e, I i, I j, auto&& at) {
       out[e] = dm_agg_spread<T>(g, i, j, sh, at);
     });
   }
 };
 
-// DmDisaggForward by spans.
-template <typename T, typename I>
-struct DmDisaggForwardSpan {
+template <typename T, typename I, typename W>
+struct DmDisaggForwardBy {
   const T* q;
   DmAggGeom<I> g;
-  DmSpans<I> sp;
+  W w;
   T* out;
   uint8_t* sw;
   CVG_HD void operator()(I l) const {
     const I sh[2] = {-g.lo, -g.hi};
-    dm_span_each(q, g, sp, l, sh, [&](I e, I i, I j, auto&& at) {
+    dm_walk(q, g, w, l, sh, [&](I e, I i, I j, auto&& at) {
       uint8_t e_best;
       out[e] = dm_disagg_best<T>(g, i, j, sh, at, e_best);
       sw[e] = e_best;
@@ -1561,31 +1521,38 @@ struct DmDisaggForwardSpan {
   }
 };
 
-// DmDisaggBackward by spans (the gradient is loaded with its switch, used where they match).
-template <typename T, typename I>
-struct DmDisaggBackwardSpan {
+// The gradient is loaded with its switch, used where they match.
+template <typename T, typename I, typename W>
+struct DmDisaggBackwardBy {
   const T* grad;
   const uint8_t* sw;
   DmAggGeom<I> g;
-  DmSpans<I> sp;
+  W w;
   T* out;
   CVG_HD void operator()(I l) const {
-    T v[kDmSpan][2][2] = {};
-    uint8_t ev[kDmSpan][2][2] = {};
     const I sh[2] = {g.lo, g.hi};
-    dm_agg_span(
-        l, g, sp,
-        [&](I base, I i, I j, I t) {
-          dm_span_load(grad, g, sp.span, base, i, j, t, sh, sh, v);
-          dm_span_load(sw, g, sp.span, base, i, j, t, sh, sh, ev);
-        },
-        [&](I e, I i, I j, int u) {
-          out[e] = dm_disagg_route<T>(
-              g, i, j, sh, [&](int ey, int ex) { return ev[u][ey][ex]; },
-              [&](int ey, int ex) { return v[u][ey][ex]; });
-        });
+    dm_walk2(grad, sw, g, w, l, sh, [&](I e, I i, I j, auto&& at, auto&& sw_at) {
+      out[e] = dm_disagg_route<T>(g, i, j, sh, sw_at, at);
+    });
   }
 };
+
+template <typename T, typename I>
+using DmAggForwardRun = DmAggForwardBy<T, I, DmAggRuns<I>>;
+template <typename T, typename I>
+using DmAggBackwardRun = DmAggBackwardBy<T, I, DmAggRuns<I>>;
+template <typename T, typename I>
+using DmDisaggForwardRun = DmDisaggForwardBy<T, I, DmAggRuns<I>>;
+template <typename T, typename I>
+using DmDisaggBackwardRun = DmDisaggBackwardBy<T, I, DmAggRuns<I>>;
+template <typename T, typename I>
+using DmAggForwardSpan = DmAggForwardBy<T, I, DmSpans<I>>;
+template <typename T, typename I>
+using DmAggBackwardSpan = DmAggBackwardBy<T, I, DmSpans<I>>;
+template <typename T, typename I>
+using DmDisaggForwardSpan = DmDisaggForwardBy<T, I, DmSpans<I>>;
+template <typename T, typename I>
+using DmDisaggBackwardSpan = DmDisaggBackwardBy<T, I, DmSpans<I>>;
 
 // ---- power --------------------------------------------------------------------------------
 // y = A^nu = exp(nu ln A) for A > 0, and 0 for A <= 0 (the limit at 0 for nu > 0).
