@@ -4,16 +4,21 @@
 // its backward op alone: dm_power_bwd and dm_hinge_loss_bwd through the engine; dm_correlation_v1:
 // the per-score forward the tiled one replaced; dm_(dis)aggregate(_bwd)_v2 and _v3,
 // dm_max_pool_bwd_v2, dm_unpool_v2 and dm_unpool_bwd_v1, _v2: versions 1, 2 and 3 of those kernels,
-// beside the default: kernels/deepmatch.h), and "cpu/deep_matching_fwd_bwd" for the U-network with
+// beside the default: kernels/deepmatch.h; dm_unpool_skip_bwd_unfused: the compare and select the
+// fused skip gradient replaced), and "cpu/deep_matching_fwd_bwd" for the U-network with
 // L = 3 through the structured loss and back to S_0 and the exponents (and again on the 32-bit
-// index path, the GPU's: "..._index32").
+// index path, the GPU's: "..._index32"); "cpu/deep_matching_match/..." times the app's whole
+// `match` of a pair (bench/deepmatch_match.h).
 #include <benchmark/benchmark.h>
 
+#include <limits>
 #include <optional>
 #include <string>
 
+#include "bench/deepmatch_match.h"
 #include "core/autograd.h"
 #include "core/rng.h"
+#include "kernels/binary.h"
 #include "kernels/deepmatch.h"
 #include "kernels/unary.h"
 
@@ -107,6 +112,18 @@ void bm_unpool_bwd(benchmark::State& st, int version) {
   for (auto _ : st)
     benchmark::DoNotOptimize(dm_unpool_backward(g, p.values, p.switches, kK).raw_data());
 }
+// dm_unpool's gradient in S_l: the fused op, or (unfused) the compare and select it replaced.
+void bm_unpool_skip_bwd(benchmark::State& st, bool fused) {
+  manual_seed(0);
+  const Tensor s = scores(kK);
+  const DmPooled p = dm_max_pool(s);
+  const Tensor q = dm_unpool(p.values, p.switches, s), g = randn({1, kH, kW, kK, kK});
+  const Tensor ninf = full({}, -std::numeric_limits<double>::infinity()), zero = zeros({});
+  for (auto _ : st) {
+    const Tensor r = fused ? dm_unpool_skip_backward(g, q) : where(gt(q, ninf), g, zero);
+    benchmark::DoNotOptimize(r.raw_data());
+  }
+}
 void bm_hinge_loss(benchmark::State& st) {
   manual_seed(0);
   const Tensor q = scores(kK);
@@ -194,10 +211,25 @@ const bool registered = [] {
   benchmark::RegisterBenchmark(name("dm_unpool_bwd").c_str(), bm_unpool_bwd, 0);
   benchmark::RegisterBenchmark(name("dm_unpool_bwd_v1").c_str(), bm_unpool_bwd, 1);
   benchmark::RegisterBenchmark(name("dm_unpool_bwd_v2").c_str(), bm_unpool_bwd, 2);
+  benchmark::RegisterBenchmark(name("dm_unpool_skip_bwd").c_str(), bm_unpool_skip_bwd, true);
+  benchmark::RegisterBenchmark(name("dm_unpool_skip_bwd_unfused").c_str(), bm_unpool_skip_bwd, false);
   benchmark::RegisterBenchmark(name("dm_hinge_loss").c_str(), bm_hinge_loss);
   benchmark::RegisterBenchmark(name("dm_hinge_loss_bwd").c_str(), bm_hinge_loss_bwd);
   benchmark::RegisterBenchmark(name("deep_matching_fwd_bwd").c_str(), bm_network, 64);
   benchmark::RegisterBenchmark(name("deep_matching_fwd_bwd_index32").c_str(), bm_network, 32);
+  // The app's whole `match` per pair: the substitute's frames and the motorcycle pair at 1/2
+  // (the README's match command).
+  for (const cvg::bench::DmMatchCase c : {cvg::bench::DmMatchCase{128, 96, 16, 3},
+                                          cvg::bench::DmMatchCase{370, 250, 48, 3}}) {
+    benchmark::RegisterBenchmark(cvg::bench::dm_match_name("cpu", c).c_str(), [c](benchmark::State& st) {
+      const cvg::bench::DmMatchSetup m = cvg::bench::dm_match_setup(c, kCPU);
+      for (auto _ : st) {
+        const deepmatch::MatchResult r =
+            deepmatch::match_pair(*m.net, m.img0, m.img1, cvg::bench::kDmMatchMaxBytes);
+        benchmark::DoNotOptimize(r.verified.data());
+      }
+    })->UseRealTime()->Unit(benchmark::kMillisecond);
+  }
   return true;
 }();
 

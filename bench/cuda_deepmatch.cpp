@@ -11,23 +11,30 @@
 //   power            8 P K^2;  _bwd: A and dS read, dA written (12 P K^2)
 //   disaggregate     4 P K^2 read + 5 P K^2 written;   _bwd: 5 P K^2 read + 4 P K^2 written
 //   unpool           5 P K'^2 + 4 P K^2 read, 4 P K^2 written;  _bwd: 9 P K'^2 read + the
-//                    4 P K'^2 fine gradients at the switches + 4 P K'^2 written
+//                    4 P K'^2 fine gradients at the switches + 4 P K'^2 written;  _skip_bwd
+//                    (d S_l): 8 P K^2 read + 4 P K^2 written (_unfused: the compare and select
+//                    it replaced, counted with the same bytes)
 //   hinge_loss       4 P K^2 read;  _bwd: 4 P K^2 read + 4 P K^2 written
 // Rows named *_index64 time a layer on its 64-bit index path (kernels/deepmatch.h), beside the
 // default 32-bit one; dm_(dis)aggregate(_bwd)_v2 the aggregation family along runs of j, _v3 by
 // spans of k, and dm_max_pool_bwd_v2, dm_unpool_v2 and dm_unpool_bwd_v2 by 2 x 2 cells, beside the
 // default one output per item; dm_correlation_v1 the per-score forward beside the tiled default,
 // and dm_correlation_grad_ref(_v2) and dm_correlation_grad_target(_v2) each gradient alone, per
-// point or pixel (v1, the default) and tiled (v2).
+// point or pixel (v1, the default) and tiled (v2). "cuda/deep_matching_match/..." times the app's
+// whole `match` of a pair (bench/deepmatch_match.h), at the motorcycle pair's 1/2 size and at
+// the thesis's Sintel setting (1024 x 436, R_0 = 80, L = 6).
 #include <benchmark/benchmark.h>
 
 #include <functional>
+#include <limits>
 #include <string>
 
+#include "bench/deepmatch_match.h"
 #include "bench/gpu_timer.h"
 #include "core/autograd.h"
 #include "core/rng.h"
 #include "core/tensor.h"
+#include "kernels/binary.h"
 #include "kernels/deepmatch.h"
 #include "kernels/unary.h"
 
@@ -153,6 +160,21 @@ const bool registered = [] {
       const Tensor s = scores_cuda(h, w, k), g = randn_cuda({1, h, w, k, k});
       const DmPooled p = dm_max_pool(s);
       return [=] { dm_unpool_backward(g, p.values, p.switches, k); };
+    });
+    // The skip path's gradient (dm_unpool's d s): grad and Q_l read, d s written.
+    reg("dm_unpool_skip_bwd", h, w, k, 3 * fine, [=] {
+      const Tensor s = scores_cuda(h, w, k), g = randn_cuda({1, h, w, k, k});
+      const DmPooled p = dm_max_pool(s);
+      const Tensor q = dm_unpool(p.values, p.switches, s);
+      return [=] { dm_unpool_skip_backward(g, q); };
+    });
+    reg("dm_unpool_skip_bwd_unfused", h, w, k, 3 * fine, [=] {
+      const Tensor s = scores_cuda(h, w, k), g = randn_cuda({1, h, w, k, k});
+      const DmPooled p = dm_max_pool(s);
+      const Tensor q = dm_unpool(p.values, p.switches, s);
+      const Tensor ninf = full({}, -std::numeric_limits<double>::infinity()).to(kCUDA);
+      const Tensor zero = zeros({}).to(kCUDA);
+      return [=] { where(gt(q, ninf), g, zero); };
     });
     if (k == 161) {
       // The aggregation family's version 2 (runs along j) beside the default one output per item.
@@ -299,6 +321,15 @@ const bool registered = [] {
     cvg::bench::time_gpu(st, [&] { grad({dm_hinge_loss(deep_matching(s0, nus), gt, 2.0)}, inputs); },
                          0.0, 0.0);
   });
+  for (const cvg::bench::DmMatchCase c : {cvg::bench::DmMatchCase{370, 250, 48, 3},
+                                          cvg::bench::DmMatchCase{1024, 436, 80, 6}}) {
+    cvg::bench::reg_gpu(cvg::bench::dm_match_name("cuda", c), [c](benchmark::State& st) {
+      const cvg::bench::DmMatchSetup m = cvg::bench::dm_match_setup(c, kCUDA);
+      cvg::bench::time_gpu(st, [&] {
+        deepmatch::match_pair(*m.net, m.img0, m.img1, cvg::bench::kDmMatchMaxBytes);
+      }, 0.0, 0.0);
+    });
+  }
   return true;
 }();
 

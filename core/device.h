@@ -28,5 +28,8 @@ std::ostream& operator<<(std::ostream& os, const Device& d);
 
 // True when the library was built with CUDA and a device is present at run time.
 bool cuda_available();
+// Waits until the work queued on `d` has finished (a no-op for the CPU, whose ops return when
+// done). For timing a pipeline stage by stage: GPU kernels return before they run.
+void synchronize(Device d);
 
 }  // namespace cvg

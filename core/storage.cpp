@@ -84,4 +84,13 @@ bool cuda_available() {
 #endif
 }
 
+void synchronize(Device d) {
+  if (!d.is_cuda()) return;
+#ifdef CVG_WITH_CUDA
+  cuda_synchronize();
+#else
+  fail("synchronize: ", d, " requested, but this build has no CUDA");
+#endif
+}
+
 }  // namespace cvg

@@ -811,13 +811,34 @@ Tensor dm_unpool(const Tensor& q_half, const Tensor& switches, const Tensor& s) 
     TensorList r(2);
     if (n.needs_grad(0)) r[0] = dm_unpool_backward(gr, qc, swc, k);
     // The skip path passes the gradient where Q_l is finite.
-    if (n.needs_grad(1)) {
-      const Tensor y = sy.unpack(n).detach();
-      const Tensor finite =
-          gt(y, full({}, -std::numeric_limits<double>::infinity(), y.options()));
-      r[1] = where(finite, gr, zeros({}, gr.options()));
-    }
+    if (n.needs_grad(1)) r[1] = dm_unpool_skip_backward(gr, sy.unpack(n));
     return r;
+  }));
+}
+
+Tensor dm_unpool_skip_backward(const Tensor& grad, const Tensor& q) {
+  const char* op = "dm_unpool_skip_backward";
+  TraceOp trace(op, {grad, q});
+  check_scores(op, "grad", grad);
+  check_scores(op, "q", q);
+  CVG_CHECK(grad.shape() == q.shape(), op, ": grad and q must have one shape, got ", grad.shape(),
+            " and ", q.shape());
+  check_same_dtype(op, "grad", grad, "q", q);
+  const Device dev = common_device(op, {grad, q});
+  const Tensor gc = dense(grad), qc = dense(q);
+  Tensor out = Tensor::empty(grad.shape(), grad.options());
+  const int64_t n = gc.numel(), quarter = n / kDmSkipSpan + (n % kDmSkipSpan != 0);
+  // Items form indices up to kDmSkipSpan quarter - 1 < n + kDmSkipSpan.
+  dispatch_dm(op, dev, grad.dtype(), {n, n + kDmSkipSpan}, [&](auto tag, auto itag) {
+    using T = decltype(tag);
+    using I = decltype(itag);
+    const DmSkipBackward<T, I> f{gc.data<T>(), qc.data<T>(), out.data<T>(), static_cast<I>(n),
+                                 static_cast<I>(quarter)};
+    CVG_DM_RUN(op, dev, skip_backward, f, quarter);
+  });
+  // Linear in grad with a mask q decides: its own adjoint, and q gets no gradient.
+  return trace.result(record(op, out, {grad}, [qc](const Tensor& g, const Node&) {
+    return TensorList{dm_unpool_skip_backward(g, qc)};
   }));
 }
 

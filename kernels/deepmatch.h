@@ -55,8 +55,10 @@
 // no atomics) and an op of this file, itself differentiable, so create_graph gives second
 // derivatives: dm_max_pool_backward <-> dm_pool_gather, dm_aggregate <-> dm_aggregate_backward,
 // dm_disaggregate_backward <-> dm_disaggregate_gather, dm_unpool_backward <->
-// dm_unpool_adjoint, the three correlation ops among themselves; dm_power's and the loss's
-// backward are compositions of differentiable ops (the loss's Hessian is 0 almost everywhere).
+// dm_unpool_adjoint, dm_unpool_skip_backward with itself, the three correlation ops among
+// themselves; dm_power's and the loss's backward are one kernel each when no graph is built of
+// them and compositions of differentiable ops under create_graph (the loss's Hessian is 0 almost
+// everywhere).
 #include <array>
 #include <initializer_list>
 #include <vector>
@@ -116,6 +118,9 @@ Tensor dm_unpool_backward(const Tensor& grad, const Tensor& q_half, const Tensor
 // Adjoint of dm_unpool_backward: x (coarse) to the fine elements it wins, 0 elsewhere.
 Tensor dm_unpool_adjoint(const Tensor& x, const Tensor& q_half, const Tensor& switches,
                          int64_t fine_k);
+// d s of dm_unpool: grad where q (dm_unpool's output Q_l) is finite, 0 where it is -inf. Linear
+// in grad, so its own gradient is itself (q gets none).
+Tensor dm_unpool_skip_backward(const Tensor& grad, const Tensor& q);
 
 // ---- loss ----
 Tensor dm_hinge_loss(const Tensor& q, const Tensor& gt, double sigma);
@@ -143,6 +148,7 @@ Tensor deep_matching(const Tensor& s0, const TensorList& nus);
   X(unpool_forward, DmUnpoolForward)                                       \
   X(unpool_backward, DmUnpoolBackward)                                     \
   X(unpool_adjoint, DmUnpoolAdjoint)                                       \
+  X(skip_backward, DmSkipBackward)                                         \
   X(agg_forward, DmAggForward)                                             \
   X(agg_backward, DmAggBackward)                                           \
   X(disagg_backward, DmDisaggBackward)                                     \

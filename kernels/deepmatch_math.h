@@ -1083,6 +1083,31 @@ struct DmUnpoolAdjoint {
   }
 };
 
+// d S_l of dm_unpool (dm_unpool_skip_backward): the gradient where Q_l is finite, 0 where it is
+// -inf (-inf routes no gradient). One fused pass instead of a compare and a select; item l
+// handles the elements l + u * quarter (u < kDmSkipSpan, those below n), loading them all before
+// its first store, as DmPowerForward does (items: quarter = ceil(n / kDmSkipSpan)).
+constexpr int kDmSkipSpan = 4;
+template <typename T, typename I>
+struct DmSkipBackward {
+  const T* grad;
+  const T* q;  // Q_l, dm_unpool's output
+  T* out;
+  I n, quarter;
+  CVG_HD void operator()(I l) const {
+    T gv[kDmSkipSpan] = {}, qv[kDmSkipSpan] = {};
+    CVG_UNROLL
+    for (int u = 0; u < kDmSkipSpan; ++u)
+      if (l + u * quarter < n) {
+        gv[u] = grad[l + u * quarter];
+        qv[u] = q[l + u * quarter];
+      }
+    CVG_UNROLL
+    for (int u = 0; u < kDmSkipSpan; ++u)
+      if (l + u * quarter < n) out[l + u * quarter] = qv[u] > dm_neg_inf<T>() ? gv[u] : T(0);
+  }
+};
+
 // ---- aggregation and disaggregation over p ------------------------------------------------
 // The children of reference (i, j) at a level are (i + d[ey], j + d[ex]) for ey, ex in {0, 1},
 // with d = {lo, hi}; the corner index is e = 2 ey + ex. Parent (i, j) of child (i', j') through

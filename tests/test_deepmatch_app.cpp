@@ -254,6 +254,32 @@ TEST_CASE("deepmatch chunked Q_0 equals one pass", "[deepmatch]") {
   }
 }
 
+TEST_CASE("deepmatch match_pair: the pipeline's matches and its stage times", "[deepmatch]") {
+  manual_seed(4);
+  DmGeometry geo;
+  geo.radius = 5, geo.levels = 2, geo.stride = 4, geo.offset = 2;
+  DeepMatchNet net(DescriptorKind::hog, geo);
+  const Tensor img0 = rand({1, 38, 30}), img1 = rand({1, 38, 30});
+  const MatchResult r = match_pair(net, img0, img1, int64_t{1} << 30);
+  NoGradGuard g;
+  const Tensor d0 = net.descriptors(unsqueeze(img0, 0)), d1 = net.descriptors(unsqueeze(img1, 0));
+  const std::vector<Match> want = decode_matches(select(net.q0_from_descriptors(d0, d1), 0, 0), geo);
+  REQUIRE(r.forward.size() == want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    CHECK(r.forward[i].x1 == want[i].x1);
+    CHECK(r.forward[i].y1 == want[i].y1);
+  }
+  CHECK(r.verified.size() <= r.forward.size());
+  CHECK(r.flow.shape() == Shape{2, 38, 30});
+  // Every stage does work, so each takes some time; the total is their sum.
+  const MatchTiming& t = r.timing;
+  for (double s : {t.descriptors, t.forward, t.backward, t.readout}) {
+    CHECK(std::isfinite(s));
+    CHECK(s > 0);
+  }
+  CHECK(t.total() == t.descriptors + t.forward + t.backward + t.readout);
+}
+
 TEST_CASE("deepmatch HOG-like descriptor", "[deepmatch]") {
   DmGeometry geo;
   DeepMatchNet net(DescriptorKind::hog, geo);

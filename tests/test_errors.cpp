@@ -70,7 +70,10 @@ TEST_CASE("errors: CUDA tensors without a CUDA device", "[errors]") {
 #ifndef CVG_WITH_CUDA
   CHECK_THAT(error_of([] { zeros({2}, TensorOptions{}.with_device(kCUDA)); }),
              Contains("allocate: cvgrad was built without CUDA, cannot allocate on cuda"));
+  CHECK_THAT(error_of([] { synchronize(kCUDA); }),
+             Contains("synchronize: cuda requested, but this build has no CUDA"));
 #endif
+  synchronize(kCPU);  // nothing to wait for, and no error
   CHECK_THAT(error_of([] { Device::parse("gpu"); }),
              Contains("Device: cannot parse device 'gpu' (expected cpu, cuda or cuda:N)"));
   CHECK_THAT(error_of([] { Device::parse("cuda:x"); }), Contains("'cuda:x'"));

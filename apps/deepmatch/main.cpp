@@ -106,12 +106,13 @@ LoadedModel load_model(const std::string& spec, int64_t radius, int64_t levels, 
 
 struct PairScores {
   ErrorStats dense, matches;
-  double verified = 0, points = 0;
+  double verified = 0, points = 0, pairs = 0, seconds = 0;
   nlohmann::json json() const {
     return {{"acc2", dense.acc(2)},      {"acc5", dense.acc(5)},
             {"acc10", dense.acc(10)},    {"epe_flow", dense.epe()},
             {"epe_matches", matches.epe()}, {"acc10_matches", matches.acc(10)},
-            {"verified_fraction", points > 0 ? verified / points : 0.0}, {"pixels", dense.count}};
+            {"verified_fraction", points > 0 ? verified / points : 0.0}, {"pixels", dense.count},
+            {"seconds_per_pair", pairs > 0 ? seconds / pairs : 0.0}};
   }
 };
 
@@ -121,6 +122,8 @@ void score_pair(DeepMatchNet& net, const Pair& p, int64_t max_bytes, PairScores&
   s.matches.merge(match_errors(r.verified, p.flow, p.valid));
   s.verified += static_cast<double>(r.verified.size());
   s.points += static_cast<double>(r.forward.size());
+  s.pairs += 1;
+  s.seconds += r.timing.total();
 }
 
 std::string mark(bool b) { return b ? "yes" : "no"; }
@@ -353,10 +356,21 @@ int match(const app::Args& a) {
   }
   viz::write_png((out / "matches.png").string(),
                  viz::draw_matches(img0, img1, from_vector(xa, {draw, 2}), from_vector(xb, {draw, 2})));
+  const MatchTiming& t = r.timing;
+  const DmGeometry& geo = m.net->geometry();
+  write_json((out / "match.json").string(),
+             {{"app", kApp}, {"image1", p0}, {"image2", p1}, {"width", img0.size(2)}, {"height", img0.size(1)},
+              {"model", m.label}, {"device", a.device().str()}, {"radius", geo.radius}, {"levels", geo.levels},
+              {"reference_points", r.forward.size()}, {"verified", r.verified.size()},
+              {"seconds", {{"total", t.total()}, {"descriptors", t.descriptors}, {"forward", t.forward},
+                           {"backward", t.backward}, {"readout", t.readout}}}});
   std::printf("%s match: %s (%lld x %lld) -> %s with %s: %zu reference points, %zu reciprocal matches\n"
-              "written to %s: matches.txt (x1 y1 x2 y2 score, verified), matches_all.txt, matches.png, flow.png\n",
+              "time %.3f s on %s (descriptors %.3f, Q_0 forward %.3f and backward %.3f, readout %.3f)\n"
+              "written to %s: matches.txt (x1 y1 x2 y2 score, verified), matches_all.txt, matches.png, flow.png, "
+              "match.json\n",
               kApp, p0.c_str(), static_cast<long long>(img0.size(2)), static_cast<long long>(img0.size(1)),
-              p1.c_str(), m.label.c_str(), r.forward.size(), r.verified.size(), a.out().c_str());
+              p1.c_str(), m.label.c_str(), r.forward.size(), r.verified.size(), t.total(), a.device().str().c_str(),
+              t.descriptors, t.forward, t.backward, t.readout, a.out().c_str());
   return 0;
 }
 

@@ -1,6 +1,7 @@
 #include "models/deepmatch/matching.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -148,13 +149,27 @@ MatchResult match_pair(DeepMatchNet& net, const Tensor& img0, const Tensor& img1
             "match_pair: expected 1 x H x W gray images, got ", img0.shape(), " and ", img1.shape());
   NoGradGuard no_grad;
   const Device dev = net.device();
-  const Tensor d0 = net.descriptors(unsqueeze(img0.to(dev), 0)), d1 = net.descriptors(unsqueeze(img1.to(dev), 0));
-  const DmGeometry& geo = net.geometry();
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point start = Clock::now();
+  // Seconds since the last stage ended, the device's queue drained first.
+  auto lap = [&] {
+    synchronize(dev);
+    const Clock::time_point now = Clock::now();
+    const double s = std::chrono::duration<double>(now - start).count();
+    start = now;
+    return s;
+  };
   MatchResult r;
+  const Tensor d0 = net.descriptors(unsqueeze(img0.to(dev), 0)), d1 = net.descriptors(unsqueeze(img1.to(dev), 0));
+  r.timing.descriptors = lap();
+  const DmGeometry& geo = net.geometry();
   r.forward = decode_matches(select(net.match_volume(d0, d1, max_bytes), 0, 0), geo);
+  r.timing.forward = lap();
   const std::vector<Match> backward = decode_matches(select(net.match_volume(d1, d0, max_bytes), 0, 0), geo);
+  r.timing.backward = lap();
   r.verified = reciprocal(r.forward, backward, geo, img1.size(2), img1.size(1));
   r.flow = densify(r.verified, img0.size(1), img0.size(2), static_cast<double>(geo.stride));
+  r.timing.readout = lap();
   return r;
 }
 

@@ -50,10 +50,21 @@ ErrorStats flow_errors(const Tensor& flow, const Tensor& gt, const Tensor& valid
 // At the match positions (rounded to the pixel) that have ground truth.
 ErrorStats match_errors(const std::vector<Match>& matches, const Tensor& gt, const Tensor& valid);
 
+// Wall-clock seconds of match_pair's stages, each ended by a device synchronize, so that GPU
+// kernels are charged to the stage that queued them.
+struct MatchTiming {
+  double descriptors = 0;  // both images
+  double forward = 0;      // Q_0 of I0 -> I1 and its decoding
+  double backward = 0;     // Q_0 of I1 -> I0 and its decoding
+  double readout = 0;      // reciprocal verification and densification
+  double total() const { return descriptors + forward + backward + readout; }
+};
+
 struct MatchResult {
   std::vector<Match> forward;   // one per reference point
   std::vector<Match> verified;  // reciprocal ones
   Tensor flow;                  // 2 x H x W, densified from the verified matches
+  MatchTiming timing;
 };
 // The whole `match` pipeline for one pair of 1 x H x W images: descriptors, Q_0 both ways in
 // chunks of at most max_bytes, decoding, verification and densification (radius = stride).

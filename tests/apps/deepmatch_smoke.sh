@@ -23,9 +23,18 @@ grep -q "match IMG1 IMG2" "$work/help.txt"
 "$bin" match "$data/opencv/rubberwhale1.png" "$data/opencv/rubberwhale2.png" --device cpu --scale 8 \
   --radius 8 --out "$work/match" > "$work/match.log"
 grep -q "reciprocal matches" "$work/match.log"
-for f in matches.txt matches_all.txt matches.png flow.png; do
+for f in matches.txt matches_all.txt matches.png flow.png match.json; do
   test -s "$work/match/$f" || { echo "match did not write $f"; exit 1; }
 done
+grep -q "^time .* s on cpu (descriptors" "$work/match.log"
+python3 - "$work/match/match.json" "$work/match/matches.txt" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+t = m["seconds"]
+assert t["total"] > 0 and abs(t["total"] - sum(t[k] for k in ("descriptors", "forward", "backward", "readout"))) < 1e-9
+assert m["verified"] == sum(1 for _ in open(sys.argv[2])) and m["reference_points"] >= m["verified"]
+assert m["radius"] == 8 and m["device"] == "cpu"
+PY
 awk 'NF != 5 { exit 1 }' "$work/match/matches.txt"
 test "$(wc -l < "$work/match/matches.txt")" -le "$(wc -l < "$work/match/matches_all.txt")"
 
@@ -57,6 +66,7 @@ for r in e["rows"]:
         for k in ("acc2", "acc5", "acc10", "epe_flow", "epe_matches"):
             assert math.isfinite(s[k]), (r["model"], part, k)
         assert 0 <= s["acc2"] <= s["acc5"] <= s["acc10"] <= 100
+        assert s["seconds_per_pair"] > 0, (r["model"], part)
 both = e["rows"][2]
 assert both["learn_nu"] and both["learn_features"] and both["steps"] == 3
 assert not e["rows"][3]["learn_features"] and e["rows"][3]["descriptor"] == "hog"

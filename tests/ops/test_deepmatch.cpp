@@ -336,6 +336,37 @@ CVG_REGISTER_OP(OpSpec{
            Tensor(), true, nullptr}};
     }});
 
+namespace {
+
+// dm_unpool's output for pooling-made switches: -inf where no switch names an element.
+Tensor unpooled_q(const Shape& coarse, const Shape& fine, uint64_t seed) {
+  NoGradGuard no_grad;
+  return dm_unpool(distinct64(coarse, 0.01, seed, false), pool_switches(fine, seed + 1),
+                   uniform64(fine, 0, 1, seed + 2, false));
+}
+
+}  // namespace
+
+CVG_REGISTER_OP(OpSpec{
+    "dm_unpool_skip_backward",
+    [](const TensorList& xs) { return dm_unpool_skip_backward(xs[0], xs[1]); },
+    [] {
+      return std::vector<OpSample>{
+          {"hand: 0 where q is -inf",
+           {t64({1, -2, 3, 4, 5, 6, 7, 8, 9}, {1, 1, 1, 3, 3}),
+            t64({0.5, -kInf, 0, -kInf, -kInf, -kInf, -3, -kInf, 20}, {1, 1, 1, 3, 3}, false)},
+           t64({1, 0, 3, 0, 0, 0, 7, 0, 9}, {1, 1, 1, 3, 3}, false),
+           true,
+           nullptr},
+          // 49 elements: not a multiple of the kernel's 4 elements per item.
+          {"K 7 <- 5, dm_unpool's -inf", {uniform64({1, 1, 1, 7, 7}, -1, 1, 46),
+                                          unpooled_q({1, 1, 1, 5, 5}, {1, 1, 1, 7, 7}, 47)},
+           Tensor(), true, nullptr},
+          {"K 9 <- 5", {uniform64({1, 3, 2, 9, 9}, -1, 1, 49),
+                        unpooled_q({1, 3, 2, 5, 5}, {1, 3, 2, 9, 9}, 50)},
+           Tensor(), true, nullptr}};
+    }});
+
 // ---------------------------------------------------------------------------------------------
 // structured hinge loss
 
