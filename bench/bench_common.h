@@ -17,6 +17,7 @@
 #include "kernels/matmul.h"
 #include "kernels/reduce.h"
 #include "kernels/unary.h"
+#include "kernels/view.h"
 #if __has_include("kernels/softmax.h")
 #include "kernels/softmax.h"
 #define CVG_BENCH_HAVE_SOFTMAX 1
@@ -33,15 +34,19 @@ inline std::string dims_label(const Dims4& d) {
 
 // One elementwise/reduction workload: what it computes and its minimum memory traffic.
 struct Workload {
-  std::string op;     // relu, exp, add, mul, sum_rows, softmax
+  std::string op;     // relu, exp, add, mul, add_bcast, transpose, sum_rows, softmax
   int64_t rows, cols; // elementwise ops use rows * cols elements (rows = 1)
 };
 
 // Bytes an op must move at least (float32): unary reads and writes n, binary reads 2n and
-// writes n, sum_rows reads n and writes rows, softmax reads and writes n.
+// writes n, add_bcast (rows x cols + a 1 x cols row, a bias add) reads n + cols and writes n,
+// transpose (a rows x cols matrix transposed and made contiguous) reads and writes n, sum_rows
+// reads n and writes rows, softmax reads and writes n. add_bcast and transpose take the strided
+// paths of the elementwise kernels (broadcast and permuted operands).
 inline double min_bytes(const Workload& w) {
   const double n = static_cast<double>(w.rows) * w.cols;
   if (w.op == "add" || w.op == "mul") return 12.0 * n;
+  if (w.op == "add_bcast") return 8.0 * n + 4.0 * w.cols;
   if (w.op == "sum_rows") return 4.0 * n + 4.0 * w.rows;
   return 8.0 * n;
 }
@@ -61,6 +66,7 @@ inline Prepared prepare(const Workload& w, Device dev) {
   Prepared p;
   p.x = randn(shape).to(dev);
   if (w.op == "add" || w.op == "mul") p.y = randn(shape).to(dev);
+  if (w.op == "add_bcast") p.y = randn({1, w.cols}).to(dev);
   return p;
 }
 
@@ -69,6 +75,8 @@ inline Tensor run(const Workload& w, const Prepared& p) {
   if (w.op == "exp") return exp(p.x);
   if (w.op == "add") return add(p.x, p.y);
   if (w.op == "mul") return mul(p.x, p.y);
+  if (w.op == "add_bcast") return add(p.x, p.y);
+  if (w.op == "transpose") return transpose(p.x, 0, 1).contiguous();
   if (w.op == "sum_rows") return sum(p.x, {1});
 #ifdef CVG_BENCH_HAVE_SOFTMAX
   if (w.op == "softmax") return softmax(p.x, 1);
@@ -88,6 +96,8 @@ inline std::vector<Workload> workloads(bool gpu) {
       gpu ? std::vector<std::pair<int64_t, int64_t>>{{4096, 4096}, {65536, 256}, {256, 65536}}
           : std::vector<std::pair<int64_t, int64_t>>{{256, 1000}, {1024, 1024}, {4096, 4096}};
   for (auto [r, c] : mats) ws.push_back({"sum_rows", r, c});
+  for (auto [r, c] : mats) ws.push_back({"add_bcast", r, c});
+  for (auto [r, c] : mats) ws.push_back({"transpose", r, c});
 #ifdef CVG_BENCH_HAVE_SOFTMAX
   for (auto [r, c] : mats) ws.push_back({"softmax", r, c});
 #endif

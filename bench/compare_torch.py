@@ -93,6 +93,11 @@ def make_inputs(torch, device, op, dims):
     if op in ("add", "mul"):
         y = randn(*shape)
         return (lambda: torch.add(x, y)) if op == "add" else (lambda: torch.mul(x, y))
+    if op == "add_bcast":
+        bias = randn(1, shape[1])
+        return lambda: torch.add(x, bias)
+    if op == "transpose":
+        return lambda: x.t().contiguous()
     if op == "sum_rows":
         return lambda: x.sum(1)
     if op == "softmax":

@@ -1,7 +1,8 @@
 #pragma once
 // The whole `cvg-deepmatch match` pipeline on one pair (models/deepmatch/matching.h: HOG
 // descriptors of both images, Q_0 both ways, decoding, reciprocal verification, densification),
-// shared by the CPU and CUDA benchmarks: rows "<dev>/deep_matching_match/<W>x<H>_R<R0>_L<L>".
+// shared by the CPU and CUDA benchmarks: rows "<dev>/deep_matching_match/<W>x<H>x<R0>x<L>"
+// (numbers only after the op: bench/compare_torch.py reads the shape as integers).
 // This is the "match time per pair" of issue 7. The pair is a uniform random image and the same
 // image moved 3 px right and 2 px down: the time does not depend on the content (every reference
 // point scores every offset of its window), only the readout's loops do, and little.
@@ -24,7 +25,7 @@ inline std::string dm_match_name(const char* device, const DmMatchCase& c) {
   std::string s = device;
   s += "/deep_matching_match/";
   s += std::to_string(c.width) + "x" + std::to_string(c.height);
-  s += "_R" + std::to_string(c.radius) + "_L" + std::to_string(c.levels);
+  s += "x" + std::to_string(c.radius) + "x" + std::to_string(c.levels);
   return s;
 }
 
