@@ -1,5 +1,6 @@
 #include "core/copy.h"
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -12,6 +13,48 @@ namespace cvg {
 
 namespace {
 
+// A transposing copy: after coalescing, the destination steps by 1 along the innermost
+// dimension and the source along the one outside it (contiguous() of a transpose or of most
+// permutes). Element order would read the source a whole cache line per element; square tiles
+// of kTile x kTile elements touch kTile lines of each side instead, which stay in L1 while the
+// tile is copied. Returns false (nothing done) for other layouts.
+constexpr int64_t kTile = 32;
+
+template <typename D, typename S>
+bool copy_transposed(D* out, const S* in, const CoalescedDims<2>& c,
+                     const StridedOperands<2>& ops) {
+  if (c.nd < 2) return false;
+  const int r = c.nd - 2, q = c.nd - 1;  // tile rows and columns (the innermost dimension)
+  if (c.stride[0][q] != 1 || c.stride[1][r] != 1 || c.stride[1][q] == 1) return false;
+  const int64_t rows = c.size[r], cols = c.size[q];
+  const int64_t row_tiles = (rows + kTile - 1) / kTile;
+  int64_t outer = 1;
+  for (int d = 0; d < r; ++d) outer *= c.size[d];
+  // Work item: one band of kTile rows of one outer index, every column tile of it.
+  parallel_for(outer * row_tiles, std::max<int64_t>(1, 4096 / (kTile * cols) + 1),
+               [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item) {
+      int64_t rem = item / row_tiles;
+      int64_t od = ops.offsets[0], os = ops.offsets[1];
+      for (int d = r - 1; d >= 0; --d) {
+        const int64_t i = rem % c.size[d];
+        rem /= c.size[d];
+        od += i * c.stride[0][d];
+        os += i * c.stride[1][d];
+      }
+      const int64_t i0 = (item % row_tiles) * kTile, i1 = std::min(rows, i0 + kTile);
+      const int64_t ds = c.stride[0][r], ss = c.stride[1][q];
+      for (int64_t j0 = 0; j0 < cols; j0 += kTile) {
+        const int64_t j1 = std::min(cols, j0 + kTile);
+        for (int64_t i = i0; i < i1; ++i)
+          for (int64_t j = j0; j < j1; ++j)
+            out[od + i * ds + j] = static_cast<D>(in[os + i + j * ss]);
+      }
+    }
+  });
+  return true;
+}
+
 void copy_cpu(const Tensor& dst, const Tensor& src, const char* op) {
   const Shape sst = broadcast_strides(src, dst.shape(), op);
   dispatch_dtype(dst.dtype(), op, [&](auto d) {
@@ -21,6 +64,7 @@ void copy_cpu(const Tensor& dst, const Tensor& src, const char* op) {
       D* out = static_cast<D*>(dst.storage()->data());
       const S* in = static_cast<const S*>(src.storage()->data());
       StridedOperands<2> ops{{dst.strides().data(), sst.data()}, {dst.offset(), src.offset()}};
+      if (copy_transposed(out, in, CoalescedDims<2>(dst.shape(), ops), ops)) return;
       strided_for_each<2>(dst.shape(), ops, [&](const std::array<int64_t, 2>& o) {
         out[o[0]] = static_cast<D>(in[o[1]]);
       });

@@ -190,6 +190,46 @@ TEST_CASE("tensor: copy_ and fill_", "[tensor]") {
   CHECK_THAT(msg, Contains("overlap"));
 }
 
+TEST_CASE("tensor: contiguous copies of transposes and permutes, in tiles or not", "[tensor]") {
+  // Source values are their flat indices, so element (i_0 .. i_d) of the permuted copy must hold
+  // sum_d i_d * (the source's stride of the dimension perm[d]). Sizes around the 32 x 32 tiles.
+  struct Case {
+    Shape shape;
+    std::vector<int64_t> perm;
+  };
+  const std::vector<Case> cases = {
+      {{37, 45}, {1, 0}},        {{32, 64}, {1, 0}},          {{1, 70}, {1, 0}},
+      {{3, 33, 70}, {0, 2, 1}},  {{4, 5, 6, 7}, {3, 1, 2, 0}}, {{5, 6, 40}, {2, 0, 1}},
+      {{2, 31, 3, 33}, {0, 3, 2, 1}}};
+  for (const Case& c : cases) {
+    INFO("shape " << c.shape.size() << "-D, first size " << c.shape[0]);
+    const int64_t n = numel_of(c.shape);
+    const Tensor src = reshape(arange(0, static_cast<double>(n), 1, kF64), c.shape);
+    const Tensor view = permute(src, c.perm);
+    const Shape st = contiguous_strides(c.shape);
+    std::vector<double> want;
+    const Shape& vs = view.shape();
+    for (int64_t l = 0; l < n; ++l) {
+      int64_t rem = l, v = 0;
+      for (int d = static_cast<int>(vs.size()) - 1; d >= 0; --d) {
+        v += (rem % vs[d]) * st[static_cast<size_t>(c.perm[static_cast<size_t>(d)])];
+        rem /= vs[d];
+      }
+      want.push_back(static_cast<double>(v));
+    }
+    CHECK(view.contiguous().to_vector<double>() == want);
+    // With a dtype conversion on the way (float64 -> float32 is exact for these integers).
+    const std::vector<float> f = view.to(DType::float32).to_vector<float>();
+    CHECK(std::vector<double>(f.begin(), f.end()) == want);
+    // Into a strided destination (a transposed view of a fresh tensor).
+    Tensor dst = zeros({vs.back(), vs.front()}, kF64);
+    if (vs.size() == 2) {
+      transpose(dst, 0, 1).copy_(view);
+      CHECK(transpose(dst, 0, 1).to_vector<double>() == want);
+    }
+  }
+}
+
 TEST_CASE("tensor: printing", "[tensor][print]") {
   CHECK(tensor({1.0, -2.5, 3.0, 4.0}, {2, 2}).str() ==
         "tensor([[ 1.0000, -2.5000],\n"
