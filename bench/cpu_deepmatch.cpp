@@ -3,8 +3,8 @@
 // R_0 = 16, K_0 = 33). Names "cpu/dm_<layer>[_bwd]/<P>x<K>": each layer's public op (forward, or
 // its backward op alone: dm_power_bwd and dm_hinge_loss_bwd through the engine; dm_correlation_v1:
 // the per-score forward the tiled one replaced; dm_(dis)aggregate(_bwd)_v2 and _v3,
-// dm_max_pool_bwd_v2, dm_unpool_v2 and dm_unpool_bwd_v1, _v2: versions 1, 2 and 3 of those kernels,
-// beside the default: kernels/deepmatch.h; dm_unpool_skip_bwd_unfused: the compare and select the
+// dm_max_pool_bwd_v2, dm_unpool_v1, _v2 and dm_unpool_bwd_v1, _v2: versions 1, 2 and 3 of those
+// kernels, beside the default (for dm_unpool the CPU's whole-plane loop): kernels/deepmatch.h; dm_unpool_skip_bwd_unfused: the compare and select the
 // fused skip gradient replaced), and "cpu/deep_matching_fwd_bwd" for the U-network with
 // L = 3 through the structured loss and back to S_0 and the exponents (and again on the 32-bit
 // index path, the GPU's: "..._index32"); "cpu/deep_matching_match/..." times the app's whole
@@ -207,6 +207,7 @@ const bool registered = [] {
   benchmark::RegisterBenchmark(name("dm_disaggregate_bwd_v2").c_str(), bm_disaggregate_bwd, 2);
   benchmark::RegisterBenchmark(name("dm_disaggregate_bwd_v3").c_str(), bm_disaggregate_bwd, 3);
   benchmark::RegisterBenchmark(name("dm_unpool").c_str(), bm_unpool, 0);
+  benchmark::RegisterBenchmark(name("dm_unpool_v1").c_str(), bm_unpool, 1);
   benchmark::RegisterBenchmark(name("dm_unpool_v2").c_str(), bm_unpool, 2);
   benchmark::RegisterBenchmark(name("dm_unpool_bwd").c_str(), bm_unpool_bwd, 0);
   benchmark::RegisterBenchmark(name("dm_unpool_bwd_v1").c_str(), bm_unpool_bwd, 1);

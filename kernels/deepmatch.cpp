@@ -790,10 +790,15 @@ Tensor dm_unpool(const Tensor& q_half, const Tensor& switches, const Tensor& s) 
   dispatch_dm(op, dev, s.dtype(), {qc.numel(), sc.numel(), items}, [&](auto tag, auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
-    // Default: cells on the CPU (1.3-2.4x faster there), one element per item on the GPU
-    // until cells are measured there (as dm_max_pool_backward).
-    const int version = layer_version(2, dev.is_cuda() ? 1 : 2);
-    if (version == 2) {
+    // Default: whole planes on the CPU (0: DmUnpoolForwardPlane, 12x faster than the cells
+    // there: cpu/dm_unpool, _v2), one element per item on the GPU until cells are measured there
+    // (as dm_max_pool_backward). A DmLayerVersionGuard picks version 1 or 2 on both devices.
+    const int version = layer_version(2, dev.is_cuda() ? 1 : 0);
+    if (version == 0) {
+      const DmUnpoolForwardPlane<T, I> f{qc.data<T>(), swc.data<uint8_t>(), sc.data<T>(),
+                                         pool_geom<I>(s.shape()), out.data<T>()};
+      dm_unpool_forward_plane_cpu(f, g.points);
+    } else if (version == 2) {
       const DmUnpoolForwardCells<T, I> f{qc.data<T>(), swc.data<uint8_t>(), sc.data<T>(),
                                          pool_geom<I>(s.shape()), pool_cells<I>(g),
                                          out.data<T>()};
@@ -862,17 +867,24 @@ Tensor unpool_route(const char* op, const Tensor& x, const Tensor& q_half,
   Tensor out = Tensor::empty(backward ? q_half.shape() : fine, x.options());
   const auto g = pool_geom(fine);
   const int64_t items = pool_cell_items(g);
-  // Defaults: the adjoint as dm_unpool (cells on the CPU, one element per item on the GPU until
-  // measured there); the backward one element per item on both: its cells have about one output
-  // each (a coarse output per cell on average), and measured 2x slower on the CPU (1.4 against
-  // 2.7 ms, cpu/dm_unpool_bwd_v1 and _v2); cuda/dm_unpool_bwd_v2 will say for the GPU.
-  const int version = layer_version(2, dev.is_cuda() || backward ? 1 : 2);
+  // Defaults: as dm_unpool, whole planes on the CPU (0) and one element per item on the GPU
+  // until the cells are measured there (the backward's cells have about one coarse output each
+  // and measured 2x slower than version 1 on the CPU: cuda/dm_unpool_bwd_v2 will say).
+  const int version = layer_version(2, dev.is_cuda() ? 1 : 0);
   dispatch_dm(op, dev, x.dtype(), {xc.numel(), qc.numel(), out.numel(), items}, [&](auto tag,
                                                                                   auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
     const auto gi = pool_geom<I>(fine);
-    if (version == 2 && backward) {
+    if (version == 0 && backward) {
+      const DmUnpoolBackwardPlane<T, I> f{xc.data<T>(), qc.data<T>(), swc.data<uint8_t>(), gi,
+                                          out.data<T>()};
+      dm_unpool_backward_plane_cpu(f, g.points);
+    } else if (version == 0) {
+      const DmUnpoolAdjointPlane<T, I> f{xc.data<T>(), qc.data<T>(), swc.data<uint8_t>(), gi,
+                                         out.data<T>()};
+      dm_unpool_adjoint_plane_cpu(f, g.points);
+    } else if (version == 2 && backward) {
       const DmUnpoolBackwardCells<T, I> f{xc.data<T>(), qc.data<T>(), swc.data<uint8_t>(), gi,
                                           pool_cells<I>(g), out.data<T>()};
       CVG_DM_RUN(op, dev, unpool_backward_cells, f, items);

@@ -186,6 +186,17 @@ CVG_DM_KERNELS(CVG_DM_DECLARE)
 #undef CVG_DM_DECLARE
 #undef CVG_DM_DECLARE_ONE
 
+// CPU-only loops (a scratch buffer per thread; no GPU counterpart): `n` counts reference points.
+#define CVG_DM_DECLARE_CPU_ONE(name, F, T, I) void dm_##name##_cpu(const F<T, I>& f, int64_t n);
+#define CVG_DM_CPU_KERNELS(X)                          \
+  X(unpool_forward_plane, DmUnpoolForwardPlane)        \
+  X(unpool_backward_plane, DmUnpoolBackwardPlane)      \
+  X(unpool_adjoint_plane, DmUnpoolAdjointPlane)
+#define CVG_DM_DECLARE_CPU(name, F) CVG_DM_EACH_TYPE(CVG_DM_DECLARE_CPU_ONE, name, F)
+CVG_DM_CPU_KERNELS(CVG_DM_DECLARE_CPU)
+#undef CVG_DM_DECLARE_CPU
+#undef CVG_DM_DECLARE_CPU_ONE
+
 // Index width. On a GPU a launch indexes in 32 bits when every extent its index math reaches
 // (the element counts of its tensors, and the largest coordinate it forms) lies in
 // [1, dm_index32_limit()] (2^31 - 1, the largest int32), else in 64 bits (empty tensors

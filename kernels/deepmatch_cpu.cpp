@@ -3,6 +3,7 @@
 // parallel_for, so results do not depend on the thread count. The loop counter has the
 // functor's index type (n fits it: kernels/deepmatch.cpp checked).
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "core/parallel.h"
@@ -96,12 +97,32 @@ void run_cpu(const DmCorrGradTargetTiled<T, I>& f, int64_t blocks) {
   });
 }
 
+// Whole point planes (the *Plane functors), each thread with its own scratch planes; points
+// are split across threads, a few thousand fine elements per chunk.
+template <typename I, typename F>
+void run_planes(const F& f, int64_t points) {
+  using T = std::remove_cvref_t<decltype(*f.out)>;
+  const int64_t kk = int64_t{f.g.k} * f.g.k;
+  parallel_for(points, std::max<int64_t>(1, kGrain / kk), [&](int64_t p0, int64_t p1) {
+    std::vector<T> best(static_cast<size_t>(kk));
+    std::vector<I> win(static_cast<size_t>(kk));
+    const DmPlaneScratch<T, I> sc{best.data(), win.data()};
+    for (I p = static_cast<I>(p0); p < static_cast<I>(p1); ++p) f(p, sc);
+  });
+}
+
 }  // namespace
 
 #define CVG_DM_DEFINE_CPU_ONE(name, F, T, I) \
   void dm_##name##_cpu(const F<T, I>& f, int64_t n) { run_cpu<I>(f, n); }
 #define CVG_DM_DEFINE_CPU(name, F) CVG_DM_EACH_TYPE(CVG_DM_DEFINE_CPU_ONE, name, F)
 CVG_DM_KERNELS(CVG_DM_DEFINE_CPU)
+#define CVG_DM_DEFINE_PLANES_ONE(name, F, T, I) \
+  void dm_##name##_cpu(const F<T, I>& f, int64_t n) { run_planes<I>(f, n); }
+#define CVG_DM_DEFINE_PLANES(name, F) CVG_DM_EACH_TYPE(CVG_DM_DEFINE_PLANES_ONE, name, F)
+CVG_DM_CPU_KERNELS(CVG_DM_DEFINE_PLANES)
+#undef CVG_DM_DEFINE_PLANES
+#undef CVG_DM_DEFINE_PLANES_ONE
 #undef CVG_DM_DEFINE_CPU
 #undef CVG_DM_DEFINE_CPU_ONE
 

@@ -1047,6 +1047,104 @@ struct DmUnpoolForward {
   }
 };
 
+// ---- unpooling by whole point planes: CPU loops (kernels/deepmatch_cpu.cpp) ----------------
+// The gathers above find each fine element's winner among the windows covering it. On the CPU
+// it is cheaper to visit a point's coarse windows once, in row-major order, each offering its
+// value to the element its switch names (dm_beats against the best offer so far, starting from
+// -inf): every element sees the offers of the windows naming it in the gather's order, so it
+// ends with the gather's winner (-1 and -inf without one), and the three unpooling ops read
+// their outputs off that: the same bits as the gathers. A switch is taken only where the gather
+// could match it: a window-local index below 9 naming an element inside the plane (dm_max_pool
+// never makes another; dm_unpool_backward gives such a window 0, as its cells do). No GPU
+// kernel: each thread needs scratch planes (DmPlaneScratch: k^2 values and winners).
+template <typename T, typename I>
+struct DmPlaneScratch {
+  T* best;  // k^2
+  I* win;   // k^2: the winning window's index in the point's coarse plane, or -1
+};
+
+// The fine element (flat in its plane) that coarse (cy, cx) with switch t names, -1 when none.
+template <typename I>
+CVG_HD I dm_switch_target(const DmPoolGeom<I>& g, I cy, I cx, int t) {
+  if (t >= 9) return -1;
+  const I fy = g.fine_of(cy, t / 3), fx = g.fine_of(cx, t % 3);
+  return dm_in(fy, g.k) && dm_in(fx, g.k) ? fy * g.k + fx : I(-1);
+}
+
+// Winners of point `point`'s fine plane into the scratch.
+template <typename T, typename I>
+void dm_plane_winners(const T* qh, const uint8_t* sw, const DmPoolGeom<I>& g, I point,
+                      const DmPlaneScratch<T, I>& sc) {
+  const I kk = g.k * g.k, base = point * g.kc * g.kc;
+  for (I f = 0; f < kk; ++f) {
+    sc.best[f] = dm_neg_inf<T>();
+    sc.win[f] = -1;
+  }
+  for (I cy = 0; cy < g.kc; ++cy)
+    for (I cx = 0; cx < g.kc; ++cx) {
+      const I c = cy * g.kc + cx, f = dm_switch_target(g, cy, cx, sw[base + c]);
+      if (f >= 0 && dm_beats(qh[base + c], sc.best[f])) {
+        sc.best[f] = qh[base + c];
+        sc.win[f] = c;
+      }
+    }
+}
+
+// dm_unpool: s + the winner's value, -inf without one.
+template <typename T, typename I>
+struct DmUnpoolForwardPlane {
+  const T* qh;        // coarse
+  const uint8_t* sw;  // coarse
+  const T* s;         // fine
+  DmPoolGeom<I> g;
+  T* out;             // fine
+  void operator()(I point, const DmPlaneScratch<T, I>& sc) const {
+    dm_plane_winners(qh, sw, g, point, sc);
+    const I kk = g.k * g.k;
+    const T* sp = s + point * kk;
+    T* op = out + point * kk;
+    for (I f = 0; f < kk; ++f) op[f] = sp[f] + sc.best[f];
+  }
+};
+
+// dm_unpool_backward: a coarse window gets the gradient of the element it names when it won
+// that element, else 0.
+template <typename T, typename I>
+struct DmUnpoolBackwardPlane {
+  const T* grad;      // fine
+  const T* qh;        // coarse (decides the winners)
+  const uint8_t* sw;  // coarse
+  DmPoolGeom<I> g;
+  T* out;             // coarse
+  void operator()(I point, const DmPlaneScratch<T, I>& sc) const {
+    dm_plane_winners(qh, sw, g, point, sc);
+    const I base = point * g.kc * g.kc;
+    const T* gp = grad + point * g.k * g.k;
+    for (I cy = 0; cy < g.kc; ++cy)
+      for (I cx = 0; cx < g.kc; ++cx) {
+        const I c = cy * g.kc + cx, f = dm_switch_target(g, cy, cx, sw[base + c]);
+        out[base + c] = f >= 0 && sc.win[f] == c ? gp[f] : T(0);
+      }
+  }
+};
+
+// dm_unpool_adjoint: a fine element takes x at its winner, 0 without one.
+template <typename T, typename I>
+struct DmUnpoolAdjointPlane {
+  const T* x;         // coarse
+  const T* qh;        // coarse (decides the winners)
+  const uint8_t* sw;  // coarse
+  DmPoolGeom<I> g;
+  T* out;             // fine
+  void operator()(I point, const DmPlaneScratch<T, I>& sc) const {
+    dm_plane_winners(qh, sw, g, point, sc);
+    const I kk = g.k * g.k;
+    const T* xp = x + point * g.kc * g.kc;
+    T* op = out + point * kk;
+    for (I f = 0; f < kk; ++f) op[f] = sc.win[f] >= 0 ? xp[sc.win[f]] : T(0);
+  }
+};
+
 // d Q_{l+1/2}: a coarse element receives the gradient of the fine element it won (0 when it
 // lost, or when it is -inf and so won nothing).
 template <typename T, typename I>

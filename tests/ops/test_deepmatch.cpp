@@ -863,7 +863,7 @@ TEST_CASE("dm_power: the one-pass backward equals the composition create_graph b
 // and adjoint) against one element per item, bitwise, for odd and even R (padding 2 and 1) and
 // the smallest windows, with switches of real pooling (windows overlap, so two windows can name
 // one element) and of every corner; winners with ties and -inf values.
-TEST_CASE("deepmatch pooling family: 2 x 2 cells equal one element per item bitwise",
+TEST_CASE("deepmatch pooling family: 2 x 2 cells and the CPU's planes equal one element per item bitwise",
           "[ops][deepmatch]") {
   uint64_t seed = 970;
   for (const int64_t k : {1, 3, 5, 7, 9, 11, 13, 33}) {
@@ -906,12 +906,56 @@ TEST_CASE("deepmatch pooling family: 2 x 2 cells equal one element per item bitw
           const DmLayerVersionGuard v2(2);
           cells = all();
         }
+        // No guard: the CPU's defaults (dm_unpool by whole planes, DmUnpoolForwardPlane).
+        const TensorList defaults = all();
         for (size_t i = 0; i < cells.size(); ++i) {
           INFO("output " << i << " (pool backward, unpool, its backward, its adjoint)");
           CHECK(same_bits(per_element[i], cells[i]));
+          CHECK(same_bits(per_element[i], defaults[i]));
         }
       }
     }
+  }
+}
+
+// dm_unpool by planes offers a window's value only where the gather could match its switch: an
+// index below 9 naming an element inside the plane (a switch naming padding, or out of range,
+// which dm_max_pool never makes, is ignored by both).
+TEST_CASE("dm_unpool and its gradients by planes ignore switches that name no element of the plane",
+          "[ops][deepmatch]") {
+  for (const int64_t k : {3, 5, 7}) {  // padding 2, 1, 2
+    INFO("K " << k);
+    const Shape fine{2, 1, 2, k, k};
+    Tensor sw = pool_switches(fine, 993);
+    const int64_t kc = sw.shape()[3];
+    const int64_t centre = kc * kc + (kc / 2) * kc + kc / 2, right = 2 * kc * kc + 2 * kc - 1;
+    sw.data<uint8_t>()[0] = 0;            // window (0, 0): top-left in the padding
+    sw.data<uint8_t>()[kc * kc - 1] = 8;  // the last window: bottom-right in the padding
+    sw.data<uint8_t>()[right] = 5;        // window (1, kc - 1): middle right, past the last column
+    // Switches naming the padding have a defined gradient (0, the cells' rule); indices above 8
+    // only a defined forward and adjoint (the gathers' rule: they match no element).
+    const Tensor sw_pad = sw.clone();
+    sw.data<uint8_t>()[centre] = 9;  // not a window index (row 3 of the window: in the map)
+    sw.data<uint8_t>()[kc * kc] = 255;
+    Tensor qh = uniform64(sw.shape(), -1, 1, 994, false);
+    // Values that would win wherever they were (wrongly) offered.
+    qh.data<double>()[centre] = qh.data<double>()[right] = 5;
+    const Tensor skip = uniform64(fine, -1, 1, 995, false);
+    const Tensor gf = uniform64(fine, -1, 1, 996, false), x = uniform64(sw.shape(), -1, 1, 997, false);
+    Tensor gather, adjoint, cells_backward;
+    {
+      const DmLayerVersionGuard v1(1);
+      gather = dm_unpool(qh, sw, skip);
+      adjoint = dm_unpool_adjoint(x, qh, sw, k);
+    }
+    {
+      // The per-element backward decodes whatever a switch names; the cells give padding 0.
+      const DmLayerVersionGuard v2(2);
+      cells_backward = dm_unpool_backward(gf, qh, sw_pad, k);
+    }
+    CHECK(same_bits(dm_unpool(qh, sw, skip), gather));
+    CHECK(same_bits(dm_unpool_adjoint(x, qh, sw, k), adjoint));
+    CHECK(same_bits(dm_unpool_backward(gf, qh, sw_pad, k), cells_backward));
   }
 }
 
