@@ -242,9 +242,9 @@ class DmCorrVersionGuard {
 //     K^2 / kDmSpan apart), decoding the point and testing its neighbours once;
 //   dm_max_pool_backward, dm_unpool, dm_unpool_backward, dm_unpool_adjoint: version 2 (and 3),
 //     the *Cells functors: a work item per 2 x 2 cell of fine elements and the 4 coarse windows
-//     that can name them; the CPU's default except for dm_unpool_backward (pool backward and
-//     unpool 1.8x and 1.3-2.4x faster there; the unpool backward's cells write about one
-//     coarse output each and measured 2x slower).
+//     that can name them; the CPU's default for dm_max_pool_backward (1.8x faster there). The
+//     CPU's default for the three unpooling ops is none of these but its own loop by whole point
+//     planes (the *Plane functors, CVG_DM_CPU_KERNELS: 2.4-14x faster than version 1 there).
 // Every version gives the same bits. A layer runs the newest of its versions not above the
 // guard's. The runs are not the default because they have not been measured faster: on the
 // CPU the two are equal within noise; on an H100 the runs' first form (loads interleaved with
