@@ -21,11 +21,15 @@ struct DmMatchCase {
   int64_t width, height, radius, levels;
 };
 
+// Built by appending (GCC 12 warns falsely on literal + string).
 inline std::string dm_match_name(const char* device, const DmMatchCase& c) {
   std::string s = device;
   s += "/deep_matching_match/";
-  s += std::to_string(c.width) + "x" + std::to_string(c.height);
-  s += "x" + std::to_string(c.radius) + "x" + std::to_string(c.levels);
+  const int64_t parts[] = {c.width, c.height, c.radius, c.levels};
+  for (int i = 0; i < 4; ++i) {
+    if (i > 0) s += 'x';
+    s += std::to_string(parts[i]);
+  }
   return s;
 }
 
