@@ -246,13 +246,16 @@ struct Algo {
   size_t workspace;  // bytes
 };
 
-// The first algorithm of cuDNN's ranking that can run this shape (and, in deterministic mode,
-// is deterministic: cuDNN's backward-filter algorithms 0 and 3 add with atomics).
+// The first algorithm of cuDNN's ranking that can run this shape, was not ranked with tensor-core
+// math (each perf record carries its math type; skipping those keeps float32 in FMA math whatever
+// a search returns), and, in deterministic mode, is deterministic (cuDNN's backward-filter
+// algorithms 0 and 3 add with atomics).
 template <typename Perf>
 decltype(Perf::algo) first_usable(const char* op, const std::vector<Perf>& perf, int count) {
   const bool deterministic = deterministic_algorithms();
   for (int i = 0; i < count; ++i)
-    if (perf[i].status == CUDNN_STATUS_SUCCESS &&
+    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].mathType != CUDNN_TENSOR_OP_MATH &&
+        perf[i].mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION &&
         (!deterministic || perf[i].determinism == CUDNN_DETERMINISTIC))
       return perf[i].algo;
   fail(op, " (cuDNN): cuDNN's heuristics offer no algorithm for this shape",

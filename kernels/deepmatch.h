@@ -232,25 +232,26 @@ class DmCorrVersionGuard {
   int previous_;
 };
 
-// Version of the per-element 4-D layer kernels: 1 (one output per item, the default, except
-// for the cells on the CPU, below), 2 or 3, which share each item's index work
-// and loads among several outputs:
+// Version of the per-element 4-D layer kernels: 1 (one output per item), 2 or 3, which share
+// each item's index work and loads among several outputs:
 //   dm_aggregate, dm_aggregate_backward, dm_disaggregate, dm_disaggregate_backward:
 //     version 2, the *Run functors: a work item walks up to kDmAggRun outputs along j and loads
 //     each run's columns once (2.25 loads per output instead of 4);
 //     version 3, the *Span functors: a work item owns kDmSpan outputs of one point (offsets
-//     K^2 / kDmSpan apart), decoding the point and testing its neighbours once;
+//     K^2 / kDmSpan apart), decoding the point and testing its neighbours once: the GPU's
+//     default (fastest of the three for all four layers on an H100); the CPU keeps version 1
+//     (the three measure alike there);
 //   dm_max_pool_backward, dm_unpool, dm_unpool_backward, dm_unpool_adjoint: version 2 (and 3),
 //     the *Cells functors: a work item per 2 x 2 cell of fine elements and the 4 coarse windows
-//     that can name them; the CPU's default for dm_max_pool_backward (1.8x faster there). The
-//     CPU's default for the three unpooling ops is none of these but its own loop by whole point
-//     planes (the *Plane functors, CVG_DM_CPU_KERNELS: 2.4-14x faster than version 1 there).
+//     that can name them; the default for dm_max_pool_backward on both devices (1.8x faster
+//     than version 1 on the CPU, 3.1x on an H100). The unpooling ops keep version 1 on the GPU
+//     (the cells measured 1.6x and 4.3x slower there) and on the CPU run none of these but
+//     their own loop by whole point planes (the *Plane functors, CVG_DM_CPU_KERNELS: 2.4-14x
+//     faster than version 1 there).
 // Every version gives the same bits. A layer runs the newest of its versions not above the
-// guard's. The runs are not the default because they have not been measured faster: on the
-// CPU the two are equal within noise; on an H100 the runs' first form (loads interleaved with
-// stores) took 1.3-1.5x version 1's time; the present runs, the spans and the cells await a
-// GPU (bench rows *_v2, *_v3, docs/deepmatch.md). A DmLayerVersionGuard(v) picks one for its
-// lifetime (tests, benchmarks); dm_layer_version() is 0 while none is live.
+// guard's. Measurements: docs/deepmatch.md and the bench rows *_v2, *_v3. A
+// DmLayerVersionGuard(v) picks one for its lifetime (tests, benchmarks); dm_layer_version() is 0
+// while none is live.
 int dm_layer_version();
 class DmLayerVersionGuard {
  public:

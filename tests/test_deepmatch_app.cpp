@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "core/autograd.h"
@@ -227,6 +228,76 @@ TEST_CASE("deepmatch densification: best match within the radius, else the neare
   CHECK(at(30, 20) == std::pair<float, float>{0, 2}); // none within 8: the nearest, (12, 4)
   CHECK(at(0, 20) == std::pair<float, float>{1, 0});  // nearest is (4, 4)
   CHECK(amax(abs(densify({}, 4, 5, 8))).item() == 0.0);
+}
+
+namespace {
+
+// densify's definition, as it was first written: every pixel scans every match.
+std::vector<float> densify_by_scan(const std::vector<Match>& matches, int64_t h, int64_t w,
+                                   double radius) {
+  std::vector<float> flow(static_cast<size_t>(2 * h * w), 0.0f);
+  if (matches.empty()) return flow;
+  for (int64_t y = 0; y < h; ++y)
+    for (int64_t x = 0; x < w; ++x) {
+      const Match* best = nullptr;
+      const Match* nearest = nullptr;
+      double best_d2 = std::numeric_limits<double>::infinity();
+      for (const Match& m : matches) {
+        const double dx = m.x0 - x, dy = m.y0 - y;
+        if (std::max(std::abs(dx), std::abs(dy)) <= radius && (!best || m.score > best->score))
+          best = &m;
+        const double d2 = dx * dx + dy * dy;
+        if (d2 < best_d2) best_d2 = d2, nearest = &m;
+      }
+      const Match* m = best ? best : nearest;
+      flow[static_cast<size_t>(y * w + x)] = m->x1 - m->x0;
+      flow[static_cast<size_t>(h * w + y * w + x)] = m->y1 - m->y0;
+    }
+  return flow;
+}
+
+}  // namespace
+
+TEST_CASE("deepmatch densification by cells equals scanning every match", "[deepmatch]") {
+  manual_seed(11);
+  struct Case {
+    const char* what;
+    int64_t h, w, count;
+    double radius;
+    bool on_grid;   // positions offset + stride * (i, j), as decode_matches makes them
+    int levels;     // distinct scores (few: many ties)
+  };
+  for (const Case c : {Case{"grid, radius = stride, tied scores", 40, 56, 30, 8, true, 3},
+                       Case{"grid, small radius: most pixels take the nearest", 33, 47, 12, 2, true, 2},
+                       Case{"scattered, one score", 37, 29, 25, 5, false, 1},
+                       Case{"scattered, some far outside the image", 20, 24, 9, 3.5, false, 4},
+                       Case{"a single match", 17, 13, 1, 8, false, 1},
+                       Case{"radius below one pixel", 19, 23, 40, 0.5, false, 5}}) {
+    INFO(c.what);
+    const Tensor u = rand({c.count, 5});
+    const float* r = u.data<float>();
+    std::vector<Match> m;
+    for (int64_t k = 0; k < c.count; ++k) {
+      const float* v = r + 5 * k;
+      Match a;
+      if (c.on_grid) {
+        a.x0 = 4 + 8 * std::floor(v[0] * 7), a.y0 = 4 + 8 * std::floor(v[1] * 5);
+      } else {
+        const float spread = k % 3 == 0 && std::string(c.what).find("outside") != std::string::npos
+                                 ? 4.0f : 1.0f;
+        a.x0 = (v[0] * spread - 0.1f * spread) * c.w, a.y0 = (v[1] * spread - 0.1f * spread) * c.h;
+      }
+      a.x1 = a.x0 + std::round(20 * v[2] - 10), a.y1 = a.y0 + std::round(20 * v[3] - 10);
+      a.score = std::floor(v[4] * c.levels);
+      m.push_back(a);
+    }
+    const Tensor got = densify(m, c.h, c.w, c.radius);
+    const std::vector<float> want = densify_by_scan(m, c.h, c.w, c.radius);
+    const float* g = got.data<float>();
+    int64_t differ = 0;
+    for (size_t i = 0; i < want.size(); ++i) differ += g[i] != want[i];
+    CHECK(differ == 0);
+  }
 }
 
 TEST_CASE("deepmatch chunked Q_0 equals one pass", "[deepmatch]") {

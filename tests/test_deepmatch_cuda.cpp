@@ -20,6 +20,7 @@
 #include "core/rng.h"
 #include "kernels/deepmatch.h"
 #include "kernels/unary.h"
+#include "models/deepmatch/matching.h"
 #include "tests/support/test_utils.h"
 
 using namespace cvg;
@@ -198,5 +199,30 @@ TEST_CASE("deepmatch layers: the GPU's versions 2 (runs, cells) and 3 (spans) eq
     CHECK(same_bits(a2, a3));
     CHECK(same_bits(a2, dm_unpool_adjoint(g, p.values, p.switches, k)));
     CHECK(same_bits(u2, unpool_cpu));
+  }
+}
+
+// decode_matches takes each point's argmax where Q_0 lives: on the GPU it must give the CPU's
+// matches exactly (first maximum on ties, -inf points left out).
+TEST_CASE("deepmatch decode_matches: the GPU's argmax equals the CPU's", "[cuda][deepmatch]") {
+  manual_seed(12);
+  deepmatch::DmGeometry geo;
+  geo.radius = 7, geo.stride = 8, geo.offset = 4;
+  const int64_t k = geo.k0();
+  // Scores on a coarse grid (many ties), one point all -inf.
+  Tensor q = randint(0, 4, {6, 9, k, k}).to(DType::float32).contiguous();
+  float* p = q.data<float>();
+  for (int64_t t = 0; t < k * k; ++t) p[(2 * 9 + 5) * k * k + t] = -INFINITY;
+  const std::vector<deepmatch::Match> cpu = deepmatch::decode_matches(q, geo);
+  const std::vector<deepmatch::Match> gpu = deepmatch::decode_matches(q.to(kCUDA), geo);
+  REQUIRE(cpu.size() == 6 * 9 - 1);
+  REQUIRE(gpu.size() == cpu.size());
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    INFO("match " << i);
+    CHECK(gpu[i].x0 == cpu[i].x0);
+    CHECK(gpu[i].y0 == cpu[i].y0);
+    CHECK(gpu[i].x1 == cpu[i].x1);
+    CHECK(gpu[i].y1 == cpu[i].y1);
+    CHECK(gpu[i].score == cpu[i].score);
   }
 }
