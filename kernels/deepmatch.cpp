@@ -794,9 +794,10 @@ Tensor dm_unpool(const Tensor& q_half, const Tensor& switches, const Tensor& s) 
     using T = decltype(tag);
     using I = decltype(itag);
     // Default: whole planes on the CPU (0: DmUnpoolForwardPlane, 12x faster than the cells
-    // there: cpu/dm_unpool, _v2), one element per item on the GPU until cells are measured there
-    // (as dm_max_pool_backward). A DmLayerVersionGuard picks version 1 or 2 on both devices.
-    const int version = layer_version(2, dev.is_cuda() ? 1 : 0);
+    // there: cpu/dm_unpool, _v2), cells on the GPU (H100, 1024 points, K = 161: 112 against
+    // 276 us for one element per item, 2026-11-23). A DmLayerVersionGuard picks version 1 or 2
+    // on both devices.
+    const int version = layer_version(2, dev.is_cuda() ? 2 : 0);
     if (version == 0) {
       const DmUnpoolForwardPlane<T, I> f{qc.data<T>(), swc.data<uint8_t>(), sc.data<T>(),
                                          pool_geom<I>(s.shape()), out.data<T>()};
@@ -870,9 +871,9 @@ Tensor unpool_route(const char* op, const Tensor& x, const Tensor& q_half,
   Tensor out = Tensor::empty(backward ? q_half.shape() : fine, x.options());
   const auto g = pool_geom(fine);
   const int64_t items = pool_cell_items(g);
-  // Defaults: as dm_unpool, whole planes on the CPU (0) and one element per item on the GPU
-  // until the cells are measured there (the backward's cells have about one coarse output each
-  // and measured 2x slower than version 1 on the CPU: cuda/dm_unpool_bwd_v2 will say).
+  // Defaults: as dm_unpool, whole planes on the CPU (0); one element per item on the GPU, where
+  // the backward's cells (about one coarse output each) measured no faster (H100, 1024 points,
+  // K = 161: 94 against 92 us, 2026-11-23); the adjoint's cells have no benchmark row yet.
   const int version = layer_version(2, dev.is_cuda() ? 1 : 0);
   dispatch_dm(op, dev, x.dtype(), {xc.numel(), qc.numel(), out.numel(), items}, [&](auto tag,
                                                                                   auto itag) {

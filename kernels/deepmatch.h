@@ -244,10 +244,11 @@ class DmCorrVersionGuard {
 //   dm_max_pool_backward, dm_unpool, dm_unpool_backward, dm_unpool_adjoint: version 2 (and 3),
 //     the *Cells functors: a work item per 2 x 2 cell of fine elements and the 4 coarse windows
 //     that can name them; the default for dm_max_pool_backward on both devices (1.8x faster
-//     than version 1 on the CPU, 3.1x on an H100). The unpooling ops keep version 1 on the GPU
-//     (the cells measured 1.6x and 4.3x slower there) and on the CPU run none of these but
-//     their own loop by whole point planes (the *Plane functors, CVG_DM_CPU_KERNELS: 2.4-14x
-//     faster than version 1 there).
+//     than version 1 on the CPU, 3.7x on an H100) and for dm_unpool on the GPU (2.5x there);
+//     dm_unpool_backward and dm_unpool_adjoint keep version 1 on the GPU (the backward's cells
+//     measured no faster). On the CPU the three unpooling ops run none of these but their own
+//     loop by whole point planes (the *Plane functors, CVG_DM_CPU_KERNELS: 2.4-14x faster than
+//     version 1 there).
 // Every version gives the same bits. A layer runs the newest of its versions not above the
 // guard's. Measurements: docs/deepmatch.md and the bench rows *_v2, *_v3. A
 // DmLayerVersionGuard(v) picks one for its lifetime (tests, benchmarks); dm_layer_version() is 0

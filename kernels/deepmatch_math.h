@@ -842,6 +842,16 @@ struct DmPoolCells {
     rx = 2 * dx + t % 3 - 1;
     return ry >= 0 && ry < 2 && rx >= 0 && rx < 2;
   }
+  // Whether window (a + dy, b + dx) with switch t names cell element (y, x), as names() would
+  // say: such a window's switch must be 3 (y + 1 - 2 dy) + (x + 1 - 2 dx) with both parts in
+  // 0..2. The kernels call it in fully unrolled loops over (y, x, dy, dx), where it is one
+  // compare and every array index is a constant: indexing the 2 x 2 register arrays by values
+  // read from memory (names()'s ry, rx) put them in local memory, 96-192 bytes of stack per
+  // thread (ptxas), which made the unpooling cells 1.6-4.3x slower than version 1 on an H100.
+  static CVG_HD bool names_element(int dy, int dx, int y, int x, int t) {
+    const int ty = y + 1 - 2 * dy, tx = x + 1 - 2 * dx;
+    return ty >= 0 && ty <= 2 && tx >= 0 && tx <= 2 && t == 3 * ty + tx;
+  }
   // Whether this cell writes the coarse output of window (a + dy, b + dx) with switch t (the
   // gathers into coarse outputs: dm_unpool_backward): its named element clamped into the fine
   // plane lies in the cell. Clamped, every window has exactly one such cell, also one whose
@@ -865,6 +875,12 @@ struct DmPoolCells {
   }
 };
 
+// a[y][x] for run-time y, x in {0, 1}, by selects (no local memory; see names_element).
+template <typename V>
+CVG_HD V dm_pick(const V (&a)[2][2], int y, int x) {
+  return y == 0 ? (x == 0 ? a[0][0] : a[0][1]) : (x == 0 ? a[1][0] : a[1][1]);
+}
+
 template <typename T, typename I>
 struct DmPoolBackwardCells {
   const T* grad;      // coarse
@@ -878,27 +894,33 @@ struct DmPoolBackwardCells {
     int t[2][2] = {};
     T gv[2][2] = {};
     pc.load(c, g, sw, grad, ok, t, gv);
-    T acc[2][2] = {};
-    int ry = 0, rx = 0;
-    for (int dy = 0; dy < 2; ++dy)
-      for (int dx = 0; dx < 2; ++dx)
-        if (ok[dy][dx] && DmPoolCells<I>::names(dy, dx, t[dy][dx], ry, rx))
-          acc[ry][rx] += gv[dy][dx];
+    // Each element sums the windows naming it in row-major window order.
+    CVG_UNROLL
     for (int y = 0; y < 2; ++y)
-      for (int x = 0; x < 2; ++x)
-        if (const I f = pc.fine(c, g, y, x); f >= 0) out[f] = acc[y][x];
+      CVG_UNROLL
+      for (int x = 0; x < 2; ++x) {
+        T acc = T(0);
+        CVG_UNROLL
+        for (int dy = 0; dy < 2; ++dy)
+          CVG_UNROLL
+          for (int dx = 0; dx < 2; ++dx)
+            if (ok[dy][dx] && DmPoolCells<I>::names_element(dy, dx, y, x, t[dy][dx]))
+              acc += gv[dy][dx];
+        if (const I f = pc.fine(c, g, y, x); f >= 0) out[f] = acc;
+      }
   }
 };
 
 // The cell's windows (ok, switches t, values qv of q_half, as DmPoolCells::load gives them) and
 // the winning window of each cell element (dm_unpool_winner's rule: the largest value among the
 // windows whose switch names it, the first in row-major window order on ties): win[ry][rx] =
-// 2 dy + dx of window (a + dy, b + dx), -1 when no window names the element or all are -inf.
+// 2 dy + dx of window (a + dy, b + dx), -1 when no window names the element or all are -inf;
+// val[ry][rx] the winner's value (-inf without one).
 template <typename T>
 struct DmCellWinners {
   bool ok[2][2];
   int t[2][2] = {}, win[2][2];
-  T qv[2][2] = {};
+  T qv[2][2] = {}, val[2][2];
 };
 template <typename T, typename I>
 CVG_HD DmCellWinners<T> dm_cell_winners(const DmPoolCells<I>& pc,
@@ -906,20 +928,24 @@ CVG_HD DmCellWinners<T> dm_cell_winners(const DmPoolCells<I>& pc,
                                         const DmPoolGeom<I>& g, const uint8_t* sw, const T* qh) {
   DmCellWinners<T> r;
   pc.load(c, g, sw, qh, r.ok, r.t, r.qv);
-  T best[2][2];
+  CVG_UNROLL
   for (int y = 0; y < 2; ++y)
+    CVG_UNROLL
     for (int x = 0; x < 2; ++x) {
-      best[y][x] = dm_neg_inf<T>();
-      r.win[y][x] = -1;
+      T best = dm_neg_inf<T>();
+      int win = -1;
+      CVG_UNROLL
+      for (int dy = 0; dy < 2; ++dy)
+        CVG_UNROLL
+        for (int dx = 0; dx < 2; ++dx)
+          if (r.ok[dy][dx] && DmPoolCells<I>::names_element(dy, dx, y, x, r.t[dy][dx]) &&
+              dm_beats(r.qv[dy][dx], best)) {
+            best = r.qv[dy][dx];
+            win = 2 * dy + dx;
+          }
+      r.win[y][x] = win;
+      r.val[y][x] = best;
     }
-  int ry = 0, rx = 0;
-  for (int dy = 0; dy < 2; ++dy)
-    for (int dx = 0; dx < 2; ++dx)
-      if (r.ok[dy][dx] && DmPoolCells<I>::names(dy, dx, r.t[dy][dx], ry, rx) &&
-          dm_beats(r.qv[dy][dx], best[ry][rx])) {
-        best[ry][rx] = r.qv[dy][dx];
-        r.win[ry][rx] = 2 * dy + dx;
-      }
   return r;
 }
 
@@ -936,12 +962,11 @@ struct DmUnpoolForwardCells {
   CVG_HD void operator()(I l) const {
     const auto c = pc.cell(l, g);
     const auto cw = dm_cell_winners(pc, c, g, sw, qh);
+    CVG_UNROLL
     for (int y = 0; y < 2; ++y)
+      CVG_UNROLL
       for (int x = 0; x < 2; ++x)
-        if (const I f = pc.fine(c, g, y, x); f >= 0) {
-          const int w = cw.win[y][x];
-          out[f] = s[f] + (w >= 0 ? cw.qv[w / 2][w % 2] : dm_neg_inf<T>());
-        }
+        if (const I f = pc.fine(c, g, y, x); f >= 0) out[f] = s[f] + cw.val[y][x];
   }
 };
 
@@ -961,11 +986,13 @@ struct DmUnpoolAdjointCells {
     for (int dy = 0; dy < 2; ++dy)
       for (int dx = 0; dx < 2; ++dx)
         if (cw.ok[dy][dx]) xv[dy][dx] = x[pc.coarse(c, g, dy, dx)];
+    CVG_UNROLL
     for (int y = 0; y < 2; ++y)
+      CVG_UNROLL
       for (int xx = 0; xx < 2; ++xx)
         if (const I f = pc.fine(c, g, y, xx); f >= 0) {
           const int w = cw.win[y][xx];
-          out[f] = w >= 0 ? xv[w / 2][w % 2] : T(0);
+          out[f] = w >= 0 ? dm_pick(xv, w / 2, w % 2) : T(0);
         }
   }
 };
@@ -989,7 +1016,7 @@ struct DmUnpoolBackwardCells {
       for (int dx = 0; dx < 2; ++dx) {
         if (!cw.ok[dy][dx] || !pc.home(c, g, dy, dx, cw.t[dy][dx], ry, rx)) continue;
         const I f = pc.fine(c, g, ry, rx);
-        const bool wins = f >= 0 && cw.win[ry][rx] == 2 * dy + dx;
+        const bool wins = f >= 0 && dm_pick(cw.win, ry, rx) == 2 * dy + dx;
         out[pc.coarse(c, g, dy, dx)] = wins ? grad[f] : T(0);
       }
   }
