@@ -177,11 +177,12 @@ int layer_version(int newest, int fallback) {
   return v == 0 ? fallback : std::min(v, newest);
 }
 
-// The aggregation family's version (1, 2 or 3). Default: spans (3) on the GPU, where they
-// measured fastest for all four layers (H100, 1024 points, K = 161: aggregate 107 against 140 us,
-// its backward 165 / 191, disaggregate 125 / 140, its backward 165 / 260; 2026-11-23 run);
-// 1 on the CPU, where the versions measure alike.
-int agg_version(const Device& dev) { return layer_version(3, dev.is_cuda() ? 3 : 1); }
+// The aggregation family's version (1, 2 or 3). Default: runs (2) on the GPU, fastest for all
+// four layers once their columns left local memory (H100, 1024 points, K = 161, runs / spans /
+// one output per item: aggregate 93 / 107 / 140 us, its backward 150 / 165 / 191, disaggregate
+// 113 / 125 / 140, its backward 132 / 166 / 260; 2026-11-23); 1 on the CPU, where the versions
+// measure alike.
+int agg_version(const Device& dev) { return layer_version(3, dev.is_cuda() ? 2 : 1); }
 
 // The loss over scores of shape s (N x H x W x K x K).
 template <typename I>

@@ -236,11 +236,11 @@ class DmCorrVersionGuard {
 // each item's index work and loads among several outputs:
 //   dm_aggregate, dm_aggregate_backward, dm_disaggregate, dm_disaggregate_backward:
 //     version 2, the *Run functors: a work item walks up to kDmAggRun outputs along j and loads
-//     each run's columns once (2.25 loads per output instead of 4);
+//     each run's columns once (2.25 loads per output instead of 4): the GPU's default (fastest
+//     of the three for all four layers on an H100);
 //     version 3, the *Span functors: a work item owns kDmSpan outputs of one point (offsets
-//     K^2 / kDmSpan apart), decoding the point and testing its neighbours once: the GPU's
-//     default (fastest of the three for all four layers on an H100); the CPU keeps version 1
-//     (the three measure alike there);
+//     K^2 / kDmSpan apart), decoding the point and testing its neighbours once; the CPU keeps
+//     version 1 (the three measure alike there);
 //   dm_max_pool_backward, dm_unpool, dm_unpool_backward, dm_unpool_adjoint: version 2 (and 3),
 //     the *Cells functors: a work item per 2 x 2 cell of fine elements and the 4 coarse windows
 //     that can name them; the default for dm_max_pool_backward on both devices (1.8x faster

@@ -859,6 +859,49 @@ TEST_CASE("dm_power: the one-pass backward equals the composition create_graph b
   }
 }
 
+// At K = 41 every work item of the loss walks 6 or 7 scores (K^2 = 1681 over 256 slices), so
+// its loads go 4 at a time and then one by one (dm_hinge_walk); the registry's samples (K <= 5)
+// give each item one score. Loss and gradient against the definition (kernels/deepmatch.h),
+// with -inf scores, a point whose gt lies off the window and one whose gt score is -inf.
+TEST_CASE("dm_hinge_loss walks long slices as its definition says", "[ops][deepmatch]") {
+  const int64_t h = 2, w = 3, k = 41, kk = k * k;
+  const double sigma = 7.0;
+  Tensor q = uniform64({1, h, w, k, k}, -1, 1, 960, false);
+  double* qp = q.data<double>();
+  for (int64_t e = 0; e < q.numel(); e += 37) qp[e] = -kInf;
+  std::vector<int32_t> gtv = {20, 20, 3, 38, 40, 0, 41, 5, 10, 10, 7, 29};  // point 3: gy off
+  qp[4 * kk + 10 * k + 10] = -kInf;  // point 4: gt score -inf
+  for (int64_t p = 0; p < h * w; ++p)
+    if (p != 3 && p != 4) qp[p * kk + gtv[2 * p] * k + gtv[2 * p + 1]] = 0.25;  // finite gt
+  const Tensor gt = gt32(gtv, {1, h, w, 2});
+  // The definition, in float64.
+  std::vector<double> dq(static_cast<size_t>(q.numel()), 0.0);
+  double total = 0.0;
+  const double terms = static_cast<double>(q.numel());
+  for (int64_t p = 0; p < h * w; ++p) {
+    const int64_t gy = gtv[2 * p], gx = gtv[2 * p + 1];
+    if (gy < 0 || gy >= k || gx < 0 || gx >= k) continue;
+    const double at_gt = qp[p * kk + gy * k + gx];
+    if (!(at_gt > -kInf)) continue;
+    for (int64_t e = 0; e < kk; ++e) {
+      const double v = qp[p * kk + e];
+      if (!(v > -kInf)) continue;
+      const double dy = static_cast<double>(e / k - gy), dx = static_cast<double>(e % k - gx);
+      const double t = 1 - std::exp(-(dy * dy + dx * dx) / (2 * sigma * sigma)) + v - at_gt;
+      if (t <= 0) continue;
+      total += t;
+      dq[static_cast<size_t>(p * kk + e)] += 1 / terms;
+      dq[static_cast<size_t>(p * kk + gy * k + gx)] -= 1 / terms;
+    }
+  }
+  q.set_requires_grad(true);
+  const Tensor loss = dm_hinge_loss(q, gt, sigma);
+  CHECK(loss.item() == Approx(total / terms).epsilon(1e-12));
+  const Tensor g = grad({loss}, {q})[0];
+  CHECK(max_abs_diff(g, from_vector(dq, q.shape(), TensorOptions{}.with_dtype(DType::float64))) <
+        1e-13);
+}
+
 // The pooling family by 2 x 2 cells (version 2: dm_max_pool_backward, dm_unpool and its backward
 // and adjoint) against one element per item, bitwise, for odd and even R (padding 2 and 1) and
 // the smallest windows, with switches of real pooling (windows overlap, so two windows can name
