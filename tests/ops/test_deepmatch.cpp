@@ -859,17 +859,17 @@ TEST_CASE("dm_power: the one-pass backward equals the composition create_graph b
   }
 }
 
-// At K = 41 every work item of the loss walks 6 or 7 scores (K^2 = 1681 over 256 slices), so
-// its loads go 4 at a time and then one by one (dm_hinge_walk); the registry's samples (K <= 5)
-// give each item one score. Loss and gradient against the definition (kernels/deepmatch.h),
+// At K = 61 every work item of the loss walks 14 or 15 scores (K^2 = 3721 over 256 slices), so
+// its loads go kDmHingeIlp at a time and then one by one (dm_hinge_walk); the registry's samples
+// (K <= 5) give each item one score. Loss and gradient against the definition (kernels/deepmatch.h),
 // with -inf scores, a point whose gt lies off the window and one whose gt score is -inf.
 TEST_CASE("dm_hinge_loss walks long slices as its definition says", "[ops][deepmatch]") {
-  const int64_t h = 2, w = 3, k = 41, kk = k * k;
-  const double sigma = 7.0;
+  const int64_t h = 2, w = 3, k = 61, kk = k * k;
+  const double sigma = 9.0;
   Tensor q = uniform64({1, h, w, k, k}, -1, 1, 960, false);
   double* qp = q.data<double>();
   for (int64_t e = 0; e < q.numel(); e += 37) qp[e] = -kInf;
-  std::vector<int32_t> gtv = {20, 20, 3, 38, 40, 0, 41, 5, 10, 10, 7, 29};  // point 3: gy off
+  std::vector<int32_t> gtv = {30, 30, 3, 58, 60, 0, 61, 5, 10, 10, 7, 49};  // point 3: gy off
   qp[4 * kk + 10 * k + 10] = -kInf;  // point 4: gt score -inf
   for (int64_t p = 0; p < h * w; ++p)
     if (p != 3 && p != 4) qp[p * kk + gtv[2 * p] * k + gtv[2 * p + 1]] = 0.25;  // finite gt
