@@ -179,7 +179,7 @@ int layer_version(int newest, int fallback) {
 
 // The aggregation family's version (1, 2 or 3). Default: runs (2) on the GPU, fastest for all
 // four layers once their columns left local memory (H100, 1024 points, K = 161, runs / spans /
-// one output per item: aggregate 93 / 107 / 140 us, its backward 150 / 165 / 191, disaggregate
+// one output per item: aggregate 93 / 107 / 140 us, its backward 110 / 165 / 191, disaggregate
 // 113 / 125 / 140, its backward 132 / 166 / 260; 2026-11-23); 1 on the CPU, where the versions
 // measure alike.
 int agg_version(const Device& dev) { return layer_version(3, dev.is_cuda() ? 2 : 1); }
@@ -503,7 +503,7 @@ Tensor dm_max_pool_backward(const Tensor& grad, const Tensor& switches, int64_t 
     using T = decltype(tag);
     using I = decltype(itag);
     // Default: cells on both devices (CPU: 1.6 against 2.9 ms at the substitute's scale; H100,
-    // 1024 points, K = 161: 66 against 206 us, 2026-11-23 run).
+    // 1024 points, K = 161: 56-59 against 206 us, 2026-11-23).
     const int version = layer_version(2, 2);
     if (version == 2) {
       const DmPoolBackwardCells<T, I> f{gc.data<T>(), swc.data<uint8_t>(), pool_geom<I>(fine),

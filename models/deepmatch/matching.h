@@ -3,15 +3,17 @@
 //
 //   decode_matches  one match per reference point p: the offset k maximising Q_0[p, :] (the first
 //                   maximum in row-major (ky, kx) order), score Q_0[p, k]; none where the best
-//                   score is -inf. Coordinates are pixel centres (x0, y0) -> (x1, y1).
+//                   score is -inf (or a score is NaN). The argmax runs on Q_0's device.
+//                   Coordinates are pixel centres (x0, y0) -> (x1, y1).
 //   reciprocal      DeepMatching's verification by matching I1 -> I0 as well: a forward match
 //                   p -> q is kept when the backward match of the I1 reference point p' nearest
 //                   to q lands within stride / 2 (L-inf) of p + (p' - q), i.e. where p would be
 //                   if the backward match moved with the rounding of q to the grid.
 //   densify         the notes' footnote (nearest-neighbour propagation): pixel x takes the flow
 //                   of the highest-scoring match whose p lies within L-inf `radius` of x; where
-//                   none does, the flow of the nearest match (Euclidean; ties to the first), so
-//                   every pixel gets a flow when there is at least one match.
+//                   none does, the flow of the nearest match (Euclidean); ties to the first
+//                   match in order, both times; every pixel gets a flow when there is at least
+//                   one match. Matches are bucketed in cells, so a pixel looks at a few.
 //   metrics         acc@T = fraction of ground-truth pixels whose flow error is <= T pixels
 //                   (T = 2, 5, 10), EPE = mean error (the thesis's Table 1: dense after
 //                   densification; "matches": at the match positions only).
