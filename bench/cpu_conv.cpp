@@ -4,6 +4,9 @@
 //   conv2d_k<k>s<s>            forward with bias
 //   conv2d_bwd_k<k>s<s>        forward + backward to x, weight and bias (the training step)
 //   conv_transpose2d_k4s2      padding 1: an H x W map upsampled to 2H x 2W, with bias
+//   conv2d_dw_k<k>s1[p<p>]     depthwise (groups = Cin = Cout) forward, no bias: the Deep
+//                              Matching HOG descriptor's 4 x 4 cell sums (1 x 8 x 563 x 649, p 0:
+//                              a 641 x 555 image) and a 3 x 3 layer of 32 channels
 // Shapes: the SIMPLE net the flagship app trains on a laptop (3 -> 20 k5 at 70 x 70, then
 // 35 x 35 maps: 20 -> 48 k5, 48 -> 64 k3, 64 -> 80 k3, 80 -> 256 k3, 256 -> 30 k1) at batch 16,
 // at batch 32 (a batch of image pairs), and at 48 x 48 input (24 x 24 maps), batch 16.
@@ -76,6 +79,17 @@ void bm_conv2d_bwd(benchmark::State& state, ConvCase c) {
   set_flops(state, 3 * conv_flops(c));
 }
 
+// Depthwise, stride 1, padding p: one k x k filter per channel (Cout = Cin).
+void bm_conv2d_depthwise(benchmark::State& state, ConvCase c, int64_t p) {
+  manual_seed(0);
+  const Tensor x = randn({c.n, c.cin, c.h, c.w});
+  const Tensor w = randn({c.cin, 1, c.k, c.k});
+  for (auto _ : state)
+    benchmark::DoNotOptimize(conv2d(x, w, Tensor(), {1, 1}, {p, p}, {1, 1}, c.cin).raw_data());
+  const int64_t ho = c.h + 2 * p - c.k + 1, wo = c.w + 2 * p - c.k + 1;
+  set_flops(state, 2.0 * c.n * c.cin * ho * wo * c.k * c.k);
+}
+
 // k = 4, stride 2, padding 1: x [N, Cin, H, W] -> [N, Cout, 2H, 2W].
 void bm_conv_transpose2d(benchmark::State& state, ConvCase c) {
   manual_seed(0);
@@ -108,6 +122,9 @@ const bool registered = [] {
     reg("conv2d" + params(c), c, [c](benchmark::State& s) { bm_conv2d(s, c); });
   for (const ConvCase& c : simple_net)
     reg("conv2d_bwd" + params(c), c, [c](benchmark::State& s) { bm_conv2d_bwd(s, c); });
+  const ConvCase hog{1, 8, 563, 649, 8, 4, 1}, dw3{16, 32, 35, 35, 32, 3, 1};
+  reg("conv2d_dw_k4s1p0", hog, [hog](benchmark::State& s) { bm_conv2d_depthwise(s, hog, 0); });
+  reg("conv2d_dw_k3s1", dw3, [dw3](benchmark::State& s) { bm_conv2d_depthwise(s, dw3, 1); });
   const ConvCase up{16, 64, 35, 35, 32, 4, 2};
   reg("conv_transpose2d_k4s2", up, [up](benchmark::State& s) { bm_conv_transpose2d(s, up); });
   return true;
