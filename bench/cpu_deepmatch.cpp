@@ -3,8 +3,9 @@
 // R_0 = 16, K_0 = 33). Names "cpu/dm_<layer>[_bwd]/<P>x<K>": each layer's public op (forward, or
 // its backward op alone: dm_power_bwd and dm_hinge_loss_bwd through the engine; dm_correlation_v1:
 // the per-score forward the tiled one replaced; dm_(dis)aggregate(_bwd)_v2 and _v3,
-// dm_max_pool_bwd_v2, dm_unpool_v1, _v2 and dm_unpool_bwd_v1, _v2: versions 1, 2 and 3 of those
-// kernels, beside the default (for dm_unpool the CPU's whole-plane loop): kernels/deepmatch.h; dm_unpool_skip_bwd_unfused: the compare and select the
+// dm_max_pool_bwd_v2, dm_max_pool_v1, dm_unpool_v1, _v2 and dm_unpool_bwd_v1, _v2: versions 1,
+// 2 and 3 of those kernels, beside the default (for dm_max_pool and dm_unpool the CPU's
+// whole-plane loops): kernels/deepmatch.h; dm_unpool_skip_bwd_unfused: the compare and select the
 // fused skip gradient replaced), and "cpu/deep_matching_fwd_bwd" for the U-network with
 // L = 3 through the structured loss and back to S_0 and the exponents (and again on the 32-bit
 // index path, the GPU's: "..._index32"); "cpu/deep_matching_match/..." times the app's whole
@@ -50,8 +51,10 @@ void bm_correlation_bwd(benchmark::State& st) {
     benchmark::DoNotOptimize(dm_correlation_grad_target(g, ref, {96, 128}, 8, 4).raw_data());
   }
 }
-void bm_max_pool(benchmark::State& st) {
+void bm_max_pool(benchmark::State& st, int version) {
   manual_seed(0);
+  std::optional<DmLayerVersionGuard> guard;
+  if (version != 0) guard.emplace(version);
   const Tensor s = scores(kK);
   for (auto _ : st) benchmark::DoNotOptimize(dm_max_pool(s).values.raw_data());
 }
@@ -189,7 +192,8 @@ const bool registered = [] {
   benchmark::RegisterBenchmark(name("dm_correlation").c_str(), bm_correlation);
   benchmark::RegisterBenchmark(name("dm_correlation_v1").c_str(), bm_correlation_v1);
   benchmark::RegisterBenchmark(name("dm_correlation_bwd").c_str(), bm_correlation_bwd);
-  benchmark::RegisterBenchmark(name("dm_max_pool").c_str(), bm_max_pool);
+  benchmark::RegisterBenchmark(name("dm_max_pool").c_str(), bm_max_pool, 0);
+  benchmark::RegisterBenchmark(name("dm_max_pool_v1").c_str(), bm_max_pool, 1);
   benchmark::RegisterBenchmark(name("dm_max_pool_bwd").c_str(), bm_max_pool_bwd, 0);
   benchmark::RegisterBenchmark(name("dm_max_pool_bwd_v2").c_str(), bm_max_pool_bwd, 2);
   benchmark::RegisterBenchmark(name("dm_aggregate").c_str(), bm_aggregate, 0);

@@ -473,9 +473,17 @@ DmPooled dm_max_pool(const Tensor& s) {
   dispatch_dm(op, dev, s.dtype(), {sc.numel(), values.numel()}, [&](auto tag, auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
-    const DmPoolForward<T, I> f{sc.data<T>(), pool_geom<I>(s.shape()), values.data<T>(),
-                                switches.data<uint8_t>()};
-    CVG_DM_RUN(op, dev, pool_forward, f, values.numel());
+    // Default: whole planes on the CPU (0: DmPoolForwardPlane), one output per item on the GPU;
+    // a DmLayerVersionGuard picks the per-item kernel (1) on both.
+    if (layer_version(1, dev.is_cuda() ? 1 : 0) == 0) {
+      const DmPoolForwardPlane<T, I> f{sc.data<T>(), pool_geom<I>(s.shape()), values.data<T>(),
+                                       switches.data<uint8_t>()};
+      dm_pool_forward_plane_cpu(f, g.points);
+    } else {
+      const DmPoolForward<T, I> f{sc.data<T>(), pool_geom<I>(s.shape()), values.data<T>(),
+                                  switches.data<uint8_t>()};
+      CVG_DM_RUN(op, dev, pool_forward, f, values.numel());
+    }
   });
   const int64_t k = g.k;
   values = record(op, values, {s}, [switches, k](const Tensor& gr, const Node&) {

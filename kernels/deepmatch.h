@@ -189,6 +189,7 @@ CVG_DM_KERNELS(CVG_DM_DECLARE)
 // CPU-only loops (a scratch buffer per thread; no GPU counterpart): `n` counts reference points.
 #define CVG_DM_DECLARE_CPU_ONE(name, F, T, I) void dm_##name##_cpu(const F<T, I>& f, int64_t n);
 #define CVG_DM_CPU_KERNELS(X)                          \
+  X(pool_forward_plane, DmPoolForwardPlane)            \
   X(unpool_forward_plane, DmUnpoolForwardPlane)        \
   X(unpool_backward_plane, DmUnpoolBackwardPlane)      \
   X(unpool_adjoint_plane, DmUnpoolAdjointPlane)
@@ -248,7 +249,9 @@ class DmCorrVersionGuard {
 //     dm_unpool_backward and dm_unpool_adjoint keep version 1 on the GPU (the backward's cells
 //     measured no faster). On the CPU the three unpooling ops run none of these but their own
 //     loop by whole point planes (the *Plane functors, CVG_DM_CPU_KERNELS: 2.4-14x faster than
-//     version 1 there).
+//     version 1 there);
+//   dm_max_pool: version 1 (one output per item) on the GPU; on the CPU by whole point planes
+//     (DmPoolForwardPlane), version 1 under a guard.
 // Every version gives the same bits. A layer runs the newest of its versions not above the
 // guard's. Measurements: docs/deepmatch.md and the bench rows *_v2, *_v3. A
 // DmLayerVersionGuard(v) picks one for its lifetime (tests, benchmarks); dm_layer_version() is 0

@@ -1117,6 +1117,52 @@ void dm_plane_winners(const T* qh, const uint8_t* sw, const DmPoolGeom<I>& g, I 
     }
 }
 
+// dm_max_pool by whole point planes (the CPU's default): DmPoolForward's windows in its order,
+// row by row, with the rows and columns in the map worked out once per row and window column
+// instead of tested per tap and decoded from a flat index per output; a window wholly inside
+// the map (most of them) takes its 9 taps unrolled. The same compares in the same order: the
+// same values and switches. (No scratch needed; the signature is the plane loops'.)
+template <typename T, typename I>
+struct DmPoolForwardPlane {
+  const T* s;  // fine
+  DmPoolGeom<I> g;
+  T* out;       // coarse
+  uint8_t* sw;  // coarse
+  void operator()(I point, const DmPlaneScratch<T, I>&) const {
+    const T* plane = s + point * g.k * g.k;
+    const I base = point * g.kc * g.kc;
+    for (I cy = 0; cy < g.kc; ++cy) {
+      const I fy = g.fine_of(cy, 0);
+      const int ty0 = fy < 0 ? static_cast<int>(-fy) : 0;
+      const int ty1 = fy + 2 < g.k ? 2 : static_cast<int>(g.k - 1 - fy);
+      for (I cx = 0; cx < g.kc; ++cx) {
+        const I fx = g.fine_of(cx, 0);
+        const int tx0 = fx < 0 ? static_cast<int>(-fx) : 0;
+        const int tx1 = fx + 2 < g.k ? 2 : static_cast<int>(g.k - 1 - fx);
+        T best = T(0);
+        int best_t = 0;
+        if (ty0 == 0 && ty1 == 2 && tx0 == 0 && tx1 == 2) {
+          const T* w = plane + fy * g.k + fx;
+          best = w[0];
+          for (int t = 1; t < 9; ++t) {
+            const T v = w[(t / 3) * g.k + t % 3];
+            if (dm_beats(v, best)) best = v, best_t = t;
+          }
+        } else {
+          bool have = false;
+          for (int ty = ty0; ty <= ty1; ++ty)
+            for (int tx = tx0; tx <= tx1; ++tx) {
+              const T v = plane[(fy + ty) * g.k + fx + tx];
+              if (!have || dm_beats(v, best)) have = true, best = v, best_t = 3 * ty + tx;
+            }
+        }
+        out[base + cy * g.kc + cx] = best;
+        sw[base + cy * g.kc + cx] = static_cast<uint8_t>(best_t);
+      }
+    }
+  }
+};
+
 // dm_unpool: s + the winner's value, -inf without one.
 template <typename T, typename I>
 struct DmUnpoolForwardPlane {

@@ -921,6 +921,14 @@ TEST_CASE("deepmatch pooling family: 2 x 2 cells and the CPU's planes equal one 
       qh = qh.to(dtype);
       const Tensor skip = uniform64(fine, -1, 1, seed++, false).to(dtype);
       const Tensor gf = uniform64(fine, -1, 1, seed++, false).to(dtype);
+      // Pooling's input: values on a coarse grid (ties within windows), some -inf, one NaN.
+      Tensor pin = uniform64(fine, -1, 1, seed++, false);
+      for (int64_t i = 0; i < pin.numel(); ++i) {
+        double& v = pin.data<double>()[i];
+        v = i % 7 == 3 ? -std::numeric_limits<double>::infinity() : std::round(4 * v);
+      }
+      pin.data<double>()[pin.numel() / 2] = std::numeric_limits<double>::quiet_NaN();
+      pin = pin.to(dtype);
       // Every window position that lies in the fine map (pooling never picks the padding), in
       // turn: corner i % 9 of coarse element i, or the first in-map one after it.
       Tensor corners = sw.clone();
@@ -937,8 +945,10 @@ TEST_CASE("deepmatch pooling family: 2 x 2 cells and the CPU's planes equal one 
       }
       for (const Tensor& s : {sw, corners}) {
         auto all = [&] {
+          const DmPooled pooled = dm_max_pool(pin);
           return TensorList{dm_max_pool_backward(g, s, k), dm_unpool(qh, s, skip),
-                            dm_unpool_backward(gf, qh, s, k), dm_unpool_adjoint(g, qh, s, k)};
+                            dm_unpool_backward(gf, qh, s, k), dm_unpool_adjoint(g, qh, s, k),
+                            pooled.values, pooled.switches};
         };
         TensorList per_element, cells;
         {
@@ -949,10 +959,11 @@ TEST_CASE("deepmatch pooling family: 2 x 2 cells and the CPU's planes equal one 
           const DmLayerVersionGuard v2(2);
           cells = all();
         }
-        // No guard: the CPU's defaults (dm_unpool by whole planes, DmUnpoolForwardPlane).
+        // No guard: the CPU's defaults (dm_max_pool and the unpooling ops by whole planes).
         const TensorList defaults = all();
         for (size_t i = 0; i < cells.size(); ++i) {
-          INFO("output " << i << " (pool backward, unpool, its backward, its adjoint)");
+          INFO("output " << i
+                         << " (pool backward, unpool, its backward, its adjoint, pool, switches)");
           CHECK(same_bits(per_element[i], cells[i]));
           CHECK(same_bits(per_element[i], defaults[i]));
         }
