@@ -6,7 +6,8 @@
 // dm_max_pool_bwd_v2, dm_max_pool_v1, dm_unpool_v1, _v2 and dm_unpool_bwd_v1, _v2: versions 1,
 // 2 and 3 of those kernels, beside the default (for dm_max_pool and dm_unpool the CPU's
 // whole-plane loops): kernels/deepmatch.h; dm_unpool_skip_bwd_unfused: the compare and select the
-// fused skip gradient replaced), and "cpu/deep_matching_fwd_bwd" for the U-network with
+// fused skip gradient replaced; dm_unpool_grads: both of dm_unpool's gradients, by default
+// the two ops, _v2 in one pass by cells), and "cpu/deep_matching_fwd_bwd" for the U-network with
 // L = 3 through the structured loss and back to S_0 and the exponents (and again on the 32-bit
 // index path, the GPU's: "..._index32"); "cpu/deep_matching_match/..." times the app's whole
 // `match` of a pair (bench/deepmatch_match.h).
@@ -127,6 +128,20 @@ void bm_unpool_skip_bwd(benchmark::State& st, bool fused) {
     benchmark::DoNotOptimize(r.raw_data());
   }
 }
+// dm_unpool's whole backward (d q_half and d s, dm_unpool_grads: the engine's path without
+// create_graph): the CPU's default (the two ops by planes) or version 2 (one pass by cells).
+void bm_unpool_grads(benchmark::State& st, int version) {
+  manual_seed(0);
+  std::optional<DmLayerVersionGuard> guard;
+  if (version != 0) guard.emplace(version);
+  const Tensor s = scores(kK);
+  const DmPooled p = dm_max_pool(s);
+  const Tensor q = dm_unpool(p.values, p.switches, s), g = randn({1, kH, kW, kK, kK});
+  for (auto _ : st) {
+    const DmUnpoolGrads d = dm_unpool_grads(g, p.values, p.switches, q);
+    benchmark::DoNotOptimize(d.s.raw_data());
+  }
+}
 void bm_hinge_loss(benchmark::State& st) {
   manual_seed(0);
   const Tensor q = scores(kK);
@@ -218,6 +233,8 @@ const bool registered = [] {
   benchmark::RegisterBenchmark(name("dm_unpool_bwd_v2").c_str(), bm_unpool_bwd, 2);
   benchmark::RegisterBenchmark(name("dm_unpool_skip_bwd").c_str(), bm_unpool_skip_bwd, true);
   benchmark::RegisterBenchmark(name("dm_unpool_skip_bwd_unfused").c_str(), bm_unpool_skip_bwd, false);
+  benchmark::RegisterBenchmark(name("dm_unpool_grads").c_str(), bm_unpool_grads, 0);
+  benchmark::RegisterBenchmark(name("dm_unpool_grads_v2").c_str(), bm_unpool_grads, 2);
   benchmark::RegisterBenchmark(name("dm_hinge_loss").c_str(), bm_hinge_loss);
   benchmark::RegisterBenchmark(name("dm_hinge_loss_bwd").c_str(), bm_hinge_loss_bwd);
   benchmark::RegisterBenchmark(name("deep_matching_fwd_bwd").c_str(), bm_network, 64);

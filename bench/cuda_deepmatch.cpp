@@ -13,7 +13,9 @@
 //   unpool           5 P K'^2 + 4 P K^2 read, 4 P K^2 written;  _bwd: 9 P K'^2 read + the
 //                    4 P K'^2 fine gradients at the switches + 4 P K'^2 written;  _skip_bwd
 //                    (d S_l): 8 P K^2 read + 4 P K^2 written (_unfused: the compare and select
-//                    it replaced, counted with the same bytes)
+//                    it replaced, counted with the same bytes); _grads: the layer's whole
+//                    backward in one pass (d q_half and d s: grad, Q_l read, d s written, and
+//                    5 P K'^2 read + 4 P K'^2 written; _unfused: the two ops, same bytes)
 //   hinge_loss       4 P K^2 read;  _bwd: 4 P K^2 read + 4 P K^2 written
 // Rows named *_index64 time a layer on its 64-bit index path (kernels/deepmatch.h), beside the
 // default 32-bit one; dm_(dis)aggregate(_bwd)_v2 the aggregation family along runs of j, _v3 by
@@ -176,6 +178,24 @@ const bool registered = [] {
       const Tensor zero = zeros({}).to(kCUDA);
       return [=] { where(gt(q, ninf), g, zero); };
     });
+    // dm_unpool's whole backward: d q_half and d s in one pass (dm_unpool_grads), or the two
+    // ops (_unfused, counted with the same bytes).
+    for (const bool fused : {true, false}) {
+      reg(fused ? "dm_unpool_grads" : "dm_unpool_grads_unfused", h, w, k, 3 * fine + 2.25 * coarse,
+          [=] {
+            const Tensor s = scores_cuda(h, w, k), g = randn_cuda({1, h, w, k, k});
+            const DmPooled p = dm_max_pool(s);
+            const Tensor q = dm_unpool(p.values, p.switches, s);
+            return [=]() -> void {
+              if (fused) {
+                dm_unpool_grads(g, p.values, p.switches, q);
+              } else {
+                dm_unpool_backward(g, p.values, p.switches, k);
+                dm_unpool_skip_backward(g, q);
+              }
+            };
+          });
+    }
     if (k == 161) {
       // The aggregation family's version 2 (runs along j) beside the default one output per item.
       reg("dm_aggregate_v2", h, w, k, 2 * fine, [=] {

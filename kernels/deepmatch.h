@@ -56,9 +56,9 @@
 // derivatives: dm_max_pool_backward <-> dm_pool_gather, dm_aggregate <-> dm_aggregate_backward,
 // dm_disaggregate_backward <-> dm_disaggregate_gather, dm_unpool_backward <->
 // dm_unpool_adjoint, dm_unpool_skip_backward with itself, the three correlation ops among
-// themselves; dm_power's and the loss's backward are one kernel each when no graph is built of
-// them and compositions of differentiable ops under create_graph (the loss's Hessian is 0 almost
-// everywhere).
+// themselves; dm_power's, dm_unpool's (dm_unpool_grads) and the loss's backward are one kernel
+// each when no graph is built of them and compositions of differentiable ops under create_graph
+// (the loss's Hessian is 0 almost everywhere).
 #include <array>
 #include <initializer_list>
 #include <vector>
@@ -121,6 +121,16 @@ Tensor dm_unpool_adjoint(const Tensor& x, const Tensor& q_half, const Tensor& sw
 // d s of dm_unpool: grad where q (dm_unpool's output Q_l) is finite, 0 where it is -inf. Linear
 // in grad, so its own gradient is itself (q gets none).
 Tensor dm_unpool_skip_backward(const Tensor& grad, const Tensor& q);
+// Both gradients of dm_unpool in one pass (its backward when no graph is built of it): d q_half
+// as dm_unpool_backward and d s as dm_unpool_skip_backward give them, bit for bit, reading grad
+// once. q: Q_l, dm_unpool's output. A gradient not wanted is left undefined. Not differentiable
+// (create_graph composes the two ops): grad must not require a gradient while grad mode is on.
+struct DmUnpoolGrads {
+  Tensor q_half;  // N x H x W x K' x K'
+  Tensor s;       // N x H x W x K x K
+};
+DmUnpoolGrads dm_unpool_grads(const Tensor& grad, const Tensor& q_half, const Tensor& switches,
+                              const Tensor& q, bool want_q_half = true, bool want_s = true);
 
 // ---- loss ----
 Tensor dm_hinge_loss(const Tensor& q, const Tensor& gt, double sigma);
@@ -159,6 +169,7 @@ Tensor deep_matching(const Tensor& s0, const TensorList& nus);
   X(unpool_forward_cells, DmUnpoolForwardCells)                            \
   X(unpool_backward_cells, DmUnpoolBackwardCells)                          \
   X(unpool_adjoint_cells, DmUnpoolAdjointCells)                            \
+  X(unpool_grads_cells, DmUnpoolGradsCells)                                \
   X(hinge_partial, DmHingePartial)                                         \
   X(hinge_grad, DmHingeGrad)                                               \
   X(pool_forward, DmPoolForward)                                           \

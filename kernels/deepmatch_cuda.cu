@@ -17,6 +17,8 @@
 //   corr_grad_target  one thread per target pixel and 8 channels, over the <= ceil(K/stride)^2
 //                     references whose window holds it: the tiled kernel's fallback.
 //   pool_*, unpool_*  one thread per fine or coarse score, <= 9 or <= 4 candidates.
+//   *_cells           one thread per 2 x 2 cell of fine scores and the <= 4 windows that can
+//                     name them (unpool_grads_cells: both of dm_unpool's gradients at once).
 //   agg_*, disagg_*   one thread per score, 4 corners.
 //   power_forward     elementwise exp(nu ln A), 4 elements per thread (loads first).
 //   *_span            one thread per kDmSpan scores of a point (version 3 of the aggregation).

@@ -10,6 +10,7 @@
 // (n * H + i) * W + j, and element l of a score tensor is point * K * K + ky * K + kx.
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 
 #include "core/fast_div.h"
@@ -1037,6 +1038,58 @@ struct DmUnpoolBackwardCells {
   }
 };
 
+// dm_unpool's two gradients in one pass by cells (dm_unpool_grads: the layer's backward when no
+// graph is built of it). The separate ops read the fine gradient twice: DmSkipBackward streams it
+// once, and DmUnpoolBackward(Cells) reads it again at the switches: 16 % of the elements for
+// random scores at K = 161, but in 79 % of its 32-byte sectors, which left that op at 32 % of
+// its counted bytes on an H100. Here a cell loads its 2 x 2 gradients and
+// Q_l values once, coalesced (neighbouring items hold neighbouring columns), writes d s for
+// them (DmSkipBackward's rule: the gradient where Q_l > -inf) and d q_half for the windows whose
+// home it is (DmUnpoolBackwardCells's rule), taking the named element's gradient from registers:
+// the same bits as the two ops. ds or dqh may be null (that gradient is not wanted).
+template <typename T, typename I>
+struct DmUnpoolGradsCells {
+  const T* grad;      // fine
+  const T* q;         // fine: Q_l, dm_unpool's output (its -inf routes no gradient to s)
+  const T* qh;        // coarse (decides the winners)
+  const uint8_t* sw;  // coarse
+  DmPoolGeom<I> g;
+  DmPoolCells<I> pc;
+  T* ds;   // fine, or null
+  T* dqh;  // coarse, or null
+  CVG_HD void operator()(I l) const {
+    const auto c = pc.cell(l, g);
+    const auto cw = dm_cell_winners(pc, c, g, sw, qh);
+    T gv[2][2] = {}, qv[2][2] = {};
+    CVG_UNROLL
+    for (int y = 0; y < 2; ++y)
+      CVG_UNROLL
+      for (int x = 0; x < 2; ++x)
+        if (const I f = pc.fine(c, g, y, x); f >= 0) {
+          gv[y][x] = grad[f];
+          if (ds) qv[y][x] = q[f];
+        }
+    if (ds) {
+      CVG_UNROLL
+      for (int y = 0; y < 2; ++y)
+        CVG_UNROLL
+        for (int x = 0; x < 2; ++x)
+          if (const I f = pc.fine(c, g, y, x); f >= 0)
+            ds[f] = qv[y][x] > dm_neg_inf<T>() ? gv[y][x] : T(0);
+    }
+    if (!dqh) return;
+    int ry = 0, rx = 0;
+    for (int dy = 0; dy < 2; ++dy)
+      for (int dx = 0; dx < 2; ++dx) {
+        if (!cw.ok[dy][dx] || !pc.home(c, g, dy, dx, cw.t[dy][dx], ry, rx)) continue;
+        // Outside the plane (a switch naming padding) home's ry, rx may leave the cell: then
+        // fine() is -1 and the short circuit keeps dm_pick to the 2 x 2 it knows.
+        const bool wins = pc.fine(c, g, ry, rx) >= 0 && dm_pick(cw.win, ry, rx) == 2 * dy + dx;
+        dqh[pc.coarse(c, g, dy, dx)] = wins ? dm_pick(gv, ry, rx) : T(0);
+      }
+  }
+};
+
 // Coarse element takes the fine value its switch names (the adjoint of DmPoolBackward).
 template <typename T, typename I>
 struct DmPoolGather {
@@ -1526,11 +1579,17 @@ struct DmAggRuns {
 // reads columns m and m + 1 (dm_quad). All of a run's loads come before its first store: the
 // compiler may not move a load above a store that could alias it, so loads interleaved with
 // stores would leave one load in flight per thread.
-template <typename T, typename I>
+//
+// Up: whether cols[0] < cols[1]. A walk's shifts are {lo, hi} (the forward aggregation and the
+// disaggregation's backward) or {-lo, -hi} (the other two), and lo < hi at every level
+// (kernels/deepmatch.cpp), so each functor knows its direction at compile time: no select per
+// output between run columns m and m + 1 (a run-time direction cost 4 of them per tensor
+// walked, in kernels ncu found bound by instruction issue).
+template <bool Up, typename T, typename I>
 CVG_HD void dm_run_load(const T* x, const DmAggGeom<I>& g, I row, I i, I j0, I k, I outputs,
                         I delta, const I (&rows)[2], const I (&cols)[2],
                         T (&c)[2][kDmAggRun + 1]) {
-  const I lo = cols[0] < cols[1] ? cols[0] : cols[1];
+  const I lo = Up ? cols[0] : cols[1];
   for (int ey = 0; ey < 2; ++ey) {
     if (!dm_in(i + rows[ey], g.h)) continue;
     const I base = ((row + rows[ey]) * g.w + j0 + lo) * g.k * g.k + k;
@@ -1542,17 +1601,14 @@ CVG_HD void dm_run_load(const T* x, const DmAggGeom<I>& g, I row, I i, I j0, I k
 }
 
 // The 2 x 2 neighbourhood of output m from the run's columns: v[ey][ex] = x at
-// (i + rows[ey], j + cols[ex]).
-template <typename T, typename I>
-CVG_HD void dm_quad(const T (&c)[2][kDmAggRun + 1], int m, const I (&cols)[2], T (&v)[2][2]) {
-  // Selects, not v[ey][hi] with a run-time hi: that put v (and the run's columns) in local
-  // memory, 32-48 bytes of stack per thread (ptxas).
-  const bool up = cols[1] > cols[0];
+// (i + rows[ey], j + cols[ex]), column ex = 0 being run column m when Up, else m + 1 (m is a
+// constant of an unrolled loop: every index is known, nothing goes to local memory).
+template <bool Up, typename T>
+CVG_HD void dm_quad(const T (&c)[2][kDmAggRun + 1], int m, T (&v)[2][2]) {
   CVG_UNROLL
   for (int ey = 0; ey < 2; ++ey) {
-    const T a = c[ey][m], b = c[ey][m + 1];
-    v[ey][0] = up ? a : b;
-    v[ey][1] = up ? b : a;
+    v[ey][0] = c[ey][Up ? m : m + 1];
+    v[ey][1] = c[ey][Up ? m + 1 : m];
   }
 }
 
@@ -1573,22 +1629,24 @@ CVG_HD void dm_agg_run(I l, const DmAggGeom<I>& g, const DmAggRuns<I>& r, Load&&
 
 // Item l's run over x: fn(e, i, j, at) per output, e being its flat element and at(ey, ex)
 // reading the output's neighbourhood (rows and columns sh) from registers.
-template <typename T, typename I, typename Fn>
+template <bool Up, typename T, typename I, typename Fn>
 CVG_HD void dm_walk(const T* x, const DmAggGeom<I>& g, const DmAggRuns<I>& r, I l,
                     const I (&sh)[2], Fn&& fn) {
   T c[2][kDmAggRun + 1] = {};
   dm_agg_run(
       l, g, r,
-      [&](I row, I i, I j0, I k, I n) { dm_run_load(x, g, row, i, j0, k, n, r.delta, sh, sh, c); },
+      [&](I row, I i, I j0, I k, I n) {
+        dm_run_load<Up>(x, g, row, i, j0, k, n, r.delta, sh, sh, c);
+      },
       [&](I e, I i, I j, int m) {
         T v[2][2];
-        dm_quad(c, m, sh, v);
+        dm_quad<Up>(c, m, v);
         fn(e, i, j, [&](int ey, int ex) { return v[ey][ex]; });
       });
 }
 
 // The same over two tensors of one shape: fn(e, i, j, at_x, at_y).
-template <typename T, typename U, typename I, typename Fn>
+template <bool Up, typename T, typename U, typename I, typename Fn>
 CVG_HD void dm_walk2(const T* x, const U* y, const DmAggGeom<I>& g, const DmAggRuns<I>& r, I l,
                      const I (&sh)[2], Fn&& fn) {
   T c[2][kDmAggRun + 1] = {};
@@ -1596,14 +1654,14 @@ CVG_HD void dm_walk2(const T* x, const U* y, const DmAggGeom<I>& g, const DmAggR
   dm_agg_run(
       l, g, r,
       [&](I row, I i, I j0, I k, I n) {
-        dm_run_load(x, g, row, i, j0, k, n, r.delta, sh, sh, c);
-        dm_run_load(y, g, row, i, j0, k, n, r.delta, sh, sh, d);
+        dm_run_load<Up>(x, g, row, i, j0, k, n, r.delta, sh, sh, c);
+        dm_run_load<Up>(y, g, row, i, j0, k, n, r.delta, sh, sh, d);
       },
       [&](I e, I i, I j, int m) {
         T v[2][2];
         U u[2][2];
-        dm_quad(c, m, sh, v);
-        dm_quad(d, m, sh, u);
+        dm_quad<Up>(c, m, v);
+        dm_quad<Up>(d, m, u);
         fn(e, i, j, [&](int ey, int ex) { return v[ey][ex]; },
            [&](int ey, int ex) { return u[ey][ex]; });
       });
@@ -1666,8 +1724,8 @@ CVG_HD void dm_agg_span(I l, const DmAggGeom<I>& g, const DmSpans<I>& sp, Load&&
     if (t + u * sp.span < kk) body(base + u * sp.span, p.i, p.j, u);
 }
 
-// Item l's span over x, as dm_walk over a run.
-template <typename T, typename I, typename Fn>
+// Item l's span over x, as dm_walk over a run (a span needs no direction: Up is unused).
+template <bool Up, typename T, typename I, typename Fn>
 CVG_HD void dm_walk(const T* x, const DmAggGeom<I>& g, const DmSpans<I>& sp, I l,
                     const I (&sh)[2], Fn&& fn) {
   T v[kDmSpan][2][2] = {};
@@ -1678,7 +1736,7 @@ CVG_HD void dm_walk(const T* x, const DmAggGeom<I>& g, const DmSpans<I>& sp, I l
 }
 
 // The same over two tensors of one shape: fn(e, i, j, at_x, at_y).
-template <typename T, typename U, typename I, typename Fn>
+template <bool Up, typename T, typename U, typename I, typename Fn>
 CVG_HD void dm_walk2(const T* x, const U* y, const DmAggGeom<I>& g, const DmSpans<I>& sp, I l,
                      const I (&sh)[2], Fn&& fn) {
   T v[kDmSpan][2][2] = {};
@@ -1706,7 +1764,7 @@ struct DmAggForwardBy {
   T* out;
   CVG_HD void operator()(I l) const {
     const I sh[2] = {g.lo, g.hi};
-    dm_walk(s, g, w, l, sh, [&](I e, I i, I j, auto&& at) {
+    dm_walk<true>(s, g, w, l, sh, [&](I e, I i, I j, auto&& at) {
       out[e] = dm_agg_mean<T>(g, i, j, sh, at);
     });
   }
@@ -1720,7 +1778,7 @@ struct DmAggBackwardBy {
   T* out;
   CVG_HD void operator()(I l) const {
     const I sh[2] = {-g.lo, -g.hi};
-    dm_walk(grad, g, w, l, sh, [&](I e, I i, I j, auto&& at) {
+    dm_walk<false>(grad, g, w, l, sh, [&](I e, I i, I j, auto&& at) {
       out[e] = dm_agg_spread<T>(g, i, j, sh, at);
     });
   }
@@ -1744,8 +1802,8 @@ struct DmAggBackwardBy<T, I, DmAggRuns<I>> {
     dm_agg_run(
         l, g, w,
         [&](I row, I i, I j0, I k, I n) {
-          dm_run_load(grad, g, row, i, j0, k, n, w.delta, sh, sh, c);
-          const I lo = sh[0] < sh[1] ? sh[0] : sh[1];
+          dm_run_load<false>(grad, g, row, i, j0, k, n, w.delta, sh, sh, c);
+          const I lo = sh[1];  // the smaller shift: -hi
           CVG_UNROLL
           for (int ey = 0; ey < 2; ++ey) rows[ey] = g.children(i + sh[ey], g.h);
           CVG_UNROLL
@@ -1753,9 +1811,8 @@ struct DmAggBackwardBy<T, I, DmAggRuns<I>> {
         },
         [&](I e, I i, I j, int m) {
           T v[2][2];
-          dm_quad(c, m, sh, v);
-          const bool up = sh[1] > sh[0];  // column ex of output m is run column m or m + 1
-          const I col0 = up ? cols[m] : cols[m + 1], col1 = up ? cols[m + 1] : cols[m];
+          dm_quad<false>(c, m, v);
+          const I col0 = cols[m + 1], col1 = cols[m];  // corner ex = 0 is the larger column
           out[e] = dm_agg_spread_by<T>(
               g, i, j, sh, [&](int ey, int ex) { return v[ey][ex]; },
               [&](int ey) { return rows[ey]; }, [&](int ex) { return ex == 0 ? col0 : col1; });
@@ -1772,7 +1829,7 @@ struct DmDisaggForwardBy {
   uint8_t* sw;
   CVG_HD void operator()(I l) const {
     const I sh[2] = {-g.lo, -g.hi};
-    dm_walk(q, g, w, l, sh, [&](I e, I i, I j, auto&& at) {
+    dm_walk<false>(q, g, w, l, sh, [&](I e, I i, I j, auto&& at) {
       uint8_t e_best;
       out[e] = dm_disagg_best<T>(g, i, j, sh, at, e_best);
       sw[e] = e_best;
@@ -1790,7 +1847,7 @@ struct DmDisaggBackwardBy {
   T* out;
   CVG_HD void operator()(I l) const {
     const I sh[2] = {g.lo, g.hi};
-    dm_walk2(grad, sw, g, w, l, sh, [&](I e, I i, I j, auto&& at, auto&& sw_at) {
+    dm_walk2<true>(grad, sw, g, w, l, sh, [&](I e, I i, I j, auto&& at, auto&& sw_at) {
       out[e] = dm_disagg_route<T>(g, i, j, sh, sw_at, at);
     });
   }
@@ -1919,7 +1976,25 @@ struct DmHingeGeom {
   I points = 0, k = 1, slices = 1;
   double inv_two_sigma2 = 0.5;
   FastDivOf<I> fk, fslices;  // by k and slices (set with the sizes)
+  I near[2] = {1, 1};        // dm_hinge_near of float ([0]) and double ([1]), set with sigma
 };
+
+// The Gaussian's reach. Outside the box |q - gt| <= r per axis (|q - gt|^2 >= (r + 1)^2) the
+// margin 1 - exp(-x), x = |q - gt|^2 / (2 sigma^2) taken in T, is exactly 1 in T when
+// exp(-x) <= 2^-(p + 2), p = T's mantissa bits: below half an ulp of 1 with a factor of 2 to
+// spare for a GPU's exp (within 2 ulp), and x only grows with |q - gt|^2 (each step of it
+// rounds monotonically). So the terms there skip the exp and keep their bits: at sigma = 2 the
+// box is 25 x 25 (float) of the 161 x 161 scores of a point at R = 80. Host only; capped at k
+// (then every term takes the exp).
+template <typename T>
+int64_t dm_hinge_near(double inv_two_sigma2, int64_t k) {
+  const double tiny = std::ldexp(1.0, -(std::numeric_limits<T>::digits + 2));
+  for (int64_t r = 0; r < k; ++r) {
+    const T x = static_cast<T>((r + 1) * (r + 1)) * static_cast<T>(inv_two_sigma2);
+    if (std::exp(-static_cast<double>(x)) <= tiny) return r;
+  }
+  return k;
+}
 
 template <typename T>
 CVG_HD T dm_exp(T x);
@@ -1938,9 +2013,13 @@ template <typename T, typename I>
 CVG_HD T dm_hinge_term(T v, const DmHingeGeom<I>& g, std::type_identity_t<I> gy,
                        std::type_identity_t<I> gx, std::type_identity_t<I> q, T at_gt) {
   if (!(v > dm_neg_inf<T>())) return T(0);  // -inf (and NaN) scores never take part
-  const I qy = g.fk.div(q);
-  const T dy = static_cast<T>(qy - gy), dx = static_cast<T>(q - qy * g.k - gx);
-  const T margin = T(1) - dm_exp(-(dy * dy + dx * dx) * static_cast<T>(g.inv_two_sigma2));
+  const I qy = g.fk.div(q), iy = qy - gy, ix = q - qy * g.k - gx;
+  const I r = g.near[std::is_same_v<T, double> ? 1 : 0];
+  T margin = T(1);  // exactly, outside the box (dm_hinge_near)
+  if (dm_in(iy + r, 2 * r + 1) && dm_in(ix + r, 2 * r + 1)) {
+    const T dy = static_cast<T>(iy), dx = static_cast<T>(ix);
+    margin = T(1) - dm_exp(-(dy * dy + dx * dx) * static_cast<T>(g.inv_two_sigma2));
+  }
   const T t = margin + v - at_gt;
   return t > T(0) ? t : T(0);
 }

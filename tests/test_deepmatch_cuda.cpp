@@ -199,6 +199,11 @@ TEST_CASE("deepmatch layers: the GPU's versions 2 (runs, cells) and 3 (spans) eq
     CHECK(same_bits(a2, a3));
     CHECK(same_bits(a2, dm_unpool_adjoint(g, p.values, p.switches, k)));
     CHECK(same_bits(u2, unpool_cpu));
+    // Both of dm_unpool's gradients in one pass (its backward without create_graph).
+    const Tensor qfg = dm_unpool(qg, swg, skg);
+    const DmUnpoolGrads both = dm_unpool_grads(gfg, qg, swg, qfg);
+    CHECK(same_bits(both.q_half.to(kCPU), b2));
+    CHECK(same_bits(both.s.to(kCPU), dm_unpool_skip_backward(gf, unpool_cpu)));
   }
 }
 

@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
+#include <utility>
 
 #include "core/autograd.h"
 #include "kernels/binary.h"
@@ -486,6 +488,15 @@ TEST_CASE("deepmatch layers reject bad arguments with messages naming them", "[o
              Contains("switches must be uint8"));
   CHECK_THAT(error_of([&] { dm_unpool(p.values, p.switches, zeros({1, 2, 2, 7, 7})); }),
              Contains("q_half must have shape"));
+  CHECK_THAT(error_of([&] { dm_unpool_grads(s, p.values, p.switches, zeros({1, 2, 2, 7, 7})); }),
+             Contains("dm_unpool_grads") && Contains("grad and q must have one shape"));
+  CHECK_THAT(error_of([&] {
+               const GradModeGuard record(true);
+               Tensor g = zeros(s.shape());
+               g.set_requires_grad(true);
+               dm_unpool_grads(g, p.values, p.switches, s);
+             }),
+             Contains("dm_unpool_grads") && Contains("not differentiable"));
   CHECK_THAT(error_of([&] { dm_hinge_loss(s, zeros({1, 2, 2, 2}), 1.0); }),
              Contains("gt must be int32 or int64"));
   CHECK_THAT(error_of([&] {
@@ -902,6 +913,49 @@ TEST_CASE("dm_hinge_loss walks long slices as its definition says", "[ops][deepm
         1e-13);
 }
 
+// Terms outside the Gaussian's reach (dm_hinge_near) skip the exp: every term of a plane, for
+// ground truths in the middle and at corners and sigmas from a fraction of a step to beyond the
+// plane, has the bits of the term that always takes the exp.
+template <typename T>
+void check_hinge_reach() {
+  constexpr int64_t k = 61;
+  for (const double sigma : {0.2, 0.7, 1.0, 2.0, 4.5, 40.0}) {
+    DmHingeGeom<int64_t> g, always;
+    g.k = always.k = k;
+    g.inv_two_sigma2 = always.inv_two_sigma2 = 1 / (2 * sigma * sigma);
+    g.fk = always.fk = FastDivOf<int64_t>::for_size(k);
+    g.near[0] = dm_hinge_near<float>(g.inv_two_sigma2, k);
+    g.near[1] = dm_hinge_near<double>(g.inv_two_sigma2, k);
+    always.near[0] = always.near[1] = k;
+    const int64_t r = g.near[std::is_same_v<T, double> ? 1 : 0];
+    INFO("sigma " << sigma << ", reach " << r);
+    CHECK(r >= 1);
+    if (sigma <= 4.5) CHECK(r < k);  // the exp is skipped somewhere
+    for (const auto& [gy, gx] : {std::pair<int64_t, int64_t>{30, 30}, {0, 60}, {57, 3}}) {
+      int64_t differ = 0;
+      for (int64_t q = 0; q < k * k; ++q) {
+        // Scores around the ground truth's, so that terms are positive or just clipped at 0.
+        const T v = static_cast<T>(0.25 + 1e-3 * static_cast<double>(q % 97));
+        const T a = dm_hinge_term(v, g, gy, gx, q, T(0.3));
+        const T b = dm_hinge_term(v, always, gy, gx, q, T(0.3));
+        if (std::memcmp(&a, &b, sizeof(T)) != 0) ++differ;
+      }
+      CHECK(differ == 0);
+    }
+  }
+}
+
+TEST_CASE("dm_hinge_loss: terms beyond the Gaussian's reach keep their bits without the exp",
+          "[ops][deepmatch]") {
+  check_hinge_reach<float>();
+  check_hinge_reach<double>();
+  // The reach at the app's default (sigma 2): beyond |z| = 12 steps per axis in float
+  // (exp(-13^2 / 8) = 6.8e-10 <= 2^-26 = 1.5e-8, exp(-12^2 / 8) = 1.52e-8 is not), beyond 17
+  // in double (exp(-18^2 / 8) = 2.6e-18 <= 2^-55 = 2.8e-17).
+  CHECK(dm_hinge_near<float>(1.0 / 8, 161) == 12);
+  CHECK(dm_hinge_near<double>(1.0 / 8, 161) == 17);
+}
+
 // The pooling family by 2 x 2 cells (version 2: dm_max_pool_backward, dm_unpool and its backward
 // and adjoint) against one element per item, bitwise, for odd and even R (padding 2 and 1) and
 // the smallest windows, with switches of real pooling (windows overlap, so two windows can name
@@ -920,6 +974,9 @@ TEST_CASE("deepmatch pooling family: 2 x 2 cells and the CPU's planes equal one 
       qh.data<double>()[1] = qh.data<double>()[2];
       qh = qh.to(dtype);
       const Tensor skip = uniform64(fine, -1, 1, seed++, false).to(dtype);
+      Tensor skip_inf = skip.to(DType::float64);
+      skip_inf.data<double>()[skip.numel() - 1] = -std::numeric_limits<double>::infinity();
+      skip_inf = skip_inf.to(dtype);
       const Tensor gf = uniform64(fine, -1, 1, seed++, false).to(dtype);
       // Pooling's input: values on a coarse grid (ties within windows), some -inf, one NaN.
       Tensor pin = uniform64(fine, -1, 1, seed++, false);
@@ -967,6 +1024,22 @@ TEST_CASE("deepmatch pooling family: 2 x 2 cells and the CPU's planes equal one 
           CHECK(same_bits(per_element[i], cells[i]));
           CHECK(same_bits(per_element[i], defaults[i]));
         }
+        // Both of dm_unpool's gradients in one pass by cells (version 2) and by default (the
+        // two ops on the CPU), each alone or together: the two ops' bits (Q_l with -inf where
+        // no switch names an element and where the skip term is -inf).
+        const Tensor q = dm_unpool(qh, s, skip_inf);
+        const Tensor d_skip = dm_unpool_skip_backward(gf, q);
+        for (const int version : {2, 0}) {
+          INFO("dm_unpool_grads, version " << version);
+          std::optional<DmLayerVersionGuard> guard;
+          if (version != 0) guard.emplace(version);
+          const DmUnpoolGrads both = dm_unpool_grads(gf, qh, s, q);
+          CHECK(same_bits(both.q_half, per_element[2]));
+          CHECK(same_bits(both.s, d_skip));
+          CHECK(same_bits(dm_unpool_grads(gf, qh, s, q, true, false).q_half, per_element[2]));
+          CHECK_FALSE(dm_unpool_grads(gf, qh, s, q, true, false).s.defined());
+          CHECK(same_bits(dm_unpool_grads(gf, qh, s, q, false, true).s, d_skip));
+        }
       }
     }
   }
@@ -1010,6 +1083,12 @@ TEST_CASE("dm_unpool and its gradients by planes ignore switches that name no el
     CHECK(same_bits(dm_unpool(qh, sw, skip), gather));
     CHECK(same_bits(dm_unpool_adjoint(x, qh, sw, k), adjoint));
     CHECK(same_bits(dm_unpool_backward(gf, qh, sw_pad, k), cells_backward));
+    {
+      // The one-pass gradients take the cells' rule too.
+      const DmLayerVersionGuard v2(2);
+      CHECK(same_bits(dm_unpool_grads(gf, qh, sw_pad, dm_unpool(qh, sw_pad, skip)).q_half,
+                      cells_backward));
+    }
   }
 }
 
