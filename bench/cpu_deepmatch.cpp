@@ -4,7 +4,7 @@
 // its backward op alone: dm_power_bwd and dm_hinge_loss_bwd through the engine; dm_correlation_v1:
 // the per-score forward the tiled one replaced; dm_(dis)aggregate(_bwd)_v2 and _v3,
 // dm_max_pool_bwd_v2, dm_max_pool_v1, dm_unpool_v1, _v2 and dm_unpool_bwd_v1, _v2: versions 1,
-// 2 and 3 of those kernels, beside the default (for dm_max_pool and dm_unpool the CPU's
+// 2 and 3 of those kernels, beside the default (for dm_max_pool(_bwd) and dm_unpool the CPU's
 // whole-plane loops): kernels/deepmatch.h; dm_unpool_skip_bwd_unfused: the compare and select the
 // fused skip gradient replaced; dm_unpool_grads: both of dm_unpool's gradients, by default
 // the two ops, _v2 in one pass by cells), and "cpu/deep_matching_fwd_bwd" for the U-network with

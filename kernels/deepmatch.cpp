@@ -513,10 +513,15 @@ Tensor dm_max_pool_backward(const Tensor& grad, const Tensor& switches, int64_t 
   dispatch_dm(op, dev, grad.dtype(), {gc.numel(), out.numel(), items}, [&](auto tag, auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
-    // Default: cells on both devices (CPU: 1.6 against 2.9 ms at the substitute's scale; H100,
-    // 1024 points, K = 161: 56-59 against 206 us, 2026-11-23).
-    const int version = layer_version(2, 2);
-    if (version == 2) {
+    // Default: whole planes on the CPU (0: DmPoolBackwardPlane, 0.08 against 0.71 ms for
+    // the cells, cpu/dm_max_pool_bwd, _v2), cells on the GPU (H100, 1024 points, K = 161: 56-59
+    // against 206 us for one element per item, 2026-11-23).
+    const int version = layer_version(2, dev.is_cuda() ? 2 : 0);
+    if (version == 0) {
+      const DmPoolBackwardPlane<T, I> f{gc.data<T>(), swc.data<uint8_t>(), pool_geom<I>(fine),
+                                        out.data<T>()};
+      dm_pool_backward_plane_cpu(f, g.points);
+    } else if (version == 2) {
       const DmPoolBackwardCells<T, I> f{gc.data<T>(), swc.data<uint8_t>(), pool_geom<I>(fine),
                                         pool_cells<I>(g), out.data<T>()};
       CVG_DM_RUN(op, dev, pool_backward_cells, f, items);

@@ -201,6 +201,7 @@ CVG_DM_KERNELS(CVG_DM_DECLARE)
 #define CVG_DM_DECLARE_CPU_ONE(name, F, T, I) void dm_##name##_cpu(const F<T, I>& f, int64_t n);
 #define CVG_DM_CPU_KERNELS(X)                          \
   X(pool_forward_plane, DmPoolForwardPlane)            \
+  X(pool_backward_plane, DmPoolBackwardPlane)          \
   X(unpool_forward_plane, DmUnpoolForwardPlane)        \
   X(unpool_backward_plane, DmUnpoolBackwardPlane)      \
   X(unpool_adjoint_plane, DmUnpoolAdjointPlane)
@@ -253,14 +254,15 @@ class DmCorrVersionGuard {
 //     version 3, the *Span functors: a work item owns kDmSpan outputs of one point (offsets
 //     K^2 / kDmSpan apart), decoding the point and testing its neighbours once; the CPU keeps
 //     version 1 (the three measure alike there);
-//   dm_max_pool_backward, dm_unpool, dm_unpool_backward, dm_unpool_adjoint: version 2 (and 3),
-//     the *Cells functors: a work item per 2 x 2 cell of fine elements and the 4 coarse windows
-//     that can name them; the default for dm_max_pool_backward on both devices (1.8x faster
-//     than version 1 on the CPU, 3.7x on an H100) and for dm_unpool on the GPU (2.5x there);
+//   dm_max_pool_backward, dm_unpool, dm_unpool_backward, dm_unpool_adjoint, dm_unpool_grads:
+//     version 2 (and 3), the *Cells functors: a work item per 2 x 2 cell of fine elements and
+//     the 4 coarse windows that can name them; the GPU's default for dm_max_pool_backward (3.7x
+//     faster than version 1 on an H100), dm_unpool (2.5x there) and dm_unpool_grads;
 //     dm_unpool_backward and dm_unpool_adjoint keep version 1 on the GPU (the backward's cells
-//     measured no faster). On the CPU the three unpooling ops run none of these but their own
-//     loop by whole point planes (the *Plane functors, CVG_DM_CPU_KERNELS: 2.4-14x faster than
-//     version 1 there);
+//     measured no faster). On the CPU dm_max_pool_backward and the three unpooling ops run none
+//     of these but their own loop by whole point planes (the *Plane functors,
+//     CVG_DM_CPU_KERNELS: 2.4-14x faster than version 1 there), and dm_unpool_grads the two
+//     ops;
 //   dm_max_pool: version 1 (one output per item) on the GPU; on the CPU by whole point planes
 //     (DmPoolForwardPlane), version 1 under a guard.
 // Every version gives the same bits. A layer runs the newest of its versions not above the

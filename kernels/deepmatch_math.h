@@ -1231,6 +1231,30 @@ struct DmPoolForwardPlane {
   }
 };
 
+// dm_max_pool_backward by whole point planes (the CPU's default): the fine plane starts at 0
+// and the coarse windows, in row-major order, add their gradients to the elements their
+// switches name: each element gets the windows naming it in DmPoolBackward's order, the same
+// sum bit for bit, without the gather's search of every element's covering windows. A switch
+// naming no element of the plane (padding, or an index >= 9: dm_max_pool makes neither) adds
+// nothing, as no element's gather matches it. (No scratch: out is written in place.)
+template <typename T, typename I>
+struct DmPoolBackwardPlane {
+  const T* grad;      // coarse
+  const uint8_t* sw;  // coarse
+  DmPoolGeom<I> g;
+  T* out;             // fine
+  void operator()(I point, const DmPlaneScratch<T, I>&) const {
+    const I kk = g.k * g.k, base = point * g.kc * g.kc;
+    T* op = out + point * kk;
+    for (I f = 0; f < kk; ++f) op[f] = T(0);
+    for (I cy = 0; cy < g.kc; ++cy)
+      for (I cx = 0; cx < g.kc; ++cx) {
+        const I c = base + cy * g.kc + cx, f = dm_switch_target(g, cy, cx, sw[c]);
+        if (f >= 0) op[f] += grad[c];
+      }
+  }
+};
+
 // dm_unpool: s + the winner's value, -inf without one.
 template <typename T, typename I>
 struct DmUnpoolForwardPlane {

@@ -1047,8 +1047,9 @@ TEST_CASE("deepmatch pooling family: 2 x 2 cells and the CPU's planes equal one 
 
 // dm_unpool by planes offers a window's value only where the gather could match its switch: an
 // index below 9 naming an element inside the plane (a switch naming padding, or out of range,
-// which dm_max_pool never makes, is ignored by both).
-TEST_CASE("dm_unpool and its gradients by planes ignore switches that name no element of the plane",
+// which dm_max_pool never makes, is ignored by both); dm_max_pool_backward's planes add such a
+// window's gradient nowhere.
+TEST_CASE("dm_unpool, its gradients and dm_max_pool_backward by planes ignore switches that name no element of the plane",
           "[ops][deepmatch]") {
   for (const int64_t k : {3, 5, 7}) {  // padding 2, 1, 2
     INFO("K " << k);
@@ -1069,11 +1070,12 @@ TEST_CASE("dm_unpool and its gradients by planes ignore switches that name no el
     qh.data<double>()[centre] = qh.data<double>()[right] = 5;
     const Tensor skip = uniform64(fine, -1, 1, 995, false);
     const Tensor gf = uniform64(fine, -1, 1, 996, false), x = uniform64(sw.shape(), -1, 1, 997, false);
-    Tensor gather, adjoint, cells_backward;
+    Tensor gather, adjoint, cells_backward, pool_backward;
     {
       const DmLayerVersionGuard v1(1);
       gather = dm_unpool(qh, sw, skip);
       adjoint = dm_unpool_adjoint(x, qh, sw, k);
+      pool_backward = dm_max_pool_backward(x, sw, k);
     }
     {
       // The per-element backward decodes whatever a switch names; the cells give padding 0.
@@ -1082,6 +1084,8 @@ TEST_CASE("dm_unpool and its gradients by planes ignore switches that name no el
     }
     CHECK(same_bits(dm_unpool(qh, sw, skip), gather));
     CHECK(same_bits(dm_unpool_adjoint(x, qh, sw, k), adjoint));
+    // dm_max_pool_backward by planes: such windows add nothing, as in the gather.
+    CHECK(same_bits(dm_max_pool_backward(x, sw, k), pool_backward));
     CHECK(same_bits(dm_unpool_backward(gf, qh, sw_pad, k), cells_backward));
     {
       // The one-pass gradients take the cells' rule too.
