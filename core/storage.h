@@ -32,9 +32,14 @@ class Storage {
   uint64_t version_ = 0;
 };
 
-// Raw allocation entry points. CPU memory is 64-byte aligned. CUDA memory comes from the caching
-// allocator of the CUDA backend; without it, asking for CUDA memory throws.
+// Raw allocation entry points. CPU memory is 64-byte aligned, with 64 bytes of slack past the
+// end; blocks of 64 MiB and more are mapped as transparent huge pages, 2 MiB aligned
+// (core/storage.cpp says why). free_bytes takes the nbytes the block was allocated with. CUDA
+// memory comes from the caching allocator of the CUDA backend; without it, asking for CUDA
+// memory throws.
 void* allocate_bytes(size_t nbytes, Device device);
 void free_bytes(void* p, size_t nbytes, Device device);
+// The alignment allocate_bytes gives a host block of nbytes.
+size_t host_block_alignment(size_t nbytes);
 
 }  // namespace cvg
