@@ -1185,25 +1185,61 @@ void dm_plane_winners(const T* qh, const uint8_t* sw, const DmPoolGeom<I>& g, I 
     }
 }
 
+// One tap t of a row of windows (DmPoolForwardPlane): window u's tap value is src[2 u]; it
+// replaces the running best (and tap, its index as T) where dm_beats says so, written without
+// branches and with the pointers declared apart so that the compiler vectorises the loop.
+template <typename T, typename I>
+inline void dm_pool_tap(T* __restrict best, T* __restrict tap, const T* __restrict src, I n,
+                        T t) {
+  for (I u = 0; u < n; ++u) {
+    const T v = src[2 * u], b = best[u], bt = tap[u];
+    const bool wins = (v > b) | ((v != v) & (b == b));
+    best[u] = wins ? v : b;
+    tap[u] = wins ? t : bt;
+  }
+}
+
 // dm_max_pool by whole point planes (the CPU's default): DmPoolForward's windows in its order,
 // row by row, with the rows and columns in the map worked out once per row and window column
-// instead of tested per tap and decoded from a flat index per output; a window wholly inside
-// the map (most of them) takes its 9 taps unrolled. The same compares in the same order: the
-// same values and switches. (No scratch needed; the signature is the plane loops'.)
+// instead of tested per tap and decoded from a flat index per output. The windows wholly inside
+// the map (most of them) of a row whose 3 fine rows lie in the map go tap by tap over the whole
+// row: each tap is one loop over the windows (a stride-2 load, two compares and two selects per
+// window, which the compiler vectorises), the running best in the output row and its tap in the
+// scratch (as T: one vector width for both). The same compares in the same order: the same
+// values and switches.
 template <typename T, typename I>
 struct DmPoolForwardPlane {
   const T* s;  // fine
   DmPoolGeom<I> g;
   T* out;       // coarse
   uint8_t* sw;  // coarse
-  void operator()(I point, const DmPlaneScratch<T, I>&) const {
+  void operator()(I point, const DmPlaneScratch<T, I>& sc) const {
     const T* plane = s + point * g.k * g.k;
     const I base = point * g.kc * g.kc;
+    // Windows cx in [c0, c1) lie inside the map's columns: 0 <= 2 cx - pad, 2 cx - pad + 2 < k.
+    const I c0 = (g.pad + 1) / 2;
+    const I c1 = g.k >= 3 ? dm_clamp<I>((g.k - 3 + g.pad) / 2 + 1, 0, g.kc) : I(0);
     for (I cy = 0; cy < g.kc; ++cy) {
       const I fy = g.fine_of(cy, 0);
       const int ty0 = fy < 0 ? static_cast<int>(-fy) : 0;
       const int ty1 = fy + 2 < g.k ? 2 : static_cast<int>(g.k - 1 - fy);
+      const bool by_taps = ty0 == 0 && ty1 == 2 && c0 < c1;
+      if (by_taps) {
+        T* best = out + base + cy * g.kc;
+        T* tap = sc.best;  // kc <= k^2 entries
+        const T* r0 = plane + fy * g.k;
+        for (I cx = c0; cx < c1; ++cx) {
+          best[cx] = r0[2 * cx - g.pad];
+          tap[cx] = T(0);
+        }
+        for (int t = 1; t < 9; ++t)
+          dm_pool_tap(best + c0, tap + c0, plane + (fy + t / 3) * g.k + t % 3 + 2 * c0 - g.pad,
+                      c1 - c0, static_cast<T>(t));
+        for (I cx = c0; cx < c1; ++cx) sw[base + cy * g.kc + cx] = static_cast<uint8_t>(tap[cx]);
+      }
       for (I cx = 0; cx < g.kc; ++cx) {
+        if (by_taps && cx == c0) cx = c1;  // done above
+        if (cx >= g.kc) break;
         const I fx = g.fine_of(cx, 0);
         const int tx0 = fx < 0 ? static_cast<int>(-fx) : 0;
         const int tx1 = fx + 2 < g.k ? 2 : static_cast<int>(g.k - 1 - fx);
@@ -1255,7 +1291,10 @@ struct DmPoolBackwardPlane {
   }
 };
 
-// dm_unpool: s + the winner's value, -inf without one.
+// dm_unpool: s + the winner's value, -inf without one. The winners' values are found in the
+// output plane itself (dm_plane_winners's offers without the winners' indices, which only the
+// gradients need): no scratch planes, whose 12 bytes per element outgrew the caches at
+// K = 161 (a 311 KB scratch per point) and made this op a third of a full-size CPU match.
 template <typename T, typename I>
 struct DmUnpoolForwardPlane {
   const T* qh;        // coarse
@@ -1263,12 +1302,17 @@ struct DmUnpoolForwardPlane {
   const T* s;         // fine
   DmPoolGeom<I> g;
   T* out;             // fine
-  void operator()(I point, const DmPlaneScratch<T, I>& sc) const {
-    dm_plane_winners(qh, sw, g, point, sc);
-    const I kk = g.k * g.k;
+  void operator()(I point, const DmPlaneScratch<T, I>&) const {
+    const I kk = g.k * g.k, base = point * g.kc * g.kc;
     const T* sp = s + point * kk;
     T* op = out + point * kk;
-    for (I f = 0; f < kk; ++f) op[f] = sp[f] + sc.best[f];
+    for (I f = 0; f < kk; ++f) op[f] = dm_neg_inf<T>();
+    for (I cy = 0; cy < g.kc; ++cy)
+      for (I cx = 0; cx < g.kc; ++cx) {
+        const I c = cy * g.kc + cx, f = dm_switch_target(g, cy, cx, sw[base + c]);
+        if (f >= 0 && dm_beats(qh[base + c], op[f])) op[f] = qh[base + c];
+      }
+    for (I f = 0; f < kk; ++f) op[f] = sp[f] + op[f];
   }
 };
 
@@ -1895,16 +1939,32 @@ template <typename T, typename I>
 using DmDisaggBackwardSpan = DmDisaggBackwardBy<T, I, DmSpans<I>>;
 
 // ---- power --------------------------------------------------------------------------------
-// y = A^nu = exp(nu ln A) for A > 0, and 0 for A <= 0 (the limit at 0 for nu > 0).
 template <typename T>
-CVG_HD T dm_pow(T a, T nu);
+CVG_HD T dm_exp(T x);
 template <>
-CVG_HD float dm_pow<float>(float a, float nu) {
-  return a > 0.0f ? expf(nu * logf(a)) : 0.0f;
+CVG_HD float dm_exp<float>(float x) {
+  return expf(x);
 }
 template <>
-CVG_HD double dm_pow<double>(double a, double nu) {
-  return a > 0.0 ? ::exp(nu * ::log(a)) : 0.0;
+CVG_HD double dm_exp<double>(double x) {
+  return ::exp(x);
+}
+
+template <typename T>
+CVG_HD T dm_log(T x);
+template <>
+CVG_HD float dm_log<float>(float x) {
+  return logf(x);
+}
+template <>
+CVG_HD double dm_log<double>(double x) {
+  return ::log(x);
+}
+
+// y = A^nu = exp(nu ln A) for A > 0, and 0 for A <= 0 (the limit at 0 for nu > 0).
+template <typename T>
+CVG_HD T dm_pow(T a, T nu) {
+  return a > T(0) ? dm_exp(nu * dm_log(a)) : T(0);
 }
 
 // Item l computes the elements l + u * quarter (u < kDmPowerSpan, those below n), loading all of
@@ -1929,17 +1989,6 @@ struct DmPowerForward {
       if (l + u * quarter < n) out[l + u * quarter] = dm_pow(v[u], p);
   }
 };
-
-template <typename T>
-CVG_HD T dm_log(T x);
-template <>
-CVG_HD float dm_log<float>(float x) {
-  return logf(x);
-}
-template <>
-CVG_HD double dm_log<double>(double x) {
-  return ::log(x);
-}
 
 // dm_power's backward in one pass, for when no graph is built of it (kernels/deepmatch.cpp):
 // da = g (A^(nu - 1) nu), and the terms (g y) ln A whose sum is d nu, with y = A^nu recomputed
@@ -1972,8 +2021,12 @@ struct DmPowerBackward {
     CVG_UNROLL
     for (int m = 0; m < kDmPowerRun; ++m) {
       if (l + m * items >= n) continue;
-      if (da) da[l + m * items] = gv[m] * (dm_pow(av[m], p - T(1)) * p);
-      if (part) acc += (gv[m] * dm_pow(av[m], p)) * dm_log(av[m] > T(0) ? av[m] : T(1));
+      // ln A once (0 = ln 1 where A <= 0) for both powers and the log term, as dm_pow takes
+      // it: a host compiler must call log three times otherwise (it may set errno).
+      const bool pos = av[m] > T(0);
+      const T la = dm_log(pos ? av[m] : T(1));
+      if (da) da[l + m * items] = gv[m] * ((pos ? dm_exp((p - T(1)) * la) : T(0)) * p);
+      if (part) acc += (gv[m] * (pos ? dm_exp(p * la) : T(0))) * la;
     }
     if (part) part[l] = acc;
   }
@@ -2018,17 +2071,6 @@ int64_t dm_hinge_near(double inv_two_sigma2, int64_t k) {
     if (std::exp(-static_cast<double>(x)) <= tiny) return r;
   }
   return k;
-}
-
-template <typename T>
-CVG_HD T dm_exp(T x);
-template <>
-CVG_HD float dm_exp<float>(float x) {
-  return expf(x);
-}
-template <>
-CVG_HD double dm_exp<double>(double x) {
-  return ::exp(x);
 }
 
 // The hinge term of score v = Q[point, q] (q a flat offset) of a taking-part point, at_gt its
