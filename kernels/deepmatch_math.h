@@ -1055,11 +1055,11 @@ struct DmUnpoolBackwardCells {
 // graph is built of it). The separate ops read the fine gradient twice: DmSkipBackward streams it
 // once, and DmUnpoolBackward(Cells) reads it again at the switches: 16 % of the elements for
 // random scores at K = 161, but in 79 % of its 32-byte sectors, which left that op at 32 % of
-// its counted bytes on an H100. Here a cell loads its 2 x 2 gradients and
-// Q_l values once, coalesced (neighbouring items hold neighbouring columns), writes d s for
-// them (DmSkipBackward's rule: the gradient where Q_l > -inf) and d q_half for the windows whose
-// home it is (DmUnpoolBackwardCells's rule), taking the named element's gradient from registers:
-// the same bits as the two ops. ds or dqh may be null (that gradient is not wanted).
+// its counted bytes on an H100. Here a cell loads its 2 x 2 gradients and Q_l values once,
+// coalesced (neighbouring items hold neighbouring columns), writes d s for them (DmSkipBackward's
+// rule: the gradient where Q_l > -inf) and d q_half for the windows whose home it is
+// (DmUnpoolBackwardCells's rule), taking the named element's gradient from registers: the same
+// bits as the two ops. ds or dqh may be null (that gradient is not wanted).
 template <typename T, typename I>
 struct DmUnpoolGradsCells {
   const T* grad;      // fine
@@ -1306,8 +1306,9 @@ struct DmPoolBackwardPlane {
 
 // dm_unpool: s + the winner's value, -inf without one. The winners' values are found in the
 // output plane itself (dm_plane_winners's offers without the winners' indices, which only the
-// gradients need): no scratch planes, whose 12 bytes per element outgrew the caches at
-// K = 161 (a 311 KB scratch per point) and made this op a third of a full-size CPU match.
+// gradients need): no scratch planes (12 bytes per element, 311 KB per point at K = 161). It
+// measured no faster for that: this op's third of a full-size CPU match was the page faults
+// of its output (core/storage.cpp), gone with huge pages.
 template <typename T, typename I>
 struct DmUnpoolForwardPlane {
   const T* qh;        // coarse
