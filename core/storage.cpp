@@ -64,6 +64,20 @@ void* map_large(size_t nbytes) {
   madvise(p, body, MADV_HUGEPAGE);  // advice: failing leaves 4 KiB pages
   return p;
 }
+
+// Heap blocks of a few MiB fault the same way the first time their memory is touched (a fresh
+// process: the HOG descriptor of a 641 x 555 image spent 22 % of a match there). The whole
+// 2 MiB pages inside such a block are advised as huge pages too; memory the heap hands out
+// again is already mapped and keeps its pages (a training loop's steady state is unchanged).
+constexpr size_t kHugeAdviceBytes = size_t{4} << 20;
+
+void advise_huge_pages(void* p, size_t nbytes) {
+  if (nbytes < kHugeAdviceBytes) return;
+  const uintptr_t start = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t lo = (start + kHugePage - 1) / kHugePage * kHugePage;
+  const uintptr_t hi = (start + nbytes) / kHugePage * kHugePage;
+  if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
+}
 #endif
 
 }  // namespace
@@ -92,6 +106,9 @@ void* allocate_bytes(size_t nbytes, Device device) {
     const size_t rounded = ((nbytes + 63) / 64) * 64 + 64;
     void* p = std::aligned_alloc(64, rounded);
     CVG_CHECK(p != nullptr, "allocate: out of host memory asking for ", nbytes, " bytes");
+#if defined(__linux__)
+    advise_huge_pages(p, nbytes);
+#endif
     return p;
   }
 #ifdef CVG_WITH_CUDA

@@ -33,7 +33,8 @@ class Storage {
 };
 
 // Raw allocation entry points. CPU memory is 64-byte aligned, with 64 bytes of slack past the
-// end; blocks of 64 MiB and more are mapped as transparent huge pages, 2 MiB aligned
+// end; blocks of 64 MiB and more are mapped as transparent huge pages, 2 MiB aligned, and the
+// whole 2 MiB pages of heap blocks of 4 MiB and more are advised as huge pages
 // (core/storage.cpp says why). free_bytes takes the nbytes the block was allocated with. CUDA
 // memory comes from the caching allocator of the CUDA backend; without it, asking for CUDA
 // memory throws.

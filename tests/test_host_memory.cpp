@@ -1,5 +1,6 @@
-// Host blocks (core/storage.cpp): small and medium ones from the heap, 64-byte aligned; blocks of
-// 64 MiB and more mapped as transparent huge pages, 2 MiB aligned. Every block holds what is
+// Host blocks (core/storage.cpp): small and medium ones from the heap, 64-byte aligned (the whole
+// 2 MiB pages of those of 4 MiB and more advised as huge pages); blocks of 64 MiB and more mapped
+// as transparent huge pages, 2 MiB aligned. Every block holds what is
 // written to it, from its first byte to the 64 bytes of slack past its end, and goes back
 // without disturbing the others.
 #include <catch2/catch.hpp>
@@ -33,7 +34,9 @@ bool holds_pattern(void* p, size_t nbytes) {
 TEST_CASE("host memory: alignment by size, contents kept to the slack past the end",
           "[tensor]") {
   const size_t large = size_t{64} << 20;
-  for (const size_t n : {size_t{0}, size_t{1}, size_t{1000}, large - 1, large, large + 1,
+  // 5 MiB + 3: a heap block whose whole 2 MiB pages are advised as huge pages.
+  for (const size_t n : {size_t{0}, size_t{1}, size_t{1000}, (size_t{5} << 20) + 3, large - 1,
+                         large, large + 1,
                          large + (size_t{3} << 20) - 64, large + (size_t{3} << 20)}) {
     INFO(n << " bytes");
     void* p = allocate_bytes(n, kCPU);
