@@ -43,8 +43,8 @@ void keep_freed_host_memory() {
 // A full-size Deep Matching pair (741 x 500, R_0 = 80: 4-D tensors of 150 MB and more) spent
 // 22 % of its CPU time in those faults (perf, in a VM, where each fault is dearer). Huge pages
 // cut the faults 512-fold; the advice is only advice (a kernel without THP, or without a free
-// huge page, maps 4 KiB pages as before). Both ends of the block keep the 64-byte slack of
-// every host block.
+// huge page, maps 4 KiB pages as before). The block keeps the 64 bytes of slack past its end
+// that every host block has.
 #if defined(__linux__)
 constexpr size_t kLargeHostBlock = size_t{64} << 20;
 constexpr size_t kHugePage = size_t{2} << 20;
