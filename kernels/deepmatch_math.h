@@ -1179,6 +1179,18 @@ CVG_HD I dm_switch_target(const DmPoolGeom<I>& g, I cy, I cx, int t) {
   return dm_in(fy, g.k) && dm_in(fx, g.k) ? fy * g.k + fx : I(-1);
 }
 
+// fn(c, f) for point `point`'s coarse windows c (flat in its coarse plane) in row-major order,
+// f being the fine element (flat in its plane) that c's switch names, -1 when none.
+template <typename I, typename Fn>
+void dm_each_window(const uint8_t* sw, const DmPoolGeom<I>& g, I point, Fn&& fn) {
+  const I base = point * g.kc * g.kc;
+  for (I cy = 0; cy < g.kc; ++cy)
+    for (I cx = 0; cx < g.kc; ++cx) {
+      const I c = cy * g.kc + cx;
+      fn(c, dm_switch_target(g, cy, cx, sw[base + c]));
+    }
+}
+
 // Winners of point `point`'s fine plane into the scratch.
 template <typename T, typename I>
 void dm_plane_winners(const T* qh, const uint8_t* sw, const DmPoolGeom<I>& g, I point,
@@ -1188,14 +1200,12 @@ void dm_plane_winners(const T* qh, const uint8_t* sw, const DmPoolGeom<I>& g, I 
     sc.best[f] = dm_neg_inf<T>();
     sc.win[f] = -1;
   }
-  for (I cy = 0; cy < g.kc; ++cy)
-    for (I cx = 0; cx < g.kc; ++cx) {
-      const I c = cy * g.kc + cx, f = dm_switch_target(g, cy, cx, sw[base + c]);
-      if (f >= 0 && dm_beats(qh[base + c], sc.best[f])) {
-        sc.best[f] = qh[base + c];
-        sc.win[f] = c;
-      }
+  dm_each_window(sw, g, point, [&](I c, I f) {
+    if (f >= 0 && dm_beats(qh[base + c], sc.best[f])) {
+      sc.best[f] = qh[base + c];
+      sc.win[f] = c;
     }
+  });
 }
 
 // One tap t of a row of windows (DmPoolForwardPlane): window u's tap value is src[2 u]; it
@@ -1296,11 +1306,9 @@ struct DmPoolBackwardPlane {
     const I kk = g.k * g.k, base = point * g.kc * g.kc;
     T* op = out + point * kk;
     for (I f = 0; f < kk; ++f) op[f] = T(0);
-    for (I cy = 0; cy < g.kc; ++cy)
-      for (I cx = 0; cx < g.kc; ++cx) {
-        const I c = base + cy * g.kc + cx, f = dm_switch_target(g, cy, cx, sw[c]);
-        if (f >= 0) op[f] += grad[c];
-      }
+    dm_each_window(sw, g, point, [&](I c, I f) {
+      if (f >= 0) op[f] += grad[base + c];
+    });
   }
 };
 
@@ -1321,11 +1329,9 @@ struct DmUnpoolForwardPlane {
     const T* sp = s + point * kk;
     T* op = out + point * kk;
     for (I f = 0; f < kk; ++f) op[f] = dm_neg_inf<T>();
-    for (I cy = 0; cy < g.kc; ++cy)
-      for (I cx = 0; cx < g.kc; ++cx) {
-        const I c = cy * g.kc + cx, f = dm_switch_target(g, cy, cx, sw[base + c]);
-        if (f >= 0 && dm_beats(qh[base + c], op[f])) op[f] = qh[base + c];
-      }
+    dm_each_window(sw, g, point, [&](I c, I f) {
+      if (f >= 0 && dm_beats(qh[base + c], op[f])) op[f] = qh[base + c];
+    });
     for (I f = 0; f < kk; ++f) op[f] = sp[f] + op[f];
   }
 };
@@ -1343,11 +1349,9 @@ struct DmUnpoolBackwardPlane {
     dm_plane_winners(qh, sw, g, point, sc);
     const I base = point * g.kc * g.kc;
     const T* gp = grad + point * g.k * g.k;
-    for (I cy = 0; cy < g.kc; ++cy)
-      for (I cx = 0; cx < g.kc; ++cx) {
-        const I c = cy * g.kc + cx, f = dm_switch_target(g, cy, cx, sw[base + c]);
-        out[base + c] = f >= 0 && sc.win[f] == c ? gp[f] : T(0);
-      }
+    dm_each_window(sw, g, point, [&](I c, I f) {
+      out[base + c] = f >= 0 && sc.win[f] == c ? gp[f] : T(0);
+    });
   }
 };
 
