@@ -196,7 +196,8 @@ DmHingeGeom<I> hinge_geom(const Shape& s, double sigma) {
   g.near[0] = static_cast<I>(dm_hinge_near<float>(g.inv_two_sigma2, g.k));
   g.near[1] = static_cast<I>(dm_hinge_near<double>(g.inv_two_sigma2, g.k));
   g.fk = FastDivOf<I>::for_size(g.k);
-  g.fslices = FastDivOf<I>::for_size(g.slices);
+  g.spans = (s[3] * s[3] + kDmHingeSpan - 1) / kDmHingeSpan;
+  g.fspans = FastDivOf<I>::for_size(g.spans);
   return g;
 }
 
@@ -1013,46 +1014,51 @@ Tensor dm_hinge_loss(const Tensor& q, const Tensor& gt, double sigma) {
   const Device dev = common_device(op, {q, gt});
   const Tensor qc = dense(q), gtc = gt.to(DType::int32).contiguous();
   const auto g = hinge_geom<int64_t>(s, sigma);
-  const Shape parts{s[0], s[1], s[2], g.slices};
-  const Tensor part_sum = Tensor::empty(parts, q.options());
-  const Tensor part_active = Tensor::empty(parts, q.options());
-  const int64_t items = g.points * g.slices;
-  dispatch_dm(op, dev, q.dtype(), {qc.numel(), gtc.numel(), items}, [&](auto tag, auto itag) {
-    using T = decltype(tag);
-    using I = decltype(itag);
-    const DmHingePartial<T, I> f{qc.data<T>(), gtc.data<int32_t>(), hinge_geom<I>(s, sigma),
-                                 part_sum.data<T>(), part_active.data<T>()};
-    CVG_DM_RUN(op, dev, hinge_partial, f, items);
-  });
-  Tensor per_point = sum(part_sum, {3});
-  const Tensor active_count = sum(part_active, {3});
-  // d per_point / d Q is a constant (+1 per active term, -count at the ground truth) almost
-  // everywhere times the incoming gradient: differentiable in that gradient, with zero second
-  // derivative in Q.
-  per_point = record(op, per_point, {q}, [qc, gtc, active_count, sigma, dev](const Tensor& gr,
-                                                                           const Node&) {
+  const double inv_terms = q.numel() > 0 ? 1.0 / static_cast<double>(q.numel()) : 0.0;
+  const Shape points{s[0], s[1], s[2]};
+  const Tensor point_sum = Tensor::empty(points, q.options());
+  const Tensor active_count = Tensor::empty(points, q.options());
+  // 0 when there are no points (no block runs)
+  Tensor loss = g.points > 0 ? Tensor::empty({}, q.options()) : zeros({}, q.options());
+  dispatch_dm(op, dev, q.dtype(), {qc.numel(), gtc.numel(), g.points * g.slices},
+              [&](auto tag, auto itag) {
+                using T = decltype(tag);
+                using I = decltype(itag);
+                const DmHingeLoss<T, I> f{qc.data<T>(),       gtc.data<int32_t>(),
+                                          hinge_geom<I>(s, sigma), inv_terms,
+                                          point_sum.data<T>(), active_count.data<T>(),
+                                          loss.data<T>()};
+                CVG_DM_RUN(op, dev, hinge_loss, f, g.points);
+              });
+  // d loss / d Q is a constant (+1 per active term, -count at the ground truth, over the
+  // number of terms) almost everywhere times the incoming gradient: differentiable in that
+  // gradient, with zero second derivative in Q.
+  loss = record(op, loss, {q}, [qc, gtc, active_count, sigma, inv_terms, dev](const Tensor& gr,
+                                                                             const Node&) {
     const char* bop = "dm_hinge_loss_backward";
-    // Without create_graph one pass writes coefficient x gradient; with it the coefficients,
-    // multiplied by the gradient in a differentiable op.
+    // Without create_graph one pass writes coefficient x gradient / terms; with it the
+    // coefficients, multiplied by gradient x (1 / terms) in differentiable ops (the same bits).
     const bool fused = !GradMode::enabled();
     const Tensor grc = fused ? dense(gr) : Tensor();
     Tensor out = Tensor::empty(qc.shape(), qc.options());
     const auto g = hinge_geom<int64_t>(qc.shape(), sigma);
-    const int64_t items = g.points * g.slices;
+    const int64_t items = g.points * g.spans;
     dispatch_dm(bop, dev, qc.dtype(), {qc.numel(), gtc.numel(), items}, [&](auto tag, auto itag) {
       using T = decltype(tag);
       using I = decltype(itag);
-      const DmHingeGrad<T, I> f{qc.data<T>(), gtc.data<int32_t>(), active_count.data<T>(),
+      const DmHingeGrad<T, I> f{qc.data<T>(),
+                                gtc.data<int32_t>(),
+                                active_count.data<T>(),
                                 fused ? grc.data<T>() : nullptr,
-                                hinge_geom<I>(qc.shape(), sigma), out.data<T>()};
+                                inv_terms,
+                                hinge_geom<I>(qc.shape(), sigma),
+                                out.data<T>()};
       CVG_DM_RUN(bop, dev, hinge_grad, f, items);
     });
     if (fused) return TensorList{out};
-    const Shape& s = qc.shape();
-    return TensorList{mul(out, reshape(gr, {s[0], s[1], s[2], 1, 1}))};
+    return TensorList{mul(out, mul(gr, inv_terms))};
   });
-  const double count = static_cast<double>(q.numel());
-  return trace.result(count > 0 ? div(sum(per_point), count) : sum(per_point));
+  return trace.result(loss);
 }
 
 // ---- the U-network -------------------------------------------------------------------------

@@ -144,7 +144,7 @@ Tensor deep_matching(const Tensor& s0, const TensorList& nus);
 // Raw kernels (no autograd, no checks): contiguous inputs, fresh contiguous outputs on their
 // device. One entry per functor of deepmatch_math.h; `n` is the number of work items (of
 // blocks for corr_tiled, whose CUDA runner falls back to corr_forward when a block's scratch
-// exceeds the GPU's shared memory). Each is
+// exceeds the GPU's shared memory; of points for hinge_loss, one block each). Each is
 // built for float and double, and for 32- and 64-bit indexing (CVG_DM_EACH_TYPE).
 #define CVG_DM_KERNELS(X)                                                  \
   X(corr_forward, DmCorrForward)                                           \
@@ -170,7 +170,7 @@ Tensor deep_matching(const Tensor& s0, const TensorList& nus);
   X(unpool_backward_cells, DmUnpoolBackwardCells)                          \
   X(unpool_adjoint_cells, DmUnpoolAdjointCells)                            \
   X(unpool_grads_cells, DmUnpoolGradsCells)                                \
-  X(hinge_partial, DmHingePartial)                                         \
+  X(hinge_loss, DmHingeLoss)                                               \
   X(hinge_grad, DmHingeGrad)                                               \
   X(pool_forward, DmPoolForward)                                           \
   X(disagg_forward, DmDisaggForward)                                       \

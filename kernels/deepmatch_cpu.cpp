@@ -97,6 +97,34 @@ void run_cpu(const DmCorrGradTargetTiled<T, I>& f, int64_t blocks) {
   });
 }
 
+// The hinge loss's forward (DmHingeLoss), each point's block as the GPU runs it: its threads'
+// slices, their tree; then the last block's total over the points (kernels/deepmatch_math.h).
+template <typename I, typename T>
+void run_cpu(const DmHingeLoss<T, I>& f, int64_t points) {
+  if (points <= 0) return;
+  constexpr int kThreads = static_cast<int>(kDmHingeSlices);
+  const int64_t kk = int64_t{f.g.k} * f.g.k;
+  parallel_for(points, std::max<int64_t>(1, kGrain / kk), [&](int64_t p0, int64_t p1) {
+    std::vector<T> sums(kThreads), counts(kThreads);
+    for (I p = static_cast<I>(p0); p < static_cast<I>(p1); ++p) {
+      for (int t = 0; t < kThreads; ++t) {
+        const DmHingeSums<T> s = f.slice(p, static_cast<I>(t));
+        sums[t] = s.sum;
+        counts[t] = s.active;
+      }
+      dm_tree_sum(sums.data(), kThreads);
+      dm_tree_sum(counts.data(), kThreads);
+      f.point_sum[p] = sums[0];
+      f.active[p] = counts[0];
+    }
+  });
+  std::vector<T> parts(kThreads);
+  for (int t = 0; t < kThreads; ++t)
+    parts[t] = f.total_part(static_cast<I>(t), [](const T* v) { return *v; });
+  dm_tree_sum(parts.data(), kThreads);
+  *f.loss = f.mean(parts[0]);
+}
+
 // Whole point planes (the *Plane functors), each thread with its own scratch planes; points
 // are split across threads, a few thousand fine elements per chunk.
 template <typename I, typename F>

@@ -22,8 +22,11 @@
 //   agg_*, disagg_*   one thread per score, 4 corners.
 //   power_forward     elementwise exp(nu ln A), 4 elements per thread (loads first).
 //   *_span            one thread per kDmSpan scores of a point (version 3 of the aggregation).
-//   hinge_partial     one thread per (point, slice of K^2 / 256 scores): the slice's terms summed
-//                     in registers; hinge_grad the same items, one gradient per score.
+//   hinge_loss        one block per point, a thread per slice of K^2 / 256 scores: the slice's
+//                     terms summed in registers, the slices' sums in a fixed tree in shared
+//                     memory; the last block to finish sums the points' and writes the loss
+//                     (one kernel for the whole forward). hinge_grad: one thread per slice,
+//                     one gradient per score.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -107,6 +110,67 @@ void run_cuda(const DmCorrGradRef<T, I>& f, int64_t n, const char* op) {
   if (n <= 0 || points <= 0) return;
   CVG_CHECK(points <= int64_t{0x7fffffff}, op, ": ", points, " reference points exceed a grid");
   corr_grad_ref_kernel<T, I><<<static_cast<unsigned>(points), kBlockThreads>>>(f);
+  CVG_CUDA_CHECK_LAUNCH(op);
+}
+
+// The hinge loss's forward (DmHingeLoss): block b is point b, thread t its slice t. Blocks count
+// themselves out on dm_hinge_blocks_done; the last one, which sees every block's point_sum
+// (each block's __threadfence orders its store before its count), adds them up and sets the
+// counter back to 0 for the next launch (kernels run one after another on the one stream
+// cvgrad uses; an aborted launch leaves the context unusable anyway). One kernel instead of a
+// kernel and four reductions; the trees give the CPU's bits (deepmatch_cpu.cpp).
+__device__ unsigned int dm_hinge_blocks_done = 0;
+
+// float with 32-bit indices at most 32 registers (8 blocks of 256 threads per SM): at the
+// bench's 1024 points an H100's 132 SMs then run every block in one wave, where 40 registers
+// (6 blocks per SM) would leave a second wave of a quarter of them. The other paths (double,
+// 64-bit indices) would spill under that bound, so they go without it.
+template <typename T, typename I>
+constexpr int kDmHingeMinBlocks = std::is_same_v<T, float> && sizeof(I) == 4 ? 8 : 1;
+
+template <typename T, typename I>
+__global__ void __launch_bounds__(kDmHingeSlices, kDmHingeMinBlocks<T, I>)
+    hinge_loss_kernel(DmHingeLoss<T, I> f) {
+  constexpr int kThreads = static_cast<int>(kDmHingeSlices);
+  __shared__ T sums[kThreads], counts[kThreads];
+  __shared__ bool last;
+  const int t = static_cast<int>(threadIdx.x);
+  const I point = static_cast<I>(blockIdx.x);
+  const DmHingeSums<T> s = f.slice(point, static_cast<I>(t));
+  sums[t] = s.sum;
+  counts[t] = s.active;
+  for (int h = kThreads / 2; h > 0; h /= 2) {  // dm_tree_sum's steps
+    __syncthreads();
+    if (t < h) {
+      sums[t] += sums[t + h];
+      counts[t] += counts[t + h];
+    }
+  }
+  if (t == 0) {
+    f.point_sum[point] = sums[0];
+    f.active[point] = counts[0];
+    __threadfence();
+    last = atomicAdd(&dm_hinge_blocks_done, 1u) == gridDim.x - 1;
+  }
+  __syncthreads();
+  if (!last) return;
+  sums[t] = f.total_part(static_cast<I>(t), [](const T* v) { return __ldcg(v); });
+  for (int h = kThreads / 2; h > 0; h /= 2) {
+    __syncthreads();
+    if (t < h) sums[t] += sums[t + h];
+  }
+  if (t == 0) {
+    *f.loss = f.mean(sums[0]);
+    dm_hinge_blocks_done = 0;
+  }
+}
+
+// More specialised than the generic runner: n is the number of points, one block each.
+template <typename I, typename T>
+void run_cuda(const DmHingeLoss<T, I>& f, int64_t points, const char* op) {
+  if (points <= 0) return;
+  CVG_CHECK(points <= int64_t{0x7fffffff}, op, ": ", points, " reference points exceed a grid");
+  hinge_loss_kernel<T, I><<<static_cast<unsigned>(points), static_cast<unsigned>(kDmHingeSlices)>>>(f);
   CVG_CUDA_CHECK_LAUNCH(op);
 }
 

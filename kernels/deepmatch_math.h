@@ -2058,19 +2058,34 @@ struct DmPowerBackward {
 // GPU's exp runs on its few double-precision units, which bounded the loss's kernels there
 // (15 % of copy bandwidth on an H100, ncu: SM-bound; bench/results, 2026-11-22_3-dm-profile).
 //
-// Work items are (point, slice), kDmHingeSlices slices per point (fewer when K^2 is smaller):
-// item (point, s) takes the terms k = s, s + slices, ... < K^2 in increasing order, so
-// neighbouring items read neighbouring scores (coalesced) and the point's ground truth is found
-// once per item. The forward writes each item's sum of terms and count of active terms, which
-// sums over slices turn into per-point losses and counts: the N H W K^2 terms never reach
-// memory. The backward walks the same items and writes the gradient of each score.
+// The loss is the mean of the terms over all N H W K^2 scores.
+//
+// The forward's work items are (point, slice), kDmHingeSlices slices per point (fewer when K^2
+// is smaller): item (point, s) takes the terms k = s, s + slices, ... < K^2 in increasing
+// order, so neighbouring items read neighbouring scores (coalesced) and the point's ground
+// truth is found once per item. The forward is one kernel (DmHingeLoss): a block of
+// kDmHingeSlices threads per point, thread s summing slice s in registers; the slices' sums and
+// counts of active terms meet in a fixed tree (dm_tree_sum), giving the point's sum and count;
+// the last block to finish adds the points' sums the same way and writes the loss. So the
+// N H W K^2 terms never reach memory, nor do the slices' sums: in five kernels (the slices'
+// sums written, summed per point twice, summed and scaled) the small ones took a fifth of the
+// forward's time on an H100 (bench/results, 2026-11-23_7-final: 83 us at K = 161, 26 us at
+// K = 41 of which the terms need ~5).
+//
+// The backward needs no sums, so its items are short (DmHingeGrad): (point, s) for
+// s < spans = ceil(K^2 / kDmHingeSpan), writing k = s + u spans (u < kDmHingeSpan). When its
+// items were the forward's slices (a hundred scores each at K = 161, one wave of blocks), its
+// warps went through their rounds of loads, terms and stores almost in step and waited on the
+// loads three quarters of the time (ncu on an H100: 1.2 of 14 warps eligible per cycle, 54 %
+// of copy bandwidth), where the elementwise layers, whose blocks come and go, reach 90-98 %.
 constexpr int64_t kDmHingeSlices = 256;
+constexpr int kDmHingeSpan = 4;
 
 template <typename I>
 struct DmHingeGeom {
-  I points = 0, k = 1, slices = 1;
+  I points = 0, k = 1, slices = 1, spans = 1;  // spans = ceil(K^2 / kDmHingeSpan)
   double inv_two_sigma2 = 0.5;
-  FastDivOf<I> fk, fslices;  // by k and slices (set with the sizes)
+  FastDivOf<I> fk, fspans;  // by k and spans (set with the sizes)
   I near[2] = {1, 1};        // dm_hinge_near of float ([0]) and double ([1]), set with sigma
 };
 
@@ -2108,95 +2123,147 @@ CVG_HD T dm_hinge_term(T v, const DmHingeGeom<I>& g, std::type_identity_t<I> gy,
   return t > T(0) ? t : T(0);
 }
 
-// Item l's point, slice and ground truth; gt_flat = -1 when the point does not take part.
+// The item's point, slice and ground truth; gt_flat = -1 when the point does not take part.
 template <typename I>
 struct DmHingeItem {
   I point, slice, gy, gx, gt_flat;
 };
 template <typename T, typename I>
 CVG_HD DmHingeItem<I> dm_hinge_item(const T* q, const int32_t* gt, const DmHingeGeom<I>& g,
-                                    I l) {
-  const I point = g.fslices.div(l);
+                                    I point, I slice) {
   const I gy = gt[2 * point], gx = gt[2 * point + 1];
   I flat = -1;
   if (dm_in(gy, g.k) && dm_in(gx, g.k) && q[point * g.k * g.k + gy * g.k + gx] > dm_neg_inf<T>())
     flat = gy * g.k + gx;
-  return {point, l - point * g.slices, gy, gx, flat};
+  return {point, slice, gy, gx, flat};
 }
 
-// fn(k, plane[k]) for k = first, first + step, ... < end in increasing order, the scores loaded
-// kDmHingeIlp at a time before any is used: one load in flight per thread (a load cannot move
-// above the backward's store of the previous output, which might alias it) left the loss's
-// kernels at 43-52 % of the copy bandwidth on an H100, as dm_power was before its 4 loads
-// (8 at a time measured no faster: 72 / 135 us against 69-83 / 131-132 us for 4).
+// fn(k, plane[k]) for k = first, first + step, ... < end in increasing order (fn must not
+// write the plane), the scores loaded kDmHingeIlp at a time, each round's loads issued before
+// the previous round's terms, so that a thread always has loads in flight: one load in flight
+// per thread left the loss's kernels at 43-52 % of the copy bandwidth on an H100, rounds of 4
+// loads each used before the next round's (the backward shared this walk then, and the next
+// load could not move above its stores) gained little, rounds of 8 measured the same (72 / 135
+// us against 69-83 / 131-132 us for 4).
 constexpr int kDmHingeIlp = 4;
 template <typename T, typename I, typename Fn>
 CVG_HD void dm_hinge_walk(const T* plane, I first, I step, I end, Fn&& fn) {
+  constexpr int B = kDmHingeIlp;
   I k = first;
-  for (; k + (kDmHingeIlp - 1) * step < end; k += kDmHingeIlp * step) {
-    T v[kDmHingeIlp];
+  if (k + (B - 1) * step < end) {
+    T v[B];
     CVG_UNROLL
-    for (int u = 0; u < kDmHingeIlp; ++u) v[u] = plane[k + u * step];
-    CVG_UNROLL
-    for (int u = 0; u < kDmHingeIlp; ++u) fn(k + u * step, v[u]);
+    for (int u = 0; u < B; ++u) v[u] = plane[k + u * step];
+    for (;;) {
+      const I next = k + B * step;
+      const bool more = next + (B - 1) * step < end;
+      T w[B] = {};
+      if (more) {
+        CVG_UNROLL
+        for (int u = 0; u < B; ++u) w[u] = plane[next + u * step];
+      }
+      CVG_UNROLL
+      for (int u = 0; u < B; ++u) fn(k + u * step, v[u]);
+      k = next;
+      if (!more) break;
+      CVG_UNROLL
+      for (int u = 0; u < B; ++u) v[u] = w[u];
+    }
   }
   for (; k < end; k += step) fn(k, plane[k]);
 }
 
-// Forward: sum[l] = the item's terms added in increasing k, active[l] = how many are positive
-// (0 and 0 for a point that does not take part).
+// v[0] = the sum of v[0 .. n), n a power of two, added in a fixed tree: for h = n / 2, n / 4,
+// ..., 1 each v[t] += v[t + h], t < h. A CUDA block does the same steps between barriers (one
+// thread per t), so the two devices add in one order.
+template <typename T>
+void dm_tree_sum(T* v, int n) {
+  for (int h = n / 2; h > 0; h /= 2)
+    for (int t = 0; t < h; ++t) v[t] += v[t + h];
+}
+
+// Forward (one block of kDmHingeSlices threads per point; deepmatch_cuda.cu's hinge_loss_kernel,
+// deepmatch_cpu.cpp's run_cpu do the same steps): slice() per thread, the tree per point,
+// point_sum and active per point, then the last block's total().
+template <typename T>
+struct DmHingeSums {
+  T sum, active;  // the terms added in increasing k, how many are positive
+};
 template <typename T, typename I>
-struct DmHingePartial {
+struct DmHingeLoss {
   const T* q;
   const int32_t* gt;
   DmHingeGeom<I> g;
-  T* sum;
-  T* active;
-  CVG_HD void operator()(I l) const {
-    const DmHingeItem<I> it = dm_hinge_item(q, gt, g, l);
+  double inv_terms;  // 1 / (N H W K^2)
+  T* point_sum;      // per point: the sum of its terms
+  T* active;         // per point: its number of positive terms (the backward's coefficients)
+  T* loss;           // one value
+
+  // Thread s of point's block: its slice (zeros from a point that does not take part, and
+  // from threads past the point's slices, which leave the tree's sums unchanged).
+  CVG_HD DmHingeSums<T> slice(I point, I s) const {
     T acc = T(0), cnt = T(0);
-    if (it.gt_flat >= 0) {
-      const T* plane = q + it.point * g.k * g.k;
-      const T at_gt = plane[it.gt_flat];
-      dm_hinge_walk(plane, it.slice, g.slices, g.k * g.k, [&](I k, T v) {
-        const T t = dm_hinge_term(v, g, it.gy, it.gx, k, at_gt);
-        acc += t;
-        cnt += t > T(0) ? T(1) : T(0);
-      });
-    }
-    sum[l] = acc;
-    active[l] = cnt;
+    if (s >= g.slices) return {acc, cnt};
+    const DmHingeItem<I> it = dm_hinge_item(q, gt, g, point, s);
+    if (it.gt_flat < 0) return {acc, cnt};
+    const T* plane = q + point * g.k * g.k;
+    const T at_gt = plane[it.gt_flat];
+    dm_hinge_walk(plane, s, g.slices, g.k * g.k, [&](I k, T v) {
+      const T t = dm_hinge_term(v, g, it.gy, it.gx, k, at_gt);
+      acc += t;
+      cnt += t > T(0) ? T(1) : T(0);
+    });
+    return {acc, cnt};
   }
+  // Thread t's share of the total: point_sum[p] for p = t, t + kDmHingeSlices, ..., added in
+  // increasing p (load(ptr) reads it: past the L1 on a GPU, where other blocks wrote it).
+  template <typename Load>
+  CVG_HD T total_part(I t, Load&& load) const {
+    T acc = T(0);
+    for (I p = t; p < g.points; p += static_cast<I>(kDmHingeSlices)) acc += load(point_sum + p);
+    return acc;
+  }
+  // The loss from the tree's sum of the total parts.
+  CVG_HD T mean(T total) const { return total * static_cast<T>(inv_terms); }
 };
 
-// Backward: d loss(point) / d Q[point, q] = +1 for an active term's q, minus the point's number
-// of active terms at the ground truth (whose own term is 0, never active), times grad[point]
-// (grad null: the coefficient alone, for the differentiable composition create_graph needs).
+// Backward: d loss / d Q[point, q] = (+1 for an active term's q, minus the point's number of
+// active terms at the ground truth, whose own term is 0, never active) x grad / (N H W K^2),
+// grad being the loss's gradient (grad null: the coefficient alone, for the differentiable
+// composition create_graph needs, which multiplies by grad x (1 / terms) in T as here).
 template <typename T, typename I>
 struct DmHingeGrad {
   const T* q;
   const int32_t* gt;
   const T* active_count;  // per point
-  const T* grad;          // per point, or null
+  const T* grad;          // one value, or null
+  double inv_terms;       // 1 / (N H W K^2)
   DmHingeGeom<I> g;
   T* out;  // like q
+  // Item l = point * spans + s: the scores first, then what the point's terms need.
   CVG_HD void operator()(I l) const {
-    const DmHingeItem<I> it = dm_hinge_item(q, gt, g, l);
-    const I kk = g.k * g.k;
-    T* o = out + it.point * kk;
-    if (it.gt_flat < 0) {
-      for (I k = it.slice; k < kk; k += g.slices) o[k] = T(0);
-      return;
-    }
-    const T* plane = q + it.point * kk;
-    const T at_gt = plane[it.gt_flat], gp = grad ? grad[it.point] : T(1);
-    const T at_gt_coef = -active_count[it.point];
-    dm_hinge_walk(plane, it.slice, g.slices, kk, [&](I k, T v) {
-      const T c = k == it.gt_flat ? at_gt_coef
-                                  : (dm_hinge_term(v, g, it.gy, it.gx, k, at_gt) > T(0) ? T(1)
-                                                                                         : T(0));
+    const I point = g.fspans.div(l), s = l - point * g.spans, kk = g.k * g.k;
+    const T* plane = q + point * kk;
+    T* o = out + point * kk;
+    T v[kDmHingeSpan] = {};
+    CVG_UNROLL
+    for (int u = 0; u < kDmHingeSpan; ++u)
+      if (s + u * g.spans < kk) v[u] = plane[s + u * g.spans];
+    const DmHingeItem<I> it = dm_hinge_item(q, gt, g, point, s);
+    const bool part = it.gt_flat >= 0;
+    const T at_gt = part ? plane[it.gt_flat] : T(0);
+    const T gp = grad ? grad[0] * static_cast<T>(inv_terms) : T(1);
+    const T at_gt_coef = part ? -active_count[point] : T(0);
+    CVG_UNROLL
+    for (int u = 0; u < kDmHingeSpan; ++u) {
+      const I k = s + u * g.spans;
+      if (k >= kk) continue;
+      T c = T(0);
+      if (part)
+        c = k == it.gt_flat ? at_gt_coef
+                            : (dm_hinge_term(v[u], g, it.gy, it.gx, k, at_gt) > T(0) ? T(1) : T(0));
       o[k] = grad ? c * gp : c;
-    });
+    }
   }
 };
 

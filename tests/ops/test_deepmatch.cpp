@@ -870,26 +870,19 @@ TEST_CASE("dm_power: the one-pass backward equals the composition create_graph b
   }
 }
 
-// At K = 61 every work item of the loss walks 14 or 15 scores (K^2 = 3721 over 256 slices), so
-// its loads go kDmHingeIlp at a time and then one by one (dm_hinge_walk); the registry's samples
-// (K <= 5) give each item one score. Loss and gradient against the definition (kernels/deepmatch.h),
-// with -inf scores, a point whose gt lies off the window and one whose gt score is -inf.
-TEST_CASE("dm_hinge_loss walks long slices as its definition says", "[ops][deepmatch]") {
-  const int64_t h = 2, w = 3, k = 61, kk = k * k;
-  const double sigma = 9.0;
-  Tensor q = uniform64({1, h, w, k, k}, -1, 1, 960, false);
-  double* qp = q.data<double>();
-  for (int64_t e = 0; e < q.numel(); e += 37) qp[e] = -kInf;
-  std::vector<int32_t> gtv = {30, 30, 3, 58, 60, 0, 61, 5, 10, 10, 7, 49};  // point 3: gy off
-  qp[4 * kk + 10 * k + 10] = -kInf;  // point 4: gt score -inf
-  for (int64_t p = 0; p < h * w; ++p)
-    if (p != 3 && p != 4) qp[p * kk + gtv[2 * p] * k + gtv[2 * p + 1]] = 0.25;  // finite gt
-  const Tensor gt = gt32(gtv, {1, h, w, 2});
-  // The definition, in float64.
-  std::vector<double> dq(static_cast<size_t>(q.numel()), 0.0);
-  double total = 0.0;
+namespace {
+
+// The loss and its gradient in Q by the definition (kernels/deepmatch.h), in float64.
+struct HingeReference {
+  double loss;
+  std::vector<double> grad;
+};
+HingeReference hinge_reference(const Tensor& q, const std::vector<int32_t>& gtv, double sigma) {
+  const int64_t k = q.shape()[3], kk = k * k, points = q.numel() / kk;
+  const double* qp = q.data<double>();
+  HingeReference r{0.0, std::vector<double>(static_cast<size_t>(q.numel()), 0.0)};
   const double terms = static_cast<double>(q.numel());
-  for (int64_t p = 0; p < h * w; ++p) {
+  for (int64_t p = 0; p < points; ++p) {
     const int64_t gy = gtv[2 * p], gx = gtv[2 * p + 1];
     if (gy < 0 || gy >= k || gx < 0 || gx >= k) continue;
     const double at_gt = qp[p * kk + gy * k + gx];
@@ -900,17 +893,53 @@ TEST_CASE("dm_hinge_loss walks long slices as its definition says", "[ops][deepm
       const double dy = static_cast<double>(e / k - gy), dx = static_cast<double>(e % k - gx);
       const double t = 1 - std::exp(-(dy * dy + dx * dx) / (2 * sigma * sigma)) + v - at_gt;
       if (t <= 0) continue;
-      total += t;
-      dq[static_cast<size_t>(p * kk + e)] += 1 / terms;
-      dq[static_cast<size_t>(p * kk + gy * k + gx)] -= 1 / terms;
+      r.loss += t / terms;
+      r.grad[static_cast<size_t>(p * kk + e)] += 1 / terms;
+      r.grad[static_cast<size_t>(p * kk + gy * k + gx)] -= 1 / terms;
     }
   }
+  return r;
+}
+
+void check_hinge_reference(Tensor q, const std::vector<int32_t>& gtv, double sigma) {
+  const Shape& s = q.shape();
+  const Tensor gt = gt32(gtv, {s[0], s[1], s[2], 2});
+  const HingeReference want = hinge_reference(q, gtv, sigma);
   q.set_requires_grad(true);
   const Tensor loss = dm_hinge_loss(q, gt, sigma);
-  CHECK(loss.item() == Approx(total / terms).epsilon(1e-12));
+  CHECK(loss.item() == Approx(want.loss).epsilon(1e-12));
   const Tensor g = grad({loss}, {q})[0];
-  CHECK(max_abs_diff(g, from_vector(dq, q.shape(), TensorOptions{}.with_dtype(DType::float64))) <
+  CHECK(max_abs_diff(g, from_vector(want.grad, s, TensorOptions{}.with_dtype(DType::float64))) <
         1e-13);
+}
+
+}  // namespace
+
+// At K = 61 every work item of the loss walks 14 or 15 scores (K^2 = 3721 over 256 slices), so
+// its loads go kDmHingeIlp at a time and then one by one (dm_hinge_walk); the registry's samples
+// (K <= 5) give each item one score. Loss and gradient against the definition, with -inf
+// scores, a point whose gt lies off the window and one whose gt score is -inf.
+TEST_CASE("dm_hinge_loss walks long slices as its definition says", "[ops][deepmatch]") {
+  const int64_t h = 2, w = 3, k = 61, kk = k * k;
+  Tensor q = uniform64({1, h, w, k, k}, -1, 1, 960, false);
+  double* qp = q.data<double>();
+  for (int64_t e = 0; e < q.numel(); e += 37) qp[e] = -kInf;
+  const std::vector<int32_t> gtv = {30, 30, 3, 58, 60, 0, 61, 5, 10, 10, 7, 49};  // 3: gy off
+  qp[4 * kk + 10 * k + 10] = -kInf;  // point 4: gt score -inf
+  for (int64_t p = 0; p < h * w; ++p)
+    if (p != 3 && p != 4) qp[p * kk + gtv[2 * p] * k + gtv[2 * p + 1]] = 0.25;  // finite gt
+  check_hinge_reference(q, gtv, 9.0);
+}
+
+// More points than a block has threads: the last block's total walks several points per
+// thread (DmHingeLoss::total_part); with K = 5 each point has 25 slices, and the block's other
+// threads add zeros. Ground truths on and off the window.
+TEST_CASE("dm_hinge_loss sums more points than a block has threads", "[ops][deepmatch]") {
+  const int64_t n = 2, h = 13, w = 23, k = 5;  // 598 points
+  const Tensor q = uniform64({n, h, w, k, k}, -1, 1, 961, false);
+  std::vector<int32_t> gtv(static_cast<size_t>(2 * n * h * w));
+  for (size_t e = 0; e < gtv.size(); ++e) gtv[e] = static_cast<int32_t>((e * 7 + e / 5) % 6);
+  check_hinge_reference(q, gtv, 1.3);
 }
 
 // Terms outside the Gaussian's reach (dm_hinge_near) skip the exp: every term of a plane, for
