@@ -18,9 +18,9 @@
 //                    5 P K'^2 read + 4 P K'^2 written; _unfused: the two ops, same bytes)
 //   hinge_loss       4 P K^2 read;  _bwd: 4 P K^2 read + 4 P K^2 written
 // Rows named *_index64 time a layer on its 64-bit index path (kernels/deepmatch.h), beside the
-// default 32-bit one; dm_(dis)aggregate(_bwd)_v2 the aggregation family along runs of j, _v3 by
-// spans of k, and dm_max_pool_bwd_v2, dm_unpool_v2 and dm_unpool_bwd_v2 by 2 x 2 cells, beside the
-// default one output per item; dm_correlation_v1 the per-score forward beside the tiled default,
+// default 32-bit one; dm_(dis)aggregate(_bwd)_v2 the aggregation family along runs of j (the
+// default), _v3 by spans of k, _v4 along runs of kDmAggShortRun; dm_max_pool_bwd_v2, dm_unpool_v2
+// and dm_unpool_bwd_v2 by 2 x 2 cells, beside one output per item; dm_correlation_v1 the per-score forward beside the tiled default,
 // and dm_correlation_grad_ref(_v2) and dm_correlation_grad_target(_v2) each gradient alone, per
 // point or pixel (v1, the default) and tiled (v2). "cuda/deep_matching_match/..." times the app's
 // whole `match` of a pair (bench/deepmatch_match.h), at the motorcycle pair's 1/2 size and at
@@ -197,28 +197,41 @@ const bool registered = [] {
           });
     }
     if (k == 161) {
-      // The aggregation family's version 2 (runs along j) beside the default one output per item.
-      reg("dm_aggregate_v2", h, w, k, 2 * fine, [=] {
-        const Tensor s = scores_cuda(h, w, k);
-        return [=] {
-          const DmLayerVersionGuard runs(2);
-          dm_aggregate(s, 1);
-        };
-      });
-      reg("dm_aggregate_bwd_v2", h, w, k, 2 * fine, [=] {
-        const Tensor g = randn_cuda({1, h, w, k, k});
-        return [=] {
-          const DmLayerVersionGuard runs(2);
-          dm_aggregate_backward(g, 1);
-        };
-      });
-      reg("dm_disaggregate_v2", h, w, k, 2.25 * fine, [=] {
-        const Tensor q = scores_cuda(h, w, k);
-        return [=] {
-          const DmLayerVersionGuard runs(2);
-          dm_disaggregate(q, 1);
-        };
-      });
+      // The aggregation family under versions 2 (runs of kDmAggRun along j, the default), 3
+      // (spans of k: each point decoded once per kDmSpan outputs) and 4 (runs of kDmAggShortRun:
+      // fewer registers per thread).
+      for (const int v : {2, 3, 4}) {
+        const std::string suffix = "_v" + std::to_string(v);
+        reg("dm_aggregate" + suffix, h, w, k, 2 * fine, [=] {
+          const Tensor s = scores_cuda(h, w, k);
+          return [=] {
+            const DmLayerVersionGuard version(v);
+            dm_aggregate(s, 1);
+          };
+        });
+        reg("dm_aggregate_bwd" + suffix, h, w, k, 2 * fine, [=] {
+          const Tensor g = randn_cuda({1, h, w, k, k});
+          return [=] {
+            const DmLayerVersionGuard version(v);
+            dm_aggregate_backward(g, 1);
+          };
+        });
+        reg("dm_disaggregate" + suffix, h, w, k, 2.25 * fine, [=] {
+          const Tensor q = scores_cuda(h, w, k);
+          return [=] {
+            const DmLayerVersionGuard version(v);
+            dm_disaggregate(q, 1);
+          };
+        });
+        reg("dm_disaggregate_bwd" + suffix, h, w, k, 2.25 * fine, [=] {
+          const Tensor q = scores_cuda(h, w, k), g = randn_cuda({1, h, w, k, k});
+          const Tensor sw = dm_disaggregate(q, 1).switches;
+          return [=] {
+            const DmLayerVersionGuard version(v);
+            dm_disaggregate_backward(g, sw, 1);
+          };
+        });
+      }
       reg("dm_max_pool_bwd_v2", h, w, k, 1.25 * coarse + fine, [=] {
         const Tensor s = scores_cuda(h, w, k);
         const Tensor sw = dm_max_pool(s).switches, g = randn_cuda({1, h, w, kc, kc});
@@ -241,44 +254,6 @@ const bool registered = [] {
         return [=] {
           const DmLayerVersionGuard cells(2);
           dm_unpool_backward(g, p.values, p.switches, k);
-        };
-      });
-      reg("dm_disaggregate_bwd_v2", h, w, k, 2.25 * fine, [=] {
-        const Tensor q = scores_cuda(h, w, k), g = randn_cuda({1, h, w, k, k});
-        const Tensor sw = dm_disaggregate(q, 1).switches;
-        return [=] {
-          const DmLayerVersionGuard runs(2);
-          dm_disaggregate_backward(g, sw, 1);
-        };
-      });
-      // Version 3 of the aggregation family (spans of k: each point decoded once per kDmSpan outputs).
-      reg("dm_aggregate_v3", h, w, k, 2 * fine, [=] {
-        const Tensor s = scores_cuda(h, w, k);
-        return [=] {
-          const DmLayerVersionGuard spans(3);
-          dm_aggregate(s, 1);
-        };
-      });
-      reg("dm_aggregate_bwd_v3", h, w, k, 2 * fine, [=] {
-        const Tensor g = randn_cuda({1, h, w, k, k});
-        return [=] {
-          const DmLayerVersionGuard spans(3);
-          dm_aggregate_backward(g, 1);
-        };
-      });
-      reg("dm_disaggregate_v3", h, w, k, 2.25 * fine, [=] {
-        const Tensor q = scores_cuda(h, w, k);
-        return [=] {
-          const DmLayerVersionGuard spans(3);
-          dm_disaggregate(q, 1);
-        };
-      });
-      reg("dm_disaggregate_bwd_v3", h, w, k, 2.25 * fine, [=] {
-        const Tensor q = scores_cuda(h, w, k), g = randn_cuda({1, h, w, k, k});
-        const Tensor sw = dm_disaggregate(q, 1).switches;
-        return [=] {
-          const DmLayerVersionGuard spans(3);
-          dm_disaggregate_backward(g, sw, 1);
         };
       });
       // The same layers on the 64-bit index path (DmIndexWidthGuard(64)): what 32-bit indexing gains.

@@ -140,13 +140,14 @@ DmAggGeom<I> agg_geom(const Shape& s, int64_t level) {
 // The largest row or column a child or parent search forms (i + the level's shift).
 int64_t agg_extent(const DmAggGeom<int64_t>& g) { return g.hi + std::max(g.h, g.w); }
 
-// The runs of version 2 (DmAggRuns in deepmatch_math.h) for geometry g.
-template <typename I>
-DmAggRuns<I> agg_runs(const DmAggGeom<I>& g) {
-  DmAggRuns<I> r;
+// The runs of version 2 (Run = kDmAggRun) or 4 (kDmAggShortRun) for geometry g (DmAggRuns in
+// deepmatch_math.h).
+template <int Run = kDmAggRun, typename I>
+DmAggRuns<I, Run> agg_runs(const DmAggGeom<I>& g) {
+  DmAggRuns<I, Run> r;
   r.delta = g.hi - g.lo;
   r.classes = std::min(r.delta, g.w);
-  const I span = r.delta * kDmAggRun;
+  const I span = r.delta * Run;
   r.strips = r.classes * ((g.w + span - 1) / span);
   r.fstrips = FastDivOf<I>::for_size(r.strips);
   r.fclasses = FastDivOf<I>::for_size(r.classes);
@@ -154,10 +155,11 @@ DmAggRuns<I> agg_runs(const DmAggGeom<I>& g) {
   return r;
 }
 
-// Work items of version 2: N H S K^2 (a little more than the outputs when W is not a multiple
-// of Delta kDmAggRun).
+// Work items of versions 2 and 4: N H S K^2 (a little more than the outputs when W is not a
+// multiple of Delta Run).
+template <int Run = kDmAggRun>
 int64_t agg_run_items(const DmAggGeom<int64_t>& g) {
-  return g.n * g.h * agg_runs(g).strips * g.k * g.k;
+  return g.n * g.h * agg_runs<Run>(g).strips * g.k * g.k;
 }
 
 // The spans of version 3 (DmSpans in deepmatch_math.h): S = ceil(K^2 / kDmSpan) items per point.
@@ -178,12 +180,12 @@ int layer_version(int newest, int fallback) {
   return v == 0 ? fallback : std::min(v, newest);
 }
 
-// The aggregation family's version (1, 2 or 3). Default: runs (2) on the GPU, fastest for all
+// The aggregation family's version (1, 2, 3 or 4). Default: runs (2) on the GPU, fastest for all
 // four layers once their columns left local memory (H100, 1024 points, K = 161, runs / spans /
 // one output per item: aggregate 93 / 107 / 140 us, its backward 110 / 165 / 191, disaggregate
 // 113 / 125 / 140, its backward 132 / 166 / 260; 2026-11-23); 1 on the CPU, where the versions
-// measure alike.
-int agg_version(const Device& dev) { return layer_version(3, dev.is_cuda() ? 2 : 1); }
+// measure alike. Version 4, runs of kDmAggShortRun, has not run on a GPU yet.
+int agg_version(const Device& dev) { return layer_version(4, dev.is_cuda() ? 2 : 1); }
 
 // The loss over scores of shape s (N x H x W x K x K).
 template <typename I>
@@ -259,11 +261,11 @@ DmCorrVersionGuard::DmCorrVersionGuard(int version)
 DmCorrVersionGuard::~DmCorrVersionGuard() { forced_corr_version.store(previous_); }
 
 namespace {
-// 0: each op's default; 1, 2 or 3: the version a live DmLayerVersionGuard picks.
+// 0: each op's default; 1 to 4: the version a live DmLayerVersionGuard picks.
 std::atomic<int> forced_layer_version{0};
 int checked_layer_version(int v) {
-  CVG_CHECK(v >= 1 && v <= 3, "DmLayerVersionGuard: version must be 1 (one output per item), 2 "
-            "(runs along j, 2 x 2 cells) or 3 (spans of k), got ", v);
+  CVG_CHECK(v >= 1 && v <= 4, "DmLayerVersionGuard: version must be 1 (one output per item), 2 "
+            "(runs along j, 2 x 2 cells), 3 (spans of k) or 4 (short runs along j), got ", v);
   return v;
 }
 }  // namespace
@@ -572,13 +574,18 @@ Tensor aggregate_impl(const char* op, const Tensor& s, int64_t level, bool backw
   const Tensor sc = dense(s);
   Tensor out = Tensor::empty(s.shape(), s.options());
   const int64_t runs = agg_run_items(g), spans = agg_span_items(g);
+  const int64_t runs4 = agg_run_items<kDmAggShortRun>(g);
   const int version = agg_version(dev);
-  dispatch_dm(op, dev, s.dtype(), {sc.numel(), agg_extent(g), runs, spans}, [&](auto tag,
-                                                                              auto itag) {
+  dispatch_dm(op, dev, s.dtype(), {sc.numel(), agg_extent(g), runs, runs4, spans},
+              [&](auto tag, auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
     const auto gi = agg_geom<I>(s.shape(), level);
-    if (backward && version == 3) {
+    if (backward && version == 4) {
+      const DmAggBackwardRun4<T, I> f{sc.data<T>(), gi, agg_runs<kDmAggShortRun>(gi),
+                                      out.data<T>()};
+      CVG_DM_RUN(op, dev, agg_backward_run4, f, runs4);
+    } else if (backward && version == 3) {
       const DmAggBackwardSpan<T, I> f{sc.data<T>(), gi, agg_spans(gi), out.data<T>()};
       CVG_DM_RUN(op, dev, agg_backward_span, f, spans);
     } else if (backward && version == 2) {
@@ -587,6 +594,10 @@ Tensor aggregate_impl(const char* op, const Tensor& s, int64_t level, bool backw
     } else if (backward) {
       const DmAggBackward<T, I> f{sc.data<T>(), gi, out.data<T>()};
       CVG_DM_RUN(op, dev, agg_backward, f, out.numel());
+    } else if (version == 4) {
+      const DmAggForwardRun4<T, I> f{sc.data<T>(), gi, agg_runs<kDmAggShortRun>(gi),
+                                     out.data<T>()};
+      CVG_DM_RUN(op, dev, agg_forward_run4, f, runs4);
     } else if (version == 3) {
       const DmAggForwardSpan<T, I> f{sc.data<T>(), gi, agg_spans(gi), out.data<T>()};
       CVG_DM_RUN(op, dev, agg_forward_span, f, spans);
@@ -703,13 +714,18 @@ DmDisaggregated dm_disaggregate(const Tensor& q, int64_t level) {
   Tensor values = Tensor::empty(q.shape(), q.options());
   Tensor switches = Tensor::empty(q.shape(), uint8_on(dev));
   const int64_t runs = agg_run_items(g), spans = agg_span_items(g);
+  const int64_t runs4 = agg_run_items<kDmAggShortRun>(g);
   const int version = agg_version(dev);
-  dispatch_dm(op, dev, q.dtype(), {qc.numel(), agg_extent(g), runs, spans}, [&](auto tag,
-                                                                              auto itag) {
+  dispatch_dm(op, dev, q.dtype(), {qc.numel(), agg_extent(g), runs, runs4, spans},
+              [&](auto tag, auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
     const auto gi = agg_geom<I>(q.shape(), level);
-    if (version == 3) {
+    if (version == 4) {
+      const DmDisaggForwardRun4<T, I> f{qc.data<T>(), gi, agg_runs<kDmAggShortRun>(gi),
+                                        values.data<T>(), switches.data<uint8_t>()};
+      CVG_DM_RUN(op, dev, disagg_forward_run4, f, runs4);
+    } else if (version == 3) {
       const DmDisaggForwardSpan<T, I> f{qc.data<T>(), gi, agg_spans(gi), values.data<T>(),
                                         switches.data<uint8_t>()};
       CVG_DM_RUN(op, dev, disagg_forward_span, f, spans);
@@ -741,13 +757,18 @@ Tensor disagg_route(const char* op, const Tensor& x, const Tensor& switches, int
   const Tensor xc = dense(x), swc = switches.contiguous();
   Tensor out = Tensor::empty(x.shape(), x.options());
   const int64_t runs = agg_run_items(g), spans = agg_span_items(g);
+  const int64_t runs4 = agg_run_items<kDmAggShortRun>(g);
   const int version = agg_version(dev);
-  dispatch_dm(op, dev, x.dtype(), {xc.numel(), agg_extent(g), runs, spans}, [&](auto tag,
-                                                                              auto itag) {
+  dispatch_dm(op, dev, x.dtype(), {xc.numel(), agg_extent(g), runs, runs4, spans},
+              [&](auto tag, auto itag) {
     using T = decltype(tag);
     using I = decltype(itag);
     const auto gi = agg_geom<I>(x.shape(), level);
-    if (backward && version == 3) {
+    if (backward && version == 4) {
+      const DmDisaggBackwardRun4<T, I> f{xc.data<T>(), swc.data<uint8_t>(), gi,
+                                         agg_runs<kDmAggShortRun>(gi), out.data<T>()};
+      CVG_DM_RUN(op, dev, disagg_backward_run4, f, runs4);
+    } else if (backward && version == 3) {
       const DmDisaggBackwardSpan<T, I> f{xc.data<T>(), swc.data<uint8_t>(), gi, agg_spans(gi),
                                          out.data<T>()};
       CVG_DM_RUN(op, dev, disagg_backward_span, f, spans);

@@ -181,7 +181,11 @@ Tensor deep_matching(const Tensor& s0, const TensorList& nus);
   X(agg_forward_span, DmAggForwardSpan)                                    \
   X(agg_backward_span, DmAggBackwardSpan)                                  \
   X(disagg_forward_span, DmDisaggForwardSpan)                              \
-  X(disagg_backward_span, DmDisaggBackwardSpan)
+  X(disagg_backward_span, DmDisaggBackwardSpan)                           \
+  X(agg_forward_run4, DmAggForwardRun4)                                    \
+  X(agg_backward_run4, DmAggBackwardRun4)                                  \
+  X(disagg_forward_run4, DmDisaggForwardRun4)                              \
+  X(disagg_backward_run4, DmDisaggBackwardRun4)
 
 #define CVG_DM_EACH_TYPE(Y, name, F) \
   Y(name, F, float, int32_t)         \
@@ -245,17 +249,19 @@ class DmCorrVersionGuard {
   int previous_;
 };
 
-// Version of the per-element 4-D layer kernels: 1 (one output per item), 2 or 3, which share
+// Version of the per-element 4-D layer kernels: 1 (one output per item), 2, 3 or 4, which share
 // each item's index work and loads among several outputs:
 //   dm_aggregate, dm_aggregate_backward, dm_disaggregate, dm_disaggregate_backward:
 //     version 2, the *Run functors: a work item walks up to kDmAggRun outputs along j and loads
 //     each run's columns once (2.25 loads per output instead of 4): the GPU's default (fastest
 //     of the three for all four layers on an H100);
 //     version 3, the *Span functors: a work item owns kDmSpan outputs of one point (offsets
-//     K^2 / kDmSpan apart), decoding the point and testing its neighbours once; the CPU keeps
-//     version 1 (the three measure alike there);
+//     K^2 / kDmSpan apart), decoding the point and testing its neighbours once;
+//     version 4, the *Run4 functors: runs of kDmAggShortRun outputs (2.5 loads per output, fewer
+//     registers: more threads per SM); the CPU keeps version 1 (versions 1-3 measure alike
+//     there);
 //   dm_max_pool_backward, dm_unpool, dm_unpool_backward, dm_unpool_adjoint, dm_unpool_grads:
-//     version 2 (and 3), the *Cells functors: a work item per 2 x 2 cell of fine elements and
+//     version 2 (and 3, 4), the *Cells functors: a work item per 2 x 2 cell of fine elements and
 //     the 4 coarse windows that can name them; the GPU's default for dm_max_pool_backward (3.7x
 //     faster than version 1 on an H100), dm_unpool (2.5x there) and dm_unpool_grads;
 //     dm_unpool_backward and dm_unpool_adjoint keep version 1 on the GPU (the backward's cells

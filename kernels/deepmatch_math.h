@@ -1638,12 +1638,20 @@ struct DmDisaggGather {
 // per-element functor (dm_agg_mean, ...), in the same order: the two versions give the same
 // bits (tests/ops/test_deepmatch.cpp).
 //
-// Items: ((n H + i) S + s) K^2 + k with S = D ceil(W / (Delta kDmAggRun)) strips per row,
-// D = min(Delta, W) column classes: strip s = q D + r starts at j0 = q Delta kDmAggRun + r.
+// Items: ((n H + i) S + s) K^2 + k with S = D ceil(W / (Delta Run)) strips per row,
+// D = min(Delta, W) column classes: strip s = q D + r starts at j0 = q Delta Run + r.
+//
+// Run, the outputs per item: kDmAggRun (version 2) or kDmAggShortRun (version 4). A longer run
+// shares more loads (2.25 per output at 8, 2.5 at 4) but holds 2 (Run + 1) values (twice that
+// with the switches) in registers: ptxas gives the disaggregation's backward 53 registers at 8
+// (4 blocks of 256 threads per SM: ncu measured 48 % occupancy, issue-bound at 61 % of copy
+// bandwidth on an H100) and 37 at 4 (6 blocks), the aggregation's backward 48 and 38.
 constexpr int kDmAggRun = 8;
+constexpr int kDmAggShortRun = 4;
 
-template <typename I>
+template <typename I, int Run = kDmAggRun>
 struct DmAggRuns {
+  static constexpr int kRun = Run;
   I delta = 1, classes = 1, strips = 1;  // Delta, D, S
   FastDivOf<I> fstrips, fclasses, fdelta;  // by S, D and Delta (set with the sizes)
 
@@ -1656,7 +1664,7 @@ struct DmAggRuns {
     const I row = fstrips.div(rs), s = rs - row * strips;
     const I q = fclasses.div(s), r = s - q * classes;
     const I i = row - g.fh.div(row) * g.h;
-    return {row, i, q * delta * kDmAggRun + r, k};
+    return {row, i, q * delta * Run + r, k};
   }
 };
 
@@ -1671,16 +1679,15 @@ struct DmAggRuns {
 // (kernels/deepmatch.cpp), so each functor knows its direction at compile time: no select per
 // output between run columns m and m + 1 (a run-time direction cost 4 of them per tensor
 // walked, in kernels ncu found bound by instruction issue).
-template <bool Up, typename T, typename I>
+template <bool Up, typename T, typename I, int N>
 CVG_HD void dm_run_load(const T* x, const DmAggGeom<I>& g, I row, I i, I j0, I k, I outputs,
-                        I delta, const I (&rows)[2], const I (&cols)[2],
-                        T (&c)[2][kDmAggRun + 1]) {
+                        I delta, const I (&rows)[2], const I (&cols)[2], T (&c)[2][N]) {
   const I lo = Up ? cols[0] : cols[1];
   for (int ey = 0; ey < 2; ++ey) {
     if (!dm_in(i + rows[ey], g.h)) continue;
     const I base = ((row + rows[ey]) * g.w + j0 + lo) * g.k * g.k + k;
     CVG_UNROLL
-    for (int u = 0; u <= kDmAggRun; ++u)
+    for (int u = 0; u < N; ++u)
       if (u <= outputs && dm_in(j0 + lo + u * delta, g.w))
         c[ey][u] = x[base + u * delta * g.k * g.k];
   }
@@ -1689,8 +1696,8 @@ CVG_HD void dm_run_load(const T* x, const DmAggGeom<I>& g, I row, I i, I j0, I k
 // The 2 x 2 neighbourhood of output m from the run's columns: v[ey][ex] = x at
 // (i + rows[ey], j + cols[ex]), column ex = 0 being run column m when Up, else m + 1 (m is a
 // constant of an unrolled loop: every index is known, nothing goes to local memory).
-template <bool Up, typename T>
-CVG_HD void dm_quad(const T (&c)[2][kDmAggRun + 1], int m, T (&v)[2][2]) {
+template <bool Up, typename T, int N>
+CVG_HD void dm_quad(const T (&c)[2][N], int m, T (&v)[2][2]) {
   CVG_UNROLL
   for (int ey = 0; ey < 2; ++ey) {
     v[ey][0] = c[ey][Up ? m : m + 1];
@@ -1700,25 +1707,25 @@ CVG_HD void dm_quad(const T (&c)[2][kDmAggRun + 1], int m, T (&v)[2][2]) {
 
 // Item l's run: load(row, i, j0, k, outputs) once, then body(base, i, j, m) per output m, base
 // being the element (n, i, j, k).
-template <typename I, typename Load, typename Body>
-CVG_HD void dm_agg_run(I l, const DmAggGeom<I>& g, const DmAggRuns<I>& r, Load&& load,
+template <typename I, int Run, typename Load, typename Body>
+CVG_HD void dm_agg_run(I l, const DmAggGeom<I>& g, const DmAggRuns<I, Run>& r, Load&& load,
                        Body&& body) {
   const auto [row, i, j0, k] = r.where(l, g);
   if (j0 >= g.w) return;
   const I left = r.fdelta.div(g.w - j0 + r.delta - 1);  // outputs j0, j0 + Delta, ... below W
-  const I outputs = left < kDmAggRun ? left : I(kDmAggRun);
+  const I outputs = left < Run ? left : I(Run);
   load(row, i, j0, k, outputs);
   CVG_UNROLL
-  for (int m = 0; m < kDmAggRun; ++m)
+  for (int m = 0; m < Run; ++m)
     if (m < outputs) body((row * g.w + j0 + m * r.delta) * g.k * g.k + k, i, j0 + m * r.delta, m);
 }
 
 // Item l's run over x: fn(e, i, j, at) per output, e being its flat element and at(ey, ex)
 // reading the output's neighbourhood (rows and columns sh) from registers.
-template <bool Up, typename T, typename I, typename Fn>
-CVG_HD void dm_walk(const T* x, const DmAggGeom<I>& g, const DmAggRuns<I>& r, I l,
+template <bool Up, typename T, typename I, int Run, typename Fn>
+CVG_HD void dm_walk(const T* x, const DmAggGeom<I>& g, const DmAggRuns<I, Run>& r, I l,
                     const I (&sh)[2], Fn&& fn) {
-  T c[2][kDmAggRun + 1] = {};
+  T c[2][Run + 1] = {};
   dm_agg_run(
       l, g, r,
       [&](I row, I i, I j0, I k, I n) {
@@ -1732,11 +1739,11 @@ CVG_HD void dm_walk(const T* x, const DmAggGeom<I>& g, const DmAggRuns<I>& r, I 
 }
 
 // The same over two tensors of one shape: fn(e, i, j, at_x, at_y).
-template <bool Up, typename T, typename U, typename I, typename Fn>
-CVG_HD void dm_walk2(const T* x, const U* y, const DmAggGeom<I>& g, const DmAggRuns<I>& r, I l,
-                     const I (&sh)[2], Fn&& fn) {
-  T c[2][kDmAggRun + 1] = {};
-  U d[2][kDmAggRun + 1] = {};
+template <bool Up, typename T, typename U, typename I, int Run, typename Fn>
+CVG_HD void dm_walk2(const T* x, const U* y, const DmAggGeom<I>& g, const DmAggRuns<I, Run>& r,
+                     I l, const I (&sh)[2], Fn&& fn) {
+  T c[2][Run + 1] = {};
+  U d[2][Run + 1] = {};
   dm_agg_run(
       l, g, r,
       [&](I row, I i, I j0, I k, I n) {
@@ -1871,20 +1878,20 @@ struct DmAggBackwardBy {
 };
 
 // The runs' backward takes its parents' child counts from registers too: per run 2 row counts
-// and kDmAggRun + 1 column counts (a column's count serves the two outputs that share it),
+// and Run + 1 column counts (a column's count serves the two outputs that share it),
 // instead of the 8 that dm_agg_spread works out per output; ncu found this kernel issue-bound
 // (88 % SM, 32 % DRAM throughput on an H100). The same counts in the same expression: the same
 // bits as the other versions.
-template <typename T, typename I>
-struct DmAggBackwardBy<T, I, DmAggRuns<I>> {
+template <typename T, typename I, int Run>
+struct DmAggBackwardBy<T, I, DmAggRuns<I, Run>> {
   const T* grad;
   DmAggGeom<I> g;
-  DmAggRuns<I> w;
+  DmAggRuns<I, Run> w;
   T* out;
   CVG_HD void operator()(I l) const {
     const I sh[2] = {-g.lo, -g.hi};
-    T c[2][kDmAggRun + 1] = {};
-    I rows[2] = {}, cols[kDmAggRun + 1] = {};
+    T c[2][Run + 1] = {};
+    I rows[2] = {}, cols[Run + 1] = {};
     dm_agg_run(
         l, g, w,
         [&](I row, I i, I j0, I k, I n) {
@@ -1893,7 +1900,7 @@ struct DmAggBackwardBy<T, I, DmAggRuns<I>> {
           CVG_UNROLL
           for (int ey = 0; ey < 2; ++ey) rows[ey] = g.children(i + sh[ey], g.h);
           CVG_UNROLL
-          for (int u = 0; u <= kDmAggRun; ++u) cols[u] = g.children(j0 + lo + u * w.delta, g.w);
+          for (int u = 0; u <= Run; ++u) cols[u] = g.children(j0 + lo + u * w.delta, g.w);
         },
         [&](I e, I i, I j, int m) {
           T v[2][2];
@@ -1947,6 +1954,14 @@ template <typename T, typename I>
 using DmDisaggForwardRun = DmDisaggForwardBy<T, I, DmAggRuns<I>>;
 template <typename T, typename I>
 using DmDisaggBackwardRun = DmDisaggBackwardBy<T, I, DmAggRuns<I>>;
+template <typename T, typename I>
+using DmAggForwardRun4 = DmAggForwardBy<T, I, DmAggRuns<I, kDmAggShortRun>>;
+template <typename T, typename I>
+using DmAggBackwardRun4 = DmAggBackwardBy<T, I, DmAggRuns<I, kDmAggShortRun>>;
+template <typename T, typename I>
+using DmDisaggForwardRun4 = DmDisaggForwardBy<T, I, DmAggRuns<I, kDmAggShortRun>>;
+template <typename T, typename I>
+using DmDisaggBackwardRun4 = DmDisaggBackwardBy<T, I, DmAggRuns<I, kDmAggShortRun>>;
 template <typename T, typename I>
 using DmAggForwardSpan = DmAggForwardBy<T, I, DmSpans<I>>;
 template <typename T, typename I>

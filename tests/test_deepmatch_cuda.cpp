@@ -123,24 +123,25 @@ TEST_CASE("dm_correlation_grad_target: the GPU's tiled and per-pixel kernels mat
       });
 }
 
-// fn() under DmLayerVersionGuard(1), (2) and (3).
+// fn() under DmLayerVersionGuard(1) to (4).
 template <typename F>
 auto under_layer_versions(const F& fn) {
-  std::array<decltype(fn()), 3> r;
-  for (int v = 1; v <= 3; ++v) {
+  std::array<decltype(fn()), 4> r;
+  for (int v = 1; v <= 4; ++v) {
     const DmLayerVersionGuard version(v);
     r[v - 1] = fn();
   }
   return r;
 }
 
-// The versions of the per-element layers on the GPU (kernels/deepmatch.h: versions 2, runs
-// along j and 2 x 2 cells, and 3, spans of k, are not the GPU's default, so the registry's CUDA
-// column does not run them): every op under each, bitwise against each other (the same terms
+// The versions of the per-element layers on the GPU (kernels/deepmatch.h: versions 1, one
+// output per item, 3, spans of k, and 4, short runs along j, are not the GPU's default for the
+// aggregation family, nor 1 for the pooling family's, so the registry's CUDA column does not
+// run them): every op under each, bitwise against each other (the same terms
 // in the same order) and against the CPU to rounding (the switches exactly), at levels 0-3 on
 // a grid wider than one run, K^2 = 81 not a multiple of kDmSpan; the max-pool backward at
 // K = 9 (padding 1) and 11 (padding 2), and the unpooling, its backward and adjoint there.
-TEST_CASE("deepmatch layers: the GPU's versions 2 (runs, cells) and 3 (spans) equal one output per item",
+TEST_CASE("deepmatch layers: the GPU's versions 2 (runs, cells), 3 (spans) and 4 equal one output per item",
           "[cuda][deepmatch]") {
   manual_seed(14);
   for (int64_t level = 0; level <= 3; ++level) {
@@ -155,11 +156,12 @@ TEST_CASE("deepmatch layers: the GPU's versions 2 (runs, cells) and 3 (spans) eq
       };
       const auto cpu = all(x, sw);
       const Tensor xg = x.to(kCUDA), swg = sw.to(kCUDA);
-      const auto [v1, v2, v3] = under_layer_versions([&] { return all(xg, swg); });
+      const auto [v1, v2, v3, v4] = under_layer_versions([&] { return all(xg, swg); });
       for (size_t i = 0; i < cpu.size(); ++i) {
         INFO("output " << i << " (aggregate, its backward, disaggregate, switches, backward)");
         CHECK(same_bits(v1[i].to(kCPU), v2[i].to(kCPU)));
         CHECK(same_bits(v1[i].to(kCPU), v3[i].to(kCPU)));
+        CHECK(same_bits(v1[i].to(kCPU), v4[i].to(kCPU)));
         if (i == 3) CHECK(same_bits(v3[i].to(kCPU), cpu[i]));
         else CHECK(allclose(v3[i].to(kCPU), cpu[i], 1e-6, 1e-6));
       }
@@ -172,31 +174,35 @@ TEST_CASE("deepmatch layers: the GPU's versions 2 (runs, cells) and 3 (spans) eq
     const Tensor g = rand(p.values.shape()) - 0.5;
     const Tensor cpu = dm_max_pool_backward(g, p.switches, k);
     const Tensor gg = g.to(kCUDA), swg = p.switches.to(kCUDA);
-    const auto [v1, v2, v3] =
+    const auto [v1, v2, v3, v4] =
         under_layer_versions([&] { return dm_max_pool_backward(gg, swg, k).to(kCPU); });
     CHECK(same_bits(v1, v2));
-    CHECK(same_bits(v2, v3));  // version 3 runs the cells
+    CHECK(same_bits(v2, v3));  // versions 3 and 4 run the cells
+    CHECK(same_bits(v2, v4));
     CHECK(same_bits(v2, cpu));  // sums of at most 2 x 2 gradients, no multiplies: exact
     // dm_unpool by the same cells (a max and one add: exact too).
     const Tensor skip = rand(s.shape());
     const Tensor unpool_cpu = dm_unpool(p.values, p.switches, skip);
     const Tensor qg = p.values.to(kCUDA), skg = skip.to(kCUDA);
-    const auto [u1, u2, u3] =
+    const auto [u1, u2, u3, u4] =
         under_layer_versions([&] { return dm_unpool(qg, swg, skg).to(kCPU); });
     CHECK(same_bits(u1, u2));
     CHECK(same_bits(u2, u3));
+    CHECK(same_bits(u2, u4));
     // Its backward and adjoint by cells: gathers of single values, exact.
     const Tensor gf = rand(s.shape()) - 0.5;
     const Tensor gfg = gf.to(kCUDA);
-    const auto [b1, b2, b3] =
+    const auto [b1, b2, b3, b4] =
         under_layer_versions([&] { return dm_unpool_backward(gfg, qg, swg, k).to(kCPU); });
     CHECK(same_bits(b1, b2));
     CHECK(same_bits(b2, b3));
+    CHECK(same_bits(b2, b4));
     CHECK(same_bits(b2, dm_unpool_backward(gf, p.values, p.switches, k)));
-    const auto [a1, a2, a3] =
+    const auto [a1, a2, a3, a4] =
         under_layer_versions([&] { return dm_unpool_adjoint(gg, qg, swg, k).to(kCPU); });
     CHECK(same_bits(a1, a2));
     CHECK(same_bits(a2, a3));
+    CHECK(same_bits(a2, a4));
     CHECK(same_bits(a2, dm_unpool_adjoint(g, p.values, p.switches, k)));
     CHECK(same_bits(u2, unpool_cpu));
     // Both of dm_unpool's gradients in one pass (its backward without create_graph).

@@ -766,9 +766,10 @@ TEST_CASE("dm_correlation_grad_target: the tiled gradient equals the per-pixel g
   }
 }
 
-// Versions 2 (runs along j, each run's columns loaded once) and 3 (spans of k, each point
-// decoded once) of the aggregation family against version 1 (one output per item, the default),
-// bitwise: on shapes whose widths are and are not multiples of a run (Delta kDmAggRun), whose
+// Versions 2 and 4 (runs of kDmAggRun and kDmAggShortRun outputs along j, each run's columns
+// loaded once) and 3 (spans of k, each point decoded once) of the aggregation family against
+// version 1 (one output per item, the CPU's default), bitwise: on shapes whose widths are and
+// are not multiples of a run (Delta kDmAggRun or Delta kDmAggShortRun), whose
 // K^2 is and is not a multiple of kDmSpan, a level shift wider than the grid, one column, and
 // -inf / NaN scores and all four switch corners; then every registry sample of the deepmatch
 // ops (forward and gradients) under each version.
@@ -792,8 +793,8 @@ TEST_CASE("deepmatch aggregation: runs along j and spans of k equal one output p
         x.data<double>()[numel / 2] = std::numeric_limits<double>::quiet_NaN();
         x = x.to(dtype);
         const Tensor sw = disagg_switches(shape, level, seed++);
-        TensorList outs[3];
-        for (const int version : {1, 2, 3}) {
+        TensorList outs[4];
+        for (const int version : {1, 2, 3, 4}) {
           const DmLayerVersionGuard v(version);
           const DmDisaggregated d = dm_disaggregate(x, level);
           outs[version - 1] = {dm_aggregate(x, level), dm_aggregate_backward(x, level), d.values,
@@ -801,8 +802,10 @@ TEST_CASE("deepmatch aggregation: runs along j and spans of k equal one output p
         }
         for (size_t i = 0; i < outs[0].size(); ++i) {
           INFO("output " << i << " (aggregate, its backward, disaggregate, switches, backward)");
-          CHECK(same_bits(outs[0][i], outs[1][i]));
-          CHECK(same_bits(outs[0][i], outs[2][i]));
+          for (int v = 1; v < 4; ++v) {
+            INFO("version " << v + 1);
+            CHECK(same_bits(outs[0][i], outs[v][i]));
+          }
         }
         ++checked;
       }
@@ -818,7 +821,7 @@ TEST_CASE("deepmatch aggregation: runs along j and spans of k equal one output p
         const DmLayerVersionGuard v1(1);
         per_item = forward_and_grads(fn, s.inputs);
       }
-      for (const int version : {2, 3}) {
+      for (const int version : {2, 3, 4}) {
         INFO("version " << version);
         const DmLayerVersionGuard v(version);
         const TensorList other = forward_and_grads(fn, s.inputs);
@@ -830,8 +833,9 @@ TEST_CASE("deepmatch aggregation: runs along j and spans of k equal one output p
   }
   CHECK(checked >= 90);
   CHECK(dm_layer_version() == 0);
-  CHECK_THAT(error_of([] { DmLayerVersionGuard bad(4); }),
-             Contains("DmLayerVersionGuard") && Contains("3 (spans of k)") && Contains("got 4"));
+  CHECK_THAT(error_of([] { DmLayerVersionGuard bad(5); }),
+             Contains("DmLayerVersionGuard") && Contains("4 (short runs along j)") &&
+                 Contains("got 5"));
   CHECK_THAT(error_of([] { DmLayerVersionGuard bad(0); }),
              Contains("DmLayerVersionGuard") && Contains("1 (one output per item)") &&
                  Contains("got 0"));
