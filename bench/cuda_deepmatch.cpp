@@ -20,7 +20,8 @@
 // Rows named *_index64 time a layer on its 64-bit index path (kernels/deepmatch.h), beside the
 // default 32-bit one; dm_(dis)aggregate(_bwd)_v2 the aggregation family along runs of j (the
 // default), _v3 by spans of k, _v4 along runs of kDmAggShortRun; dm_max_pool_bwd_v2, dm_unpool_v2
-// and dm_unpool_bwd_v2 by 2 x 2 cells, beside one output per item; dm_correlation_v1 the per-score forward beside the tiled default,
+// and dm_unpool_bwd_v2 by 2 x 2 cells, dm_max_pool_v2 by pairs of outputs, beside one output
+// per item; dm_correlation_v1 the per-score forward beside the tiled default,
 // and dm_correlation_grad_ref(_v2) and dm_correlation_grad_target(_v2) each gradient alone, per
 // point or pixel (v1, the default) and tiled (v2). "cuda/deep_matching_match/..." times the app's
 // whole `match` of a pair (bench/deepmatch_match.h), at the motorcycle pair's 1/2 size and at
@@ -232,6 +233,13 @@ const bool registered = [] {
           };
         });
       }
+      reg("dm_max_pool_v2", h, w, k, fine + 1.25 * coarse, [=] {
+        const Tensor s = scores_cuda(h, w, k);
+        return [=] {
+          const DmLayerVersionGuard pairs(2);
+          dm_max_pool(s);
+        };
+      });
       reg("dm_max_pool_bwd_v2", h, w, k, 1.25 * coarse + fine, [=] {
         const Tensor s = scores_cuda(h, w, k);
         const Tensor sw = dm_max_pool(s).switches, g = randn_cuda({1, h, w, kc, kc});

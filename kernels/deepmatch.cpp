@@ -480,11 +480,18 @@ DmPooled dm_max_pool(const Tensor& s) {
     using T = decltype(tag);
     using I = decltype(itag);
     // Default: whole planes on the CPU (0: DmPoolForwardPlane), one output per item on the GPU;
-    // a DmLayerVersionGuard picks the per-item kernel (1) on both.
-    if (layer_version(1, dev.is_cuda() ? 1 : 0) == 0) {
+    // a DmLayerVersionGuard picks the per-item kernel (1) or the pairs (2 and up) on both.
+    const int version = layer_version(2, dev.is_cuda() ? 1 : 0);
+    if (version == 0) {
       const DmPoolForwardPlane<T, I> f{sc.data<T>(), pool_geom<I>(s.shape()), values.data<T>(),
                                        switches.data<uint8_t>()};
       dm_pool_forward_plane_cpu(f, g.points);
+    } else if (version == 2) {
+      const I pairs = static_cast<I>((g.kc + 1) / 2);
+      const DmPoolForwardPairs<T, I> f{sc.data<T>(),          pool_geom<I>(s.shape()),
+                                       pairs,                 FastDivOf<I>::for_size(pairs),
+                                       values.data<T>(),      switches.data<uint8_t>()};
+      CVG_DM_RUN(op, dev, pool_forward_pairs, f, g.points * g.kc * pairs);
     } else {
       const DmPoolForward<T, I> f{sc.data<T>(), pool_geom<I>(s.shape()), values.data<T>(),
                                   switches.data<uint8_t>()};

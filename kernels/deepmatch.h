@@ -185,7 +185,8 @@ Tensor deep_matching(const Tensor& s0, const TensorList& nus);
   X(agg_forward_run4, DmAggForwardRun4)                                    \
   X(agg_backward_run4, DmAggBackwardRun4)                                  \
   X(disagg_forward_run4, DmDisaggForwardRun4)                              \
-  X(disagg_backward_run4, DmDisaggBackwardRun4)
+  X(disagg_backward_run4, DmDisaggBackwardRun4)                           \
+  X(pool_forward_pairs, DmPoolForwardPairs)
 
 #define CVG_DM_EACH_TYPE(Y, name, F) \
   Y(name, F, float, int32_t)         \
@@ -270,7 +271,9 @@ class DmCorrVersionGuard {
 //     CVG_DM_CPU_KERNELS: 2.4-14x faster than version 1 there), and dm_unpool_grads the two
 //     ops;
 //   dm_max_pool: version 1 (one output per item) on the GPU; on the CPU by whole point planes
-//     (DmPoolForwardPlane), version 1 under a guard.
+//     (DmPoolForwardPlane), version 1 under a guard; version 2 (and 3, 4) by horizontal pairs
+//     of outputs (DmPoolForwardPairs: 7.5 taps loaded per output instead of 9), not yet run on
+//     a GPU.
 // Every version gives the same bits. A layer runs the newest of its versions not above the
 // guard's. Measurements: docs/deepmatch.md and the bench rows *_v2, *_v3. A
 // DmLayerVersionGuard(v) picks one for its lifetime (tests, benchmarks); dm_layer_version() is 0

@@ -44,7 +44,7 @@ namespace {
 // n < 2^31 and the grid stride is below 2^27 (core/cuda_launch.cuh), so l + stride never wraps
 // a uint32_t; with I = int64_t it is the usual 64-bit loop.
 template <typename I, typename F>
-__global__ void dm_kernel(F f, I n) {
+__device__ __forceinline__ void dm_items(const F& f, I n) {
   using U = std::make_unsigned_t<I>;
   const U stride = static_cast<U>(gridDim.x) * blockDim.x;
   for (U l = static_cast<U>(blockIdx.x) * blockDim.x + threadIdx.x; l < static_cast<U>(n);
@@ -52,12 +52,35 @@ __global__ void dm_kernel(F f, I n) {
     f(static_cast<I>(l));
 }
 
+template <typename I, typename F>
+__global__ void dm_kernel(F f, I n) {
+  dm_items(f, n);
+}
+
+// Blocks each SM must hold, for a functor whose kernel should give up registers for occupancy
+// (and can without spilling: ptxas -v); 0 for the others. A __launch_bounds__ on every kernel
+// would not do: with a minimum of 1 block ptxas gave many of them more registers than without
+// any bound (the correlation's per-score kernel 32 -> 56, the hinge gradient 32 -> 40).
+template <typename F>
+constexpr int kDmMinBlocks = 0;
+template <>
+constexpr int kDmMinBlocks<DmPoolForwardPairs<float, int32_t>> = 8;  // 40 registers unbounded
+
+template <int MinBlocks, typename I, typename F>
+__global__ void __launch_bounds__(kBlockThreads, MinBlocks) dm_kernel_bounded(F f, I n) {
+  dm_items(f, n);
+}
+
 // Runners take the functor's index type I explicitly (as deepmatch_cpu.cpp's): the overloads
 // below, more specialised, take the kernels that are not one item per thread.
 template <typename I, typename F>
 void run_cuda(const F& f, int64_t n, const char* op) {
   if (n <= 0) return;
-  dm_kernel<I, F><<<grid_blocks(n), kBlockThreads>>>(f, static_cast<I>(n));
+  if constexpr (kDmMinBlocks<F> > 0)
+    dm_kernel_bounded<kDmMinBlocks<F>, I, F>
+        <<<grid_blocks(n), kBlockThreads>>>(f, static_cast<I>(n));
+  else
+    dm_kernel<I, F><<<grid_blocks(n), kBlockThreads>>>(f, static_cast<I>(n));
   CVG_CUDA_CHECK_LAUNCH(op);
 }
 
@@ -170,7 +193,8 @@ template <typename I, typename T>
 void run_cuda(const DmHingeLoss<T, I>& f, int64_t points, const char* op) {
   if (points <= 0) return;
   CVG_CHECK(points <= int64_t{0x7fffffff}, op, ": ", points, " reference points exceed a grid");
-  hinge_loss_kernel<T, I><<<static_cast<unsigned>(points), static_cast<unsigned>(kDmHingeSlices)>>>(f);
+  constexpr unsigned kThreads = static_cast<unsigned>(kDmHingeSlices);
+  hinge_loss_kernel<T, I><<<static_cast<unsigned>(points), kThreads>>>(f);
   CVG_CUDA_CHECK_LAUNCH(op);
 }
 

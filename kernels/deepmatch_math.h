@@ -797,6 +797,54 @@ struct DmPoolForward {
   }
 };
 
+// DmPoolForward by horizontal pairs of coarse outputs (version 2; not a default until a GPU has
+// measured it). ncu found the per-output kernel issue-bound (80 % SM throughput, 0.84 warps
+// issued per scheduler and cycle at 50 % of DRAM's on an H100), and it reached 70 % of copy
+// bandwidth only with its interior taps unrolled. Item (row, b), row = point K' + cy, takes
+// cx = 2 b and 2 b + 1: their windows share the fine column 4 b - pad + 2, so a pair inside the
+// map loads 3 x 5 taps instead of 2 x 9 and decodes its index once. The same compares in the
+// same order as DmPoolForward's (the same bits); pairs at the map's border, and a last single
+// output of an odd K', go through DmPoolForward itself. Items: points K' ceil(K' / 2).
+template <typename T, typename I>
+struct DmPoolForwardPairs {
+  const T* s;  // fine
+  DmPoolGeom<I> g;
+  I pairs = 1;          // per coarse row: ceil(K' / 2)
+  FastDivOf<I> fpairs;  // by pairs (set with the sizes)
+  T* out;       // coarse
+  uint8_t* sw;  // coarse
+  CVG_HD void operator()(I l) const {
+    const I row = fpairs.div(l), cx = 2 * (l - row * pairs);
+    const I c = row * g.kc + cx;  // the flat coarse index of (point, cy, cx)
+    const I point = g.fkc.div(row), cy = row - point * g.kc;
+    const I fy = g.fine_of(cy, 0), fx = g.fine_of(cx, 0);
+    if (cx + 1 < g.kc && fy >= 0 && fy + 2 < g.k && fx >= 0 && fx + 4 < g.k) {
+      const T* w = s + (point * g.k + fy) * g.k + fx;
+      T v[3][5];
+      CVG_UNROLL
+      for (int r = 0; r < 3; ++r)
+        CVG_UNROLL
+        for (int x = 0; x < 5; ++x) v[r][x] = w[r * g.k + x];
+      CVG_UNROLL
+      for (int e = 0; e < 2; ++e) {  // window e: columns 2 e .. 2 e + 2 of the pair's taps
+        T best = v[0][2 * e];
+        int best_t = 0;
+        CVG_UNROLL
+        for (int t = 1; t < 9; ++t) {
+          const T x = v[t / 3][2 * e + t % 3];
+          if (dm_beats(x, best)) best = x, best_t = t;
+        }
+        out[c + e] = best;
+        sw[c + e] = static_cast<uint8_t>(best_t);
+      }
+      return;
+    }
+    const DmPoolForward<T, I> one{s, g, out, sw};
+    one(c);
+    if (cx + 1 < g.kc) one(c + 1);
+  }
+};
+
 // Fine element (fy, fx) of the fine plane that coarse (cy, cx) with switch t points at.
 template <typename I>
 CVG_HD I dm_pool_target(const DmPoolGeom<I>& g, I cy, I cx, int t) {

@@ -134,14 +134,14 @@ auto under_layer_versions(const F& fn) {
   return r;
 }
 
-// The versions of the per-element layers on the GPU (kernels/deepmatch.h: versions 1, one
-// output per item, 3, spans of k, and 4, short runs along j, are not the GPU's default for the
-// aggregation family, nor 1 for the pooling family's, so the registry's CUDA column does not
-// run them): every op under each, bitwise against each other (the same terms
+// The versions of the per-element layers on the GPU (kernels/deepmatch.h; the registry's CUDA
+// column runs each op's GPU default only): every op under each, bitwise against each other (the
+// same terms
 // in the same order) and against the CPU to rounding (the switches exactly), at levels 0-3 on
-// a grid wider than one run, K^2 = 81 not a multiple of kDmSpan; the max-pool backward at
+// a grid wider than one run, K^2 = 81 not a multiple of kDmSpan; max-pool and its backward at
 // K = 9 (padding 1) and 11 (padding 2), and the unpooling, its backward and adjoint there.
-TEST_CASE("deepmatch layers: the GPU's versions 2 (runs, cells), 3 (spans) and 4 equal one output per item",
+TEST_CASE("deepmatch layers: the GPU's versions 2 (runs, cells), 3 (spans) and 4 (short runs) "
+          "equal one output per item",
           "[cuda][deepmatch]") {
   manual_seed(14);
   for (int64_t level = 0; level <= 3; ++level) {
@@ -181,6 +181,16 @@ TEST_CASE("deepmatch layers: the GPU's versions 2 (runs, cells), 3 (spans) and 4
     CHECK(same_bits(v2, v4));
     CHECK(same_bits(v2, cpu));  // sums of at most 2 x 2 gradients, no multiplies: exact
     // dm_unpool by the same cells (a max and one add: exact too).
+    // dm_max_pool by pairs of outputs (version 2 and up): maxima, exact.
+    const Tensor sg = s.to(kCUDA);
+    const auto pooled = under_layer_versions([&] {
+      const DmPooled q = dm_max_pool(sg);
+      return std::array<Tensor, 2>{q.values.to(kCPU), q.switches.to(kCPU)};
+    });
+    for (const auto& q : pooled) {
+      CHECK(same_bits(q[0], p.values));
+      CHECK(same_bits(q[1], p.switches));
+    }
     const Tensor skip = rand(s.shape());
     const Tensor unpool_cpu = dm_unpool(p.values, p.switches, skip);
     const Tensor qg = p.values.to(kCUDA), skg = skip.to(kCUDA);

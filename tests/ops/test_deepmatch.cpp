@@ -990,7 +990,8 @@ TEST_CASE("dm_hinge_loss: terms beyond the Gaussian's reach keep their bits with
 }
 
 // The pooling family by 2 x 2 cells (version 2: dm_max_pool_backward, dm_unpool and its backward
-// and adjoint) against one element per item, bitwise, for odd and even R (padding 2 and 1) and
+// and adjoint) and dm_max_pool by pairs of outputs (version 2) against one element per item,
+// bitwise, for odd and even R (padding 2 and 1) and
 // the smallest windows, with switches of real pooling (windows overlap, so two windows can name
 // one element) and of every corner; winners with ties and -inf values.
 TEST_CASE("deepmatch pooling family: 2 x 2 cells and the CPU's planes equal one element per item bitwise",
