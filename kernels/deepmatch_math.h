@@ -1540,26 +1540,19 @@ CVG_HD T dm_agg_mean(const DmAggGeom<I>& g, I i, I j, const I (&sh)[2], At&& at)
 }
 
 // The sum over the in-grid parents (pi, pj) = (i + sh[ey], j + sh[ex]) of x / children(parent),
-// children(parent) = rows(ey) * cols(ex), the parent's in-grid children per axis (the runs'
-// backward has them from registers; dm_agg_spread below computes them).
-template <typename T, typename I, typename At, typename Rows, typename Cols>
-CVG_HD T dm_agg_spread_by(const DmAggGeom<I>& g, I i, I j, const I (&sh)[2], At&& at,
-                          Rows&& rows, Cols&& cols) {
+// children(parent) the product of the parent's in-grid children per axis.
+template <typename T, typename I, typename At>
+CVG_HD T dm_agg_spread(const DmAggGeom<I>& g, I i, I j, const I (&sh)[2], At&& at) {
   T acc = T(0);
   for (int ey = 0; ey < 2; ++ey) {
     if (!dm_in(i + sh[ey], g.h)) continue;
     for (int ex = 0; ex < 2; ++ex) {
       if (!dm_in(j + sh[ex], g.w)) continue;
-      acc += at(ey, ex) * dm_inv_count<T>(rows(ey) * cols(ex));
+      const I children = g.children(i + sh[ey], g.h) * g.children(j + sh[ex], g.w);
+      acc += at(ey, ex) * dm_inv_count<T>(children);
     }
   }
   return acc;
-}
-template <typename T, typename I, typename At>
-CVG_HD T dm_agg_spread(const DmAggGeom<I>& g, I i, I j, const I (&sh)[2], At&& at) {
-  return dm_agg_spread_by<T>(
-      g, i, j, sh, at, [&](int ey) { return g.children(i + sh[ey], g.h); },
-      [&](int ex) { return g.children(j + sh[ex], g.w); });
 }
 
 // The first maximum over corners e = 2 ey + ex in e order (its corner in e_best), -inf and
@@ -1590,6 +1583,48 @@ CVG_HD T dm_disagg_route(const DmAggGeom<I>& g, I i, I j, const I (&sh)[2], SwAt
     if (!dm_in(i + sh[e / 2], g.h) || !dm_in(j + sh[e % 2], g.w)) continue;
     if (sw_at(e / 2, e % 2) == e) acc += at(e / 2, e % 2);
   }
+  return acc;
+}
+
+// The same four expressions for the walkers below (runs, spans), which hold a neighbour outside
+// the grid at a fill value instead of loading it: 0 (mean, spread: its term is +0, which leaves
+// the sum unchanged bit for bit, since a sum that starts at +0 is never -0), -inf (best: it
+// never beats) or kDmNoParent (route: it names no corner). So they need no grid test per corner:
+// ncu found those kernels bound by instruction issue, and the tests were a fifth of the
+// disaggregation backward's PTX. cnt: the number of in-grid neighbours; rows(ey) * cols(ex):
+// the parent's child count, any value for a parent outside the grid.
+template <typename T, typename I, typename At>
+CVG_HD T dm_agg_mean_filled(I cnt, At&& at) {
+  T acc = T(0);
+  for (int ey = 0; ey < 2; ++ey)
+    for (int ex = 0; ex < 2; ++ex) acc += at(ey, ex);
+  return cnt > 0 ? acc * dm_inv_count<T>(cnt) : T(0);
+}
+template <typename T, typename At, typename Rows, typename Cols>
+CVG_HD T dm_agg_spread_filled(At&& at, Rows&& rows, Cols&& cols) {
+  T acc = T(0);
+  for (int ey = 0; ey < 2; ++ey)
+    for (int ex = 0; ex < 2; ++ex) acc += at(ey, ex) * dm_inv_count<T>(rows(ey) * cols(ex));
+  return acc;
+}
+template <typename T, typename At>
+CVG_HD T dm_disagg_best_filled(At&& at, uint8_t& e_best) {
+  T best = dm_neg_inf<T>();
+  e_best = kDmNoParent;
+  for (int e = 0; e < 4; ++e) {
+    const T v = at(e / 2, e % 2);
+    if (dm_beats(v, best)) {
+      best = v;
+      e_best = static_cast<uint8_t>(e);
+    }
+  }
+  return best;
+}
+template <typename T, typename SwAt, typename At>
+CVG_HD T dm_disagg_route_filled(SwAt&& sw_at, At&& at) {
+  T acc = T(0);
+  for (int e = 0; e < 4; ++e)
+    if (sw_at(e / 2, e % 2) == e) acc += at(e / 2, e % 2);
   return acc;
 }
 
@@ -1768,12 +1803,29 @@ CVG_HD void dm_agg_run(I l, const DmAggGeom<I>& g, const DmAggRuns<I, Run>& r, L
     if (m < outputs) body((row * g.w + j0 + m * r.delta) * g.k * g.k + k, i, j0 + m * r.delta, m);
 }
 
+// Every entry of a walker's register array set to v (what the walker leaves there for a
+// neighbour outside the grid: see dm_agg_mean_filled).
+template <typename T, int A, int B>
+CVG_HD void dm_fill(T (&c)[A][B], T v) {
+  CVG_UNROLL
+  for (int a = 0; a < A; ++a)
+    CVG_UNROLL
+    for (int b = 0; b < B; ++b) c[a][b] = v;
+}
+template <typename T, int A, int B, int C>
+CVG_HD void dm_fill(T (&c)[A][B][C], T v) {
+  CVG_UNROLL
+  for (int a = 0; a < A; ++a) dm_fill(c[a], v);
+}
+
 // Item l's run over x: fn(e, i, j, at) per output, e being its flat element and at(ey, ex)
-// reading the output's neighbourhood (rows and columns sh) from registers.
+// reading the output's neighbourhood (rows and columns sh) from registers, `fill` where it lies
+// outside the grid.
 template <bool Up, typename T, typename I, int Run, typename Fn>
 CVG_HD void dm_walk(const T* x, const DmAggGeom<I>& g, const DmAggRuns<I, Run>& r, I l,
-                    const I (&sh)[2], Fn&& fn) {
-  T c[2][Run + 1] = {};
+                    const I (&sh)[2], T fill, Fn&& fn) {
+  T c[2][Run + 1];
+  dm_fill(c, fill);
   dm_agg_run(
       l, g, r,
       [&](I row, I i, I j0, I k, I n) {
@@ -1789,9 +1841,11 @@ CVG_HD void dm_walk(const T* x, const DmAggGeom<I>& g, const DmAggRuns<I, Run>& 
 // The same over two tensors of one shape: fn(e, i, j, at_x, at_y).
 template <bool Up, typename T, typename U, typename I, int Run, typename Fn>
 CVG_HD void dm_walk2(const T* x, const U* y, const DmAggGeom<I>& g, const DmAggRuns<I, Run>& r,
-                     I l, const I (&sh)[2], Fn&& fn) {
-  T c[2][Run + 1] = {};
-  U d[2][Run + 1] = {};
+                     I l, const I (&sh)[2], T fill_x, U fill_y, Fn&& fn) {
+  T c[2][Run + 1];
+  U d[2][Run + 1];
+  dm_fill(c, fill_x);
+  dm_fill(d, fill_y);
   dm_agg_run(
       l, g, r,
       [&](I row, I i, I j0, I k, I n) {
@@ -1868,8 +1922,9 @@ CVG_HD void dm_agg_span(I l, const DmAggGeom<I>& g, const DmSpans<I>& sp, Load&&
 // Item l's span over x, as dm_walk over a run (a span needs no direction: Up is unused).
 template <bool Up, typename T, typename I, typename Fn>
 CVG_HD void dm_walk(const T* x, const DmAggGeom<I>& g, const DmSpans<I>& sp, I l,
-                    const I (&sh)[2], Fn&& fn) {
-  T v[kDmSpan][2][2] = {};
+                    const I (&sh)[2], T fill, Fn&& fn) {
+  T v[kDmSpan][2][2];
+  dm_fill(v, fill);
   dm_agg_span(
       l, g, sp,
       [&](I base, I i, I j, I t) { dm_span_load(x, g, sp.span, base, i, j, t, sh, sh, v); },
@@ -1879,9 +1934,11 @@ CVG_HD void dm_walk(const T* x, const DmAggGeom<I>& g, const DmSpans<I>& sp, I l
 // The same over two tensors of one shape: fn(e, i, j, at_x, at_y).
 template <bool Up, typename T, typename U, typename I, typename Fn>
 CVG_HD void dm_walk2(const T* x, const U* y, const DmAggGeom<I>& g, const DmSpans<I>& sp, I l,
-                     const I (&sh)[2], Fn&& fn) {
-  T v[kDmSpan][2][2] = {};
-  U w[kDmSpan][2][2] = {};
+                     const I (&sh)[2], T fill_x, U fill_y, Fn&& fn) {
+  T v[kDmSpan][2][2];
+  U w[kDmSpan][2][2];
+  dm_fill(v, fill_x);
+  dm_fill(w, fill_y);
   dm_agg_span(
       l, g, sp,
       [&](I base, I i, I j, I t) {
@@ -1894,9 +1951,9 @@ CVG_HD void dm_walk2(const T* x, const U* y, const DmAggGeom<I>& g, const DmSpan
       });
 }
 
-// ---- the aggregation family by walkers: W = DmAggRuns (version 2) or DmSpans (version 3) ---
-// Each output is the per-element functor's expression (dm_agg_mean, ...) on the walker's
-// registers.
+// ---- the aggregation family by walkers: W = DmAggRuns (versions 2, 4) or DmSpans (version 3)
+// Each output is the per-element functor's expression (dm_agg_mean, ...) in its filled form
+// (dm_agg_mean_filled, ...) on the walker's registers: the same bits.
 template <typename T, typename I, typename W>
 struct DmAggForwardBy {
   const T* s;
@@ -1905,8 +1962,8 @@ struct DmAggForwardBy {
   T* out;
   CVG_HD void operator()(I l) const {
     const I sh[2] = {g.lo, g.hi};
-    dm_walk<true>(s, g, w, l, sh, [&](I e, I i, I j, auto&& at) {
-      out[e] = dm_agg_mean<T>(g, i, j, sh, at);
+    dm_walk<true>(s, g, w, l, sh, T(0), [&](I e, I i, I j, auto&& at) {
+      out[e] = dm_agg_mean_filled<T>(g.children(i, g.h) * g.children(j, g.w), at);
     });
   }
 };
@@ -1919,8 +1976,10 @@ struct DmAggBackwardBy {
   T* out;
   CVG_HD void operator()(I l) const {
     const I sh[2] = {-g.lo, -g.hi};
-    dm_walk<false>(grad, g, w, l, sh, [&](I e, I i, I j, auto&& at) {
-      out[e] = dm_agg_spread<T>(g, i, j, sh, at);
+    dm_walk<false>(grad, g, w, l, sh, T(0), [&](I e, I i, I j, auto&& at) {
+      out[e] = dm_agg_spread_filled<T>(
+          at, [&](int ey) { return g.children(i + sh[ey], g.h); },
+          [&](int ex) { return g.children(j + sh[ex], g.w); });
     });
   }
 };
@@ -1950,13 +2009,13 @@ struct DmAggBackwardBy<T, I, DmAggRuns<I, Run>> {
           CVG_UNROLL
           for (int u = 0; u <= Run; ++u) cols[u] = g.children(j0 + lo + u * w.delta, g.w);
         },
-        [&](I e, I i, I j, int m) {
+        [&](I e, I, I, int m) {
           T v[2][2];
           dm_quad<false>(c, m, v);
           const I col0 = cols[m + 1], col1 = cols[m];  // corner ex = 0 is the larger column
-          out[e] = dm_agg_spread_by<T>(
-              g, i, j, sh, [&](int ey, int ex) { return v[ey][ex]; },
-              [&](int ey) { return rows[ey]; }, [&](int ex) { return ex == 0 ? col0 : col1; });
+          out[e] = dm_agg_spread_filled<T>(
+              [&](int ey, int ex) { return v[ey][ex]; }, [&](int ey) { return rows[ey]; },
+              [&](int ex) { return ex == 0 ? col0 : col1; });
         });
   }
 };
@@ -1970,9 +2029,9 @@ struct DmDisaggForwardBy {
   uint8_t* sw;
   CVG_HD void operator()(I l) const {
     const I sh[2] = {-g.lo, -g.hi};
-    dm_walk<false>(q, g, w, l, sh, [&](I e, I i, I j, auto&& at) {
+    dm_walk<false>(q, g, w, l, sh, dm_neg_inf<T>(), [&](I e, I, I, auto&& at) {
       uint8_t e_best;
-      out[e] = dm_disagg_best<T>(g, i, j, sh, at, e_best);
+      out[e] = dm_disagg_best_filled<T>(at, e_best);
       sw[e] = e_best;
     });
   }
@@ -1988,9 +2047,10 @@ struct DmDisaggBackwardBy {
   T* out;
   CVG_HD void operator()(I l) const {
     const I sh[2] = {g.lo, g.hi};
-    dm_walk2<true>(grad, sw, g, w, l, sh, [&](I e, I i, I j, auto&& at, auto&& sw_at) {
-      out[e] = dm_disagg_route<T>(g, i, j, sh, sw_at, at);
-    });
+    dm_walk2<true>(grad, sw, g, w, l, sh, T(0), kDmNoParent,
+                   [&](I e, I, I, auto&& at, auto&& sw_at) {
+                     out[e] = dm_disagg_route_filled<T>(sw_at, at);
+                   });
   }
 };
 
