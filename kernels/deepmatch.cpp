@@ -643,24 +643,32 @@ TensorList power_backward_fused(const Tensor& grad, const Tensor& a, const Tenso
   const Device dev = a.device();
   const Tensor gc = dense(grad), ac = dense(a), nc = dense(nu);
   const int64_t n = ac.numel(), items = n / kDmPowerRun + (n % kDmPowerRun != 0);
+  const int64_t blocks = (items + kDmGridBlock - 1) / kDmGridBlock;
   TensorList r(2);
-  Tensor part;
+  Tensor block_sum, total;
   if (want_a) r[0] = Tensor::empty(a.shape(), a.options());
-  if (want_nu) part = Tensor::empty({items}, a.options());
-  // Items reach element kDmPowerRun items - 1 < n + kDmPowerRun.
-  dispatch_dm(op, dev, a.dtype(), {n, n + kDmPowerRun}, [&](auto tag, auto itag) {
-    using T = decltype(tag);
-    using I = decltype(itag);
-    const DmPowerBackward<T, I> f{gc.data<T>(),
-                                  ac.data<T>(),
-                                  nc.data<T>(),
-                                  want_a ? r[0].data<T>() : nullptr,
-                                  want_nu ? part.data<T>() : nullptr,
-                                  static_cast<I>(n),
-                                  static_cast<I>(items)};
-    CVG_DM_RUN(op, dev, power_backward, f, items);
-  });
-  if (want_nu) r[1] = reshape(sum(part), nu.shape());
+  if (want_nu) {
+    block_sum = Tensor::empty({blocks}, a.options());
+    total = n > 0 ? Tensor::empty({}, a.options()) : zeros({}, a.options());
+  }
+  // Items reach element kDmPowerRun items - 1 < n + kDmPowerRun, blocks item 256 blocks - 1.
+  dispatch_dm(op, dev, a.dtype(), {n, n + kDmPowerRun, blocks * kDmGridBlock},
+              [&](auto tag, auto itag) {
+                using T = decltype(tag);
+                using I = decltype(itag);
+                DmGridSum<T, I> dnu;
+                if (want_nu) {
+                  dnu.block_sum = block_sum.data<T>();
+                  dnu.total = total.data<T>();
+                  dnu.blocks = static_cast<I>(blocks);
+                }
+                const DmPowerBackward<T, I> f{gc.data<T>(),      ac.data<T>(), nc.data<T>(),
+                                              want_a ? r[0].data<T>() : nullptr,
+                                              dnu,               static_cast<I>(n),
+                                              static_cast<I>(items)};
+                CVG_DM_RUN(op, dev, power_backward, f, items);
+              });
+  if (want_nu) r[1] = reshape(total, nu.shape());
   return r;
 }
 
@@ -1052,10 +1060,10 @@ Tensor dm_hinge_loss(const Tensor& q, const Tensor& gt, double sigma) {
               [&](auto tag, auto itag) {
                 using T = decltype(tag);
                 using I = decltype(itag);
-                const DmHingeLoss<T, I> f{qc.data<T>(),       gtc.data<int32_t>(),
-                                          hinge_geom<I>(s, sigma), inv_terms,
-                                          point_sum.data<T>(), active_count.data<T>(),
-                                          loss.data<T>()};
+                const DmGridSum<T, I> mean{point_sum.data<T>(), loss.data<T>(),
+                                           static_cast<I>(g.points), inv_terms};
+                const DmHingeLoss<T, I> f{qc.data<T>(), gtc.data<int32_t>(),
+                                          hinge_geom<I>(s, sigma), mean, active_count.data<T>()};
                 CVG_DM_RUN(op, dev, hinge_loss, f, g.points);
               });
   // d loss / d Q is a constant (+1 per active term, -count at the ground truth, over the

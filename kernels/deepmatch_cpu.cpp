@@ -97,32 +97,57 @@ void run_cpu(const DmCorrGradTargetTiled<T, I>& f, int64_t blocks) {
   });
 }
 
+// A DmGridSum's total from its blocks' sums, as the GPU's last block takes it.
+template <typename T, typename I>
+void grid_total(const DmGridSum<T, I>& s) {
+  std::vector<T> parts(kDmGridBlock);
+  for (int t = 0; t < kDmGridBlock; ++t) parts[t] = s.part(t, [](const T* v) { return *v; });
+  dm_tree_sum(parts.data(), kDmGridBlock);
+  *s.total = s.finish(parts[0]);
+}
+
 // The hinge loss's forward (DmHingeLoss), each point's block as the GPU runs it: its threads'
-// slices, their tree; then the last block's total over the points (kernels/deepmatch_math.h).
+// slices, their trees; then the loss from the points' sums (kernels/deepmatch_math.h).
 template <typename I, typename T>
 void run_cpu(const DmHingeLoss<T, I>& f, int64_t points) {
   if (points <= 0) return;
-  constexpr int kThreads = static_cast<int>(kDmHingeSlices);
   const int64_t kk = int64_t{f.g.k} * f.g.k;
   parallel_for(points, std::max<int64_t>(1, kGrain / kk), [&](int64_t p0, int64_t p1) {
-    std::vector<T> sums(kThreads), counts(kThreads);
+    std::vector<T> sums(kDmGridBlock), counts(kDmGridBlock);
     for (I p = static_cast<I>(p0); p < static_cast<I>(p1); ++p) {
-      for (int t = 0; t < kThreads; ++t) {
+      for (int t = 0; t < kDmGridBlock; ++t) {
         const DmHingeSums<T> s = f.slice(p, static_cast<I>(t));
         sums[t] = s.sum;
         counts[t] = s.active;
       }
-      dm_tree_sum(sums.data(), kThreads);
-      dm_tree_sum(counts.data(), kThreads);
-      f.point_sum[p] = sums[0];
+      dm_tree_sum(sums.data(), kDmGridBlock);
+      dm_tree_sum(counts.data(), kDmGridBlock);
+      f.loss.block_sum[p] = sums[0];
       f.active[p] = counts[0];
     }
   });
-  std::vector<T> parts(kThreads);
-  for (int t = 0; t < kThreads; ++t)
-    parts[t] = f.total_part(static_cast<I>(t), [](const T* v) { return *v; });
-  dm_tree_sum(parts.data(), kThreads);
-  *f.loss = f.mean(parts[0]);
+  grid_total(f.loss);
+}
+
+// dm_power's one-pass backward (DmPowerBackward): blocks of kDmGridBlock items as the GPU runs
+// them, each block's terms of d nu in a tree, then their total.
+template <typename I, typename T>
+void run_cpu(const DmPowerBackward<T, I>& f, int64_t items) {
+  if (items <= 0) return;
+  const int64_t blocks = (items + kDmGridBlock - 1) / kDmGridBlock;
+  parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<T> sums(kDmGridBlock);
+    for (int64_t b = b0; b < b1; ++b) {
+      for (int t = 0; t < kDmGridBlock; ++t) {
+        const int64_t l = b * kDmGridBlock + t;
+        sums[t] = l < items ? f.item(static_cast<I>(l)) : T(0);
+      }
+      if (!f.dnu.total) continue;
+      dm_tree_sum(sums.data(), kDmGridBlock);
+      f.dnu.block_sum[b] = sums[0];
+    }
+  });
+  if (f.dnu.total) grid_total(f.dnu);
 }
 
 // Whole point planes (the *Plane functors), each thread with its own scratch planes; points

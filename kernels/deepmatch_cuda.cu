@@ -20,7 +20,8 @@
 //   *_cells           one thread per 2 x 2 cell of fine scores and the <= 4 windows that can
 //                     name them (unpool_grads_cells: both of dm_unpool's gradients at once).
 //   agg_*, disagg_*   one thread per score, 4 corners.
-//   power_forward     elementwise exp(nu ln A), 4 elements per thread (loads first).
+//   power_forward     elementwise exp(nu ln A), 4 elements per thread (loads first);
+//                     power_backward 16 per thread, d nu's terms summed as hinge_loss's.
 //   *_span            one thread per kDmSpan scores of a point (version 3 of the aggregation).
 //   hinge_loss        one block per point, a thread per slice of K^2 / 256 scores: the slice's
 //                     terms summed in registers, the slices' sums in a fixed tree in shared
@@ -136,14 +137,47 @@ void run_cuda(const DmCorrGradRef<T, I>& f, int64_t n, const char* op) {
   CVG_CUDA_CHECK_LAUNCH(op);
 }
 
-// The hinge loss's forward (DmHingeLoss): block b is point b, thread t its slice t. Blocks count
-// themselves out on dm_hinge_blocks_done; the last one, which sees every block's point_sum
+// ---- sums over the grid (DmGridSum) ----
+// Blocks count themselves out on dm_blocks_done; the last one, which sees every block's sum
 // (each block's __threadfence orders its store before its count), adds them up and sets the
 // counter back to 0 for the next launch (kernels run one after another on the one stream
-// cvgrad uses; an aborted launch leaves the context unusable anyway). One kernel instead of a
-// kernel and four reductions; the trees give the CPU's bits (deepmatch_cpu.cpp).
-__device__ unsigned int dm_hinge_blocks_done = 0;
+// cvgrad uses; an aborted launch leaves the context unusable anyway). The trees are
+// dm_tree_sum's: the CPU's bits (deepmatch_cpu.cpp).
+__device__ unsigned int dm_blocks_done = 0;
 
+// v[0] = the block's kDmGridBlock values added in dm_tree_sum's order (thread t holds v[t];
+// thread 0 may read v[0] after the call without another barrier).
+template <typename T>
+__device__ void block_tree(T* v, int t) {
+  for (int h = kDmGridBlock / 2; h > 0; h /= 2) {
+    __syncthreads();
+    if (t < h) v[t] += v[t + h];
+  }
+}
+
+// Every thread of every block calls this after block_tree(v): thread 0 stores the block's sum,
+// and the last block writes s's total (v is its scratch).
+template <typename T, typename I>
+__device__ void grid_sum_finish(const DmGridSum<T, I>& s, T* v, int t) {
+  __shared__ bool last;
+  if (t == 0) {
+    s.block_sum[blockIdx.x] = v[0];
+    __threadfence();
+    last = atomicAdd(&dm_blocks_done, 1u) == gridDim.x - 1;
+  }
+  __syncthreads();
+  if (!last) return;
+  v[t] = s.part(t, [](const T* p) { return __ldcg(p); });
+  block_tree(v, t);
+  if (t == 0) {
+    *s.total = s.finish(v[0]);
+    dm_blocks_done = 0;
+  }
+}
+
+// The hinge loss's forward (DmHingeLoss): block b is point b, thread t its slice t; the point's
+// sum of terms and count of active terms in trees, the loss by grid_sum_finish. One kernel
+// instead of a kernel and four reductions.
 // float with 32-bit indices at most 32 registers (8 blocks of 256 threads per SM): at the
 // bench's 1024 points an H100's 132 SMs then run every block in one wave, where 40 registers
 // (6 blocks per SM) would leave a second wave of a quarter of them. The other paths (double,
@@ -154,38 +188,16 @@ constexpr int kDmHingeMinBlocks = std::is_same_v<T, float> && sizeof(I) == 4 ? 8
 template <typename T, typename I>
 __global__ void __launch_bounds__(kDmHingeSlices, kDmHingeMinBlocks<T, I>)
     hinge_loss_kernel(DmHingeLoss<T, I> f) {
-  constexpr int kThreads = static_cast<int>(kDmHingeSlices);
-  __shared__ T sums[kThreads], counts[kThreads];
-  __shared__ bool last;
+  __shared__ T sums[kDmGridBlock], counts[kDmGridBlock];
   const int t = static_cast<int>(threadIdx.x);
   const I point = static_cast<I>(blockIdx.x);
   const DmHingeSums<T> s = f.slice(point, static_cast<I>(t));
   sums[t] = s.sum;
   counts[t] = s.active;
-  for (int h = kThreads / 2; h > 0; h /= 2) {  // dm_tree_sum's steps
-    __syncthreads();
-    if (t < h) {
-      sums[t] += sums[t + h];
-      counts[t] += counts[t + h];
-    }
-  }
-  if (t == 0) {
-    f.point_sum[point] = sums[0];
-    f.active[point] = counts[0];
-    __threadfence();
-    last = atomicAdd(&dm_hinge_blocks_done, 1u) == gridDim.x - 1;
-  }
-  __syncthreads();
-  if (!last) return;
-  sums[t] = f.total_part(static_cast<I>(t), [](const T* v) { return __ldcg(v); });
-  for (int h = kThreads / 2; h > 0; h /= 2) {
-    __syncthreads();
-    if (t < h) sums[t] += sums[t + h];
-  }
-  if (t == 0) {
-    *f.loss = f.mean(sums[0]);
-    dm_hinge_blocks_done = 0;
-  }
+  block_tree(counts, t);
+  if (t == 0) f.active[point] = counts[0];
+  block_tree(sums, t);
+  grid_sum_finish(f.loss, sums, t);
 }
 
 // More specialised than the generic runner: n is the number of points, one block each.
@@ -193,8 +205,30 @@ template <typename I, typename T>
 void run_cuda(const DmHingeLoss<T, I>& f, int64_t points, const char* op) {
   if (points <= 0) return;
   CVG_CHECK(points <= int64_t{0x7fffffff}, op, ": ", points, " reference points exceed a grid");
-  constexpr unsigned kThreads = static_cast<unsigned>(kDmHingeSlices);
-  hinge_loss_kernel<T, I><<<static_cast<unsigned>(points), kThreads>>>(f);
+  hinge_loss_kernel<T, I><<<static_cast<unsigned>(points), kDmGridBlock>>>(f);
+  CVG_CUDA_CHECK_LAUNCH(op);
+}
+
+// dm_power's one-pass backward (DmPowerBackward): thread t of block b is item b kDmGridBlock + t;
+// the items' terms of d nu meet by grid_sum_finish (when d nu is wanted: the same for the grid).
+template <typename T, typename I>
+__global__ void power_backward_kernel(DmPowerBackward<T, I> f) {
+  __shared__ T sums[kDmGridBlock];
+  const int t = static_cast<int>(threadIdx.x);
+  const I l = static_cast<I>(blockIdx.x) * kDmGridBlock + t;
+  const T v = l < f.items ? f.item(l) : T(0);
+  if (!f.dnu.total) return;
+  sums[t] = v;
+  block_tree(sums, t);
+  grid_sum_finish(f.dnu, sums, t);
+}
+
+template <typename I, typename T>
+void run_cuda(const DmPowerBackward<T, I>& f, int64_t items, const char* op) {
+  if (items <= 0) return;
+  const int64_t blocks = (items + kDmGridBlock - 1) / kDmGridBlock;
+  CVG_CHECK(blocks <= int64_t{0x7fffffff}, op, ": ", items, " work items exceed a grid");
+  power_backward_kernel<T, I><<<static_cast<unsigned>(blocks), kDmGridBlock>>>(f);
   CVG_CUDA_CHECK_LAUNCH(op);
 }
 

@@ -2079,6 +2079,40 @@ using DmDisaggForwardSpan = DmDisaggForwardBy<T, I, DmSpans<I>>;
 template <typename T, typename I>
 using DmDisaggBackwardSpan = DmDisaggBackwardBy<T, I, DmSpans<I>>;
 
+// ---- sums over a grid of blocks, in one fixed order on both devices -------------------------
+// v[0] = the sum of v[0 .. n), n a power of two, added in a fixed tree: for h = n / 2, n / 4,
+// ..., 1 each v[t] += v[t + h], t < h. A CUDA block does the same steps between barriers (one
+// thread per t), so the two devices add in one order.
+template <typename T>
+void dm_tree_sum(T* v, int n) {
+  for (int h = n / 2; h > 0; h /= 2)
+    for (int t = 0; t < h; ++t) v[t] += v[t + h];
+}
+
+// A sum of one value per work item in one kernel (DmHingeLoss, DmPowerBackward): block b of
+// kDmGridBlock items adds their values in a tree (dm_tree_sum), writes block_sum[b], and the
+// last block to finish (deepmatch_cuda.cu) adds the blocks' sums: thread t takes block_sum[t],
+// block_sum[t + kDmGridBlock], ... in increasing order (part()), and the threads' parts meet in a
+// tree again; total = that sum times `scale`. The CPU (deepmatch_cpu.cpp) takes the same steps.
+// So no partial sums are written per item, nor summed by separate reduction kernels.
+constexpr int kDmGridBlock = 256;
+template <typename T, typename I>
+struct DmGridSum {
+  T* block_sum = nullptr;  // one per block
+  T* total = nullptr;      // one value
+  I blocks = 0;
+  double scale = 1.0;
+  // load(ptr) reads a block's sum: past the L1 on a GPU, where other blocks wrote it.
+  template <typename Load>
+  CVG_HD T part(int t, Load&& load) const {
+    T acc = T(0);
+    for (I b = static_cast<I>(t); b < blocks; b += static_cast<I>(kDmGridBlock))
+      acc += load(block_sum + b);
+    return acc;
+  }
+  CVG_HD T finish(T sum) const { return sum * static_cast<T>(scale); }
+};
+
 // ---- power --------------------------------------------------------------------------------
 template <typename T>
 CVG_HD T dm_exp(T x);
@@ -2136,10 +2170,11 @@ struct DmPowerForward {
 // (the forward's own expression: the bits of its output) and ln A taken of 1 where A <= 0: the
 // expressions of the differentiable composition used with create_graph, in its order. Item l
 // takes the elements l + m items (m < kDmPowerRun, below n: neighbouring items read
-// neighbouring elements), loads them all before its first store, and writes the sum of its
-// terms to part[l]: d nu is then a sum over n / kDmPowerRun partial sums, and the backward
-// reads A and g and writes dA, nothing more (a terms tensor and y would add two thirds to
-// that). Either output may be null (not needed).
+// neighbouring elements), loads them all before its first store, and adds its terms in
+// registers. The items' sums meet in a dm_grid_sum (blocks of kDmGridBlock items): the backward
+// reads A and g and writes dA and one value per block, nothing more (a terms tensor and y would
+// add two thirds to that; the items' sums written and summed by a reduction kernel, one item in
+// 16, took 3-5 % of the layer's backward on an H100). Either output may be null (not wanted).
 constexpr int kDmPowerRun = 16;
 template <typename T, typename I>
 struct DmPowerBackward {
@@ -2147,9 +2182,10 @@ struct DmPowerBackward {
   const T* a;
   const T* nu;  // one element
   T* da;
-  T* part;      // one per item
+  DmGridSum<T, I> dnu;  // its `total` null: d nu not wanted
   I n, items;
-  CVG_HD void operator()(I l) const {
+  // Item l: writes its elements of da, returns the sum of its terms of d nu.
+  CVG_HD T item(I l) const {
     T av[kDmPowerRun] = {}, gv[kDmPowerRun] = {};
     CVG_UNROLL
     for (int m = 0; m < kDmPowerRun; ++m)
@@ -2167,9 +2203,9 @@ struct DmPowerBackward {
       const bool pos = av[m] > T(0);
       const T la = dm_log(pos ? av[m] : T(1));
       if (da) da[l + m * items] = gv[m] * ((pos ? dm_exp((p - T(1)) * la) : T(0)) * p);
-      if (part) acc += (gv[m] * (pos ? dm_exp(p * la) : T(0))) * la;
+      if (dnu.total) acc += (gv[m] * (pos ? dm_exp(p * la) : T(0))) * la;
     }
-    if (part) part[l] = acc;
+    return acc;
   }
 };
 
@@ -2296,18 +2332,9 @@ CVG_HD void dm_hinge_walk(const T* plane, I first, I step, I end, Fn&& fn) {
   for (; k < end; k += step) fn(k, plane[k]);
 }
 
-// v[0] = the sum of v[0 .. n), n a power of two, added in a fixed tree: for h = n / 2, n / 4,
-// ..., 1 each v[t] += v[t + h], t < h. A CUDA block does the same steps between barriers (one
-// thread per t), so the two devices add in one order.
-template <typename T>
-void dm_tree_sum(T* v, int n) {
-  for (int h = n / 2; h > 0; h /= 2)
-    for (int t = 0; t < h; ++t) v[t] += v[t + h];
-}
-
 // Forward (one block of kDmHingeSlices threads per point; deepmatch_cuda.cu's hinge_loss_kernel,
-// deepmatch_cpu.cpp's run_cpu do the same steps): slice() per thread, the tree per point,
-// point_sum and active per point, then the last block's total().
+// deepmatch_cpu.cpp's run_cpu do the same steps): slice() per thread, the trees per point, the
+// point's sum (loss.block_sum) and count of active terms, then loss's total: the mean.
 template <typename T>
 struct DmHingeSums {
   T sum, active;  // the terms added in increasing k, how many are positive
@@ -2317,10 +2344,8 @@ struct DmHingeLoss {
   const T* q;
   const int32_t* gt;
   DmHingeGeom<I> g;
-  double inv_terms;  // 1 / (N H W K^2)
-  T* point_sum;      // per point: the sum of its terms
-  T* active;         // per point: its number of positive terms (the backward's coefficients)
-  T* loss;           // one value
+  DmGridSum<T, I> loss;  // blocks: the points; scale 1 / (N H W K^2)
+  T* active;             // per point: its number of positive terms (the backward's coefficients)
 
   // Thread s of point's block: its slice (zeros from a point that does not take part, and
   // from threads past the point's slices, which leave the tree's sums unchanged).
@@ -2338,17 +2363,8 @@ struct DmHingeLoss {
     });
     return {acc, cnt};
   }
-  // Thread t's share of the total: point_sum[p] for p = t, t + kDmHingeSlices, ..., added in
-  // increasing p (load(ptr) reads it: past the L1 on a GPU, where other blocks wrote it).
-  template <typename Load>
-  CVG_HD T total_part(I t, Load&& load) const {
-    T acc = T(0);
-    for (I p = t; p < g.points; p += static_cast<I>(kDmHingeSlices)) acc += load(point_sum + p);
-    return acc;
-  }
-  // The loss from the tree's sum of the total parts.
-  CVG_HD T mean(T total) const { return total * static_cast<T>(inv_terms); }
 };
+static_assert(kDmHingeSlices == kDmGridBlock, "a hinge loss block is a grid-sum block");
 
 // Backward: d loss / d Q[point, q] = (+1 for an active term's q, minus the point's number of
 // active terms at the ground truth, whose own term is 0, never active) x grad / (N H W K^2),

@@ -874,6 +874,26 @@ TEST_CASE("dm_power: the one-pass backward equals the composition create_graph b
   }
 }
 
+// d nu over more blocks than a block has threads: 1,228,837 elements are 76,803 items of
+// kDmPowerRun, 301 blocks of kDmGridBlock (the last block's threads add two blocks' sums each,
+// the last item short of a full run); against the sum of its definition's terms, in float64.
+TEST_CASE("dm_power: the one-pass backward's d nu over many blocks", "[ops][deepmatch]") {
+  const int64_t n = 16 * 256 * 300 + 37;
+  Tensor a = uniform64({1, 1, 1, 1, n}, -0.2, 1.5, 956, false);
+  const Tensor w = uniform64({1, 1, 1, 1, n}, -1, 1, 957, false);
+  Tensor nu = t64({1.3}, {1}, false);
+  const double* ap = a.data<double>();
+  const double* wp = w.data<double>();
+  double want = 0.0;  // d nu = sum of w A^nu ln A over A > 0
+  for (int64_t e = 0; e < n; ++e)
+    if (ap[e] > 0) want += wp[e] * std::pow(ap[e], 1.3) * std::log(ap[e]);
+  a.set_requires_grad(true);
+  nu.set_requires_grad(true);
+  const TensorList g = grad({sum(mul(dm_power(a, nu), w))}, {a, nu});
+  CHECK(g[1].item() == Approx(want).epsilon(1e-11));
+  CHECK(g[0].shape() == a.shape());
+}
+
 namespace {
 
 // The loss and its gradient in Q by the definition (kernels/deepmatch.h), in float64.
