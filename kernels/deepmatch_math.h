@@ -1726,15 +1726,14 @@ struct DmDisaggGather {
 //
 // Run, the outputs per item: kDmAggRun (version 2) or kDmAggShortRun (version 4). A longer run
 // shares more loads (2.25 per output at 8, 2.5 at 4) but holds 2 (Run + 1) values (twice that
-// with the switches) in registers: ptxas gives the disaggregation's backward 53 registers at 8
-// (4 blocks of 256 threads per SM: ncu measured 48 % occupancy, issue-bound at 61 % of copy
-// bandwidth on an H100) and 37 at 4 (6 blocks), the aggregation's backward 48 and 38.
+// with the switches) in registers: ptxas gives the disaggregation's backward 54 registers at 8
+// (4 blocks of 256 threads per SM; at 53 ncu measured 48 % occupancy, issue-bound at 61 % of
+// copy bandwidth on an H100) and 40 at 4 (6 blocks), the aggregation's backward 48 and 32.
 constexpr int kDmAggRun = 8;
 constexpr int kDmAggShortRun = 4;
 
 template <typename I, int Run = kDmAggRun>
 struct DmAggRuns {
-  static constexpr int kRun = Run;
   I delta = 1, classes = 1, strips = 1;  // Delta, D, S
   FastDivOf<I> fstrips, fclasses, fdelta;  // by S, D and Delta (set with the sizes)
 
@@ -2171,10 +2170,11 @@ struct DmPowerForward {
 // expressions of the differentiable composition used with create_graph, in its order. Item l
 // takes the elements l + m items (m < kDmPowerRun, below n: neighbouring items read
 // neighbouring elements), loads them all before its first store, and adds its terms in
-// registers. The items' sums meet in a dm_grid_sum (blocks of kDmGridBlock items): the backward
+// registers. The items' sums meet in a DmGridSum (blocks of kDmGridBlock items): the backward
 // reads A and g and writes dA and one value per block, nothing more (a terms tensor and y would
-// add two thirds to that; the items' sums written and summed by a reduction kernel, one item in
-// 16, took 3-5 % of the layer's backward on an H100). Either output may be null (not wanted).
+// add two thirds to that; the items' sums, one per 16 elements written and read back by a
+// reduction op, added half a byte per element to the 12 counted, and one or two kernels).
+// Either output may be null (not wanted).
 constexpr int kDmPowerRun = 16;
 template <typename T, typename I>
 struct DmPowerBackward {
@@ -2226,10 +2226,10 @@ struct DmPowerBackward {
 // kDmHingeSlices threads per point, thread s summing slice s in registers; the slices' sums and
 // counts of active terms meet in a fixed tree (dm_tree_sum), giving the point's sum and count;
 // the last block to finish adds the points' sums the same way and writes the loss. So the
-// N H W K^2 terms never reach memory, nor do the slices' sums: in five kernels (the slices'
-// sums written, summed per point twice, summed and scaled) the small ones took a fifth of the
-// forward's time on an H100 (bench/results, 2026-11-23_7-final: 83 us at K = 161, 26 us at
-// K = 41 of which the terms need ~5).
+// N H W K^2 terms never reach memory, nor do the slices' sums. It was five kernels (the slices'
+// sums written, summed per point twice, summed and scaled): on an H100 the op took 83 us at
+// K = 161 where ncu timed the terms' kernel at 63 us, and 26 us at K = 41, with 16x fewer terms
+// (bench/results, 2026-11-23_7-final and _8-ncu).
 //
 // The backward needs no sums, so its items are short (DmHingeGrad): (point, s) for
 // s < spans = ceil(K^2 / kDmHingeSpan), writing k = s + u spans (u < kDmHingeSpan). When its
