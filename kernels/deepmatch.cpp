@@ -103,7 +103,7 @@ DmPoolGeom<I> pool_geom(const Shape& fine) {
   return g;
 }
 
-// The 2 x 2 cells of version 2's pooling kernels (DmPoolCells in deepmatch_math.h):
+// The 2 x 2 cells of version 2's pooling kernels (DmPoolCells in deepmatch_pool_math.h):
 // floor((K + pad) / 2) per axis cover every fine row once.
 int64_t pool_cells_per_axis(const DmPoolGeom<int64_t>& g) { return (g.k + g.pad) / 2; }
 template <typename I>
@@ -141,7 +141,7 @@ DmAggGeom<I> agg_geom(const Shape& s, int64_t level) {
 int64_t agg_extent(const DmAggGeom<int64_t>& g) { return g.hi + std::max(g.h, g.w); }
 
 // The runs of version 2 (Run = kDmAggRun) or 4 (kDmAggShortRun) for geometry g (DmAggRuns in
-// deepmatch_math.h).
+// deepmatch_aggregation_math.h).
 template <int Run = kDmAggRun, typename I>
 DmAggRuns<I, Run> agg_runs(const DmAggGeom<I>& g) {
   DmAggRuns<I, Run> r;
@@ -162,7 +162,8 @@ int64_t agg_run_items(const DmAggGeom<int64_t>& g) {
   return g.n * g.h * agg_runs<Run>(g).strips * g.k * g.k;
 }
 
-// The spans of version 3 (DmSpans in deepmatch_math.h): S = ceil(K^2 / kDmSpan) items per point.
+// The spans of version 3 (DmSpans in deepmatch_aggregation_math.h): S = ceil(K^2 / kDmSpan)
+// items per point.
 template <typename I>
 DmSpans<I> agg_spans(const DmAggGeom<I>& g) {
   const I kk = g.k * g.k;

@@ -14,7 +14,7 @@
 // cell further, at stride (i + 1/2) + offset: the notes' typo fix (section 8.1), the children
 // of level 0 are {i, i + 1}.
 //
-// Layers (each with a CPU loop and a CUDA kernel sharing kernels/deepmatch_math.h):
+// Layers (each with a CPU loop and a CUDA kernel sharing kernels/deepmatch_*_math.h):
 //   dm_correlation  S_0[n,i,j,k] = <ref[n,:,i,j], target[n,:,p_ij + k - R]>; 0 where the target
 //                   pixel lies outside the target map. Descriptors are used as given: L2-normalise
 //                   them first (and keep them >= 0) so that S_0 is in [0, 1]. Gradients are two

@@ -1,4 +1,4 @@
-// CPU loops of the Deep Matching layers: every functor of kernels/deepmatch_math.h writes the
+// CPU loops of the Deep Matching layers: every functor of kernels/deepmatch_*_math.h writes the
 // elements [0, n) of its output(s), one writer per element, split across threads with
 // parallel_for, so results do not depend on the thread count. The loop counter has the
 // functor's index type (n fits it: kernels/deepmatch.cpp checked).
@@ -107,7 +107,7 @@ void grid_total(const DmGridSum<T, I>& s) {
 }
 
 // The hinge loss's forward (DmHingeLoss), each point's block as the GPU runs it: its threads'
-// slices, their trees; then the loss from the points' sums (kernels/deepmatch_math.h).
+// slices, their trees; then the loss from the points' sums (kernels/deepmatch_hinge_math.h).
 template <typename I, typename T>
 void run_cpu(const DmHingeLoss<T, I>& f, int64_t points) {
   if (points <= 0) return;

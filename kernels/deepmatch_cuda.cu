@@ -1,15 +1,17 @@
 // CUDA kernels of the Deep Matching layers (conventions in kernels/deepmatch.h). One kernel
-// template, instantiated per functor of kernels/deepmatch_math.h: a grid-stride loop with one
+// template, instantiated per functor of kernels/deepmatch_*_math.h: a grid-stride loop with one
 // thread per element written, calling the same per-element code as the CPU loops, so the two
 // devices compute the same sums in the same order. Flat indices are decoded with FastDiv
 // (core/fast_div.h), never with a 64-bit division. All backward passes are gathers: one writer
 // per element, no atomics, deterministic.
 //   corr_tiled        the forward: one block per (n, target row, 8 reference columns), the
-//                     target row and the descriptors staged in shared memory (deepmatch_math.h).
+//                     target row and the descriptors staged in shared memory
+//                     (deepmatch_correlation_math.h).
 //   corr_forward      one thread per score, a d-long dot product (strided over channels): the
 //                     tiled forward's fallback when its scratch exceeds shared memory.
 //   corr_grad_ref_tiled  d ref: one block per (16 window rows, 8 reference points), the target
-//                     rows and the gradients staged in shared memory (deepmatch_math.h).
+//                     rows and the gradients staged in shared memory
+//                     (deepmatch_correlation_math.h).
 //   corr_grad_ref     one block per reference point (not the functor: see below): the tiled
 //                     kernel's fallback when its scratch exceeds shared memory.
 //   corr_grad_target_tiled  d target: one block per (target row, 256 / ceil(d / 16) columns),
