@@ -47,92 +47,40 @@ CVG_HD T dm_inv_count(I cnt) {
   return cnt == 4 ? T(0.25) : cnt == 2 ? T(0.5) : T(1);
 }
 
-// The mean over the in-grid (i + sh[ey], j + sh[ex]); 0 when none is in the grid.
+// The four expressions take the 2 x 2 neighbourhood through at(ey, ex), which holds a fill
+// value for a neighbour outside the grid: 0 (mean, spread: its term is +0, which leaves the sum
+// unchanged bit for bit, since a sum that starts at +0 is never -0), -inf (best: it never
+// beats) or, for the switches, kDmNoParent (route: it names no corner). So they need no grid
+// test per corner: the per-element functors below test once per neighbour as they load, the
+// walkers (runs, spans) leave the fill in registers they do not load. ncu found the walkers'
+// kernels bound by instruction issue, and per-corner tests were a fifth of the disaggregation
+// backward's PTX.
+
+// The mean of the neighbourhood over its cnt in-grid members; 0 when cnt is 0.
 template <typename T, typename I, typename At>
-CVG_HD T dm_agg_mean(const DmAggGeom<I>& g, I i, I j, const I (&sh)[2], At&& at) {
+CVG_HD T dm_agg_mean(I cnt, At&& at) {
   T acc = T(0);
-  I cnt = 0;
-  for (int ey = 0; ey < 2; ++ey) {
-    if (!dm_in(i + sh[ey], g.h)) continue;
-    for (int ex = 0; ex < 2; ++ex) {
-      if (!dm_in(j + sh[ex], g.w)) continue;
-      acc += at(ey, ex);
-      ++cnt;
-    }
-  }
+  for (int ey = 0; ey < 2; ++ey)
+    for (int ex = 0; ex < 2; ++ex) acc += at(ey, ex);
   return cnt > 0 ? acc * dm_inv_count<T>(cnt) : T(0);
 }
 
-// The sum over the in-grid parents (pi, pj) = (i + sh[ey], j + sh[ex]) of x / children(parent),
-// children(parent) the product of the parent's in-grid children per axis.
-template <typename T, typename I, typename At>
-CVG_HD T dm_agg_spread(const DmAggGeom<I>& g, I i, I j, const I (&sh)[2], At&& at) {
+// The sum over the parents (i + sh[ey], j + sh[ex]) of x / children(parent), children(parent)
+// = rows(ey) * cols(ex), the parent's in-grid children per axis (any value for a parent outside
+// the grid, whose x is the fill 0).
+template <typename T, typename At, typename Rows, typename Cols>
+CVG_HD T dm_agg_spread(At&& at, Rows&& rows, Cols&& cols) {
   T acc = T(0);
-  for (int ey = 0; ey < 2; ++ey) {
-    if (!dm_in(i + sh[ey], g.h)) continue;
-    for (int ex = 0; ex < 2; ++ex) {
-      if (!dm_in(j + sh[ex], g.w)) continue;
-      const I children = g.children(i + sh[ey], g.h) * g.children(j + sh[ex], g.w);
-      acc += at(ey, ex) * dm_inv_count<T>(children);
-    }
-  }
+  for (int ey = 0; ey < 2; ++ey)
+    for (int ex = 0; ex < 2; ++ex) acc += at(ey, ex) * dm_inv_count<T>(rows(ey) * cols(ex));
   return acc;
 }
 
 // The first maximum over corners e = 2 ey + ex in e order (its corner in e_best), -inf and
 // kDmNoParent when no corner is in the grid and finite.
 constexpr uint8_t kDmNoParent = 0xFF;
-template <typename T, typename I, typename At>
-CVG_HD T dm_disagg_best(const DmAggGeom<I>& g, I i, I j, const I (&sh)[2], At&& at,
-                        uint8_t& e_best) {
-  T best = dm_neg_inf<T>();
-  e_best = kDmNoParent;
-  for (int e = 0; e < 4; ++e) {
-    if (!dm_in(i + sh[e / 2], g.h) || !dm_in(j + sh[e % 2], g.w)) continue;
-    const T v = at(e / 2, e % 2);
-    if (dm_beats(v, best)) {
-      best = v;
-      e_best = static_cast<uint8_t>(e);
-    }
-  }
-  return best;
-}
-
-// The sum of x over the in-grid corners e whose switch sw_at(ey, ex) names e.
-template <typename T, typename I, typename SwAt, typename At>
-CVG_HD T dm_disagg_route(const DmAggGeom<I>& g, I i, I j, const I (&sh)[2], SwAt&& sw_at,
-                         At&& at) {
-  T acc = T(0);
-  for (int e = 0; e < 4; ++e) {
-    if (!dm_in(i + sh[e / 2], g.h) || !dm_in(j + sh[e % 2], g.w)) continue;
-    if (sw_at(e / 2, e % 2) == e) acc += at(e / 2, e % 2);
-  }
-  return acc;
-}
-
-// The same four expressions for the walkers below (runs, spans), which hold a neighbour outside
-// the grid at a fill value instead of loading it: 0 (mean, spread: its term is +0, which leaves
-// the sum unchanged bit for bit, since a sum that starts at +0 is never -0), -inf (best: it
-// never beats) or kDmNoParent (route: it names no corner). So they need no grid test per corner:
-// ncu found those kernels bound by instruction issue, and the tests were a fifth of the
-// disaggregation backward's PTX. cnt: the number of in-grid neighbours; rows(ey) * cols(ex):
-// the parent's child count, any value for a parent outside the grid.
-template <typename T, typename I, typename At>
-CVG_HD T dm_agg_mean_filled(I cnt, At&& at) {
-  T acc = T(0);
-  for (int ey = 0; ey < 2; ++ey)
-    for (int ex = 0; ex < 2; ++ex) acc += at(ey, ex);
-  return cnt > 0 ? acc * dm_inv_count<T>(cnt) : T(0);
-}
-template <typename T, typename At, typename Rows, typename Cols>
-CVG_HD T dm_agg_spread_filled(At&& at, Rows&& rows, Cols&& cols) {
-  T acc = T(0);
-  for (int ey = 0; ey < 2; ++ey)
-    for (int ex = 0; ex < 2; ++ex) acc += at(ey, ex) * dm_inv_count<T>(rows(ey) * cols(ex));
-  return acc;
-}
 template <typename T, typename At>
-CVG_HD T dm_disagg_best_filled(At&& at, uint8_t& e_best) {
+CVG_HD T dm_disagg_best(At&& at, uint8_t& e_best) {
   T best = dm_neg_inf<T>();
   e_best = kDmNoParent;
   for (int e = 0; e < 4; ++e) {
@@ -144,13 +92,30 @@ CVG_HD T dm_disagg_best_filled(At&& at, uint8_t& e_best) {
   }
   return best;
 }
+
+// The sum of x over the corners e whose switch sw_at(ey, ex) names e.
 template <typename T, typename SwAt, typename At>
-CVG_HD T dm_disagg_route_filled(SwAt&& sw_at, At&& at) {
+CVG_HD T dm_disagg_route(SwAt&& sw_at, At&& at) {
   T acc = T(0);
   for (int e = 0; e < 4; ++e)
     if (sw_at(e / 2, e % 2) == e) acc += at(e / 2, e % 2);
   return acc;
 }
+
+// The per-element functors' at(ey, ex): x at element l moved to neighbour (i + sh[ey],
+// j + sh[ex]), or fill outside the grid (not loaded).
+template <typename T, typename U, typename I>
+struct DmGridAt {
+  const U* x;
+  const DmAggGeom<I>& g;
+  I l, i, j;
+  const I (&sh)[2];
+  T fill;
+  CVG_HD T operator()(int ey, int ex) const {
+    const bool in = dm_in(i + sh[ey], g.h) && dm_in(j + sh[ex], g.w);
+    return in ? static_cast<T>(x[g.moved(l, sh[ey], sh[ex])]) : fill;
+  }
+};
 
 // A[i, k] = mean over the in-grid children of S[child, k]; 0 for a point without children.
 template <typename T, typename I>
@@ -161,8 +126,8 @@ struct DmAggForward {
   CVG_HD void operator()(I l) const {
     const auto [i, j] = g.where(l);
     const I sh[2] = {g.lo, g.hi};
-    out[l] = dm_agg_mean<T>(g, i, j, sh,
-                            [&](int ey, int ex) { return s[g.moved(l, sh[ey], sh[ex])]; });
+    out[l] = dm_agg_mean<T>(g.children(i, g.h) * g.children(j, g.w),
+                            DmGridAt<T, T, I>{s, g, l, i, j, sh, T(0)});
   }
 };
 
@@ -175,8 +140,10 @@ struct DmAggBackward {
   CVG_HD void operator()(I l) const {
     const auto [i, j] = g.where(l);
     const I sh[2] = {-g.lo, -g.hi};
-    out[l] = dm_agg_spread<T>(g, i, j, sh,
-                              [&](int ey, int ex) { return grad[g.moved(l, sh[ey], sh[ex])]; });
+    out[l] = dm_agg_spread<T>(
+        DmGridAt<T, T, I>{grad, g, l, i, j, sh, T(0)},
+        [&](int ey) { return g.children(i + sh[ey], g.h); },
+        [&](int ex) { return g.children(j + sh[ex], g.w); });
   }
 };
 
@@ -192,8 +159,7 @@ struct DmDisaggForward {
     const auto [i, j] = g.where(l);
     const I sh[2] = {-g.lo, -g.hi};
     uint8_t e_best;
-    out[l] = dm_disagg_best<T>(
-        g, i, j, sh, [&](int ey, int ex) { return q[g.moved(l, sh[ey], sh[ex])]; }, e_best);
+    out[l] = dm_disagg_best<T>(DmGridAt<T, T, I>{q, g, l, i, j, sh, dm_neg_inf<T>()}, e_best);
     sw[l] = e_best;
   }
 };
@@ -208,9 +174,8 @@ struct DmDisaggBackward {
   CVG_HD void operator()(I l) const {
     const auto [i, j] = g.where(l);
     const I sh[2] = {g.lo, g.hi};
-    out[l] = dm_disagg_route<T>(
-        g, i, j, sh, [&](int ey, int ex) { return sw[g.moved(l, sh[ey], sh[ex])]; },
-        [&](int ey, int ex) { return grad[g.moved(l, sh[ey], sh[ex])]; });
+    out[l] = dm_disagg_route<T>(DmGridAt<uint8_t, uint8_t, I>{sw, g, l, i, j, sh, kDmNoParent},
+                                DmGridAt<T, T, I>{grad, g, l, i, j, sh, T(0)});
   }
 };
 
@@ -327,7 +292,7 @@ CVG_HD void dm_agg_run(I l, const DmAggGeom<I>& g, const DmAggRuns<I, Run>& r, L
 }
 
 // Every entry of a walker's register array set to v (what the walker leaves there for a
-// neighbour outside the grid: see dm_agg_mean_filled).
+// neighbour outside the grid: see dm_agg_mean).
 template <typename T, int A, int B>
 CVG_HD void dm_fill(T (&c)[A][B], T v) {
   CVG_UNROLL
@@ -475,8 +440,8 @@ CVG_HD void dm_walk2(const T* x, const U* y, const DmAggGeom<I>& g, const DmSpan
 }
 
 // ---- the aggregation family by walkers: W = DmAggRuns (versions 2, 4) or DmSpans (version 3)
-// Each output is the per-element functor's expression (dm_agg_mean, ...) in its filled form
-// (dm_agg_mean_filled, ...) on the walker's registers: the same bits.
+// Each output is the per-element functor's expression (dm_agg_mean, ...) on the walker's
+// registers, with the same fills outside the grid: the same bits.
 template <typename T, typename I, typename W>
 struct DmAggForwardBy {
   const T* s;
@@ -486,7 +451,7 @@ struct DmAggForwardBy {
   CVG_HD void operator()(I l) const {
     const I sh[2] = {g.lo, g.hi};
     dm_walk<true>(s, g, w, l, sh, T(0), [&](I e, I i, I j, auto&& at) {
-      out[e] = dm_agg_mean_filled<T>(g.children(i, g.h) * g.children(j, g.w), at);
+      out[e] = dm_agg_mean<T>(g.children(i, g.h) * g.children(j, g.w), at);
     });
   }
 };
@@ -500,7 +465,7 @@ struct DmAggBackwardBy {
   CVG_HD void operator()(I l) const {
     const I sh[2] = {-g.lo, -g.hi};
     dm_walk<false>(grad, g, w, l, sh, T(0), [&](I e, I i, I j, auto&& at) {
-      out[e] = dm_agg_spread_filled<T>(
+      out[e] = dm_agg_spread<T>(
           at, [&](int ey) { return g.children(i + sh[ey], g.h); },
           [&](int ex) { return g.children(j + sh[ex], g.w); });
     });
@@ -536,7 +501,7 @@ struct DmAggBackwardBy<T, I, DmAggRuns<I, Run>> {
           T v[2][2];
           dm_quad<false>(c, m, v);
           const I col0 = cols[m + 1], col1 = cols[m];  // corner ex = 0 is the larger column
-          out[e] = dm_agg_spread_filled<T>(
+          out[e] = dm_agg_spread<T>(
               [&](int ey, int ex) { return v[ey][ex]; }, [&](int ey) { return rows[ey]; },
               [&](int ex) { return ex == 0 ? col0 : col1; });
         });
@@ -554,7 +519,7 @@ struct DmDisaggForwardBy {
     const I sh[2] = {-g.lo, -g.hi};
     dm_walk<false>(q, g, w, l, sh, dm_neg_inf<T>(), [&](I e, I, I, auto&& at) {
       uint8_t e_best;
-      out[e] = dm_disagg_best_filled<T>(at, e_best);
+      out[e] = dm_disagg_best<T>(at, e_best);
       sw[e] = e_best;
     });
   }
@@ -572,7 +537,7 @@ struct DmDisaggBackwardBy {
     const I sh[2] = {g.lo, g.hi};
     dm_walk2<true>(grad, sw, g, w, l, sh, T(0), kDmNoParent,
                    [&](I e, I, I, auto&& at, auto&& sw_at) {
-                     out[e] = dm_disagg_route_filled<T>(sw_at, at);
+                     out[e] = dm_disagg_route<T>(sw_at, at);
                    });
   }
 };
