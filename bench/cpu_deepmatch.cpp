@@ -2,10 +2,10 @@
 // substitute's scale of the notes (a 128 x 96 frame at alpha_0 = 8: P = 16 x 12 reference points,
 // R_0 = 16, K_0 = 33). Names "cpu/dm_<layer>[_bwd]/<P>x<K>": each layer's public op (forward, or
 // its backward op alone: dm_power_bwd and dm_hinge_loss_bwd through the engine; dm_correlation_v1:
-// the per-score forward the tiled one replaced; dm_(dis)aggregate(_bwd)_v2 and _v3,
-// dm_max_pool_bwd_v2, dm_max_pool_v1, dm_unpool_v1, _v2 and dm_unpool_bwd_v1, _v2: versions 1,
-// 2 and 3 of those kernels, beside the default (for dm_max_pool(_bwd) and dm_unpool the CPU's
-// whole-plane loops): kernels/deepmatch.h; dm_unpool_skip_bwd_unfused: the compare and select the
+// the per-score forward the tiled one replaced; dm_(dis)aggregate(_bwd)_v1 and _v2,
+// dm_max_pool_bwd_v2, dm_max_pool_v1, dm_unpool_v1, _v2 and dm_unpool_bwd_v1, _v2: versions 1
+// and 2 of those kernels, beside the default (for the aggregation family version 3, for
+// dm_max_pool(_bwd) and dm_unpool the CPU's whole-plane loops): kernels/deepmatch.h; dm_unpool_skip_bwd_unfused: the compare and select the
 // fused skip gradient replaced; dm_unpool_grads: both of dm_unpool's gradients, by default
 // the two ops, _v2 in one pass by cells), and "cpu/deep_matching_fwd_bwd" for the U-network with
 // L = 3 through the structured loss and back to S_0 and the exponents (and again on the 32-bit
@@ -212,19 +212,19 @@ const bool registered = [] {
   benchmark::RegisterBenchmark(name("dm_max_pool_bwd").c_str(), bm_max_pool_bwd, 0);
   benchmark::RegisterBenchmark(name("dm_max_pool_bwd_v2").c_str(), bm_max_pool_bwd, 2);
   benchmark::RegisterBenchmark(name("dm_aggregate").c_str(), bm_aggregate, 0);
+  benchmark::RegisterBenchmark(name("dm_aggregate_v1").c_str(), bm_aggregate, 1);
   benchmark::RegisterBenchmark(name("dm_aggregate_v2").c_str(), bm_aggregate, 2);
-  benchmark::RegisterBenchmark(name("dm_aggregate_v3").c_str(), bm_aggregate, 3);
   benchmark::RegisterBenchmark(name("dm_aggregate_bwd").c_str(), bm_aggregate_bwd, 0);
+  benchmark::RegisterBenchmark(name("dm_aggregate_bwd_v1").c_str(), bm_aggregate_bwd, 1);
   benchmark::RegisterBenchmark(name("dm_aggregate_bwd_v2").c_str(), bm_aggregate_bwd, 2);
-  benchmark::RegisterBenchmark(name("dm_aggregate_bwd_v3").c_str(), bm_aggregate_bwd, 3);
   benchmark::RegisterBenchmark(name("dm_power").c_str(), bm_power);
   benchmark::RegisterBenchmark(name("dm_power_bwd").c_str(), bm_power_bwd);
   benchmark::RegisterBenchmark(name("dm_disaggregate").c_str(), bm_disaggregate, 0);
+  benchmark::RegisterBenchmark(name("dm_disaggregate_v1").c_str(), bm_disaggregate, 1);
   benchmark::RegisterBenchmark(name("dm_disaggregate_v2").c_str(), bm_disaggregate, 2);
-  benchmark::RegisterBenchmark(name("dm_disaggregate_v3").c_str(), bm_disaggregate, 3);
   benchmark::RegisterBenchmark(name("dm_disaggregate_bwd").c_str(), bm_disaggregate_bwd, 0);
+  benchmark::RegisterBenchmark(name("dm_disaggregate_bwd_v1").c_str(), bm_disaggregate_bwd, 1);
   benchmark::RegisterBenchmark(name("dm_disaggregate_bwd_v2").c_str(), bm_disaggregate_bwd, 2);
-  benchmark::RegisterBenchmark(name("dm_disaggregate_bwd_v3").c_str(), bm_disaggregate_bwd, 3);
   benchmark::RegisterBenchmark(name("dm_unpool").c_str(), bm_unpool, 0);
   benchmark::RegisterBenchmark(name("dm_unpool_v1").c_str(), bm_unpool, 1);
   benchmark::RegisterBenchmark(name("dm_unpool_v2").c_str(), bm_unpool, 2);

@@ -184,9 +184,12 @@ int layer_version(int newest, int fallback) {
 // The aggregation family's version (1, 2, 3 or 4). Default: runs (2) on the GPU, fastest for all
 // four layers once their columns left local memory (H100, 1024 points, K = 161, runs / spans /
 // one output per item: aggregate 93 / 107 / 140 us, its backward 110 / 165 / 191, disaggregate
-// 113 / 125 / 140, its backward 132 / 166 / 260; 2026-11-23); 1 on the CPU, where the versions
-// measure alike. Version 4, runs of kDmAggShortRun, has not run on a GPU yet.
-int agg_version(const Device& dev) { return layer_version(4, dev.is_cuda() ? 2 : 1); }
+// 113 / 125 / 140, its backward 132 / 166 / 260; 2026-11-23); spans (3) on the CPU since their
+// outputs dropped the per-corner grid tests (2 threads, 192 points, K = 33, spans / runs / one
+// output per item: aggregate 0.39-0.40 / 0.47 / 0.79-0.81 ms, its backward 0.57-0.60 / 0.62-0.68
+// / 1.08-1.09, disaggregate 1.25-1.29 / 1.30-1.34 / 1.80-1.84, its backward 1.15-1.17 /
+// 1.07-1.16 / 1.34-1.36). Version 4, runs of kDmAggShortRun, has not run on a GPU yet.
+int agg_version(const Device& dev) { return layer_version(4, dev.is_cuda() ? 2 : 3); }
 
 // The loss over scores of shape s (N x H x W x K x K).
 template <typename I>

@@ -257,10 +257,10 @@ class DmCorrVersionGuard {
 //     each run's columns once (2.25 loads per output instead of 4): the GPU's default (fastest
 //     of the three for all four layers on an H100);
 //     version 3, the *Span functors: a work item owns kDmSpan outputs of one point (offsets
-//     K^2 / kDmSpan apart), decoding the point and testing its neighbours once;
+//     K^2 / kDmSpan apart), decoding the point and testing its neighbours once: the CPU's
+//     default (1.2-2x faster than version 1 there);
 //     version 4, the *Run4 functors: runs of kDmAggShortRun outputs (2.5 loads per output, fewer
-//     registers: more threads per SM); the CPU keeps version 1 (versions 1-3 measure alike
-//     there);
+//     registers: more threads per SM);
 //   dm_max_pool_backward, dm_unpool, dm_unpool_backward, dm_unpool_adjoint, dm_unpool_grads:
 //     version 2 (and 3, 4), the *Cells functors: a work item per 2 x 2 cell of fine elements and
 //     the 4 coarse windows that can name them; the GPU's default for dm_max_pool_backward (3.7x

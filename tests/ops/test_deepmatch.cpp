@@ -768,7 +768,7 @@ TEST_CASE("dm_correlation_grad_target: the tiled gradient equals the per-pixel g
 
 // Versions 2 and 4 (runs of kDmAggRun and kDmAggShortRun outputs along j, each run's columns
 // loaded once) and 3 (spans of k, each point decoded once) of the aggregation family against
-// version 1 (one output per item, the CPU's default), bitwise: on shapes whose widths are and
+// version 1 (one output per item), bitwise: on shapes whose widths are and
 // are not multiples of a run (Delta kDmAggRun or Delta kDmAggShortRun), whose
 // K^2 is and is not a multiple of kDmSpan, a level shift wider than the grid, one column, and
 // -inf / NaN scores and all four switch corners; then every registry sample of the deepmatch
