@@ -136,10 +136,10 @@ auto under_layer_versions(const F& fn) {
 
 // The versions of the per-element layers on the GPU (kernels/deepmatch.h; the registry's CUDA
 // column runs each op's GPU default only): every op under each, bitwise against each other (the
-// same terms
-// in the same order) and against the CPU to rounding (the switches exactly), at levels 0-3 on
-// a grid wider than one run, K^2 = 81 not a multiple of kDmSpan; max-pool and its backward at
-// K = 9 (padding 1) and 11 (padding 2), and the unpooling, its backward and adjoint there.
+// same terms in the same order) and against the CPU to rounding (the switches exactly), at
+// levels 0-3 on a grid wider than one run, K^2 = 81 not a multiple of kDmSpan; max-pool and its
+// backward at K = 9 (padding 1) and 11 (padding 2), and the unpooling, its backward and adjoint
+// there.
 TEST_CASE("deepmatch layers: the GPU's versions 2 (runs, cells), 3 (spans) and 4 (short runs) "
           "equal one output per item",
           "[cuda][deepmatch]") {
@@ -180,7 +180,6 @@ TEST_CASE("deepmatch layers: the GPU's versions 2 (runs, cells), 3 (spans) and 4
     CHECK(same_bits(v2, v3));  // versions 3 and 4 run the cells
     CHECK(same_bits(v2, v4));
     CHECK(same_bits(v2, cpu));  // sums of at most 2 x 2 gradients, no multiplies: exact
-    // dm_unpool by the same cells (a max and one add: exact too).
     // dm_max_pool by pairs of outputs (version 2 and up): maxima, exact.
     const Tensor sg = s.to(kCUDA);
     const auto pooled = under_layer_versions([&] {
@@ -191,6 +190,7 @@ TEST_CASE("deepmatch layers: the GPU's versions 2 (runs, cells), 3 (spans) and 4
       CHECK(same_bits(q[0], p.values));
       CHECK(same_bits(q[1], p.switches));
     }
+    // dm_unpool by the same cells (a max and one add: exact too).
     const Tensor skip = rand(s.shape());
     const Tensor unpool_cpu = dm_unpool(p.values, p.switches, skip);
     const Tensor qg = p.values.to(kCUDA), skg = skip.to(kCUDA);
