@@ -123,6 +123,14 @@ std::vector<Cfg> random_configs(int count, uint32_t seed, int64_t n_min = 1, int
   cfgs.push_back({2, 6, 4, 5, 7, 1, 1, {1, 1}, {0, 0}, {1, 1}, 2});
   cfgs.push_back({1, 3, 5, 17, 13, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1});
   cfgs.push_back({2, 4, 4, 11, 9, 5, 3, {2, 1}, {2, 1}, {1, 2}, 4});
+  // Depthwise with rows long enough for the CPU's unchecked middle (kernels/conv_cpu.cpp,
+  // depthwise_forward): each kernel width 1-5 at stride 1, and 7 and stride 2 by the generic loop.
+  cfgs.push_back({2, 3, 3, 6, 40, 3, 3, {1, 1}, {1, 1}, {1, 1}, 3});
+  cfgs.push_back({1, 2, 2, 5, 37, 2, 5, {1, 1}, {0, 2}, {1, 2}, 2});
+  cfgs.push_back({1, 2, 2, 4, 33, 3, 4, {2, 1}, {1, 3}, {1, 1}, 2});
+  cfgs.push_back({1, 2, 2, 3, 21, 1, 2, {1, 1}, {0, 1}, {1, 3}, 2});
+  cfgs.push_back({1, 2, 2, 3, 20, 2, 1, {1, 1}, {1, 2}, {1, 1}, 2});
+  cfgs.push_back({1, 2, 2, 4, 30, 2, 7, {1, 2}, {1, 3}, {1, 1}, 2});
   return cfgs;
 }
 
