@@ -311,43 +311,101 @@ std::pair<const Tensor*, int64_t> columns_of(const Tensor& x, int64_t n, const C
 // computed once per call; between `lo` and `hi` every column tap lands in the row, and there
 // (at stride 1, kW <= 5) one pass with kW a template argument adds a kernel row's taps to each
 // output without tests: contiguous loads the compiler vectorises over the outputs. The edges,
-// and other strides and widths, test each tap. (A pass per tap over its range was 2.7x
+// and other strides and widths (KW = 0), test each tap. (A pass per tap over its range was 2.7x
 // PyTorch's time for 3 x 3 taps on 35-wide rows: the bookkeeping outweighed the arithmetic.)
+// A call covers a thread's whole share of output rows, so the per-call set-up is paid once per
+// share rather than once per kernel row (with 35-wide rows that set-up was a large part of the
+// time).
+template <typename T>
+struct DepthwiseArgs {
+  const T* px;
+  const T* pw;
+  const T* pb;  // null: no bias
+  T* po;
+  const ConvGeometry* g;
+  const int64_t* offs;  // offs[s] = s dW - pW: input column of tap s, less ow sW
+  int64_t lo, hi;       // outputs [lo, hi) see every column tap in the row
+};
+
+// Adds kernel row wr's taps that land in input row xr to outputs [b, e) of row op, testing
+// each tap; KW = 0: any width and stride, else stride 1 and width KW.
 template <typename T, int KW>
-void depthwise_row_stride1(T* op, const T* xr, const T* wr, const int64_t* offs, int64_t lo,
-                           int64_t hi, int64_t w, int64_t wo) {
-  T wv[KW];
-  int64_t o[KW];
-  for (int s = 0; s < KW; ++s) {
-    wv[s] = wr[s];
-    o[s] = offs[s];
-  }
-  auto edge = [&](int64_t b, int64_t e) {
-    for (int64_t ow = b; ow < e; ++ow) {
-      T acc = op[ow];
-      for (int s = 0; s < KW; ++s) {
-        const int64_t i = ow + o[s];
-        if (i >= 0 && i < w) acc += xr[i] * wv[s];
-      }
-      op[ow] = acc;
-    }
-  };
-  edge(0, lo);
-  for (int64_t ow = lo; ow < hi; ++ow) {
+inline void depthwise_row_checked(T* op, const T* xr, const T* wr, const DepthwiseArgs<T>& a,
+                                  int64_t b, int64_t e) {
+  const ConvGeometry& g = *a.g;
+  const int64_t kw = KW ? KW : g.kw, sw = KW ? 1 : g.sw;
+  for (int64_t ow = b; ow < e; ++ow) {
     T acc = op[ow];
-    for (int s = 0; s < KW; ++s) acc += xr[ow + o[s]] * wv[s];
+    for (int64_t s = 0; s < kw; ++s) {
+      const int64_t i = ow * sw + a.offs[s];
+      if (i >= 0 && i < g.w) acc += xr[i] * wr[s];
+    }
     op[ow] = acc;
   }
-  edge(hi, wo);
+}
+
+// Output rows [r0, r1) of the flattened (plane = n C + c, oh) rows.
+template <typename T, int KW>
+void depthwise_rows(const DepthwiseArgs<T>& a, int64_t r0, int64_t r1) {
+  const ConvGeometry& g = *a.g;
+  int64_t o[KW ? KW : 1];
+  for (int s = 0; s < KW; ++s) o[s] = a.offs[s];
+  for (int64_t row = r0; row < r1; ++row) {
+    const int64_t plane = row / g.ho, oh = row % g.ho;
+    const T* xp = a.px + plane * g.in_plane();
+    const T* wp = a.pw + (plane % g.cout) * g.taps();
+    T* op = a.po + row * g.wo;
+    std::fill(op, op + g.wo, T(0));
+    for (int64_t r = 0; r < g.kh; ++r) {
+      const int64_t ih = oh * g.sh - g.ph + r * g.dh;
+      if (ih < 0 || ih >= g.h) continue;
+      const T* xr = xp + ih * g.w;
+      const T* wr = wp + r * g.kw;
+      if constexpr (KW == 0) {
+        depthwise_row_checked<T, 0>(op, xr, wr, a, 0, g.wo);
+      } else {
+        T wv[KW];
+        for (int s = 0; s < KW; ++s) wv[s] = wr[s];
+        depthwise_row_checked<T, KW>(op, xr, wr, a, 0, a.lo);
+        for (int64_t ow = a.lo; ow < a.hi; ++ow) {
+          T acc = op[ow];
+          for (int s = 0; s < KW; ++s) acc += xr[ow + o[s]] * wv[s];
+          op[ow] = acc;
+        }
+        depthwise_row_checked<T, KW>(op, xr, wr, a, a.hi, g.wo);
+      }
+    }
+    if (a.pb) {
+      const T bv = a.pb[plane % g.cout];
+      for (int64_t ow = 0; ow < g.wo; ++ow) op[ow] += bv;
+    }
+  }
+}
+
+// The build targets baseline x86-64 (SSE2: 4 floats); the rows are compiled again for AVX2
+// (8 floats; `flatten` inlines everything into that copy), used when the CPU has it. No FMA is
+// enabled and -std=c++20 does not contract, so both copies do the same float operations: the
+// same bits (tests/ops/test_conv.cpp checks the outputs against the per-tap rule either way).
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+template <int KW>
+__attribute__((target("avx2"), flatten)) void depthwise_rows_avx2(const DepthwiseArgs<float>& a,
+                                                                  int64_t r0, int64_t r1) {
+  depthwise_rows<float, KW>(a, r0, r1);
+}
+#endif
+
+template <typename T, int KW>
+auto depthwise_rows_for_cpu() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  if constexpr (std::is_same_v<T, float>)
+    if (__builtin_cpu_supports("avx2")) return &depthwise_rows_avx2<KW>;
+#endif
+  return &depthwise_rows<T, KW>;
 }
 
 template <typename T>
 void depthwise_forward(const Tensor& x, const Tensor& w, const Tensor& bias,
                        const ConvGeometry& g, const Tensor& out) {
-  const T* px = x.data<T>();
-  const T* pw = w.data<T>();
-  const T* pb = bias.defined() ? bias.data<T>() : nullptr;
-  T* po = out.data<T>();
   std::vector<int64_t> offs(g.kw);
   int64_t lo = 0, hi = g.wo;
   for (int64_t s = 0; s < g.kw; ++s) {
@@ -357,53 +415,22 @@ void depthwise_forward(const Tensor& x, const Tensor& w, const Tensor& bias,
     hi = std::min(hi, valid.end);
   }
   if (lo > hi) lo = hi;  // no output sees every column tap
-  using Row = void (*)(T*, const T*, const T*, const int64_t*, int64_t, int64_t, int64_t,
-                       int64_t);
-  Row row_stride1 = nullptr;  // else the generic loops below
+  const DepthwiseArgs<T> a{x.data<T>(), w.data<T>(), bias.defined() ? bias.data<T>() : nullptr,
+                           out.data<T>(), &g, offs.data(), lo, hi};
+  using Rows = void (*)(const DepthwiseArgs<T>&, int64_t, int64_t);
+  Rows rows_fn = depthwise_rows_for_cpu<T, 0>();
   if (g.sw == 1) {
     switch (g.kw) {
-      case 1: row_stride1 = depthwise_row_stride1<T, 1>; break;
-      case 2: row_stride1 = depthwise_row_stride1<T, 2>; break;
-      case 3: row_stride1 = depthwise_row_stride1<T, 3>; break;
-      case 4: row_stride1 = depthwise_row_stride1<T, 4>; break;
-      case 5: row_stride1 = depthwise_row_stride1<T, 5>; break;
+      case 1: rows_fn = depthwise_rows_for_cpu<T, 1>(); break;
+      case 2: rows_fn = depthwise_rows_for_cpu<T, 2>(); break;
+      case 3: rows_fn = depthwise_rows_for_cpu<T, 3>(); break;
+      case 4: rows_fn = depthwise_rows_for_cpu<T, 4>(); break;
+      case 5: rows_fn = depthwise_rows_for_cpu<T, 5>(); break;
       default: break;
     }
   }
-  // Adds kernel row wr's taps that land in input row xr to outputs [b, e).
-  auto add_checked = [&](T* op, const T* xr, const T* wr, int64_t b, int64_t e) {
-    for (int64_t ow = b; ow < e; ++ow) {
-      T acc = op[ow];
-      for (int64_t s = 0; s < g.kw; ++s) {
-        const int64_t i = ow * g.sw + offs[s];
-        if (i >= 0 && i < g.w) acc += xr[i] * wr[s];
-      }
-      op[ow] = acc;
-    }
-  };
-  const int64_t rows = g.n * g.cout * g.ho;
-  parallel_for(rows, grain_for(g.wo * g.taps()), [&](int64_t b, int64_t e) {
-    for (int64_t row = b; row < e; ++row) {
-      const int64_t plane = row / g.ho, oh = row % g.ho;  // plane = n * C + c
-      const T* xp = px + plane * g.in_plane();
-      const T* wp = pw + (plane % g.cout) * g.taps();
-      T* op = po + row * g.wo;
-      std::fill(op, op + g.wo, T(0));
-      for (int64_t r = 0; r < g.kh; ++r) {
-        const int64_t ih = oh * g.sh - g.ph + r * g.dh;
-        if (ih < 0 || ih >= g.h) continue;
-        const T* xr = xp + ih * g.w;
-        const T* wr = wp + r * g.kw;
-        if (row_stride1) {
-          row_stride1(op, xr, wr, offs.data(), lo, hi, g.w, g.wo);
-        } else {
-          add_checked(op, xr, wr, 0, g.wo);
-        }
-      }
-      if (pb)
-        for (int64_t ow = 0; ow < g.wo; ++ow) op[ow] += pb[plane % g.cout];
-    }
-  });
+  parallel_for(g.n * g.cout * g.ho, grain_for(g.wo * g.taps()),
+               [&](int64_t b, int64_t e) { rows_fn(a, b, e); });
 }
 
 template <typename T>
