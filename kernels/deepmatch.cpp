@@ -137,8 +137,15 @@ DmAggGeom<I> agg_geom(const Shape& s, int64_t level) {
   return g;
 }
 
-// The largest row or column a child or parent search forms (i + the level's shift).
-int64_t agg_extent(const DmAggGeom<int64_t>& g) { return g.hi + std::max(g.h, g.w); }
+// A bound on the index arithmetic of every version: a child or parent search forms i + the
+// level's shift (i + hi); the runs (agg_runs, Run <= kDmAggRun) form Delta Run (Delta = hi -
+// lo), W + Delta Run - 1 and columns j0 + lo + u Delta (j0 < W, lo < 0, u <= Run), all below
+// max(H, W) + Delta kDmAggRun. At level 28 Delta kDmAggRun = 2^31: the runs need 64 bits long
+// before the searches do (with hi + max(H, W) alone they wrapped there on a 32-bit launch).
+int64_t agg_extent(const DmAggGeom<int64_t>& g) {
+  static_assert(kDmAggShortRun <= kDmAggRun);
+  return std::max(g.h, g.w) + (g.hi - g.lo) * kDmAggRun;
+}
 
 // The runs of version 2 (Run = kDmAggRun) or 4 (kDmAggShortRun) for geometry g (DmAggRuns in
 // deepmatch_aggregation_math.h).

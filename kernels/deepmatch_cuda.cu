@@ -141,7 +141,8 @@ void run_cuda(const DmCorrGradRef<T, I>& f, int64_t n, const char* op) {
 
 // ---- sums over the grid (DmGridSum) ----
 // Blocks count themselves out on dm_blocks_done; the last one, which sees every block's sum
-// (each block's __threadfence orders its store before its count), adds them up and sets the
+// (each block's __threadfence orders its store before its count, and the fence after the
+// count orders the last block's reads after it), adds them up and sets the
 // counter back to 0 for the next launch (kernels run one after another on the one stream
 // cvgrad uses; an aborted launch leaves the context unusable anyway). The trees are
 // dm_tree_sum's: the CPU's bits (deepmatch_cpu.cpp).
@@ -166,6 +167,7 @@ __device__ void grid_sum_finish(const DmGridSum<T, I>& s, T* v, int t) {
     s.block_sum[blockIdx.x] = v[0];
     __threadfence();
     last = atomicAdd(&dm_blocks_done, 1u) == gridDim.x - 1;
+    __threadfence();  // acquire side: the other blocks' sums are read after their counts
   }
   __syncthreads();
   if (!last) return;

@@ -841,6 +841,43 @@ TEST_CASE("deepmatch aggregation: runs along j and spans of k equal one output p
                  Contains("got 0"));
 }
 
+// Deep levels: the runs' strides reach 2^31 at level 28 (Delta Run = 2^28 x 8), so the 32-bit
+// index a GPU launch prefers must give way to 64 bits there (before, the strides wrapped: a
+// division by zero or writes past the end). Every version with 32 bits allowed equals the
+// per-output version on 64 bits. Level 39 is the deepest check_level accepts.
+TEST_CASE("deepmatch index width: levels 27-39 take 64 bits where the runs need them",
+          "[ops][deepmatch]") {
+  uint64_t seed = 950;
+  for (const int64_t level : {27, 28, 29, 30, 31, 32, 39}) {
+    INFO("level " << level);
+    const Shape shape{1, 2, 5, 1, 1};
+    const Tensor x = uniform64(shape, -1, 2, seed++, false).to(DType::float32);
+    const Tensor sw = disagg_switches(shape, level, seed++);
+    TensorList outs[5];
+    for (const int version : {1, 2, 3, 4}) {
+      const DmLayerVersionGuard v(version);
+      const DmIndexWidthGuard narrow(32);
+      const DmDisaggregated d = dm_disaggregate(x, level);
+      outs[version] = {dm_aggregate(x, level), dm_aggregate_backward(x, level), d.values,
+                       d.switches, dm_disaggregate_backward(x, sw, level)};
+    }
+    {
+      const DmLayerVersionGuard v(1);
+      const DmIndexWidthGuard wide(64);
+      const DmDisaggregated d = dm_disaggregate(x, level);
+      outs[0] = {dm_aggregate(x, level), dm_aggregate_backward(x, level), d.values, d.switches,
+                 dm_disaggregate_backward(x, sw, level)};
+    }
+    for (size_t i = 0; i < outs[0].size(); ++i) {
+      INFO("output " << i << " (aggregate, its backward, disaggregate, switches, backward)");
+      for (int v = 1; v <= 4; ++v) {
+        INFO("version " << v << ", 32 bits allowed");
+        CHECK(same_bits(outs[0][i], outs[v][i]));
+      }
+    }
+  }
+}
+
 // dm_power's backward runs as one kernel when no graph is built of it, and as the
 // differentiable composition under create_graph (which the registry's second-derivative check
 // uses): the two agree, with A <= 0 entries (both give 0 there), in float64 and float32, and
