@@ -7,6 +7,7 @@
 // and friends from kernels/unary.h (included by bench_common.h) would otherwise hide.
 #include "core/rng.h"
 #include "bench/bench_common.h"
+#include "kernels/blas_core.h"
 
 using namespace cvg;
 using namespace cvg::bench;
@@ -36,6 +37,7 @@ void bm_workload(benchmark::State& state, Workload w) {
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
+  benchmark::AddCustomContext("blas_core", cvg::blas_core_name());
   for (int64_t n : {64, 128, 256, 512, 1024})
     benchmark::RegisterBenchmark(("cpu/matmul/" + std::to_string(n)).c_str(), bm_matmul, n)
         ->UseRealTime()
