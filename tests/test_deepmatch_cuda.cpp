@@ -223,6 +223,32 @@ TEST_CASE("deepmatch layers: the GPU's versions 2 (runs, cells), 3 (spans) and 4
   }
 }
 
+// Deep levels (27-39): the GPU launches with 32-bit indices while every extent fits, and from
+// level 28 the runs' strides do not (kernels/deepmatch.cpp, agg_extent). Every version there
+// equals the CPU (the switches exactly), as at levels 0-3 above.
+TEST_CASE("deepmatch layers: levels 27-39 on the GPU equal the CPU", "[cuda][deepmatch]") {
+  manual_seed(15);
+  for (const int64_t level : {27, 28, 29, 31, 32, 39}) {
+    INFO("level " << level);
+    const Tensor x = rand({1, 3, 6, 3, 3}) - 0.3;
+    const Tensor sw = dm_disaggregate(x, level).switches;
+    auto all = [&](const Tensor& t, const Tensor& s) {
+      const DmDisaggregated d = dm_disaggregate(t, level);
+      return std::array<Tensor, 5>{dm_aggregate(t, level), dm_aggregate_backward(t, level),
+                                   d.values, d.switches, dm_disaggregate_backward(t, s, level)};
+    };
+    const auto cpu = all(x, sw);
+    const Tensor xg = x.to(kCUDA), swg = sw.to(kCUDA);
+    const auto versions = under_layer_versions([&] { return all(xg, swg); });
+    for (const auto& v : versions)
+      for (size_t i = 0; i < cpu.size(); ++i) {
+        INFO("output " << i << " (aggregate, its backward, disaggregate, switches, backward)");
+        if (i == 3) CHECK(same_bits(v[i].to(kCPU), cpu[i]));
+        else CHECK(allclose(v[i].to(kCPU), cpu[i], 1e-6, 1e-6));
+      }
+  }
+}
+
 // decode_matches takes each point's argmax where Q_0 lives: on the GPU it must give the CPU's
 // matches exactly (first maximum on ties, -inf points left out).
 TEST_CASE("deepmatch decode_matches: the GPU's argmax equals the CPU's", "[cuda][deepmatch]") {
