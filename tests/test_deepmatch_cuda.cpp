@@ -134,6 +134,14 @@ auto under_layer_versions(const F& fn) {
   return r;
 }
 
+// The aggregation family at `level` on t (sw: switches for the disaggregation's backward):
+// aggregate, its backward, disaggregate's values and switches, disaggregate's backward.
+std::array<Tensor, 5> aggregation_layers(const Tensor& t, const Tensor& sw, int64_t level) {
+  const DmDisaggregated d = dm_disaggregate(t, level);
+  return {dm_aggregate(t, level), dm_aggregate_backward(t, level), d.values, d.switches,
+          dm_disaggregate_backward(t, sw, level)};
+}
+
 // The versions of the per-element layers on the GPU (kernels/deepmatch.h; the registry's CUDA
 // column runs each op's GPU default only): every op under each, bitwise against each other (the
 // same terms in the same order) and against the CPU to rounding (the switches exactly), at
@@ -149,14 +157,10 @@ TEST_CASE("deepmatch layers: the GPU's versions 2 (runs, cells), 3 (spans) and 4
       INFO("level " << level << ", " << dtype_name(dt));
       const Tensor x = (rand({2, 7, 19, 9, 9}) - 0.3).to(dt);
       const Tensor sw = dm_disaggregate(x, level).switches;
-      auto all = [&](const Tensor& t, const Tensor& s) {
-        const DmDisaggregated d = dm_disaggregate(t, level);
-        return std::array<Tensor, 5>{dm_aggregate(t, level), dm_aggregate_backward(t, level),
-                                     d.values, d.switches, dm_disaggregate_backward(t, s, level)};
-      };
-      const auto cpu = all(x, sw);
+      const auto cpu = aggregation_layers(x, sw, level);
       const Tensor xg = x.to(kCUDA), swg = sw.to(kCUDA);
-      const auto [v1, v2, v3, v4] = under_layer_versions([&] { return all(xg, swg); });
+      const auto [v1, v2, v3, v4] =
+          under_layer_versions([&] { return aggregation_layers(xg, swg, level); });
       for (size_t i = 0; i < cpu.size(); ++i) {
         INFO("output " << i << " (aggregate, its backward, disaggregate, switches, backward)");
         CHECK(same_bits(v1[i].to(kCPU), v2[i].to(kCPU)));
@@ -232,14 +236,10 @@ TEST_CASE("deepmatch layers: levels 27-39 on the GPU equal the CPU", "[cuda][dee
     INFO("level " << level);
     const Tensor x = rand({1, 3, 6, 3, 3}) - 0.3;
     const Tensor sw = dm_disaggregate(x, level).switches;
-    auto all = [&](const Tensor& t, const Tensor& s) {
-      const DmDisaggregated d = dm_disaggregate(t, level);
-      return std::array<Tensor, 5>{dm_aggregate(t, level), dm_aggregate_backward(t, level),
-                                   d.values, d.switches, dm_disaggregate_backward(t, s, level)};
-    };
-    const auto cpu = all(x, sw);
+    const auto cpu = aggregation_layers(x, sw, level);
     const Tensor xg = x.to(kCUDA), swg = sw.to(kCUDA);
-    const auto versions = under_layer_versions([&] { return all(xg, swg); });
+    const auto versions =
+        under_layer_versions([&] { return aggregation_layers(xg, swg, level); });
     for (const auto& v : versions)
       for (size_t i = 0; i < cpu.size(); ++i) {
         INFO("output " << i << " (aggregate, its backward, disaggregate, switches, backward)");
