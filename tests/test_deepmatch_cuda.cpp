@@ -136,7 +136,8 @@ auto under_layer_versions(const F& fn) {
 
 // The aggregation family at `level` on t (sw: switches for the disaggregation's backward):
 // aggregate, its backward, disaggregate's values and switches, disaggregate's backward.
-std::array<Tensor, 5> aggregation_layers(const Tensor& t, const Tensor& sw, int64_t level) {
+static std::array<Tensor, 5> aggregation_layers(const Tensor& t, const Tensor& sw,
+                                                int64_t level) {
   const DmDisaggregated d = dm_disaggregate(t, level);
   return {dm_aggregate(t, level), dm_aggregate_backward(t, level), d.values, d.switches,
           dm_disaggregate_backward(t, sw, level)};
