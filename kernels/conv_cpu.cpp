@@ -385,7 +385,8 @@ void depthwise_rows(const DepthwiseArgs<T>& a, int64_t r0, int64_t r1) {
 // The build targets baseline x86-64 (SSE2: 4 floats); the rows are compiled again for AVX2
 // (8 floats; `flatten` inlines everything into that copy), used when the CPU has it. No FMA is
 // enabled and -std=c++20 does not contract, so both copies do the same float operations: the
-// same bits (tests/ops/test_conv.cpp checks the outputs against the per-tap rule either way).
+// same bits (the tests run the copy the CPU picks; the Deep Matching motorcycle pair's
+// matches.txt was byte-identical with either).
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 template <int KW>
 __attribute__((target("avx2"), flatten)) void depthwise_rows_avx2(const DepthwiseArgs<float>& a,
