@@ -16,8 +16,8 @@ std::string lower(std::string s) {
 }
 }  // namespace
 
-// OpenBLAS runs the set OPENBLAS_CORETYPE names when it has one by that name (these x86-64 ones
-// it has since 0.3.10); without OpenBLAS the name is empty.
+// OpenBLAS runs the set OPENBLAS_CORETYPE names when it has one by that name (Debian 12's
+// 0.3.21 has these five); without OpenBLAS the name is empty.
 TEST_CASE("blas_core_name: the kernel set OPENBLAS_CORETYPE asks for", "[blas]") {
   const char* env = std::getenv("OPENBLAS_CORETYPE");
   const std::string name = cvg::blas_core_name();
