@@ -73,19 +73,19 @@ void Module::train(bool on) {
 }
 
 void Module::to(Device device) {
-  visit_tensors("", true, true, [&](const std::string&, Tensor* t, bool is_param) {
+  visit_tensors("", true, true, [&](const std::string&, Tensor* t, bool) {
     if (t->device() == device) return;
     Tensor moved = t->detach().to(device).detach();
-    if (is_param) moved.set_requires_grad(true);
+    moved.set_requires_grad(t->requires_grad());
     *t = moved;
   });
 }
 
 void Module::to(DType dtype) {
-  visit_tensors("", true, true, [&](const std::string&, Tensor* t, bool is_param) {
+  visit_tensors("", true, true, [&](const std::string&, Tensor* t, bool) {
     if (t->dtype() == dtype || !is_floating(t->dtype())) return;
     Tensor converted = t->detach().to(dtype).detach();
-    if (is_param) converted.set_requires_grad(true);
+    converted.set_requires_grad(t->requires_grad());
     *t = converted;
   });
 }

@@ -46,7 +46,10 @@ class Module {
   void eval() { train(false); }
   bool is_training() const { return training_; }
 
-  // Moves (or converts) every parameter and buffer; parameters stay leaves requiring grad.
+  // Moves (or converts) every parameter and buffer. Each becomes a new leaf tensor that keeps
+  // the old one's requires_grad (a frozen parameter stays frozen). The module's fields now hold
+  // the new tensors, so collect parameters (for an optimizer, or to freeze some) after this:
+  // copies taken before still point at the old ones, which no longer get gradients.
   void to(Device device);
   void to(DType dtype);
   Device device() const;

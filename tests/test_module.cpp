@@ -81,6 +81,21 @@ TEST_CASE("Module::to(dtype) converts parameters and keeps them trainable leaves
   CHECK(m.fc1->weight.grad().defined());
 }
 
+// A frozen parameter stays frozen through to(): apps freeze groups before or after moving the
+// model, and a conversion that re-enabled them would compute (and accumulate) their gradients.
+TEST_CASE("Module::to(dtype) keeps each parameter's requires_grad", "[nn]") {
+  TwoLayer m;
+  m.fc1->weight.set_requires_grad(false);
+  m.to(DType::float64);
+  CHECK_FALSE(m.fc1->weight.requires_grad());
+  CHECK(m.fc1->weight.dtype() == DType::float64);
+  CHECK(m.fc2->weight.requires_grad());
+  const Tensor y = sum(m.forward(randn({2, 3}, TensorOptions{}.with_dtype(DType::float64))));
+  y.backward();
+  CHECK_FALSE(m.fc1->weight.grad().defined());
+  CHECK(m.fc2->weight.grad().defined());
+}
+
 TEST_CASE("train and eval propagate to submodules; bad inputs are named", "[nn]") {
   TwoLayer m;
   m.eval();

@@ -239,6 +239,9 @@ int train(const app::Args& a) {
   DmGeometry geo;
   geo.radius = a.get_int("radius"), geo.levels = a.get_int("levels");
   auto net = std::make_shared<DeepMatchNet>(kind, geo, a.get_number("nu-init"));
+  // First: to() puts new tensors in the module's fields, so the ones the optimizer holds must be
+  // collected after it (before, a GPU run trained copies left on the CPU: nothing learned).
+  net->to(device);
   // Frozen groups get no gradient at all (not only no update), which also skips their backward.
   std::vector<Tensor> params;
   for (Tensor t : net->feature_parameters()) {
@@ -247,7 +250,6 @@ int train(const app::Args& a) {
   }
   net->nu.impl()->requires_grad = learn_nu;
   if (learn_nu) params.push_back(net->nu);
-  net->to(device);
   nn::Adam opt(params, nn::AdamOptions{.lr = a.get_number("lr")});
   int64_t start = 0;
   if (!a.resume().empty()) start = nn::load_checkpoint(a.resume(), *net, &opt).step;

@@ -6,6 +6,7 @@
 # Needs the real data (scripts/fetch-data): the repository's data/ folder, or CVG_DATA_DIR.
 # Without it (a fresh clone, CI) the test reports itself skipped (exit code 77) and says why.
 # Usage: deepmatch_smoke.sh PATH/TO/cvg-deepmatch
+# CVG_SMOKE_DEVICE=cuda runs train and eval on the GPU (match stays on the CPU); default cpu.
 set -euo pipefail
 bin="$1"
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -14,7 +15,7 @@ test -f "$data/fashion-mnist/t10k-images-idx3-ubyte.gz" && test -f "$data/skimag
   { echo "deepmatch smoke: skipped: no Fashion-MNIST / skimage data under $data (run scripts/fetch-data)"; exit 77; }
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-tiny=(--device cpu --data-dir "$data" --width 48 --height 40)
+tiny=(--device "${CVG_SMOKE_DEVICE:-cpu}" --data-dir "$data" --width 48 --height 40)
 
 "$bin" --help > "$work/help.txt"
 grep -q "match IMG1 IMG2" "$work/help.txt"
@@ -73,6 +74,7 @@ assert not e["rows"][3]["learn_features"] and e["rows"][3]["descriptor"] == "hog
 rows = [json.loads(l) for l in open(sys.argv[2])]
 assert [r["step"] for r in rows] == [0, 1, 2, 3], [r["step"] for r in rows]
 assert all(math.isfinite(r.get("loss", 0)) for r in rows)
+assert rows[-1]["nu0"] != 1.4  # the optimizer updates the parameters the model computes with
 nu = [json.loads(l) for l in open(sys.argv[3])]
 assert nu[-1]["nu0"] != 1.4  # the only trainable parameter moved
 PY
