@@ -534,6 +534,14 @@ TEST_CASE("deepmatch index width: 32 bits on the GPU when every extent fits, 64 
 
 namespace {
 
+// The aggregation family at `level` on x (sw: switches for the disaggregation's backward):
+// aggregate, its backward, disaggregate's values and switches, disaggregate's backward.
+TensorList aggregation_outputs(const Tensor& x, const Tensor& sw, int64_t level) {
+  const DmDisaggregated d = dm_disaggregate(x, level);
+  return {dm_aggregate(x, level), dm_aggregate_backward(x, level), d.values, d.switches,
+          dm_disaggregate_backward(x, sw, level)};
+}
+
 // Bitwise equality (so -inf and the order of every sum count).
 bool same_bits(const Tensor& a, const Tensor& b) {
   if (!a.defined() || !b.defined()) return a.defined() == b.defined();
@@ -796,9 +804,7 @@ TEST_CASE("deepmatch aggregation: runs along j and spans of k equal one output p
         TensorList outs[4];
         for (const int version : {1, 2, 3, 4}) {
           const DmLayerVersionGuard v(version);
-          const DmDisaggregated d = dm_disaggregate(x, level);
-          outs[version - 1] = {dm_aggregate(x, level), dm_aggregate_backward(x, level), d.values,
-                               d.switches, dm_disaggregate_backward(x, sw, level)};
+          outs[version - 1] = aggregation_outputs(x, sw, level);
         }
         for (size_t i = 0; i < outs[0].size(); ++i) {
           INFO("output " << i << " (aggregate, its backward, disaggregate, switches, backward)");
@@ -857,16 +863,12 @@ TEST_CASE("deepmatch index width: levels 27-39 take 64 bits where the runs need 
     for (const int version : {1, 2, 3, 4}) {
       const DmLayerVersionGuard v(version);
       const DmIndexWidthGuard narrow(32);
-      const DmDisaggregated d = dm_disaggregate(x, level);
-      outs[version] = {dm_aggregate(x, level), dm_aggregate_backward(x, level), d.values,
-                       d.switches, dm_disaggregate_backward(x, sw, level)};
+      outs[version] = aggregation_outputs(x, sw, level);
     }
     {
       const DmLayerVersionGuard v(1);
       const DmIndexWidthGuard wide(64);
-      const DmDisaggregated d = dm_disaggregate(x, level);
-      outs[0] = {dm_aggregate(x, level), dm_aggregate_backward(x, level), d.values, d.switches,
-                 dm_disaggregate_backward(x, sw, level)};
+      outs[0] = aggregation_outputs(x, sw, level);
     }
     for (size_t i = 0; i < outs[0].size(); ++i) {
       INFO("output " << i << " (aggregate, its backward, disaggregate, switches, backward)");
