@@ -115,11 +115,23 @@ Tensor div(const Tensor& a, const Tensor& b) {
                    });
 }
 Tensor pow(const Tensor& a, const Tensor& b) {
-  // d/da a^b = b a^(b-1);  d/db a^b = a^b log a  (needs a > 0 where b is differentiated).
+  // d/da a^b = b a^(b-1), which is 0 wherever b = 0 (a^0 is constant; at a = 0 the formula
+  // would give 0 * inf); d/db a^b = a^b ln a, which at a = 0 and b >= 0 is its limit as
+  // a -> 0+, 0. Both are PyTorch's values. They come from substituted operands (the power taken
+  // at b - 1 = 0 where b = 0, ln taken of 1 where a = 0 <= b), not by masking a NaN away, so the
+  // derivatives of these gradients (create_graph) stay finite there too. Elsewhere the formulas
+  // stand: a < 0 gives NaN in d/db, a = 0 with b < 0 gives -inf.
   return binary_op(BinaryOp::pow, a, b,
                    [](const Tensor& g, const Tensor& a, const Tensor& b, bool na, bool nb) {
-                     return Grads{na ? g * b * pow(a, b - 1.0) : Tensor(),
-                                  nb ? g * pow(a, b) * log(a) : Tensor()};
+                     const Tensor zero = scalar_tensor(0.0, a.options());
+                     const Tensor one = scalar_tensor(1.0, a.options());
+                     Grads grads;
+                     if (na) grads.first = g * b * pow(a, where(eq(b, zero), one, b) - 1.0);
+                     if (nb) {
+                       const Tensor base = where(eq(a, zero), where(ge(b, zero), one, a), a);
+                       grads.second = g * pow(a, b) * log(base);
+                     }
+                     return grads;
                    });
 }
 

@@ -14,7 +14,7 @@ Tensor add(const Tensor& a, const Tensor& b);
 Tensor sub(const Tensor& a, const Tensor& b);
 Tensor mul(const Tensor& a, const Tensor& b);
 Tensor div(const Tensor& a, const Tensor& b);
-Tensor pow(const Tensor& a, const Tensor& b);      // a > 0 where b is differentiated
+Tensor pow(const Tensor& a, const Tensor& b);      // d/db at a = 0, b >= 0: 0 (the limit)
 Tensor maximum(const Tensor& a, const Tensor& b);  // NaN propagates; ties split the gradient
 Tensor minimum(const Tensor& a, const Tensor& b);
 // relu's gradient: grad where y > 0, else 0, with y relu's input or output (both are > 0 at the

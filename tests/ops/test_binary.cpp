@@ -1,9 +1,13 @@
 // Registry entries for the binary ops and where (kernels/binary.h): hand cases with
 // broadcasting, and gradchecks over broadcast shapes (row, column, scalar, size-1 and empty dims)
 // so that sum_to's reduction of broadcast gradients is covered.
+#include <catch2/catch.hpp>
+
 #include <cmath>
 
+#include "core/autograd.h"
 #include "kernels/binary.h"
+#include "kernels/reduce.h"
 #include "kernels/view.h"
 #include "tests/support/op_registry.h"
 
@@ -64,6 +68,37 @@ CVG_REGISTER_OP(binary_spec("relu_backward",
                             {1, INFINITY, NAN, 4}, {0.5, -1}, {1, 0, NAN, 0}, -2, 2, -2));
 CVG_REGISTER_OP(binary_spec("minimum", [](const Tensor& a, const Tensor& b) { return minimum(a, b); },
                             {1, 5, NAN, 4}, {2, 3}, {1, 3, NAN, 3}, -2, 2, -2));
+
+// pow's gradients where the formulas meet 0 * inf: d/da at b = 0 and d/db at a = 0 <= b are 0
+// (the limits; PyTorch's values), d/db at a = 0 > b stays -inf; the gradients' own derivatives
+// (create_graph) are finite at those points. Columns: (a, b) = (0, 2), (0, 0), (2, 0), (0, -1),
+// (2, 3).
+TEST_CASE("pow: gradients at a zero base or a zero exponent", "[ops][binary]") {
+  const Tensor a = t64({0, 0, 2, 0, 2}, {5}), b = t64({2, 0, 0, -1, 3}, {5});
+  const TensorList g = grad({sum(pow(a, b))}, {a, b}, {}, /*create_graph=*/true);
+  const std::vector<double> ga = g[0].to_vector<double>(), gb = g[1].to_vector<double>();
+  const std::vector<double> ga_expected = {0, 0, 0, -INFINITY, 12};
+  for (int i : {0, 1, 2, 4}) CHECK(ga[i] == ga_expected[i]);
+  CHECK(std::isinf(ga[3]));
+  CHECK(gb[0] == 0);
+  CHECK(gb[1] == 0);
+  CHECK(gb[2] == std::log(2.0));
+  CHECK(gb[3] == -INFINITY);
+  CHECK(gb[4] == Approx(8 * std::log(2.0)).epsilon(1e-15));
+  // Second derivatives of the finite columns: d2/da2 = b (b - 1) a^(b - 2), d2/db2 = a^b ln^2 a.
+  const TensorList gaa = grad({sum(g[0] * t64({1, 1, 1, 0, 1}, {5}, false))}, {a});
+  const TensorList gbb = grad({sum(g[1] * t64({1, 1, 1, 0, 1}, {5}, false))}, {b});
+  const std::vector<double> aa = gaa[0].to_vector<double>(), bb = gbb[0].to_vector<double>();
+  const double l2 = std::log(2.0);
+  CHECK(aa[0] == 2);
+  CHECK(aa[1] == 0);
+  CHECK(aa[2] == 0);
+  CHECK(aa[4] == Approx(12).epsilon(1e-15));
+  CHECK(bb[0] == 0);
+  CHECK(bb[1] == 0);
+  CHECK(bb[2] == Approx(l2 * l2).epsilon(1e-15));
+  CHECK(bb[4] == Approx(8 * l2 * l2).epsilon(1e-15));
+}
 
 namespace {
 OpSpec comparison_spec(const std::string& name, BinFn f, std::vector<double> expected) {
