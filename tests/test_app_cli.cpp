@@ -12,6 +12,8 @@
 #include <sstream>
 
 #include "nn/app/app.h"
+#include "nn/checkpoint.h"
+#include "nn/layers.h"
 #include "tests/support/test_utils.h"
 
 using namespace cvg;
@@ -277,16 +279,73 @@ TEST_CASE("app run folder: config, metrics, plots and resume trimming", "[app][r
     run.log({{"step", 7}, {"loss", 0.2}});
     CHECK(viz::read_metrics(run.metrics_path()).size() == 7);
   }
-  // A fresh run in the same folder starts the log anew; plot_run works on any folder.
+  // A fresh run in a folder that holds a run is refused, with the ways on, and changes nothing;
+  // with overwrite it starts the log anew and removes the old checkpoint. plot_run works on any
+  // folder.
+  const std::string ckpt = path + "/checkpoint.safetensors";
+  nn::save_checkpoint(ckpt, nn::Linear(2, 1), nullptr, 7);
+  CHECK_THROWS_WITH(app::RunDir(path, {{"lr", 0.2}}),
+                    Contains("--out " + path + " already holds a run (config.json, metrics.jsonl, "
+                             "checkpoint.safetensors; its checkpoint is at step 7)") &&
+                        Contains("continue it with --config " + path +
+                                 "/config.json --resume " + ckpt) &&
+                        Contains("--overwrite"));
+  CHECK(viz::read_metrics(path + "/metrics.jsonl").size() == 7);
+  CHECK(nlohmann::json::parse(read_text(path + "/config.json")) == nlohmann::json{{"lr", 0.1}});
   {
-    app::RunDir run(path, {{"lr", 0.2}});
+    app::RunDir run(path, {{"lr", 0.2}}, std::nullopt, /*overwrite=*/true);
     CHECK(viz::read_metrics(run.metrics_path()).empty());
+    CHECK_FALSE(fs::exists(ckpt));
     run.log({{"step", 1}, {"loss", 3.0}});
   }
+  CHECK(nlohmann::json::parse(read_text(path + "/config.json")) == nlohmann::json{{"lr", 0.2}});
+  // Any one of the three files marks a run.
+  fs::remove(path + "/config.json");
+  CHECK_THROWS_WITH(app::RunDir(path, nlohmann::json::object()),
+                    Contains("already holds a run (metrics.jsonl)"));
   CHECK(fs::exists(app::plot_run(path, {"loss"}, "curve.svg")));
   CHECK_THROWS_WITH(app::RunDir("", {}), Contains("empty"));
   write_text(dir.file("plainfile"), "x");
   CHECK_THROWS_AS(app::RunDir(dir.file("plainfile"), {}), Error);
+}
+
+// --resume compares the checkpoint's configuration with the invocation before anything loads.
+TEST_CASE("app resume: the checkpoint's app and flags must match", "[app][resume]") {
+  const app::Cli cli = make_cli();
+  TempDir dir;
+  const std::string ckpt = dir.file("checkpoint.safetensors");
+  const app::Args first = parse(cli, {"--lr", "0.5", "--optimizer", "sgd", "--steps", "10",
+                                      "--out", dir.file("run")});
+  nn::save_checkpoint(ckpt, nn::Linear(2, 1), nullptr, 4,
+                      nn::CheckpointMeta{"cvg-test", first.config().dump(), "", {}});
+  // The same flags, with more steps, another device or folder, and the app's own exceptions.
+  CHECK(app::check_resume(parse(cli, {"--resume", ckpt, "--lr", "5e-1", "--optimizer", "sgd",
+                                      "--steps", "20", "--out", dir.file("b")}),
+                          "cvg-test")
+            .step == 4);
+  CHECK_NOTHROW(app::check_resume(parse(cli, {"--resume", ckpt, "--lr", "0.5", "--optimizer",
+                                              "sgd", "--amp"}),
+                                  "cvg-test", {"amp"}));
+  // Anything else that differs is named with both values.
+  try {
+    app::check_resume(parse(cli, {"--resume", ckpt, "--lr", "0.5", "--seed", "3", "--amp"}),
+                      "cvg-test");
+    FAIL("no UsageError");
+  } catch (const app::UsageError& e) {
+    CHECK_THAT(e.what(), Contains("--resume: " + ckpt + " was trained with ") &&
+                             Contains("--amp false (now true)") &&
+                             Contains("--optimizer \"sgd\" (now \"adam\")") &&
+                             Contains("--seed 7 (now 3)") && !Contains("--lr") &&
+                             !Contains("--steps") && !Contains("--out"));
+  }
+  CHECK_THROWS_WITH(app::check_resume(parse(cli, {"--resume", ckpt}), "cvg-other"),
+                    Contains("was written by cvg-test, not cvg-other"));
+  // The configuration a run writes leaves out how it was invoked: replaying it neither resumes
+  // nor overwrites.
+  const nlohmann::json cfg = parse(cli, {"--resume", ckpt, "--overwrite"}).config();
+  CHECK_FALSE(cfg.contains("resume"));
+  CHECK_FALSE(cfg.contains("overwrite"));
+  CHECK(cfg.contains("out"));
 }
 
 TEST_CASE("app progress: plain lines off a terminal", "[app][progress]") {

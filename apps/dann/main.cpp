@@ -170,11 +170,15 @@ int train(const app::Args& a) {
             kApp, " train: --domain-loss, --clip-grad-norm and --domain-hidden apply to --mode dann only, got --mode ",
             mode_name(mode));
   int64_t start = 0;
-  if (!a.resume().empty()) start = nn::load_checkpoint(a.resume(), *net, &opt).step;
+  if (!a.resume().empty()) {
+    app::check_resume(a, kApp, {"checkpoint-every", "eval-every", "pad-images", "svm"});
+    start = nn::load_checkpoint(a.resume(), *net, &opt).step;
+  }
   CVG_CHECK(start < steps, "--resume: the checkpoint is at step ", start, ", nothing left for --steps ", steps);
 
   std::optional<app::RunDir> run;
-  if (!a.out().empty()) run.emplace(a.out(), a.config(), start > 0 ? std::optional<int64_t>(start) : std::nullopt);
+  if (!a.out().empty()) run.emplace(a.out(), a.config(), start > 0 ? std::optional<int64_t>(start) : std::nullopt,
+                a.get_bool("overwrite"));
   nn::CheckpointMeta meta{kApp, a.config().dump(), CVG_GIT_COMMIT, {}};
 
   std::printf("%s: %s on %s, %lld steps of %lld source + %lld target images\n%s\n%s", kApp, mode_name(mode),
@@ -232,7 +236,8 @@ int train(const app::Args& a) {
       progress.finish();
       if (run) run->plot({"loss", "label_loss", "domain_loss"});
       std::printf("interrupted at step %lld%s\n", static_cast<long long>(step),
-                  run ? ("; continue with --resume " + run->checkpoint_path()).c_str() : "");
+                  run ? (std::string("; continue with: ") + kApp + " train " + run->resume_flags()).c_str()
+                      : "");
       return app::kInterruptedExitCode;
     }
   }

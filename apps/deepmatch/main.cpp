@@ -252,10 +252,14 @@ int train(const app::Args& a) {
   if (learn_nu) params.push_back(net->nu);
   nn::Adam opt(params, nn::AdamOptions{.lr = a.get_number("lr")});
   int64_t start = 0;
-  if (!a.resume().empty()) start = nn::load_checkpoint(a.resume(), *net, &opt).step;
+  if (!a.resume().empty()) {
+    app::check_resume(a, kApp, {"checkpoint-every", "eval-every", "val-pairs", "max-memory-mb"});
+    start = nn::load_checkpoint(a.resume(), *net, &opt).step;
+  }
   CVG_CHECK(start < steps, "--resume: the checkpoint is at step ", start, ", nothing left for --steps ", steps);
 
-  app::RunDir run(a.out(), a.config(), start > 0 ? std::optional<int64_t>(start) : std::nullopt);
+  app::RunDir run(a.out(), a.config(), start > 0 ? std::optional<int64_t>(start) : std::nullopt,
+                a.get_bool("overwrite"));
   nn::CheckpointMeta meta{kApp, a.config().dump(), CVG_GIT_COMMIT, {}};
   std::printf("%s: %s descriptor, learning %s%s%s on %s; %lld steps of %lld pairs (%s), R0 %lld, L %lld\n", kApp,
               descriptor_name(kind), learn_features ? "features" : "", learn_features && learn_nu ? " and " : "",
@@ -309,8 +313,8 @@ int train(const app::Args& a) {
     if (app::interrupted()) {
       progress.finish();
       run.plot({"loss"});
-      std::printf("interrupted at step %lld; continue with --resume %s\n", static_cast<long long>(step),
-                  run.checkpoint_path().c_str());
+      std::printf("interrupted at step %lld; continue with: %s train %s\n", static_cast<long long>(step),
+                  kApp, run.resume_flags().c_str());
       return app::kInterruptedExitCode;
     }
   }

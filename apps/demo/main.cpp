@@ -63,13 +63,17 @@ int train(const app::Args& a) {
   model->to(device);
   nn::Adam opt(model->parameters(), nn::AdamOptions{.lr = a.get_number("lr")});
   int64_t start = 0;
-  if (!a.resume().empty()) start = nn::load_checkpoint(a.resume(), *model, &opt).step;
+  if (!a.resume().empty()) {
+    app::check_resume(a, "cvg-demo", {"checkpoint-every"});
+    start = nn::load_checkpoint(a.resume(), *model, &opt).step;
+  }
   CVG_CHECK(start < steps, "--resume: the checkpoint is at step ", start, ", nothing left for --steps ",
             steps);
 
   std::optional<app::RunDir> run;
   if (!a.out().empty())
-    run.emplace(a.out(), a.config(), start > 0 ? std::optional<int64_t>(start) : std::nullopt);
+    run.emplace(a.out(), a.config(), start > 0 ? std::optional<int64_t>(start) : std::nullopt,
+                a.get_bool("overwrite"));
   nn::CheckpointMeta meta;
   meta.app = "cvg-demo";
   meta.config = a.config().dump();
@@ -100,8 +104,8 @@ int train(const app::Args& a) {
       progress.finish();
       if (run) {
         run->plot();
-        std::printf("interrupted at step %lld; continue with --resume %s\n",
-                    static_cast<long long>(step), run->checkpoint_path().c_str());
+        std::printf("interrupted at step %lld; continue with: cvg-demo train %s\n",
+                    static_cast<long long>(step), run->resume_flags().c_str());
       } else {
         std::printf("interrupted at step %lld (no --out, so no checkpoint)\n",
                     static_cast<long long>(step));

@@ -20,6 +20,8 @@
 #include <tuple>
 #include <vector>
 
+#include <zlib.h>
+
 #include "cvg_git_commit.h"
 #include "core/autograd.h"
 #include "core/rng.h"
@@ -165,13 +167,22 @@ int train(const app::Args& a) {
                                                      a.get_number("lr-drop") * static_cast<double>(steps)))),
                             0.1};
   int64_t start = 0;
-  if (!a.resume().empty()) start = nn::load_checkpoint(a.resume(), *model, &opt).step;
+  if (!a.resume().empty()) {
+    app::check_resume(a, kApp, {"checkpoint-every"});
+    start = nn::load_checkpoint(a.resume(), *model, &opt).step;
+  }
   CVG_CHECK(start < steps, "--resume: the checkpoint is at step ", start,
             ", nothing left for --steps ", steps);
 
+  data::DataLoader loader(data.train, {.batch_size = batch, .shuffle = true, .seed = a.seed(),
+                                       .drop_last = true, .prefetch = 2});
+  CVG_CHECK(loader.num_batches() >= 1, "--batch-size ", batch, " exceeds the ",
+            data.train->size(), " training images");
+
   std::optional<app::RunDir> run;
   if (!a.out().empty())
-    run.emplace(a.out(), a.config(), start > 0 ? std::optional<int64_t>(start) : std::nullopt);
+    run.emplace(a.out(), a.config(), start > 0 ? std::optional<int64_t>(start) : std::nullopt,
+                a.get_bool("overwrite"));
   nn::CheckpointMeta meta;
   meta.app = kApp;
   meta.config = a.config().dump();
@@ -182,10 +193,6 @@ int train(const app::Args& a) {
               data.description.c_str(), static_cast<long long>(batch), model->summary().c_str());
   std::fflush(stdout);
 
-  data::DataLoader loader(data.train, {.batch_size = batch, .shuffle = true, .seed = a.seed(),
-                                       .drop_last = true, .prefetch = 2});
-  CVG_CHECK(loader.num_batches() >= 1, "--batch-size ", batch, " exceeds the ",
-            data.train->size(), " training images");
   app::Progress progress = app::Progress::on_stdout(
       {.total = steps, .first_step = start, .items_per_step = batch});
   int64_t epoch = start / loader.num_batches();
@@ -217,7 +224,8 @@ int train(const app::Args& a) {
       progress.finish();
       if (run) run->plot({"loss", "equivariance", "diversity"});
       std::printf("interrupted at step %lld%s\n", static_cast<long long>(step),
-                  run ? ("; continue with --resume " + run->checkpoint_path()).c_str() : "");
+                  run ? (std::string("; continue with: ") + kApp + " train " + run->resume_flags()).c_str()
+                      : "");
       return app::kInterruptedExitCode;
     }
   }
@@ -264,6 +272,24 @@ std::string regressor_path(const std::string& dir, int64_t n) {
   return (fs::path(dir) / ("regressor_" + std::to_string(n) + ".safetensors")).string();
 }
 
+// The identity of a run folder's detector, which each regressor records: the CRC-32 of the
+// checkpoint file (hex). A regressor fitted before the folder was trained again (--overwrite,
+// or a resume that went on) no longer fits the detector eval loads, and is left out.
+std::string detector_id(const std::string& dir) {
+  const std::string ckpt = (fs::path(dir) / "checkpoint.safetensors").string();
+  std::ifstream in(ckpt, std::ios::binary);
+  CVG_CHECK(in, kApp, ": cannot read ", ckpt);
+  uLong crc = crc32(0L, Z_NULL, 0);
+  std::vector<char> buf(1 << 16);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(buf.data()), static_cast<uInt>(in.gcount()));
+  }
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08lx", static_cast<unsigned long>(crc));
+  return hex;
+}
+
 // Warped copies of the first m labelled images (augment per image), their detected landmarks
 // and their annotated points moved by the same warps (warps.h, warp_points): more equations
 // for the regressors that see only a few labelled faces, as the thesis trains its regressor
@@ -287,6 +313,7 @@ std::pair<Tensor, Tensor> augmented(const TrainedRun& r, const data::Batch& b, i
 
 int fit_regressor(const app::Args& a) {
   const TrainedRun r = open_run(a.out(), a.device());
+  const std::string id = detector_id(a.out());
   CVG_CHECK(r.data.labelled, kApp, " fit-regressor: the run's data (", r.config.data.source,
             ") has no annotated points; only synth is labelled");
   manual_seed(a.seed());
@@ -312,7 +339,7 @@ int fit_regressor(const app::Args& a) {
     const double err = iod_error(apply_regressor(w, narrow(detected, 0, 0, n)),
                                  narrow(points, 0, 0, n), kLeftEye, kRightEye);
     save_safetensors(regressor_path(a.out(), n), {{"W", w.to(DType::float32)}},
-                     {{"labelled_images", std::to_string(n)}, {"app", kApp}});
+                     {{"labelled_images", std::to_string(n)}, {"app", kApp}, {"detector", id}});
     const std::string with = x.size(0) > n ? str_cat(" + ", x.size(0) - n, " warped copies") : "";
     std::printf("regressor from %lld labelled images%s: training error %.2f%% of the "
                 "inter-ocular distance -> %s\n",
@@ -373,17 +400,38 @@ int eval(const app::Args& a) {
     out["mean_shape_error_iod"] = iod_error(expand(shape, truth.shape()).contiguous(), truth,
                                             kLeftEye, kRightEye);
     nlohmann::json regs = nlohmann::json::array();
-    std::vector<std::pair<int64_t, std::string>> found;
+    // regressor_<N>.safetensors fitted to this checkpoint (fit-regressor's names; other files
+    // are not regressors, and ones fitted to an earlier detector are left out, with a note).
+    const std::string id = detector_id(a.out());
+    std::vector<std::pair<int64_t, SafetensorsFile>> found;
+    std::vector<std::string> stale;
     for (const auto& e : fs::directory_iterator(a.out())) {
-      const std::string name = e.path().filename().string();
-      if (name.rfind("regressor_", 0) == 0 && e.path().extension() == ".safetensors")
-        found.emplace_back(std::stoll(name.substr(10)), e.path().string());
+      const std::string name = e.path().filename().string(), stem = e.path().stem().string();
+      if (name.rfind("regressor_", 0) != 0 || e.path().extension() != ".safetensors") continue;
+      const std::string digits = stem.substr(10);
+      if (digits.empty() || digits.size() > 9 ||
+          digits.find_first_not_of("0123456789") != std::string::npos)
+        continue;
+      SafetensorsFile f = load_safetensors(e.path().string());
+      auto d = f.metadata.find("detector");
+      if (d == f.metadata.end() || d->second != id)
+        stale.push_back(name);
+      else
+        found.emplace_back(std::stoll(digits), std::move(f));
     }
-    std::sort(found.begin(), found.end());
-    CVG_CHECK(!found.empty(), kApp, " eval: no regressor_*.safetensors in ", a.out(), "; run `",
-              kApp, " fit-regressor --out ", a.out(), "` first");
-    for (const auto& [count, path] : found) {
-      const Tensor w = load_safetensors(path).at("W").to(DType::float64);
+    std::sort(found.begin(), found.end(),
+              [](const auto& x, const auto& y) { return x.first < y.first; });
+    std::sort(stale.begin(), stale.end());
+    std::string left_out;
+    for (const std::string& n : stale) left_out += (left_out.empty() ? "" : ", ") + n;
+    CVG_CHECK(!found.empty(), kApp, " eval: no regressor fitted to the checkpoint in ", a.out(),
+              stale.empty() ? "" : " (" + left_out + " belong to an earlier detector)",
+              "; run `", kApp, " fit-regressor --out ", a.out(), "` first");
+    if (!stale.empty())
+      std::fprintf(stderr, "%s eval: left out %s, fitted to an earlier detector in %s\n", kApp,
+                   left_out.c_str(), a.out().c_str());
+    for (const auto& [count, file] : found) {
+      const Tensor w = file.at("W").to(DType::float64);
       regs.push_back({{"labelled_images", count},
                       {"error_iod", iod_error(apply_regressor(w, detected), truth, kLeftEye, kRightEye)}});
     }

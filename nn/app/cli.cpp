@@ -277,7 +277,9 @@ Device Args::device() const { return Device::parse(get_string("device")); }
 
 json Args::config() const {
   json c = values_;
-  c.erase("config");
+  // What says how this invocation runs, not what the run is: replaying a run folder's
+  // config.json must neither resume its checkpoint nor overwrite anything by itself.
+  for (const char* key : {"config", "resume", "overwrite"}) c.erase(key);
   return c;
 }
 
@@ -299,6 +301,9 @@ Cli::Cli(std::string program, std::string description)
                               "run folder: config.json, metrics.jsonl, plots, checkpoints", "DIR"));
   common_.push_back(make_flag("resume", FlagType::string, "", "checkpoint to continue from",
                               "CHECKPOINT"));
+  common_.push_back(make_flag("overwrite", FlagType::boolean, false,
+                              "train: start over in an --out folder that holds a run (its "
+                              "metrics and checkpoint are discarded)"));
 }
 
 void Cli::set_default_seed(uint64_t seed) {

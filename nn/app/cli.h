@@ -13,6 +13,7 @@
 //     --seed N            seed of the global generator (data order, initial weights, noise)
 //     --out DIR           the run folder (config.json, metrics.jsonl, plots, checkpoints)
 //     --resume FILE       a checkpoint to continue from
+//     --overwrite         a fresh run may replace the run in --out (nn/app/run_dir.h)
 // - `--help` (anywhere; also `COMMAND --help`) prints every flag with its type, default and help.
 // - Anything wrong (unknown command or flag, missing or malformed value, out of range, a bad
 //   config file) is a UsageError: run_main prints one line on stderr and returns 2 before the
@@ -110,8 +111,9 @@ class Args {
   const std::string& out() const { return get_string("out"); }
   const std::string& resume() const { return get_string("resume"); }
 
-  // The effective configuration: every flag of the command except --config, as a JSON object
-  // that --config accepts back. Apps write it to their run folder and into checkpoints.
+  // The effective configuration: every flag of the command except --config, --resume and
+  // --overwrite, as a JSON object that --config accepts back (repeating the run, not resuming
+  // it). Apps write it to their run folder and into checkpoints.
   nlohmann::json config() const;
 
  private:

@@ -23,16 +23,26 @@ namespace cvg::app {
 
 class RunDir {
  public:
-  // Creates `dir` (and its parents) and writes config.json atomically. A fresh run
-  // (resume_step empty) starts metrics.jsonl anew. A resumed run keeps the records up to and
-  // including *resume_step and drops later ones: the steps an interrupted run did after its
-  // last checkpoint are done again, and must not appear twice in the curves.
-  RunDir(std::string dir, const nlohmann::json& config, std::optional<int64_t> resume_step = {});
+  // Creates `dir` (and its parents) and writes config.json atomically. A resumed run keeps the
+  // records of metrics.jsonl up to and including *resume_step and drops later ones: the steps an
+  // interrupted run did after its last checkpoint are done again, and must not appear twice in
+  // the curves. A fresh run (resume_step empty) refuses, with an Error that says how to go on,
+  // a folder that holds another run's config.json, metrics.jsonl or checkpoint, unless
+  // `overwrite` (the apps' --overwrite): then it starts metrics.jsonl anew and removes the old
+  // checkpoint. Files the app derives from a checkpoint (evaluations, fitted regressors) are the
+  // app's to tie to it.
+  RunDir(std::string dir, const nlohmann::json& config, std::optional<int64_t> resume_step = {},
+         bool overwrite = false);
 
   const std::string& dir() const { return dir_; }
   std::string file(const std::string& name) const;
   std::string checkpoint_path() const { return file("checkpoint.safetensors"); }
   std::string metrics_path() const { return file("metrics.jsonl"); }
+  // The flags that continue this run where its checkpoint left it, for messages:
+  // "--config DIR/config.json --resume DIR/checkpoint.safetensors" (config.json names every
+  // flag of the run, --out included, and no --resume: nn/app/cli.h).
+  std::string resume_flags() const { return resume_flags_for(dir_); }
+  static std::string resume_flags_for(const std::string& dir);
 
   // Appends one record (a JSON object, normally with "step") to metrics.jsonl.
   void log(const nlohmann::json& record) { metrics_.append(record); }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end smoke test of cvg-landmarks on a tiny setting (seconds on a CPU): train (with a
 # checkpoint and a resume), fit-regressor, eval and show must all succeed and write what they
-# promise; bad invocations must fail with exit code 2 before writing anything.
+# promise; a run folder is neither replaced nor resumed with other flags by accident; bad
+# invocations must fail with exit code 2 before writing anything.
 # Usage: landmarks_smoke.sh PATH/TO/cvg-landmarks
 set -euo pipefail
 bin="$1"
@@ -42,6 +43,32 @@ PY
 for f in landmarks.png heatmaps.png; do
   head -c 8 "$run/$f" | od -An -c | grep -q "P   N   G" || { echo "show: $f is not a PNG"; exit 1; }
 done
+
+# A run folder is not replaced by accident, nor resumed with other flags, and eval uses only
+# regressors fitted to the folder's current detector (other regressor_* names are ignored).
+cp "$run/regressor_1.safetensors" "$run/regressor_old.safetensors"
+set +e
+"$bin" train "${tiny[@]}" --steps 4 --out "$run" > /dev/null 2> "$work/err.log"; code=$?
+set -e
+test "$code" -eq 2 && grep -q "already holds a run" "$work/err.log"
+test "$(wc -l < "$run/metrics.jsonl")" -eq 6
+set +e
+"$bin" train "${tiny[@]}" --steps 8 --landmarks 5 --out "$run" --resume "$run/checkpoint.safetensors" \
+  > /dev/null 2> "$work/err.log"; code=$?
+set -e
+test "$code" -eq 2 && grep -q -- "--landmarks 4 (now 5)" "$work/err.log"
+"$bin" train "${tiny[@]}" --steps 2 --out "$run" --overwrite > /dev/null
+test "$(wc -l < "$run/metrics.jsonl")" -eq 2
+set +e
+"$bin" eval --device cpu --out "$run" --test-images 12 --warp-pairs 6 > /dev/null 2> "$work/err.log"
+code=$?
+set -e
+test "$code" -eq 2 && grep -q "belong to an earlier detector" "$work/err.log"
+"$bin" fit-regressor --device cpu --out "$run" --labelled 5 --labelled-images 12 > /dev/null
+"$bin" eval --device cpu --out "$run" --test-images 12 --warp-pairs 6 > /dev/null 2> "$work/err.log"
+grep -q "left out regressor_1.safetensors, regressor_12.safetensors" "$work/err.log"
+python3 -c "import json,sys; e=json.load(open(sys.argv[1])); \
+assert [r['labelled_images'] for r in e['regressors']] == [5], e['regressors']" "$run/eval.json"
 
 # Bad input: exit code 2 and nothing written.
 set +e
