@@ -243,6 +243,19 @@ TEST_CASE("app cli: run_main returns 2 with one line and leaves no run folder", 
   std::string err;
   CHECK(run(cli, {}, [](const app::Args&) -> int { fail("data: file x\nis broken"); }, nullptr, &err) == 2);
   CHECK(err == "cvg-test: data: file x is broken\n");
+  // One name in front, whether or not the message already starts with it.
+  CHECK(run(cli, {}, [](const app::Args&) -> int { fail("cvg-test eval: no rows"); }, nullptr,
+            &err) == 2);
+  CHECK(err == "cvg-test eval: no rows\n");
+  CHECK(run(cli, {}, [](const app::Args&) -> int { fail("cvg-tester: x"); }, nullptr, &err) == 2);
+  CHECK(err == "cvg-test: cvg-tester: x\n");
+  // A path the user gave that the file system refuses is bad input too (exit code 2).
+  write_text(dir.file("afile"), "x");
+  CHECK(run(cli, {}, [&](const app::Args&) -> int {
+          fs::create_directories(dir.file("afile") + "/sub");
+          return 0;
+        }, nullptr, &err) == 2);
+  CHECK_THAT(err, Contains("cvg-test: ") && Contains("afile"));
   CHECK(run(cli, {}, [](const app::Args&) -> int { throw std::runtime_error("boom"); }, nullptr, &err) == 1);
   CHECK_THAT(err, Contains("internal error: boom"));
 

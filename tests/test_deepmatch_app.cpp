@@ -300,29 +300,74 @@ TEST_CASE("deepmatch densification by cells equals scanning every match", "[deep
   }
 }
 
+// The second image as tall as the first, shorter (blocks whose rows all lie below it: this
+// failed in narrow() before) and taller and narrower.
 TEST_CASE("deepmatch chunked Q_0 equals one pass", "[deepmatch]") {
   manual_seed(3);
   DmGeometry geo;
   geo.radius = 5, geo.levels = 2, geo.stride = 4, geo.offset = 2;
-  for (const char* kind : {"hog", "cnn"}) {
-    DeepMatchNet net(parse_descriptor(kind), geo);
-    NoGradGuard g;
-    net.nu.copy_(from_vector(std::vector<float>{1.3f, 1.6f}, {2}));
-    const Tensor img0 = rand({1, 1, 38, 30}), img1 = rand({1, 1, 38, 30});
-    const Tensor d0 = net.descriptors(img0), d1 = net.descriptors(img1);
-    const Tensor one = net.q0_from_descriptors(d0, d1);
-    REQUIRE(one.size(1) == geo.grid_rows(38));
-    for (int64_t rows : {1, 2, 4, 9}) {
-      const Tensor chunked = net.match_volume(d0, d1, 0, rows);
-      REQUIRE(chunked.shape() == one.shape());
-      // Same arithmetic on the same numbers: equal bits, -inf where one pass has -inf.
-      CHECK(same_values(chunked, one));
+  for (const auto& [h1, w1] : {std::pair<int64_t, int64_t>{38, 30}, {14, 30}, {60, 22}}) {
+    for (const char* kind : {"hog", "cnn"}) {
+      DeepMatchNet net(parse_descriptor(kind), geo);
+      NoGradGuard g;
+      net.nu.copy_(from_vector(std::vector<float>{1.3f, 1.6f}, {2}));
+      const Tensor img0 = rand({1, 1, 38, 30}), img1 = rand({1, 1, h1, w1});
+      const Tensor d0 = net.descriptors(img0), d1 = net.descriptors(img1);
+      const Tensor one = net.q0_from_descriptors(d0, d1);
+      REQUIRE(one.size(1) == geo.grid_rows(38));
+      for (int64_t rows : {1, 2, 4, 9}) {
+        const Tensor chunked = net.match_volume(d0, d1, 0, rows);
+        REQUIRE(chunked.shape() == one.shape());
+        // Same arithmetic on the same numbers: equal bits, -inf where one pass has -inf.
+        CHECK(same_values(chunked, one));
+      }
+      // A budget for 5 rows with their halos (2 x 3) chunks; one below a block with halo fails.
+      const int64_t row_bytes = geo.grid_cols(30) * geo.bytes_per_point();
+      CHECK(same_values(net.match_volume(d0, d1, 11 * row_bytes), one));
+      CHECK_THROWS_WITH(net.match_volume(d0, d1, 3 * row_bytes),
+                        Catch::Contains("--max-memory-mb"));
     }
-    // A budget for 5 rows with their halos (2 x 3) chunks; one below a block with halo fails.
-    const int64_t row_bytes = geo.grid_cols(30) * geo.bytes_per_point();
-    CHECK(same_values(net.match_volume(d0, d1, 11 * row_bytes), one));
-    CHECK_THROWS_WITH(net.match_volume(d0, d1, 3 * row_bytes), Catch::Contains("--max-memory-mb"));
   }
+}
+
+// check_image refuses exactly the grids on which Q_0 is -inf everywhere (no match, no loss term),
+// for grids of 1 to 9 points a side and L = 1 to 5, on either axis; and an image without any
+// reference point (here 4 px tall: match used to crash on such a second image).
+TEST_CASE("deepmatch check_image: too many levels for the grid", "[deepmatch]") {
+  manual_seed(5);
+  DmGeometry geo;
+  geo.radius = 3, geo.stride = 4, geo.offset = 2;
+  for (int64_t levels = 1; levels <= 5; ++levels) {
+    geo.levels = levels;
+    DeepMatchNet net(DescriptorKind::hog, geo);
+    NoGradGuard g;
+    for (int64_t side = 1; side <= 9; ++side) {
+      const int64_t px = geo.offset + geo.stride * (side - 1) + 1;  // exactly `side` points
+      for (const bool tall : {false, true}) {
+        const int64_t h = tall ? 40 : px, w = tall ? px : 40;
+        REQUIRE(std::min(geo.grid_rows(h), geo.grid_cols(w)) == side);
+        bool refused = false;
+        try {
+          geo.check_image(h, w, "the image");
+        } catch (const Error& e) {
+          refused = true;
+          CHECK_THAT(e.what(), Catch::Contains("the image gives a grid of") &&
+                                   Catch::Contains("--levels " + std::to_string(levels)));
+        }
+        const Tensor q0 = net.q0_from_descriptors(net.descriptors(rand({1, 1, h, w})),
+                                                  net.descriptors(rand({1, 1, h, w})));
+        const double best = amax(q0).item();
+        INFO("L " << levels << ", " << h << " x " << w);
+        CHECK(refused == (best == -std::numeric_limits<double>::infinity()));
+      }
+    }
+  }
+  geo.levels = 2;
+  CHECK_THROWS_WITH(geo.check_image(geo.offset, 40, "image 2 (40 x 2)"),
+                    Catch::Contains("image 2 (40 x 2) gives no reference point"));
+  DeepMatchNet net(DescriptorKind::hog, geo);
+  CHECK_THROWS_WITH(match_pair(net, rand({1, 20, 20}), rand({1, 4, 20}), int64_t{1} << 30),
+                    Catch::Contains("image 2 (20 x 4)"));
 }
 
 TEST_CASE("deepmatch match_pair: the pipeline's matches and its stage times", "[deepmatch]") {

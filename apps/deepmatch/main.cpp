@@ -57,8 +57,10 @@ void write_json(const std::string& path, const nlohmann::json& j) {
 std::vector<std::string> split_list(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) out.push_back(item);
+  for (std::string item; std::getline(ss, item, ',');) {
+    const size_t b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
+    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));  // "hog, cnn" works
+  }
   return out;
 }
 
@@ -153,7 +155,12 @@ int eval(const app::Args& a) {
   for (const std::string& r : real)
     real_pairs.push_back(r == "motorcycle" ? motorcycle_pair(data, a.get_int("real-scale"))
                                            : aloe_pair(data, a.get_int("aloe-scale")));
+  DmGeometry real_geo;
+  real_geo.radius = a.get_int("real-radius"), real_geo.levels = a.get_int("levels");
   for (const Pair& p : real_pairs) {
+    real_geo.check_image(p.img0.size(1), p.img0.size(2),
+                         str_cat("the ", p.name, " pair reduced to ", p.img0.size(2), " x ",
+                                 p.img0.size(1), " (--real-scale / --aloe-scale)"));
     const Tensor valid = p.valid.to(DType::float32);
     std::printf("%s: %lld x %lld, %.1f%% pixels with ground truth, largest disparity %.1f px (--real-radius %lld)\n",
                 p.name.c_str(), static_cast<long long>(p.img0.size(2)), static_cast<long long>(p.img0.size(1)),
@@ -238,6 +245,8 @@ int train(const app::Args& a) {
   manual_seed(a.seed());
   DmGeometry geo;
   geo.radius = a.get_int("radius"), geo.levels = a.get_int("levels");
+  geo.check_image(so.height, so.width, str_cat("a ", so.width, " x ", so.height,
+                                               " frame (--width, --height)"));
   auto net = std::make_shared<DeepMatchNet>(kind, geo, a.get_number("nu-init"));
   // First: to() puts new tensors in the module's fields, so the ones the optimizer holds must be
   // collected after it (before, a GPU run trained copies left on the CPU: nothing learned).
@@ -384,7 +393,7 @@ void model_flags(app::Command& c, int64_t radius_default, const char* radius_hel
   c.flag_int("radius", radius_default, radius_help).at_least(0)
       .flag_int("levels", 3, "L, levels of the U-network (a run folder's own L wins)").at_least(1).at_most(8)
       .flag_int("max-memory-mb", 1024, "memory budget of the 4-D tensors; larger pairs are matched in blocks of reference rows")
-      .at_least(1);
+      .at_least(1).at_most(1 << 30);  // MiB: below 2^63 bytes
 }
 
 void frame_flags(app::Command& c) {
@@ -427,7 +436,7 @@ int main(int argc, char** argv) {
   app::Command& e = cli.command("eval", "acc@2/5/10 and EPE of models on held-out pairs: eval.json and a table");
   frame_flags(e);
   e.flag_string("rows", "hog,cnn", "comma-separated models: hog, cnn (untrained, --seed) or run folders")
-      .flag_int("pairs", 200, "held-out synthetic pairs").at_least(0)
+      .flag_int("pairs", 200, "held-out synthetic pairs").at_least(1)
       .flag_int("pair-seed", 1000, "seed of the held-out pairs").at_least(0)
       .flag_string("real", "motorcycle,aloe", "real pairs to score too: motorcycle, aloe (empty: none)")
       .flag_int("real-scale", 2, "reduction factor of the motorcycle pair (741 x 500)").at_least(1)

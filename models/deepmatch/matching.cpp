@@ -47,6 +47,7 @@ std::vector<Match> decode_matches(const Tensor& q0, const DmGeometry& geo) {
 std::vector<Match> reciprocal(const std::vector<Match>& forward, const std::vector<Match>& backward,
                               const DmGeometry& geo, int64_t w1, int64_t h1) {
   const int64_t rows = geo.grid_rows(h1), cols = geo.grid_cols(w1);
+  if (rows <= 0 || cols <= 0) return {};  // no point of I1 to match back from
   // Backward matches by their I1 grid cell (decode_matches may have left some out).
   std::vector<const Match*> cell(static_cast<size_t>(rows * cols), nullptr);
   for (const Match& b : backward) {
@@ -240,6 +241,10 @@ ErrorStats match_errors(const std::vector<Match>& matches, const Tensor& gt, con
 MatchResult match_pair(DeepMatchNet& net, const Tensor& img0, const Tensor& img1, int64_t max_bytes) {
   CVG_CHECK(img0.dim() == 3 && img0.size(0) == 1 && img1.dim() == 3 && img1.size(0) == 1,
             "match_pair: expected 1 x H x W gray images, got ", img0.shape(), " and ", img1.shape());
+  net.geometry().check_image(img0.size(1), img0.size(2),
+                             str_cat("image 1 (", img0.size(2), " x ", img0.size(1), ")"));
+  net.geometry().check_image(img1.size(1), img1.size(2),
+                             str_cat("image 2 (", img1.size(2), " x ", img1.size(1), ")"));
   NoGradGuard no_grad;
   const Device dev = net.device();
   using Clock = std::chrono::steady_clock;

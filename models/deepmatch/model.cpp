@@ -23,6 +23,21 @@ constexpr double kHogEps = 0.1;
 constexpr double kCnnEps = 1e-2;
 }  // namespace
 
+void DmGeometry::check_image(int64_t height, int64_t width, const std::string& what) const {
+  const int64_t rows = grid_rows(height), cols = grid_cols(width);
+  const int64_t side = std::min(rows, cols);
+  const int64_t need = levels >= 2 ? (int64_t{1} << (levels - 2)) + 1 : 1;
+  if (side >= need) return;
+  CVG_CHECK(side >= 1, "deepmatch: ", what, " gives no reference point (the grid's first point ",
+            "sits ", offset, " px in, then every ", stride, " px): the image is too small");
+  int64_t most = 1;  // the largest L whose top level still has parents on this grid
+  while ((int64_t{1} << (most - 1)) + 1 <= side) ++most;
+  fail("deepmatch: ", what, " gives a grid of ", rows, " rows x ", cols,
+       " columns of reference points; --levels ",
+       levels, " needs more than ", need - 1, " per side (with fewer no point gets a match): use ",
+       "--levels ", most, " or less, or a larger image");
+}
+
 int64_t DmGeometry::bytes_per_point() const {
   int64_t sum = 0;
   for (int64_t l = 0, r = radius; l <= levels; ++l, r = (r + 1) / 2) {
@@ -160,10 +175,13 @@ Tensor DeepMatchNet::match_volume(const Tensor& desc0, const Tensor& desc1, int6
                              3, geo_.offset, desc0.size(3), geo_.stride);
     const int64_t y0 = geo_.stride * lo - r;  // global row of local row 0
     const int64_t need = geo_.stride * (hi - lo - 1) + local_offset + r + 1;
+    // Rows outside the target score as zero descriptors do (dm_correlation's convention), so
+    // a block whose rows all lie below a shorter target gets one zero row: no empty dim.
     const int64_t top = std::max<int64_t>(0, -y0);
-    const int64_t first = std::max<int64_t>(0, y0), last = std::min(desc1.size(2), y0 + need);
-    Tensor target = narrow(desc1, 2, first, std::max<int64_t>(0, last - first));
-    target = pad(target, {r, 0, top, 0});
+    const int64_t first = std::clamp<int64_t>(y0, 0, desc1.size(2));
+    const int64_t last = std::clamp<int64_t>(y0 + need, first, desc1.size(2));
+    Tensor target = narrow(desc1, 2, first, last - first);
+    target = pad(target, {r, 0, top, last > first ? 0 : 1});
     const Tensor q = q0_from_grid(ref, target, local_offset);
     parts.push_back(narrow(q, 1, a - lo, b - a).contiguous());
   }

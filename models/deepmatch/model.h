@@ -42,6 +42,11 @@ struct DmGeometry {
   int64_t grid_rows(int64_t height) const { return (height - offset + stride - 1) / stride; }
   int64_t grid_cols(int64_t width) const { return (width - offset + stride - 1) / stride; }
   int64_t k0() const { return 2 * radius + 1; }
+  // Throws, naming `what` (e.g. "image 2 (12 x 4)"), unless an image of height x width gives a
+  // grid on which Q_0 can hold a match: at least one reference point per side and, for L >= 2,
+  // more than 2^(L-2) (the top level's parents sit 2^(L-2) points away on either side, so on a
+  // smaller grid every point of Q_0 is -inf: no match, and no term of the training loss).
+  void check_image(int64_t height, int64_t width, const std::string& what) const;
   // Bytes of the 4-D tensors one reference point costs in a no-grad forward pass: every S_l,
   // the pooled scores, their uint8 switches and the Q_l being built (float32), summed over levels.
   int64_t bytes_per_point() const;

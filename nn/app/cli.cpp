@@ -512,11 +512,24 @@ int run_main(const Cli& cli, int argc, char** argv, const std::function<int(cons
     return 0;
   }
   InterruptGuard interrupts;
+  // Messages that already start with the program's name ("cvg-foo eval: ...") get no second one.
+  const auto prefixed = [&](const std::string& what) {
+    const std::string& p = cli.program();
+    const bool named = what.compare(0, p.size(), p) == 0 && what.size() > p.size() &&
+                       (what[p.size()] == ':' || what[p.size()] == ' ');
+    return one_line(named ? what : p + ": " + what);
+  };
   try {
     return body(a);
   } catch (const Error& e) {
     out << std::flush;
-    err << cli.program() << ": " << one_line(e.what()) << std::endl;
+    err << prefixed(e.what()) << std::endl;
+    return 2;
+  } catch (const std::filesystem::filesystem_error& e) {
+    // A path the user gave (an --out that is a file, a folder without write permission): their
+    // input, not a bug, so exit code 2 like any other bad input.
+    out << std::flush;
+    err << prefixed(e.what()) << std::endl;
     return 2;
   } catch (const std::exception& e) {
     out << std::flush;

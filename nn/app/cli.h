@@ -157,7 +157,8 @@ class Cli {
 
 // The standard main(): parses, prints help to `out` (returns 0) or a usage error as one line on
 // `err` (returns 2), then runs `body` with SIGINT/SIGTERM caught (nn/app/interrupt.h). A
-// cvg::Error escaping `body` is one line on `err` and exit code 2; any other exception is one
+// cvg::Error or std::filesystem::filesystem_error escaping `body` is one line on `err` (prefixed
+// with the program's name unless it starts with it) and exit code 2; any other exception is one
 // line and exit code 1. Returns body's result otherwise.
 int run_main(const Cli& cli, int argc, char** argv, const std::function<int(const Args&)>& body,
              std::ostream& out, std::ostream& err);
