@@ -38,6 +38,7 @@ app::Cli make_cli() {
   cli.set_default_command("train");
   cli.set_default_seed(7);
   cli.command("train", "Train the model")
+      .stops_on_interrupt()
       .flag_int("steps", 100, "optimizer steps").at_least(1)
       .flag_number("lr", 0.01, "learning rate").above(0)
       .flag_int("batch-size", 32, "examples per step").at_least(1).at_most(4096)
@@ -460,4 +461,14 @@ TEST_CASE("app interrupt: SIGINT sets the flag the training loop polls", "[app][
   });
   CHECK(rc == app::kInterruptedExitCode);
   CHECK(steps_done == 3);
+
+  // A command that never polls the flag keeps the handler it had (Ctrl-C would end it at once,
+  // not promise a stop that never comes); the marked one gets the guard's.
+  const auto handler_in = [&](const std::vector<std::string>& args) {
+    struct sigaction inside {};
+    run(cli, args, [&](const app::Args&) { return ::sigaction(SIGINT, nullptr, &inside); });
+    return inside.sa_handler;
+  };
+  CHECK(handler_in({"eval"}) == before.sa_handler);
+  CHECK(handler_in({"train"}) != before.sa_handler);
 }

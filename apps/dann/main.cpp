@@ -411,6 +411,7 @@ int main(int argc, char** argv) {
   cli.set_default_seed(1);
   cli.set_default_out("runs/dann");
   app::Command& t = cli.command("train", "train the label predictor (and, for dann, the domain classifier)");
+  t.stops_on_interrupt();  // the step loop polls app::interrupted()
   data_flags(t);
   t.flag_string("mode", "dann", "dann | source-only | target-only (train on labelled target: the upper bound)")
       .one_of({"dann", "source-only", "target-only"})

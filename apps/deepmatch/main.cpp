@@ -420,6 +420,7 @@ int main(int argc, char** argv) {
       .flag_int("draw", 300, "matches drawn in matches.png, at most").at_least(0);
   model_flags(m, 0, "R_0, displacements searched in pixels (0: the run's own, 16 for hog/cnn)");
   app::Command& t = cli.command("train", "train the CNN descriptor and/or nu_l with the structured hinge loss");
+  t.stops_on_interrupt();  // the step loop polls app::interrupted()
   frame_flags(t);
   t.flag_string("descriptor", "cnn", "cnn (learnable) or hog (fixed; only nu_l can learn)").one_of({"cnn", "hog"})
       .flag_bool("learn-nu", true, "train the exponents nu_l")
@@ -434,6 +435,7 @@ int main(int argc, char** argv) {
       .flag_int("checkpoint-every", 100, "steps between checkpoints").at_least(1);
   model_flags(t, 16, "R_0, displacements searched in pixels");
   app::Command& e = cli.command("eval", "acc@2/5/10 and EPE of models on held-out pairs: eval.json and a table");
+  e.stops_on_interrupt();  // the scoring loop polls app::interrupted()
   frame_flags(e);
   e.flag_string("rows", "hog,cnn", "comma-separated models: hog, cnn (untrained, --seed) or run folders")
       .flag_int("pairs", 200, "held-out synthetic pairs").at_least(1)

@@ -134,6 +134,7 @@ int main(int argc, char** argv) {
   cli.set_default_seed(1);
   cli.set_default_out("runs/demo");
   cli.command("train", "train the MLP")
+      .stops_on_interrupt()
       .flag_int("steps", 400, "optimizer steps").at_least(1)
       .flag_int("points", 150, "points per spiral").at_least(1).at_most(1000000)
       .flag_int("hidden", 64, "hidden units per layer").at_least(1).at_most(65536)

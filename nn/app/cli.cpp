@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "nn/app/interrupt.h"
@@ -427,6 +428,7 @@ Args Cli::parse(const std::vector<std::string>& args) const {
     CVG_CHECK(cmd, "Cli: the default command '", default_command_, "' is not declared");
   }
   a.command_ = cmd->name();
+  a.stops_on_interrupt_ = cmd->stops_on_interrupt_enabled();
   a.specs_ = all_flags(*cmd);
   for (const FlagSpec& f : a.specs_) a.values_[f.name] = f.default_value;
 
@@ -511,7 +513,8 @@ int run_main(const Cli& cli, int argc, char** argv, const std::function<int(cons
     out << a.help_text() << std::flush;
     return 0;
   }
-  InterruptGuard interrupts;
+  std::optional<InterruptGuard> interrupts;
+  if (a.stops_on_interrupt()) interrupts.emplace();
   // Messages that already start with the program's name ("cvg-foo eval: ...") get no second one.
   const auto prefixed = [&](const std::string& what) {
     const std::string& p = cli.program();

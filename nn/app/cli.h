@@ -79,6 +79,14 @@ class Command {
   Command& above(double lo);
   Command& one_of(std::vector<std::string> choices);
   Command& metavar(const std::string& placeholder);
+  // Marks a command whose loop polls app::interrupted() (nn/app/interrupt.h): run_main then
+  // turns Ctrl-C into a request to stop after the current step. Other commands keep the
+  // default action (Ctrl-C ends them at once): they would never look at the flag.
+  Command& stops_on_interrupt() {
+    stops_on_interrupt_ = true;
+    return *this;
+  }
+  bool stops_on_interrupt_enabled() const { return stops_on_interrupt_; }
 
   const std::string& name() const { return name_; }
   const std::string& help() const { return help_; }
@@ -90,6 +98,7 @@ class Command {
   FlagSpec& last(const char* what);
   std::string name_, help_;
   std::vector<FlagSpec> flags_;
+  bool stops_on_interrupt_ = false;
 };
 
 // The parsed invocation: the command and the value of every flag it has.
@@ -98,6 +107,8 @@ class Args {
   bool help_requested() const { return help_; }
   const std::string& help_text() const { return help_text_; }
   const std::string& command() const { return command_; }
+  // Whether the command was marked stops_on_interrupt().
+  bool stops_on_interrupt() const { return stops_on_interrupt_; }
 
   bool get_bool(const std::string& name) const;
   int64_t get_int(const std::string& name) const;
@@ -119,7 +130,7 @@ class Args {
  private:
   friend class Cli;
   const nlohmann::json& value(const std::string& name, FlagType type) const;
-  bool help_ = false;
+  bool help_ = false, stops_on_interrupt_ = false;
   std::string help_text_, command_;
   nlohmann::json values_ = nlohmann::json::object();
   std::vector<FlagSpec> specs_;
@@ -156,7 +167,8 @@ class Cli {
 };
 
 // The standard main(): parses, prints help to `out` (returns 0) or a usage error as one line on
-// `err` (returns 2), then runs `body` with SIGINT/SIGTERM caught (nn/app/interrupt.h). A
+// `err` (returns 2), then runs `body`, with SIGINT/SIGTERM caught (nn/app/interrupt.h) for a
+// command marked stops_on_interrupt(). A
 // cvg::Error or std::filesystem::filesystem_error escaping `body` is one line on `err` (prefixed
 // with the program's name unless it starts with it) and exit code 2; any other exception is one
 // line and exit code 1. Returns body's result otherwise.

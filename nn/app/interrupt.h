@@ -1,6 +1,7 @@
 #pragma once
-// Ctrl-C without losing work. While an InterruptGuard lives (run_main holds one around the app's
-// body), SIGINT and SIGTERM only set a flag; the training loop polls interrupted() once per step
+// Ctrl-C without losing work. While an InterruptGuard lives (run_main holds one around the body
+// of a command marked stops_on_interrupt(), nn/app/cli.h), SIGINT and SIGTERM only set a flag;
+// the training loop polls interrupted() once per step
 // and, when it is set, writes a checkpoint and returns kInterruptedExitCode:
 //
 //   for (int64_t step = start + 1; step <= steps; ++step) {
