@@ -91,7 +91,11 @@ struct TrainedRun {
   std::shared_ptr<Detector> detector;
 };
 
-TrainedRun open_run(const std::string& dir, Device device) {
+// data_dir: the --data-dir of fit-regressor / eval / show, "" for the run's own. The images
+// must be the ones the run trained on: a relative data-dir is resolved against the current
+// folder, and from another folder synth would quietly draw procedural backgrounds instead of
+// the photos (checked against the description train stored in the checkpoint).
+TrainedRun open_run(const std::string& dir, Device device, const std::string& data_dir) {
   const std::string ckpt = (fs::path(dir) / "checkpoint.safetensors").string();
   CVG_CHECK(fs::exists(ckpt), kApp, ": no checkpoint in ", dir, " (run `", kApp,
             " train --out ", dir, "` first)");
@@ -100,7 +104,13 @@ TrainedRun open_run(const std::string& dir, Device device) {
             "', not ", kApp);
   TrainedRun r;
   r.config = config_from_json(nlohmann::json::parse(info.meta.config));
+  if (!data_dir.empty()) r.config.data.data_dir = data_dir;
   r.data = open_landmark_data(r.config.data);
+  const auto trained_on = info.meta.extra.find("data");
+  CVG_CHECK(trained_on == info.meta.extra.end() || trained_on->second == r.data.description, kApp,
+            ": ", ckpt, " was trained on ", trained_on->second, ", but --data-dir '",
+            r.config.data.data_dir, "' gives ", r.data.description, " from ",
+            fs::current_path().string(), ": run from the folder train ran in, or pass --data-dir");
   r.config.detector.in_channels = r.data.channels;
   r.detector = std::make_shared<Detector>(r.config.detector);
   nn::load_checkpoint(ckpt, *r.detector, nullptr, /*restore_rng=*/false);
@@ -186,6 +196,7 @@ int train(const app::Args& a) {
   nn::CheckpointMeta meta;
   meta.app = kApp;
   meta.config = a.config().dump();
+  meta.extra["data"] = data.description;  // open_run checks that eval sees the same images
   meta.commit = CVG_GIT_COMMIT;
 
   std::printf("%s: K = %lld landmarks on %s, %s, batch %lld (+ its warped copies)\n%s", kApp,
@@ -312,7 +323,7 @@ std::pair<Tensor, Tensor> augmented(const TrainedRun& r, const data::Batch& b, i
 }
 
 int fit_regressor(const app::Args& a) {
-  const TrainedRun r = open_run(a.out(), a.device());
+  const TrainedRun r = open_run(a.out(), a.device(), a.get_string("data-dir"));
   const std::string id = detector_id(a.out());
   CVG_CHECK(r.data.labelled, kApp, " fit-regressor: the run's data (", r.config.data.source,
             ") has no annotated points; only synth is labelled");
@@ -352,7 +363,7 @@ int fit_regressor(const app::Args& a) {
 
 int eval(const app::Args& a) {
   const Device device = a.device();
-  const TrainedRun r = open_run(a.out(), device);
+  const TrainedRun r = open_run(a.out(), device, a.get_string("data-dir"));
   const int64_t crop = r.config.crop;
   nlohmann::json out = {{"app", kApp}, {"run", a.out()}, {"landmarks", r.config.detector.landmarks},
                         {"data", r.data.description}};
@@ -469,7 +480,7 @@ Tensor zoom(const Tensor& chw, int64_t z) {
 
 int show(const app::Args& a) {
   const Device device = a.device();
-  const TrainedRun r = open_run(a.out(), device);
+  const TrainedRun r = open_run(a.out(), device, a.get_string("data-dir"));
   const int64_t n = std::min(a.get_int("count"), r.data.test->size()), z = a.get_int("zoom");
   const int64_t k = r.config.detector.landmarks, crop = r.config.crop;
   const data::Batch b = take(*r.data.test, 0, n);
@@ -510,6 +521,7 @@ void data_flags(app::Command& c) {
   c.flag_string("data", "synth", "image source: synth, folder:PATH, fashion-mnist:CLASS, mnist:DIGIT")
       .flag_string("data-dir", "data", "where scripts/fetch-data put the datasets").metavar("DIR")
       .flag_int("data-seed", 0, "seed of the synthetic faces (train; test uses a derived seed)")
+      .at_least(0)
       .flag_int("train-images", 20000, "training images (synth: generated on the fly)").at_least(1)
       .flag_int("test-images", 1000, "held-out images").at_least(1)
       .flag_int("image-size", 48, "detector input size (pixels, even)").at_least(8).at_most(1024)
@@ -517,6 +529,14 @@ void data_flags(app::Command& c) {
       .at_least(0).at_most(256)
       .flag_number("face-scale", 0.7, "synth: largest head height, as a fraction of the render")
       .above(0).at_most(1.5);
+}
+
+// --data-dir of the commands that open a trained run (open_run).
+app::Command& run_data_flag(app::Command& c) {
+  return c.flag_string("data-dir", "",
+                       "where the run's data lives, if not where train found it (default: the "
+                       "run's --data-dir)")
+      .metavar("DIR");
 }
 
 }  // namespace
@@ -544,16 +564,20 @@ int main(int argc, char** argv) {
       .flag_string("loss", "prob", "prob: probability-map loss (eq. 6); align: soft-argmax loss (eq. 5)")
       .one_of({"prob", "align"})
       .flag_int("checkpoint-every", 250, "steps between checkpoints").at_least(1);
-  cli.command("fit-regressor", "fit linear maps from the landmarks to the annotated points")
+  run_data_flag(cli.command("fit-regressor", "fit linear maps from the landmarks to the annotated points"))
       .flag_string("labelled", "1,5,10,20,all", "labelled-image counts, one regressor each")
       .flag_int("labelled-images", 1000, "the labelled pool ('all')").at_least(1)
       .flag_int("augment", 20, "warped copies per labelled image (0: none)").at_least(0).at_most(1000)
-      .flag_int("augment-below", 100, "augment only the regressors from fewer labelled images").at_least(0)
+      .flag_int("augment-below", 100,
+                "augment only the regressors from fewer labelled images (the warps are drawn "
+                "for the largest such count of --labelled: give the same list to reproduce a "
+                "regressor)")
+      .at_least(0)
       .flag_number("ridge", 1e-4, "ridge regularisation (relative to the data's scale)").above(0);
-  cli.command("eval", "write eval.json: regression error, mean-shape baseline, equivariance error")
+  run_data_flag(cli.command("eval", "write eval.json: regression error, mean-shape baseline, equivariance error"))
       .flag_int("test-images", 1000, "held-out images for the regression error").at_least(1)
       .flag_int("warp-pairs", 256, "held-out warp pairs for the equivariance error").at_least(1);
-  cli.command("show", "draw the landmarks and their heatmaps on held-out images")
+  run_data_flag(cli.command("show", "draw the landmarks and their heatmaps on held-out images"))
       .flag_int("count", 16, "images to draw").at_least(1).at_most(256)
       .flag_int("zoom", 4, "enlargement").at_least(1).at_most(16);
   return app::run_main(cli, argc, argv, [](const app::Args& a) {

@@ -78,6 +78,7 @@ LandmarkData open_landmark_data(const DataSpec& spec) {
   const std::string arg = colon == std::string::npos ? "" : src.substr(colon + 1);
 
   if (kind == "synth") {
+    CVG_CHECK(colon == std::string::npos, "--data: synth takes no argument, got '", src, "'");
     data::SynthFaceOptions o;
     o.size = spec.size;
     o.scale_max = spec.face_scale;

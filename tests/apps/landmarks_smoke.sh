@@ -70,6 +70,17 @@ grep -q "left out regressor_1.safetensors, regressor_12.safetensors" "$work/err.
 python3 -c "import json,sys; e=json.load(open(sys.argv[1])); \
 assert [r['labelled_images'] for r in e['regressors']] == [5], e['regressors']" "$run/eval.json"
 
+# Commands that open the run see the images it trained on: a --data-dir with photos (a picture of
+# the docs as the only "photo") would swap the procedural backgrounds for real ones: refused.
+mkdir -p "$work/photos/opencv"
+cp "$(dirname "$0")/../../docs/images/synth_faces.png" "$work/photos/opencv/"
+set +e
+"$bin" show --device cpu --out "$run" --count 2 --data-dir "$work/photos" > /dev/null 2> "$work/err.log"
+code=$?
+set -e
+test "$code" -eq 2 && grep -q "was trained on synthetic faces (.*procedural backgrounds)" "$work/err.log"
+grep -q "gives synthetic faces (.*real-photo backgrounds)" "$work/err.log"
+
 # Bad input: exit code 2 and nothing written.
 set +e
 "$bin" train --steps 0 --out "$work/bad" > /dev/null 2>&1; code=$?
