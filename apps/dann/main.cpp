@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -243,8 +244,11 @@ int train(const app::Args& a) {
   }
   progress.finish();
   nlohmann::json e = evaluate(*net, data, device, a.get_int("pad-images"), mode, a.get_bool("svm"));
+  e["app"] = kApp;
+  e["run"] = a.out();
   e["mode"] = mode_name(mode);
   e["steps"] = steps;
+  e["data"] = data.description;
   std::printf("final loss %.4f\n%s\n", last, e.dump().c_str());
   if (run) {
     run->plot({"loss", "label_loss", "domain_loss"});
@@ -285,8 +289,16 @@ nlohmann::json read_json(const fs::path& p) {
   }
 }
 
-// Every subfolder of --out holding an eval.json (a finished run) is one run; its config.json
-// gives the seed. Folders without eval.json (unfinished runs) are listed and skipped.
+// Flags a study's runs may differ in: the two the table groups by, and what does not change
+// the trained network (where it was written, how often it checkpointed, what eval measured).
+const std::set<std::string> kStudyMayDiffer = {"mode", "seed", "out", "device", "checkpoint-every",
+                                               "eval-every", "svm", "pad-images"};
+
+// Every subfolder of --out whose eval.json scores its finished checkpoint is one run; its
+// config.json gives the seed. Other folders are listed and skipped: no eval.json, another app's
+// run, an unfinished run, or an eval.json of another step than the checkpoint (an evaluation of
+// an earlier run in the folder). Runs whose configurations differ in anything but
+// kStudyMayDiffer are not one study: an error names the two runs and the flags.
 int table(const app::Args& a) {
   CVG_CHECK(fs::is_directory(a.out()), "table: ", a.out(), " is not a folder");
   std::vector<fs::path> dirs;
@@ -294,17 +306,59 @@ int table(const app::Args& a) {
     if (e.is_directory()) dirs.push_back(e.path());
   std::sort(dirs.begin(), dirs.end());
   std::vector<RunResult> runs;
+  nlohmann::json first_config;
   for (const fs::path& d : dirs) {
+    auto skip = [&](const std::string& why) {
+      std::printf("skipped %s: %s\n", d.string().c_str(), why.c_str());
+    };
     if (!fs::exists(d / "eval.json")) {
-      std::printf("skipped %s: no eval.json\n", d.string().c_str());
+      skip("no eval.json");
       continue;
     }
-    const nlohmann::json e = read_json(d / "eval.json"), c = read_json(d / "config.json");
+    const nlohmann::json e = read_json(d / "eval.json");
+    if (e.value("app", std::string(kApp)) != kApp) {
+      skip("a run of " + e.value("app", std::string()));
+      continue;
+    }
+    CVG_CHECK(e.contains("mode") && e.contains("steps") && e.contains("source_accuracy") &&
+                  e.contains("target_accuracy"),
+              "table: ", (d / "eval.json").string(), " is not an evaluation of ", kApp,
+              " (it lacks mode, steps or the accuracies)");
+    const fs::path ckpt = d / "checkpoint.safetensors";
+    if (!fs::exists(ckpt)) {
+      skip("no checkpoint");
+      continue;
+    }
+    const nn::CheckpointInfo info = nn::read_checkpoint_info(ckpt.string());
+    const nlohmann::json c = read_json(d / "config.json");
+    const int64_t steps = c.value("steps", int64_t{0});
+    if (info.step < steps) {
+      skip(str_cat("unfinished (checkpoint at step ", info.step, " of ", steps, ")"));
+      continue;
+    }
+    if (e.at("steps").get<int64_t>() != info.step) {
+      skip(str_cat("eval.json scores step ", e.at("steps").get<int64_t>(),
+                   ", the checkpoint is at step ", info.step, "; run `", kApp, " eval --out ",
+                   d.string(), "`"));
+      continue;
+    }
+    if (runs.empty()) {
+      first_config = c;
+    } else {
+      std::string diffs;
+      for (const auto& [key, v] : c.items())
+        if (!kStudyMayDiffer.count(key) && first_config.value(key, nlohmann::json()) != v)
+          diffs += str_cat(diffs.empty() ? "" : ", ", "--", key, " ",
+                           first_config.value(key, nlohmann::json()).dump(), " vs ", v.dump());
+      CVG_CHECK(diffs.empty(), "table: ", runs.front().run, " and ", d.filename().string(),
+                " are not runs of one study (", diffs,
+                "); give each study its own --out folder");
+    }
     RunResult r;
     r.run = d.filename().string();
-    r.mode = e.value("mode", std::string());
+    r.mode = e.at("mode").get<std::string>();
     r.seed = c.value("seed", int64_t{-1});
-    r.steps = e.value("steps", int64_t{0});
+    r.steps = e.at("steps").get<int64_t>();
     r.source_accuracy = e.at("source_accuracy").get<double>();
     r.target_accuracy = e.at("target_accuracy").get<double>();
     if (e.contains("proxy_a_distance")) r.proxy_a_distance = e["proxy_a_distance"].get<double>();
@@ -314,7 +368,7 @@ int table(const app::Args& a) {
     }
     runs.push_back(r);
   }
-  CVG_CHECK(!runs.empty(), "table: no run folder with an eval.json under ", a.out());
+  CVG_CHECK(!runs.empty(), "table: no finished, evaluated run folder under ", a.out());
   std::string md = str_cat(runs.size(), " runs of ", runs.front().steps, " steps under ", a.out(),
                            "\n\n## The label predictor's accuracy\n\n", study_markdown(summarize_study(runs)));
   if (const auto svm = with_svm_accuracies(runs))

@@ -96,12 +96,40 @@ python3 -c 'import json, sys; assert json.load(open(sys.argv[1]))["svm"]["traine
 if grep -q '"svm"' "$work/study/dann-s2/eval.json"; then echo "eval --no-svm wrote svm"; exit 1; fi
 "$bin" table --out "$work/study" > /dev/null
 grep -q "no linear-SVM rows" "$work/study/table.md"
-# Runs of different lengths do not make one table.
+# Folders that are not finished, current runs of this app are skipped, each with its reason:
+# another app's run, and an eval.json of another step than the checkpoint (an old evaluation).
+cp -r "$work/study/dann-s2" "$work/study/other-app"
+cp -r "$work/study/dann-s2" "$work/study/stale-s8"
+python3 - "$work/study" <<'PY'
+import json, sys
+def edit(path, **kw):
+    d = json.load(open(path)); d.update(kw); json.dump(d, open(path, "w"))
+edit(f"{sys.argv[1]}/other-app/eval.json", app="cvg-landmarks")
+edit(f"{sys.argv[1]}/stale-s8/eval.json", steps=99)
+edit(f"{sys.argv[1]}/stale-s8/config.json", seed=8)
+PY
+"$bin" table --out "$work/study" > "$work/table.log"
+grep -q "skipped .*other-app: a run of cvg-landmarks" "$work/table.log"
+grep -q "skipped .*stale-s8: eval.json scores step 99, the checkpoint is at step 3" "$work/table.log"
+grep -q "^| dann | 2 | " "$work/study/table.md"
+rm -r "$work/study/other-app" "$work/study/stale-s8"
+# Runs of another length or on other data do not make one table.
 cp -r "$work/dann" "$work/study/dann-s1"
 set +e
 "$bin" table --out "$work/study" > /dev/null 2> "$work/err.log"; code=$?
 set -e
-test "$code" -eq 2 && grep -q "runs of different lengths" "$work/err.log"
+test "$code" -eq 2 && grep -q "are not runs of one study (.*--steps 6 vs 3" "$work/err.log"
+rm -r "$work/study/dann-s1"
+cp -r "$work/study/dann-s2" "$work/study/dann-s3"
+python3 - "$work/study/dann-s3/config.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1])); d["seed"] = 3; d["data-seed"] = 5; json.dump(d, open(sys.argv[1], "w"))
+PY
+set +e
+"$bin" table --out "$work/study" > /dev/null 2> "$work/err.log"; code=$?
+set -e
+test "$code" -eq 2 && grep -q "dann-s2 and dann-s3 are not runs of one study (--data-seed 0 vs 5)" \
+  "$work/err.log"
 
 # export: the tensors of train, readable as .npy.
 "$bin" export --data-dir "$data" --train-images 64 --test-images 32 --out "$work/npy" > /dev/null
