@@ -38,6 +38,7 @@ app::Cli make_cli() {
   cli.set_default_command("train");
   cli.set_default_seed(7);
   cli.command("train", "Train the model")
+      .resumable()
       .stops_on_interrupt()
       .flag_int("steps", 100, "optimizer steps").at_least(1)
       .flag_number("lr", 0.01, "learning rate").above(0)
@@ -204,7 +205,14 @@ TEST_CASE("app cli: --help lists every flag with its default", "[app][cli]") {
   const app::Args sub = parse(cli, {"eval", "--help"});
   REQUIRE(sub.help_requested());
   CHECK_THAT(sub.help_text(), Contains("usage: cvg-test eval") && Contains("--batches N") &&
-                                  Contains("--seed N") && Contains("--resume"));
+                                  Contains("--seed N"));
+  // --resume and --overwrite belong to the command that trains (resumable()) only.
+  CHECK_THAT(sub.help_text(), !Contains("--resume") && !Contains("--overwrite"));
+  CHECK_THAT(usage_error(cli, {"eval", "--resume", "x"}),
+             Contains("unknown flag --resume for command 'eval'"));
+  CHECK(parse(cli, {"eval"}).resume().empty());
+  CHECK_FALSE(parse(cli, {"eval"}).overwrite());
+  CHECK(parse(cli, {"train", "--overwrite"}).overwrite());
   CHECK_THAT(sub.help_text(), !Contains("--steps"));
   // --help wins over errors elsewhere on the line.
   CHECK(parse(cli, {"train", "--bogus", "--help"}).help_requested());

@@ -179,7 +179,7 @@ int train(const app::Args& a) {
 
   std::optional<app::RunDir> run;
   if (!a.out().empty()) run.emplace(a.out(), a.config(), start > 0 ? std::optional<int64_t>(start) : std::nullopt,
-                a.get_bool("overwrite"));
+                a.overwrite());
   nn::CheckpointMeta meta{kApp, a.config().dump(), CVG_GIT_COMMIT, {}};
 
   std::printf("%s: %s on %s, %lld steps of %lld source + %lld target images\n%s\n%s", kApp, mode_name(mode),
@@ -465,7 +465,7 @@ int main(int argc, char** argv) {
   cli.set_default_seed(1);
   cli.set_default_out("runs/dann");
   app::Command& t = cli.command("train", "train the label predictor (and, for dann, the domain classifier)");
-  t.stops_on_interrupt();  // the step loop polls app::interrupted()
+  t.resumable().stops_on_interrupt();  // the step loop polls app::interrupted()
   data_flags(t);
   t.flag_string("mode", "dann", "dann | source-only | target-only (train on labelled target: the upper bound)")
       .one_of({"dann", "source-only", "target-only"})

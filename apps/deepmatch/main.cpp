@@ -85,7 +85,10 @@ LoadedModel load_model(const std::string& spec, int64_t radius, int64_t levels, 
     m.net = std::make_shared<DeepMatchNet>(parse_descriptor(spec), geo);
     m.label = spec + " (untrained)";
   } else {
-    const std::string ckpt = (fs::path(spec) / "checkpoint.safetensors").string();
+    // A run folder, or its checkpoint file.
+    const std::string ckpt = fs::is_regular_file(spec)
+                                 ? spec
+                                 : (fs::path(spec) / "checkpoint.safetensors").string();
     CVG_CHECK(fs::exists(ckpt), kApp, ": --model/--rows '", spec, "' is neither hog, cnn nor a run folder with ",
               "checkpoint.safetensors (run `", kApp, " train --out ", spec, "` first)");
     const nn::CheckpointInfo info = nn::read_checkpoint_info(ckpt);
@@ -268,7 +271,7 @@ int train(const app::Args& a) {
   CVG_CHECK(start < steps, "--resume: the checkpoint is at step ", start, ", nothing left for --steps ", steps);
 
   app::RunDir run(a.out(), a.config(), start > 0 ? std::optional<int64_t>(start) : std::nullopt,
-                a.get_bool("overwrite"));
+                a.overwrite());
   nn::CheckpointMeta meta{kApp, a.config().dump(), CVG_GIT_COMMIT, {}};
   std::printf("%s: %s descriptor, learning %s%s%s on %s; %lld steps of %lld pairs (%s), R0 %lld, L %lld\n", kApp,
               descriptor_name(kind), learn_features ? "features" : "", learn_features && learn_nu ? " and " : "",
@@ -344,18 +347,25 @@ int train(const app::Args& a) {
 
 // ---- match ----------------------------------------------------------------------------------
 
-Tensor read_for_matching(const std::string& path, int64_t scale) {
-  return to_tensor(downscale(read_gray(path), scale));
+// `which` names the image in errors ("image 1"). The matches and the flow are in the pixels of
+// the reduced images (--scale's help says so).
+Tensor read_for_matching(const std::string& path, int64_t scale, const char* which) {
+  CVG_CHECK(fs::is_regular_file(path), kApp, " match: ", which, ": no image file '", path, "'");
+  const GrayImage im = read_gray(path);
+  CVG_CHECK(im.h / scale >= 1 && im.w / scale >= 1, kApp, " match: --scale ", scale,
+            " leaves nothing of ", which, " (", im.w, " x ", im.h, ")");
+  return to_tensor(downscale(im, scale));
 }
 
 int match(const app::Args& a) {
   const std::string p0 = a.get_string("image1"), p1 = a.get_string("image2");
   CVG_CHECK(!p0.empty() && !p1.empty(), kApp, " match: give two images (match IMG1 IMG2)");
   const int64_t scale = a.get_int("scale");
-  const Tensor img0 = read_for_matching(p0, scale), img1 = read_for_matching(p1, scale);
+  const Tensor img0 = read_for_matching(p0, scale, "image 1");
+  const Tensor img1 = read_for_matching(p1, scale, "image 2");
   LoadedModel m = load_model(a.get_string("model"), a.get_int("radius"), a.get_int("levels"), a.seed(), a.device());
-  fs::create_directories(a.out());
   const MatchResult r = match_pair(*m.net, img0, img1, a.get_int("max-memory-mb") << 20);
+  fs::create_directories(a.out());  // after match_pair's checks: a refused pair writes nothing
   const fs::path out(a.out());
   write_matches((out / "matches.txt").string(), r.verified);
   write_matches((out / "matches_all.txt").string(), r.forward);
@@ -390,7 +400,7 @@ int match(const app::Args& a) {
 }
 
 void model_flags(app::Command& c, int64_t radius_default, const char* radius_help) {
-  c.flag_int("radius", radius_default, radius_help).at_least(0)
+  c.flag_int("radius", radius_default, radius_help).at_least(radius_default > 0 ? 1 : 0)
       .flag_int("levels", 3, "L, levels of the U-network (a run folder's own L wins)").at_least(1).at_most(8)
       .flag_int("max-memory-mb", 1024, "memory budget of the 4-D tensors; larger pairs are matched in blocks of reference rows")
       .at_least(1).at_most(1 << 30);  // MiB: below 2^63 bytes
@@ -416,11 +426,13 @@ int main(int argc, char** argv) {
   m.flag_string("image1", "", "the reference image").metavar("FILE")
       .flag_string("image2", "", "the target image").metavar("FILE")
       .flag_string("model", "hog", "hog | cnn (untrained, weights from --seed) | a training run folder")
-      .flag_int("scale", 1, "reduce both images by this integer factor first").at_least(1)
+      .flag_int("scale", 1, "reduce both images by this integer factor first (the matches "
+                "and the flow are in the reduced images' pixels)")
+      .at_least(1)
       .flag_int("draw", 300, "matches drawn in matches.png, at most").at_least(0);
   model_flags(m, 0, "R_0, displacements searched in pixels (0: the run's own, 16 for hog/cnn)");
   app::Command& t = cli.command("train", "train the CNN descriptor and/or nu_l with the structured hinge loss");
-  t.stops_on_interrupt();  // the step loop polls app::interrupted()
+  t.resumable().stops_on_interrupt();  // the step loop polls app::interrupted()
   frame_flags(t);
   t.flag_string("descriptor", "cnn", "cnn (learnable) or hog (fixed; only nu_l can learn)").one_of({"cnn", "hog"})
       .flag_bool("learn-nu", true, "train the exponents nu_l")
@@ -447,11 +459,25 @@ int main(int argc, char** argv) {
       .at_least(1);
   model_flags(e, 0, "R_0 on synthetic pairs (0: each run's own, 16 for hog/cnn)");
 
-  // `match IMG1 IMG2 [flags]`: the two images right after the command become --image1/--image2.
+  // `match IMG1 [IMG2] [flags]`: the (up to) two arguments right after the command become
+  // --image1 / --image2; naming an image both ways is an error (the flag would win silently).
   std::vector<std::string> args(argv, argv + argc);
-  if (args.size() >= 4 && args[1] == "match" && args[2].rfind("-", 0) != 0 && args[3].rfind("-", 0) != 0) {
-    args.insert(args.begin() + 3, "--image2");
-    args.insert(args.begin() + 2, "--image1");
+  if (args.size() >= 3 && args[1] == "match") {
+    size_t given = 0;
+    while (given < 2 && 2 + given < args.size() && args[2 + given].rfind("-", 0) != 0) ++given;
+    for (size_t i = given; i-- > 0;)
+      args.insert(args.begin() + 2 + static_cast<std::ptrdiff_t>(i), i == 0 ? "--image1" : "--image2");
+    for (size_t i = 0; i < given; ++i) {
+      const std::string flag = i == 0 ? "--image1" : "--image2";
+      const auto n = std::count_if(args.begin(), args.end(), [&](const std::string& s) {
+        return s == flag || s.rfind(flag + "=", 0) == 0;
+      });
+      if (n > 1) {
+        std::fprintf(stderr, "%s: match: image %zu given twice (as an argument and as %s)\n", kApp,
+                     i + 1, flag.c_str());
+        return 2;
+      }
+    }
   }
   std::vector<char*> av;
   for (std::string& s : args) av.push_back(s.data());

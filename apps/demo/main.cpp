@@ -73,7 +73,7 @@ int train(const app::Args& a) {
   std::optional<app::RunDir> run;
   if (!a.out().empty())
     run.emplace(a.out(), a.config(), start > 0 ? std::optional<int64_t>(start) : std::nullopt,
-                a.get_bool("overwrite"));
+                a.overwrite());
   nn::CheckpointMeta meta;
   meta.app = "cvg-demo";
   meta.config = a.config().dump();
@@ -134,6 +134,7 @@ int main(int argc, char** argv) {
   cli.set_default_seed(1);
   cli.set_default_out("runs/demo");
   cli.command("train", "train the MLP")
+      .resumable()
       .stops_on_interrupt()
       .flag_int("steps", 400, "optimizer steps").at_least(1)
       .flag_int("points", 150, "points per spiral").at_least(1).at_most(1000000)

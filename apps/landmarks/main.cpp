@@ -192,7 +192,7 @@ int train(const app::Args& a) {
   std::optional<app::RunDir> run;
   if (!a.out().empty())
     run.emplace(a.out(), a.config(), start > 0 ? std::optional<int64_t>(start) : std::nullopt,
-                a.get_bool("overwrite"));
+                a.overwrite());
   nn::CheckpointMeta meta;
   meta.app = kApp;
   meta.config = a.config().dump();
@@ -549,7 +549,7 @@ int main(int argc, char** argv) {
   cli.set_default_seed(1);
   cli.set_default_out("runs/landmarks");
   app::Command& t = cli.command("train", "unsupervised training of the landmark detector");
-  t.stops_on_interrupt();  // the step loop polls app::interrupted()
+  t.resumable().stops_on_interrupt();  // the step loop polls app::interrupted()
   data_flags(t);
   t.flag_int("landmarks", 10, "K, the number of landmarks").at_least(1).at_most(512)
       .flag_number("width", 0.5, "filters relative to the thesis's SIMPLE net (20, 48, 64, 80, 256)")

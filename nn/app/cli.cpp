@@ -248,6 +248,12 @@ Command& Command::one_of(std::vector<std::string> choices) {
   f.choices = std::move(choices);
   return *this;
 }
+Command& Command::resumable() {
+  add(make_flag("resume", FlagType::string, "", "checkpoint to continue from", "CHECKPOINT"));
+  return add(make_flag("overwrite", FlagType::boolean, false,
+                       "start over in an --out folder that holds a run (its metrics and "
+                       "checkpoint are discarded)"));
+}
 Command& Command::metavar(const std::string& placeholder) {
   last("metavar").metavar = placeholder;
   return *this;
@@ -275,6 +281,11 @@ const std::string& Args::get_string(const std::string& name) const {
   return value(name, FlagType::string).get_ref<const std::string&>();
 }
 Device Args::device() const { return Device::parse(get_string("device")); }
+const std::string& Args::resume() const {
+  static const std::string none;
+  return values_.contains("resume") ? get_string("resume") : none;
+}
+bool Args::overwrite() const { return values_.contains("overwrite") && get_bool("overwrite"); }
 
 json Args::config() const {
   json c = values_;
@@ -300,11 +311,6 @@ Cli::Cli(std::string program, std::string description)
   common_.back().min = 0.0;
   common_.push_back(make_flag("out", FlagType::string, "",
                               "run folder: config.json, metrics.jsonl, plots, checkpoints", "DIR"));
-  common_.push_back(make_flag("resume", FlagType::string, "", "checkpoint to continue from",
-                              "CHECKPOINT"));
-  common_.push_back(make_flag("overwrite", FlagType::boolean, false,
-                              "train: start over in an --out folder that holds a run (its "
-                              "metrics and checkpoint are discarded)"));
 }
 
 void Cli::set_default_seed(uint64_t seed) {
@@ -488,7 +494,7 @@ Args Cli::parse(const std::vector<std::string>& args) const {
     throw UsageError("--device " + device +
                      ": no CUDA device available (this build has no CUDA or there is no GPU); "
                      "use --device cpu");
-  const std::string& resume = a.values_["resume"].get_ref<const std::string&>();
+  const std::string& resume = a.resume();
   if (!resume.empty() && !std::filesystem::is_regular_file(resume))
     throw UsageError("--resume: no checkpoint file '" + resume + "'");
   return a;

@@ -12,6 +12,7 @@
 //     --device cpu|cuda   default cuda when a GPU is present (cuda_available()), else cpu
 //     --seed N            seed of the global generator (data order, initial weights, noise)
 //     --out DIR           the run folder (config.json, metrics.jsonl, plots, checkpoints)
+//   and a command marked resumable() (the one that trains) also has
 //     --resume FILE       a checkpoint to continue from
 //     --overwrite         a fresh run may replace the run in --out (nn/app/run_dir.h)
 // - `--help` (anywhere; also `COMMAND --help`) prints every flag with its type, default and help.
@@ -82,6 +83,9 @@ class Command {
   // Marks a command whose loop polls app::interrupted() (nn/app/interrupt.h): run_main then
   // turns Ctrl-C into a request to stop after the current step. Other commands keep the
   // default action (Ctrl-C ends them at once): they would never look at the flag.
+  // Marks the command that trains a run: it gets --resume and --overwrite (a command that
+  // cannot continue a checkpoint should not accept one and ignore it).
+  Command& resumable();
   Command& stops_on_interrupt() {
     stops_on_interrupt_ = true;
     return *this;
@@ -120,7 +124,10 @@ class Args {
   Device device() const;
   uint64_t seed() const { return static_cast<uint64_t>(get_int("seed")); }
   const std::string& out() const { return get_string("out"); }
-  const std::string& resume() const { return get_string("resume"); }
+  // --resume's value; empty for a command that is not resumable().
+  const std::string& resume() const;
+  // --overwrite's value; false for a command that is not resumable().
+  bool overwrite() const;
 
   // The effective configuration: every flag of the command except --config, --resume and
   // --overwrite, as a JSON object that --config accepts back (repeating the run, not resuming

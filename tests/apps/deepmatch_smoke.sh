@@ -92,4 +92,13 @@ set +e
 "$bin" match "$work/none1.png" "$work/none2.png" --out "$work/bad3" > /dev/null 2>&1; code=$?
 set -e
 test "$code" -eq 2 && test ! -e "$work/bad3"
+img1="$data/opencv/rubberwhale1.png" img2="$data/opencv/rubberwhale2.png"
+for bad in "$img1" "$img1 $img2 --image1 $img2" "$img1 $img2 --scale 4096" "$img1 $img2 --levels 8"; do
+  set +e
+  # shellcheck disable=SC2086  # the cases are word lists
+  "$bin" match $bad --out "$work/bad4" > /dev/null 2> "$work/err.log"; code=$?
+  set -e
+  test "$code" -eq 2 && test ! -e "$work/bad4" && test "$(wc -l < "$work/err.log")" -eq 1 ||
+    { echo "match $bad: exit $code"; cat "$work/err.log"; exit 1; }
+done
 echo "deepmatch smoke: ok"
