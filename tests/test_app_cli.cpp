@@ -111,6 +111,8 @@ TEST_CASE("app cli: defaults, types and the default command", "[app][cli]") {
   CHECK_FALSE(b.is_set("resume"));
 
   CHECK(parse(cli, {"--amp=true", "--no-amp"}).get_bool("amp") == false);  // the last one wins
+  CHECK_THAT(usage_error(cli, {"--no-amp=1"}),
+             Contains("--no-amp takes no value: write --no-amp, or --amp=true / --amp=false"));
   CHECK(parse(cli, {"--amp=false"}).get_bool("amp") == false);
   CHECK(parse(cli, {"--lr", "1e-3"}).get_number("lr") == 1e-3);
   CHECK(parse(cli, {"eval", "--batches", "3"}).command() == "eval");
@@ -368,6 +370,14 @@ TEST_CASE("app resume: the checkpoint's app and flags must match", "[app][resume
   CHECK_FALSE(cfg.contains("resume"));
   CHECK_FALSE(cfg.contains("overwrite"));
   CHECK(cfg.contains("out"));
+}
+
+TEST_CASE("app training exit code: a diverged run says so", "[app][cli]") {
+  std::ostringstream err;
+  CHECK(app::training_exit_code(0.25, "cvg-test", err) == 0);
+  CHECK(err.str().empty());
+  CHECK(app::training_exit_code(NAN, "cvg-test", err) == 1);
+  CHECK_THAT(err.str(), Contains("cvg-test: the loss is nan: training diverged"));
 }
 
 TEST_CASE("app progress: plain lines off a terminal", "[app][progress]") {

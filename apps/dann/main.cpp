@@ -126,6 +126,10 @@ nlohmann::json evaluate(DannNet& net, const DannData& d, Device device, int64_t 
       const Tensor ft = extract_features(net, narrow(d.target.test_x, 0, 0, n), device);
       e["proxy_a_distance"] = proxy_a_distance(fs_, ft);
       e["proxy_a_images"] = n;
+    } else {
+      std::fprintf(stderr, "%s: no proxy A-distance: it needs 4 test images per domain, got %lld "
+                           "(--pad-images %lld)\n",
+                   kApp, static_cast<long long>(n), static_cast<long long>(pad_images));
     }
   }
   return e;
@@ -258,7 +262,7 @@ int train(const app::Args& a) {
                 "checkpoint.safetensors\nnext: %s show --out %s\n",
                 run->dir().c_str(), kApp, run->dir().c_str());
   }
-  return std::isfinite(last) ? 0 : 1;
+  return app::training_exit_code(last, kApp);
 }
 
 // ---- eval -----------------------------------------------------------------------------------

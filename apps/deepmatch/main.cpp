@@ -342,7 +342,7 @@ int train(const app::Args& a) {
   std::printf("final loss %.5f, nu = (%s)\nrun folder %s: config.json, metrics.jsonl, loss.svg, nu.svg, "
               "checkpoint.safetensors\nnext: %s eval --rows %s,%s --out %s/eval\n",
               last, nus.c_str(), run.dir().c_str(), kApp, descriptor_name(kind), run.dir().c_str(), run.dir().c_str());
-  return std::isfinite(last) ? 0 : 1;
+  return app::training_exit_code(last, kApp);
 }
 
 // ---- match ----------------------------------------------------------------------------------

@@ -249,7 +249,7 @@ int train(const app::Args& a) {
                 run->dir().c_str(), kApp, run->dir().c_str(), kApp, run->dir().c_str(), kApp,
                 run->dir().c_str());
   }
-  return std::isfinite(last) ? 0 : 1;
+  return app::training_exit_code(last, kApp);
 }
 
 // ---- fit-regressor --------------------------------------------------------------------------
@@ -523,7 +523,9 @@ void data_flags(app::Command& c) {
       .flag_int("data-seed", 0, "seed of the synthetic faces (train; test uses a derived seed)")
       .at_least(0)
       .flag_int("train-images", 20000, "training images (synth: generated on the fly)").at_least(1)
-      .flag_int("test-images", 1000, "held-out images").at_least(1)
+      .flag_int("test-images", 1000, "held-out images (synth; folder: and mnist: hold out the last "
+                "tenth of what they load, fashion-mnist: its test file)")
+      .at_least(1)
       .flag_int("image-size", 48, "detector input size (pixels, even)").at_least(8).at_most(1024)
       .flag_int("crop", 8, "border cut after warping; images are rendered at image-size + 2 crop")
       .at_least(0).at_most(256)

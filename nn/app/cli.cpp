@@ -449,9 +449,12 @@ Args Cli::parse(const std::vector<std::string>& args) const {
     std::string name = tok.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
     const FlagSpec* f = find_flag(a.specs_, name);
     std::string text;
-    if (!f && name.compare(0, 3, "no-") == 0 && eq == std::string::npos) {
+    if (!f && name.compare(0, 3, "no-") == 0) {
       const FlagSpec* pos = find_flag(a.specs_, name.substr(3));
       if (pos && pos->type == FlagType::boolean) {
+        if (eq != std::string::npos)
+          throw UsageError("--" + name + " takes no value: write --" + name + ", or --" +
+                           pos->name + "=true / --" + pos->name + "=false");
         given.emplace_back(pos, "false");
         continue;
       }
@@ -549,6 +552,17 @@ int run_main(const Cli& cli, int argc, char** argv, const std::function<int(cons
 
 int run_main(const Cli& cli, int argc, char** argv, const std::function<int(const Args&)>& body) {
   return run_main(cli, argc, argv, body, std::cout, std::cerr);
+}
+
+int training_exit_code(double last_loss, const std::string& program, std::ostream& err) {
+  if (std::isfinite(last_loss)) return 0;
+  err << program << ": the loss is " << last_loss
+      << ": training diverged and the checkpoint's weights are not usable (try a lower --lr)"
+      << std::endl;
+  return 1;
+}
+int training_exit_code(double last_loss, const std::string& program) {
+  return training_exit_code(last_loss, program, std::cerr);
 }
 
 }  // namespace cvg::app

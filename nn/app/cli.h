@@ -183,4 +183,9 @@ int run_main(const Cli& cli, int argc, char** argv, const std::function<int(cons
              std::ostream& out, std::ostream& err);
 int run_main(const Cli& cli, int argc, char** argv, const std::function<int(const Args&)>& body);
 
+// The exit code of a training run that ended with `last_loss`: 0, or 1 with a line on `err` when
+// the loss is not finite (the run diverged: its checkpoint holds unusable weights).
+int training_exit_code(double last_loss, const std::string& program, std::ostream& err);
+int training_exit_code(double last_loss, const std::string& program);
+
 }  // namespace cvg::app
