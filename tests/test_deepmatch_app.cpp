@@ -187,7 +187,7 @@ TEST_CASE("deepmatch decoding: argmax per reference point, -inf points left out"
   q[5] = 2.0f;  // point (0, 0): offset (ky 1, kx 2) -> displacement (+1, 0)
   q[9 + 0] = 0.5f, q[9 + 8] = 0.5f;  // point (0, 1): tie, the first (ky 0, kx 0) wins
   for (int k = 0; k < 9; ++k) q[18 + k] = ninf;  // point (0, 2): no match
-  const std::vector<Match> m = decode_matches(from_vector(q, {1, 3, 3, 3}), geo);
+  const std::vector<Match> m = decode_matches(from_vector(q, {1, 3, 3, 3}), geo, 100, 100);
   REQUIRE(m.size() == 2);
   CHECK(m[0].x0 == 4);
   CHECK(m[0].y0 == 4);
@@ -197,6 +197,36 @@ TEST_CASE("deepmatch decoding: argmax per reference point, -inf points left out"
   CHECK(m[1].x0 == 12);
   CHECK(m[1].x1 == 11);
   CHECK(m[1].y1 == 3);
+}
+
+// S_0 scores targets outside the second image 0, and aggregation can make such a score the
+// best: decoding picks among targets inside the image only.
+TEST_CASE("deepmatch decoding: targets outside the second image never win", "[deepmatch]") {
+  DmGeometry geo;
+  geo.radius = 1, geo.stride = 8, geo.offset = 4;
+  // 3 x 2 reference points at x0 in {4, 12}, y0 in {4, 12, 20}; offsets -1 .. +1 per axis.
+  std::vector<float> q(3 * 2 * 9);
+  for (size_t e = 0; e < q.size(); ++e) q[e] = static_cast<float>(e % 9);  // best: (+1, +1)
+  const Tensor q0 = from_vector(q, {3, 2, 3, 3});
+  // A 13 x 13 second image: x1 = 13 and y1 = 13 lie outside it, so points with x0 = 12 or
+  // y0 = 12 take offset 0 on that axis, and the points at y0 = 20 have no target at all.
+  const std::vector<Match> m = decode_matches(q0, geo, 13, 13);
+  REQUIRE(m.size() == 4);
+  CHECK((m[0].x1 == 5 && m[0].y1 == 5 && m[0].score == 8));
+  CHECK((m[1].x0 == 12 && m[1].x1 == 12 && m[1].y1 == 5 && m[1].score == 7));
+  CHECK((m[2].y0 == 12 && m[2].x1 == 5 && m[2].y1 == 12 && m[2].score == 5));
+  CHECK((m[3].x1 == 12 && m[3].y1 == 12 && m[3].score == 4));
+  for (const Match& x : m) CHECK((x.x1 >= 0 && x.x1 < 13 && x.y1 >= 0 && x.y1 < 13));
+  // Blocks of one reference row give the same matches (the row index carries over blocks).
+  const std::vector<Match> rowwise = decode_matches(q0, geo, 13, 13, 1);
+  REQUIRE(rowwise.size() == m.size());
+  for (size_t i = 0; i < m.size(); ++i)
+    CHECK((rowwise[i].x0 == m[i].x0 && rowwise[i].y0 == m[i].y0 && rowwise[i].x1 == m[i].x1 &&
+           rowwise[i].y1 == m[i].y1 && rowwise[i].score == m[i].score));
+  // A large second image: every point keeps its best offset (blocks of two rows and one).
+  const std::vector<Match> all = decode_matches(q0, geo, 100, 100, 2 * 2 * 9 * 4);
+  REQUIRE(all.size() == 6);
+  CHECK((all[5].x1 == 13 && all[5].y1 == 21 && all[5].score == 8));
 }
 
 TEST_CASE("deepmatch reciprocal verification", "[deepmatch]") {
@@ -379,7 +409,7 @@ TEST_CASE("deepmatch match_pair: the pipeline's matches and its stage times", "[
   const MatchResult r = match_pair(net, img0, img1, int64_t{1} << 30);
   NoGradGuard g;
   const Tensor d0 = net.descriptors(unsqueeze(img0, 0)), d1 = net.descriptors(unsqueeze(img1, 0));
-  const std::vector<Match> want = decode_matches(select(net.q0_from_descriptors(d0, d1), 0, 0), geo);
+  const std::vector<Match> want = decode_matches(select(net.q0_from_descriptors(d0, d1), 0, 0), geo, 30, 38);
   REQUIRE(r.forward.size() == want.size());
   for (size_t i = 0; i < want.size(); ++i) {
     CHECK(r.forward[i].x1 == want[i].x1);

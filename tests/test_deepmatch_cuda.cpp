@@ -15,6 +15,7 @@
 #include <array>
 #include <cstring>
 #include <functional>
+#include <tuple>
 #include <utility>
 
 #include "core/rng.h"
@@ -261,16 +262,21 @@ TEST_CASE("deepmatch decode_matches: the GPU's argmax equals the CPU's", "[cuda]
   Tensor q = randint(0, 4, {6, 9, k, k}).to(DType::float32).contiguous();
   float* p = q.data<float>();
   for (int64_t t = 0; t < k * k; ++t) p[(2 * 9 + 5) * k * k + t] = -INFINITY;
-  const std::vector<deepmatch::Match> cpu = deepmatch::decode_matches(q, geo);
-  const std::vector<deepmatch::Match> gpu = deepmatch::decode_matches(q.to(kCUDA), geo);
-  REQUIRE(cpu.size() == 6 * 9 - 1);
-  REQUIRE(gpu.size() == cpu.size());
-  for (size_t i = 0; i < cpu.size(); ++i) {
-    INFO("match " << i);
-    CHECK(gpu[i].x0 == cpu[i].x0);
-    CHECK(gpu[i].y0 == cpu[i].y0);
-    CHECK(gpu[i].x1 == cpu[i].x1);
-    CHECK(gpu[i].y1 == cpu[i].y1);
-    CHECK(gpu[i].score == cpu[i].score);
+  // A large second image, then one of 50 x 30 pixels (targets outside it masked on the GPU; the
+  // points of the last row see none).
+  for (const auto& [w, h, n] : {std::tuple<int64_t, int64_t, size_t>{1000, 1000, 6 * 9 - 1}, {50, 30, 5 * 7 - 1}}) {
+    const std::vector<deepmatch::Match> cpu = deepmatch::decode_matches(q, geo, w, h);
+    const std::vector<deepmatch::Match> gpu = deepmatch::decode_matches(q.to(kCUDA), geo, w, h);
+    INFO("second image " << w << " x " << h);
+    REQUIRE(cpu.size() == n);
+    REQUIRE(gpu.size() == cpu.size());
+    for (size_t i = 0; i < cpu.size(); ++i) {
+      INFO("match " << i);
+      CHECK(gpu[i].x0 == cpu[i].x0);
+      CHECK(gpu[i].y0 == cpu[i].y0);
+      CHECK(gpu[i].x1 == cpu[i].x1);
+      CHECK(gpu[i].y1 == cpu[i].y1);
+      CHECK(gpu[i].score == cpu[i].score);
+    }
   }
 }

@@ -11,36 +11,60 @@
 #include "core/autograd.h"
 #include "core/error.h"
 #include "core/parallel.h"
+#include "kernels/binary.h"
 #include "kernels/reduce.h"
 #include "kernels/view.h"
 
 namespace cvg::deepmatch {
 
-std::vector<Match> decode_matches(const Tensor& q0, const DmGeometry& geo) {
+std::vector<Match> decode_matches(const Tensor& q0, const DmGeometry& geo, int64_t target_w, int64_t target_h,
+                                  int64_t block_bytes) {
   CVG_CHECK(q0.dim() == 4 && q0.size(2) == q0.size(3) && q0.size(2) == geo.k0(),
             "decode_matches: expected H0 x W0 x K x K with K = ", geo.k0(), ", got ", q0.shape());
+  CVG_CHECK(target_w > 0 && target_h > 0, "decode_matches: target image ", target_w, " x ", target_h, " is empty");
   const int64_t rows = q0.size(0), cols = q0.size(1), k = q0.size(2);
-  // The argmax runs where Q_0 lives, so only one score and one index per point cross to the
-  // host (at the thesis's Sintel setting Q_0 is 0.7 GB; its maxima 55 KB).
-  const ValuesIndices best = max(reshape(q0.contiguous(), {rows * cols, k * k}), 1);
-  const Tensor v = best.values.to(kCPU).to(DType::float32).contiguous();
-  const Tensor at = best.indices.to(kCPU).contiguous();
-  const float* vp = v.data<float>();
-  const int64_t* ip = at.data<int64_t>();
+  // Targets outside the second image score 0 in S_0 (kernels/deepmatch.h) and can still win
+  // after aggregation; a match must land in the image, so they get -inf here: Q_0 plus a bias
+  // that is 0 inside and -inf outside, separable in (i, ky) and (j, kx).
+  const auto outside_bias = [&](int64_t n, int64_t extent) {
+    std::vector<double> b(static_cast<size_t>(n * k), 0.0);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t t = 0; t < k; ++t) {
+        const int64_t pos = geo.offset + geo.stride * i + t - geo.radius;
+        if (pos < 0 || pos >= extent) b[static_cast<size_t>(i * k + t)] = -std::numeric_limits<double>::infinity();
+      }
+    return from_vector(b, {n, k}, TensorOptions{}.with_dtype(q0.dtype())).to(q0.device());
+  };
+  const Tensor by = outside_bias(rows, target_h), bx = reshape(outside_bias(cols, target_w), {1, cols, 1, k});
+  // Blocks of reference rows of at most block_bytes (at least a row), so the masked copy stays
+  // small next to Q_0.
+  const int64_t row_bytes = cols * k * k * static_cast<int64_t>(dtype_size(q0.dtype()));
+  const int64_t block = std::max<int64_t>(1, block_bytes / std::max<int64_t>(1, row_bytes));
   std::vector<Match> out;
-  for (int64_t i = 0; i < rows; ++i)
-    for (int64_t j = 0; j < cols; ++j) {
-      const float score = vp[i * cols + j];
-      const int64_t t = ip[i * cols + j];
-      if (!(score > -std::numeric_limits<float>::infinity())) continue;  // -inf (or NaN) row
-      Match m;
-      m.x0 = static_cast<float>(geo.offset + geo.stride * j);
-      m.y0 = static_cast<float>(geo.offset + geo.stride * i);
-      m.x1 = m.x0 + static_cast<float>(t % k - geo.radius);
-      m.y1 = m.y0 + static_cast<float>(t / k - geo.radius);
-      m.score = score;
-      out.push_back(m);
-    }
+  for (int64_t r0 = 0; r0 < rows; r0 += block) {
+    const int64_t nr = std::min(block, rows - r0);
+    const Tensor masked = narrow(q0, 0, r0, nr) + reshape(narrow(by, 0, r0, nr), {nr, 1, k, 1}) + bx;
+    // The argmax runs where Q_0 lives, so only one score and one index per point cross to the
+    // host (at the thesis's Sintel setting Q_0 is 0.7 GB; its maxima 55 KB).
+    const ValuesIndices best = max(reshape(masked, {nr * cols, k * k}), 1);
+    const Tensor v = best.values.to(kCPU).to(DType::float32).contiguous();
+    const Tensor at = best.indices.to(kCPU).contiguous();
+    const float* vp = v.data<float>();
+    const int64_t* ip = at.data<int64_t>();
+    for (int64_t i = 0; i < nr; ++i)
+      for (int64_t j = 0; j < cols; ++j) {
+        const float score = vp[i * cols + j];
+        const int64_t t = ip[i * cols + j];
+        if (!(score > -std::numeric_limits<float>::infinity())) continue;  // -inf (or NaN) row
+        Match m;
+        m.x0 = static_cast<float>(geo.offset + geo.stride * j);
+        m.y0 = static_cast<float>(geo.offset + geo.stride * (r0 + i));
+        m.x1 = m.x0 + static_cast<float>(t % k - geo.radius);
+        m.y1 = m.y0 + static_cast<float>(t / k - geo.radius);
+        m.score = score;
+        out.push_back(m);
+      }
+  }
   return out;
 }
 
@@ -261,9 +285,10 @@ MatchResult match_pair(DeepMatchNet& net, const Tensor& img0, const Tensor& img1
   const Tensor d0 = net.descriptors(unsqueeze(img0.to(dev), 0)), d1 = net.descriptors(unsqueeze(img1.to(dev), 0));
   r.timing.descriptors = lap();
   const DmGeometry& geo = net.geometry();
-  r.forward = decode_matches(select(net.match_volume(d0, d1, max_bytes), 0, 0), geo);
+  r.forward = decode_matches(select(net.match_volume(d0, d1, max_bytes), 0, 0), geo, img1.size(2), img1.size(1));
   r.timing.forward = lap();
-  const std::vector<Match> backward = decode_matches(select(net.match_volume(d1, d0, max_bytes), 0, 0), geo);
+  const std::vector<Match> backward =
+      decode_matches(select(net.match_volume(d1, d0, max_bytes), 0, 0), geo, img0.size(2), img0.size(1));
   r.timing.backward = lap();
   r.verified = reciprocal(r.forward, backward, geo, img1.size(2), img1.size(1));
   r.flow = densify(r.verified, img0.size(1), img0.size(2), static_cast<double>(geo.stride));

@@ -3,8 +3,10 @@
 //
 //   decode_matches  one match per reference point p: the offset k maximising Q_0[p, :] (the first
 //                   maximum in row-major (ky, kx) order), score Q_0[p, k]; none where the best
-//                   score is -inf (or a score is NaN). The argmax runs on Q_0's device.
-//                   Coordinates are pixel centres (x0, y0) -> (x1, y1).
+//                   score is -inf (or a score is NaN). Only targets inside the second image
+//                   (target_w x target_h pixels) compete: S_0 scores targets outside it 0, and
+//                   aggregation can make such a score the best. The argmax runs on Q_0's
+//                   device. Coordinates are pixel centres (x0, y0) -> (x1, y1).
 //   reciprocal      DeepMatching's verification by matching I1 -> I0 as well: a forward match
 //                   p -> q is kept when the backward match of the I1 reference point p' nearest
 //                   to q lands within stride / 2 (L-inf) of p + (p' - q), i.e. where p would be
@@ -30,8 +32,11 @@ struct Match {
   float x0 = 0, y0 = 0, x1 = 0, y1 = 0, score = 0;
 };
 
-// q0: H0 x W0 x K x K (one pair, any device). The matches in reference-grid order.
-std::vector<Match> decode_matches(const Tensor& q0, const DmGeometry& geo);
+// q0: H0 x W0 x K x K (one pair, any device); the second image is target_w x target_h pixels.
+// The matches in reference-grid order. The masking runs on blocks of reference rows of at most
+// block_bytes of Q_0 (at least one row).
+std::vector<Match> decode_matches(const Tensor& q0, const DmGeometry& geo, int64_t target_w, int64_t target_h,
+                                  int64_t block_bytes = int64_t{64} << 20);
 // forward: matches of I0 -> I1; backward: of I1 -> I0 (decode_matches of the swapped pair,
 // whose I1 is w1 x h1 pixels).
 std::vector<Match> reciprocal(const std::vector<Match>& forward, const std::vector<Match>& backward,
