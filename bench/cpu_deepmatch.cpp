@@ -156,7 +156,7 @@ void bm_power_bwd(benchmark::State& st) {
   nu.set_requires_grad(true);
   const Tensor y = dm_power(a, nu), g = randn({1, kH, kW, kK, kK});
   for (auto _ : st) {
-    const TensorList d = grad({y}, {a, nu}, {g}, /*retain_graph=*/true, false, false);
+    const TensorList d = grad({y}, {a, nu}, {g}, {.retain_graph = true});
     benchmark::DoNotOptimize(d[0].raw_data());
   }
 }
@@ -167,7 +167,7 @@ void bm_hinge_loss_bwd(benchmark::State& st) {
   const Tensor gt = randint(0, kK, {1, kH, kW, 2}, TensorOptions{}.with_dtype(DType::int32));
   const Tensor loss = dm_hinge_loss(q, gt, 2.0);
   for (auto _ : st) {
-    const TensorList d = grad({loss}, {q}, {}, /*retain_graph=*/true, false, false);
+    const TensorList d = grad({loss}, {q}, {}, {.retain_graph = true});
     benchmark::DoNotOptimize(d[0].raw_data());
   }
 }

@@ -143,7 +143,7 @@ const bool registered = [] {
       a.set_requires_grad(true);
       nu.set_requires_grad(true);
       const Tensor y = dm_power(a, nu), g = randn_cuda({1, h, w, k, k});
-      return [=] { grad({y}, {a, nu}, {g}, /*retain_graph=*/true, false, false); };
+      return [=] { grad({y}, {a, nu}, {g}, {.retain_graph = true}); };
     });
     reg("dm_disaggregate", h, w, k, 2.25 * fine, [=] {
       const Tensor q = scores_cuda(h, w, k);
@@ -303,7 +303,7 @@ const bool registered = [] {
       const Tensor gt = randint(0, k, {1, h, w, 2}, TensorOptions{}.with_dtype(DType::int32))
                             .to(kCUDA);
       const Tensor loss = dm_hinge_loss(q, gt, 2.0);
-      return [=] { grad({loss}, {q}, {}, /*retain_graph=*/true, false, false); };
+      return [=] { grad({loss}, {q}, {}, {.retain_graph = true}); };
     });
   }
   // The whole network for a 256 x 256 pair: S_0 -> Q_0 -> loss, then the gradient in S_0 and

@@ -1,6 +1,7 @@
 // The autograd engine. See core/autograd.h for the model; docs/autodiff.md walks through it.
 #include "core/autograd.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <unordered_map>
@@ -21,21 +22,26 @@ void GradMode::set_enabled(bool on) { t_grad_mode = on; }
 
 // ---- nodes ----
 
+// Whoever drops a node's last reference takes it apart, here, in a loop: its children go on a
+// work list instead of being destroyed inside its destructor. A child still referenced elsewhere
+// (by the other slot of y + y, by the other branch of a residual h + f(h), by a tensor) only
+// loses one reference; the last holder to pop it frees its children in turn. So no destructor
+// runs inside another, however long the chain.
 Node::~Node() {
   std::vector<std::shared_ptr<Node>> pending;
   auto take_children = [&pending](Node& n) {
-    // The backward function goes first: its saved tensors can hold the extra references to
-    // the children (a saved input's grad_fn) that would keep them from being freed below.
+    // The backward function goes first: its saved tensors can hold references to the children
+    // (a saved input's grad_fn), which would keep them alive past the pop below.
     n.backward = nullptr;
     for (auto& c : n.next)
-      if (c && c.use_count() == 1) pending.push_back(std::move(c));
+      if (c) pending.push_back(std::move(c));
   };
   take_children(*this);
   while (!pending.empty()) {
     std::shared_ptr<Node> n = std::move(pending.back());
     pending.pop_back();
-    take_children(*n);
-  }  // each n is destroyed here with no children left, so its own destructor does not recurse
+    if (n.use_count() == 1) take_children(*n);  // the last reference: empty it before it dies
+  }  // n is released here: destroyed childless, or merely one reference fewer
 }
 
 // ---- saved tensors ----
@@ -43,7 +49,6 @@ Node::~Node() {
 SavedTensor::SavedTensor(const Tensor& t, bool is_output) {
   if (!t.defined()) return;
   is_output_ = is_output;
-  requires_grad_ = t.requires_grad();
   version_ = t.version();
   // An output is kept without its grad_fn: the node holds its saved tensors, so keeping the
   // output's grad_fn would make the node own itself.
@@ -189,14 +194,17 @@ std::unordered_map<Node*, Tensor> run_backward(const TensorList& outputs,
 
   const std::vector<Node*> order = topological_order(roots);
 
-  // With capture, only nodes on a path to a captured node need to run.
+  // With capture (grad()), a node runs only when its backward sends gradient towards a
+  // captured node: some child is captured or runs itself. A captured node receives its
+  // gradient, which is the answer; running its own backward is not needed for that (and would
+  // release it: grad(y, h) must leave h's node usable).
   std::unordered_set<Node*> capture_set, needed;
   if (opt.capture) {
     capture_set.insert(opt.capture->begin(), opt.capture->end());
     for (auto it = order.rbegin(); it != order.rend(); ++it) {
       Node* n = *it;
-      bool need = capture_set.count(n) > 0;
-      for (auto& c : n->next) need = need || (c && needed.count(c.get()));
+      bool need = false;
+      for (auto& c : n->next) need = need || (c && (capture_set.count(c.get()) || needed.count(c.get())));
       if (need) needed.insert(n);
     }
   }
@@ -210,6 +218,7 @@ std::unordered_map<Node*, Tensor> run_backward(const TensorList& outputs,
 
     if (opt.capture) {
       if (capture_set.count(node)) captured[node] = g;
+      // Accumulators never run under grad(): it leaves every .grad as it was.
       if (!needed.count(node) || node->is_accumulator()) continue;
     } else if (node->is_accumulator()) {
       auto leaf = node->leaf.lock();
@@ -267,35 +276,34 @@ void backward(const TensorList& outputs, const TensorList& grad_outputs, bool re
   run_backward(outputs, grad_outputs, opt, "backward");
 }
 
-TensorList grad(const TensorList& outputs, const TensorList& inputs,
-                const TensorList& grad_outputs, bool retain_graph, bool create_graph,
-                bool allow_unused) {
+TensorList grad(const TensorList& outputs, const TensorList& inputs, const TensorList& grad_outputs,
+                const GradOptions& options) {
   std::vector<Node*> capture;
   for (size_t j = 0; j < inputs.size(); ++j) {
     CVG_CHECK(inputs[j].defined() && inputs[j].requires_grad(), "grad: input ", j,
               " does not require grad");
     capture.push_back(gradient_edge(inputs[j]).get());
   }
-  RunOptions opt{retain_graph, create_graph, &capture};
+  RunOptions opt{options.retain_graph.value_or(options.create_graph), options.create_graph, &capture};
   auto captured = run_backward(outputs, grad_outputs, opt, "grad");
   TensorList result;
   for (size_t j = 0; j < inputs.size(); ++j) {
     auto it = captured.find(capture[j]);
     if (it == captured.end()) {
-      CVG_CHECK(allow_unused, "grad: input ", j, " (shape ", inputs[j].shape(),
-                ") was not used to compute the outputs; pass allow_unused=true if that is "
-                "intended");
+      CVG_CHECK(options.allow_unused, "grad: input ", j, " (shape ", inputs[j].shape(),
+                ") received no gradient from the outputs (it was not used to compute them, or "
+                "only through ops that pass it none); pass allow_unused = true if that is intended");
       result.emplace_back();
     } else {
-      result.push_back(create_graph ? it->second : it->second.detach());
+      // Dense and private, as a .grad: the engine's gradient may be a stride-0 expansion, or
+      // shared with another result or with a grad_outputs tensor. (An input asked for twice
+      // gets two copies.)
+      const bool again = std::find(capture.begin() + static_cast<std::ptrdiff_t>(j) + 1, capture.end(),
+                                   capture[j]) != capture.end();
+      result.push_back(owned_gradient(again ? it->second : std::move(it->second), opt));
     }
   }
   return result;
-}
-
-TensorList grad(const TensorList& outputs, const TensorList& inputs,
-                const TensorList& grad_outputs, bool create_graph, bool allow_unused) {
-  return grad(outputs, inputs, grad_outputs, create_graph, create_graph, allow_unused);
 }
 
 }  // namespace cvg

@@ -1080,9 +1080,14 @@ Tensor dm_hinge_loss(const Tensor& q, const Tensor& gt, double sigma) {
   // d loss / d Q is a constant (+1 per active term, -count at the ground truth, over the
   // number of terms) almost everywhere times the incoming gradient: differentiable in that
   // gradient, with zero second derivative in Q.
-  loss = record(op, loss, {q}, [qc, gtc, active_count, sigma, inv_terms, dev](const Tensor& gr,
-                                                                             const Node&) {
+  // Saved, not captured as tensors: qc is q's storage and gtc may be the caller's gt, and the
+  // backward reads both; an in-place change before backward is then an error, not a silently
+  // different gradient.
+  const SavedTensor saved_q(qc), saved_gt(gtc);
+  loss = record(op, loss, {q}, [saved_q, saved_gt, active_count, sigma, inv_terms, dev](const Tensor& gr,
+                                                                                       const Node& n) {
     const char* bop = "dm_hinge_loss_backward";
+    const Tensor qc = saved_q.unpack(n), gtc = saved_gt.unpack(n);
     // Without create_graph one pass writes coefficient x gradient / terms; with it the
     // coefficients, multiplied by gradient x (1 / terms) in differentiable ops (the same bits).
     const bool fused = !GradMode::enabled();

@@ -174,17 +174,19 @@ Tensor cross_entropy_fused(const Tensor& logits, const Tensor& target, const Ten
   }
   check_target_value(bad, C, ignore_index, op);
   if (any_requires_grad({logits})) {
-    SavedTensor sx(logits), st(t);
+    // The class weight is saved too (it may be the caller's tensor): changed in place before a
+    // create_graph backward, it is an error, as for the other saved tensors.
+    SavedTensor sx(logits), st(t), sw(w);
     const DType dt = logits.dtype();
     losses = record("cross_entropy", losses, {logits},
-        [sx, st, w, dlogits, ignore_index, N, C, dt](const Tensor& g, const Node& n) {
+        [sx, st, sw, dlogits, ignore_index, N, C, dt](const Tensor& g, const Node& n) {
           const Tensor gcol = unsqueeze(g, 1);
           if (!GradMode::enabled()) return TensorList{dlogits * gcol};
           // w[t] (softmax(x) - onehot(t)) = softmax(x) * w[t] - W, W the nll weight map.
           Tensor W, rw;
           {
             NoGradGuard no_grad;
-            W = reshape(nll_class_weights(st.unpack(n), w, N, C, 1, ignore_index, dt, "cross_entropy"),
+            W = reshape(nll_class_weights(st.unpack(n), sw.unpack(n), N, C, 1, ignore_index, dt, "cross_entropy"),
                         {N, C});
             rw = sum(W, {1}, /*keepdim=*/true);
           }

@@ -117,6 +117,19 @@ TEST_CASE("autograd: leaf gradients are dense tensors of their own", "[autograd]
   x.clone().backward(seed);
   seed.fill_(100.0);
   check_values(x.grad(), {0.5, 0.25});
+
+  // grad()'s results too: dense, and sharing memory with neither each other nor the seed.
+  const TensorList g = grad({sum(a + b)}, {a, b});
+  REQUIRE(g[0].is_contiguous());
+  CHECK(g[0].storage()->nbytes() >= 3 * sizeof(double));
+  CHECK(g[0].storage() != g[1].storage());
+  Tensor seed2 = tensor({0.5, 0.25}, {2}, kF64);
+  const Tensor gx = grad({x.clone()}, {x}, {seed2})[0];
+  CHECK(gx.storage() != seed2.storage());
+  // An input named twice gets two tensors.
+  const TensorList twice = grad({sum(a * 3.0)}, {a, a});
+  check_values(twice[1], {3.0, 3.0, 3.0});
+  CHECK(twice[0].storage() != twice[1].storage());
 }
 
 TEST_CASE("autograd: retain_graph", "[autograd]") {
@@ -157,7 +170,7 @@ TEST_CASE("autograd: create_graph gives second derivatives", "[autograd]") {
   const double h = 1e-5;
   const std::vector<double> xs = {0.3, -1.2, 2.0};
   Tensor x = leaf(xs, {3});
-  const Tensor g = grad({cubic_sin(x)}, {x}, {}, /*create_graph=*/true)[0];
+  const Tensor g = grad({cubic_sin(x)}, {x}, {}, {.create_graph = true})[0];
   REQUIRE(g.requires_grad());
   const Tensor g2 = grad({sum(g)}, {x})[0];  // f is elementwise, so this is the diagonal f''
   const std::vector<double> got = values(g2);
@@ -190,7 +203,7 @@ TEST_CASE("autograd: mixed partial derivative through create_graph", "[autograd]
   };
   const double xv = 0.8, yv = -0.6, h = 1e-5;
   Tensor x = leaf({xv}, {1}), y = leaf({yv}, {1});
-  const Tensor gx = grad({f(x, y)}, {x}, {}, /*create_graph=*/true)[0];
+  const Tensor gx = grad({f(x, y)}, {x}, {}, {.create_graph = true})[0];
   const TensorList gxy = grad({sum(gx)}, {x, y});
   const double analytic = std::exp(xv * yv) * xv * (2 + xv * yv);
   const double fd = (dfdx(xv, yv + h) - dfdx(xv, yv - h)) / (2 * h);
@@ -204,12 +217,12 @@ TEST_CASE("autograd: grad() with allow_unused, without touching .grad", "[autogr
   Tensor x = leaf({1.0, 2.0}, {2});
   Tensor unused = leaf({5.0}, {1});
   Tensor y = sum(x * x);
-  const std::string msg = error_of([&] { grad({y}, {x, unused}, {}, false, false); });
+  const std::string msg = error_of([&] { grad({y}, {x, unused}); });
   CHECK_THAT(msg, Contains("grad: input 1"));
   CHECK_THAT(msg, Contains("allow_unused"));
 
   Tensor y2 = sum(x * x);
-  const TensorList gs = grad({y2}, {x, unused}, {}, false, /*allow_unused=*/true);
+  const TensorList gs = grad({y2}, {x, unused}, {}, {.allow_unused = true});
   REQUIRE(gs.size() == 2);
   check_values(gs[0], {2.0, 4.0});
   CHECK_FALSE(gs[1].defined());
@@ -226,7 +239,7 @@ TEST_CASE("autograd: grad() with respect to a non-leaf and with grad_outputs", "
   Tensor x = leaf({1.0, -2.0, 3.0}, {3});
   Tensor h = x * 2.0;  // non-leaf
   Tensor y = sum(h * h);
-  const TensorList gs = grad({y}, {h, x}, {}, /*retain_graph=*/true, false, false);
+  const TensorList gs = grad({y}, {h, x}, {}, {.retain_graph = true});
   check_values(gs[0], {4.0, -8.0, 12.0});   // 2h
   check_values(gs[1], {8.0, -16.0, 24.0});  // 2h * 2
   CHECK_FALSE(x.grad().defined());
@@ -235,6 +248,14 @@ TEST_CASE("autograd: grad() with respect to a non-leaf and with grad_outputs", "
   Tensor v = tensor({1.0, 0.0, -1.0}, {3}, kF64);
   const TensorList gv = grad({h * h}, {x}, {v});
   check_values(gv[0], {8.0 * 1.0, 0.0, -8.0 * 3.0});  // 8x * v
+
+  // The gradient at a non-leaf is what arrives at it: its own node does not run, so the
+  // default (retain_graph false) leaves it usable for a later backward through h.
+  Tensor e = exp(x);
+  grad({sum(e)}, {e});
+  CHECK_FALSE(e.grad_fn()->released());
+  sum(e * 3.0).backward();
+  check_values(x.grad(), {3.0 * std::exp(1.0), 3.0 * std::exp(-2.0), 3.0 * std::exp(3.0)});
 }
 
 TEST_CASE("autograd: grad modes, detach and requires_grad propagation", "[autograd]") {
@@ -349,12 +370,25 @@ TEST_CASE("autograd: a deep chain does not overflow the stack", "[autograd]") {
         Tensor y = x;
         for (int i = 0; i < depth / 4; ++i) y = y * x;
       }
+      // Nodes with two owners while the chain is freed: both slots of one add (y + y), and a
+      // residual step whose input feeds the add and the tanh (h + f(h)). A destructor that
+      // frees only children it alone owns leaves these to nested destructors (it crashed here).
+      {
+        Tensor y = x;
+        for (int i = 0; i < depth; ++i) y = (y + y) * 0.5;
+      }
+      {
+        Tensor y = x;
+        for (int i = 0; i < depth; ++i) y = y + tanh(y) * 1e-6;
+        sum(y).backward();
+      }
     } catch (const std::exception& e) {
       error = e.what();
     }
   });
   CHECK(error.empty());
   CHECK(grad_after_backward == std::vector<double>{static_cast<double>(depth + 1)});
+  CHECK(values(x.grad())[0] > static_cast<double>(depth + 1));  // the residual chain added its part
   CHECK(chain_requires_grad);
 }
 
@@ -402,7 +436,7 @@ TEST_CASE("autograd: each input gets its gradient in its own dtype", "[autograd]
 TEST_CASE("autograd: saved outputs re-attach for double backward", "[autograd]") {
   // tanh saves its output; d2/dx2 tanh = -2 tanh (1 - tanh^2).
   Tensor x = leaf({0.4, -1.1}, {2});
-  const Tensor g = grad({sum(tanh(x))}, {x}, {}, true)[0];
+  const Tensor g = grad({sum(tanh(x))}, {x}, {}, {.create_graph = true})[0];
   const Tensor g2 = grad({sum(g)}, {x})[0];
   std::vector<double> expected;
   for (double v : {0.4, -1.1}) {

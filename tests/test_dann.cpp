@@ -120,7 +120,7 @@ TEST_CASE("grad_reverse: second derivatives scale by -lambda once more", "[dann]
   // y = R_l(x)^2 -> dy/dx by the engine = -l * 2 x; its own derivative = -l * 2 * (-l) = 2 l^2.
   const double l = 0.8;
   const Tensor y = sum(square(grad_reverse(x, l)));
-  const Tensor g = grad({y}, {x}, {}, /*create_graph=*/true)[0];
+  const Tensor g = grad({y}, {x}, {}, {.create_graph = true})[0];
   CHECK(max_abs_diff(g, x * (-2.0 * l)) < 1e-15);
   const Tensor gg = grad({sum(g)}, {x})[0];
   CHECK(max_abs_diff(gg, full({2}, 2.0 * l * l, f64)) < 1e-15);

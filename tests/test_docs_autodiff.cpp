@@ -91,8 +91,7 @@ TEST_CASE("docs/autodiff.md: the worked example's numbers", "[docs][autograd]") 
   CHECK(L.item() == Approx(ref_L).epsilon(1e-6));
 
   // The gradient reaching each intermediate (grad() keeps .grad untouched).
-  const TensorList g = grad({L}, {s1, r, s2, h, ww, z, u}, {}, /*retain_graph=*/true,
-                            /*create_graph=*/false, /*allow_unused=*/false);
+  const TensorList g = grad({L}, {s1, r, s2, h, ww, z, u}, {}, {.retain_graph = true});
   check_line(line("dL/ds1", g[0]));
   check_line(line("dL/dr", g[1]));
   check_line(line("dL/ds2", g[2]));

@@ -43,7 +43,7 @@ Run run(const OpFn& fn, const TensorList& inputs, Device dev, DType dt, const Te
   r.out = fn(xs);
   if (!diff.empty() && r.out.requires_grad()) {
     const Tensor g = gout_ref.to(dev).to(r.out.dtype());
-    r.grads = grad({r.out}, diff, {g}, false, false, /*allow_unused=*/true);
+    r.grads = grad({r.out}, diff, {g}, {.allow_unused = true});
   }
   return r;
 }

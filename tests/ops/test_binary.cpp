@@ -75,7 +75,7 @@ CVG_REGISTER_OP(binary_spec("minimum", [](const Tensor& a, const Tensor& b) { re
 // (2, 3).
 TEST_CASE("pow: gradients at a zero base or a zero exponent", "[ops][binary]") {
   const Tensor a = t64({0, 0, 2, 0, 2}, {5}), b = t64({2, 0, 0, -1, 3}, {5});
-  const TensorList g = grad({sum(pow(a, b))}, {a, b}, {}, /*create_graph=*/true);
+  const TensorList g = grad({sum(pow(a, b))}, {a, b}, {}, {.create_graph = true});
   const std::vector<double> ga = g[0].to_vector<double>(), gb = g[1].to_vector<double>();
   const std::vector<double> ga_expected = {0, 0, 0, -INFINITY, 12};
   for (int i : {0, 1, 2, 4}) CHECK(ga[i] == ga_expected[i]);

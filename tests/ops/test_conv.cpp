@@ -505,7 +505,7 @@ TEST_CASE("conv2d: a gradient penalty trains through the backward ops", "[conv]"
   const Tensor w = uniform64({4, 3, 3, 3}, -1, 1, 72);
   const Tensor v = uniform64({2, 4, 3, 4}, -1, 1, 73, false);
   const Tensor y = conv2d(x, w, Tensor(), {2, 2}, {1, 1});
-  const Tensor gx = grad({y}, {x}, {v}, /*create_graph=*/true)[0];
+  const Tensor gx = grad({y}, {x}, {v}, {.create_graph = true})[0];
   const Tensor penalty = sum(gx * gx);
   const Tensor gw = grad({penalty}, {w})[0];
   NoGradGuard no_grad;

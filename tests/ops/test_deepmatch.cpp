@@ -503,6 +503,15 @@ TEST_CASE("deepmatch layers reject bad arguments with messages naming them", "[o
                dm_hinge_loss(s, zeros({1, 2, 2, 2}, TensorOptions{}.with_dtype(DType::int32)), 0);
              }),
              Contains("sigma"));
+  // The backward reads gt: an in-place change of the caller's (contiguous int32) gt before it
+  // runs is an error, not a gradient towards the new ground truth.
+  {
+    Tensor q = rand({1, 2, 2, 7, 7}).set_requires_grad(true);
+    Tensor gt = zeros({1, 2, 2, 2}, TensorOptions{}.with_dtype(DType::int32)) + 3;
+    const Tensor loss = dm_hinge_loss(q, gt, 1.0);
+    gt.fill_(1);
+    CHECK_THAT(error_of([&] { loss.backward(); }), Contains("dm_hinge_loss") && Contains("modified in place"));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -902,7 +911,7 @@ TEST_CASE("dm_power: the one-pass backward equals the composition create_graph b
       if (wanted != 1) ins.push_back(nu);
       const TensorList fused = grad({sum(mul(dm_power(a, nu), w))}, ins);
       const TensorList composed =
-          grad({sum(mul(dm_power(a, nu), w))}, ins, {}, /*create_graph=*/true);
+          grad({sum(mul(dm_power(a, nu), w))}, ins, {}, {.create_graph = true});
       REQUIRE(fused.size() == composed.size());
       for (size_t i = 0; i < fused.size(); ++i) {
         CHECK_FALSE(fused[i].requires_grad());

@@ -300,7 +300,7 @@ TEST_CASE("fused landmark losses: create_graph gives the gradient, a second deri
   const Tensor x2 = logits64({2, 2, 4, 4}, 1.0, 601);
   const Tensor grid = smooth_grid(2, 4, 4, 602);
   SECTION("equivariance") {
-    const TensorList g = grad({landmark_equivariance_loss(x, x2, grid)}, {x, x2}, {}, true);
+    const TensorList g = grad({landmark_equivariance_loss(x, x2, grid)}, {x, x2}, {}, {.create_graph = true});
     const Tensor gr = grad({unfused_equivariance(x, x2, grid)}, {x})[0];
     CHECK(allclose(g[0], gr, 1e-9, 1e-12));
     REQUIRE(g[0].requires_grad());
@@ -310,7 +310,7 @@ TEST_CASE("fused landmark losses: create_graph gives the gradient, a second deri
                         Contains("models/landmarks/losses.h"));
   }
   SECTION("diversity") {
-    const Tensor g = grad({landmark_diversity_loss(x, 2)}, {x}, {}, true)[0];
+    const Tensor g = grad({landmark_diversity_loss(x, 2)}, {x}, {}, {.create_graph = true})[0];
     REQUIRE(g.requires_grad());
     const std::string msg = error_of([&] { sum(g * x).backward(); });
     CHECK_THAT(msg, Contains("landmark_diversity_loss_backward") &&

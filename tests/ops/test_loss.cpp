@@ -253,10 +253,19 @@ TEST_CASE("cross_entropy: the fused [N, C] kernel matches the nll_loss(log_softm
       const Tensor g2 = grad({composed}, {x}, {gout})[0];
       CHECK(allclose(g1, g2, 1e-12, 1e-12));
       // The create_graph branch of the fused backward gives the same first derivative.
-      const Tensor g3 = grad({cross_entropy(x, t, w, -100, r)}, {x}, {gout}, /*create_graph=*/true)[0];
+      const Tensor g3 = grad({cross_entropy(x, t, w, -100, r)}, {x}, {gout}, {.create_graph = true})[0];
       CHECK(g3.requires_grad());
       CHECK(allclose(g3, g1, 1e-12, 1e-12));
     }
+  }
+  // The class weight is saved: changed in place between forward and a create_graph backward
+  // (which reads it), it is an error, not a gradient with the new weight.
+  {
+    Tensor x = randn({3, 4}, f64).set_requires_grad(true);
+    Tensor w = rand({4}, f64) + 0.5;
+    const Tensor loss = cross_entropy(x, i64({0, 3, 1}, {3}), w, -100, Reduction::sum);
+    w.fill_(2.0);
+    CHECK_THROWS_WITH(grad({loss}, {x}, {}, {.create_graph = true}), Contains("modified in place"));
   }
   // int32 targets and float32 logits take the same path.
   const Tensor x32 = randn({5, 4});

@@ -46,7 +46,7 @@ OpFn bn_eval(double eps = 0.0) {
 }
 
 TensorList grads_of(const Tensor& y, const TensorList& inputs, const Tensor& gout, bool create) {
-  return grad({y}, inputs, {gout}, create, create, /*allow_unused=*/true);
+  return grad({y}, inputs, {gout}, {.create_graph = create, .retain_graph = create, .allow_unused = true});
 }
 
 }  // namespace

@@ -516,7 +516,7 @@ TEST_CASE("max_pool2d: second derivative of a max-pool penalty flows through the
   const Tensor x = distinct64({1, 1, 4, 4}, 0.25, 95);
   const Tensor y = max_pool2d(x, {2, 2});
   const Tensor f = sum(y * y);
-  const Tensor gx = grad({f}, {x}, {}, /*create_graph=*/true)[0];
+  const Tensor gx = grad({f}, {x}, {}, {.create_graph = true})[0];
   const Tensor ggx = grad({sum(gx)}, {x})[0];
   const std::vector<int32_t> sw = max_pool2d_with_indices(x.detach(), {2, 2}).switches
                                       .to_vector<int32_t>();

@@ -401,10 +401,10 @@ TEST_CASE("norm: no overflow or underflow, and zero gradient at zero", "[reduce]
   CHECK(norm(c({0, 0, 0}, {3})).item() == 0.0);
 
   Tensor z = t64({0, 0, 0}, {3});
-  const Tensor g = grad({norm(z)}, {z}, {}, /*create_graph=*/true)[0];
+  const Tensor g = grad({norm(z)}, {z}, {}, {.create_graph = true})[0];
   CHECK(allclose(g, c({0, 0, 0}, {3}), 0, 0));
   // The second derivative at zero is finite too (no 0/0 in the graph).
-  const Tensor gg = grad({sum(g)}, {z}, {}, false, /*allow_unused=*/true)[0];
+  const Tensor gg = grad({sum(g)}, {z}, {}, {.allow_unused = true})[0];
   if (gg.defined()) {
     for (double v : gg.to_vector<double>()) CHECK(std::isfinite(v));
   }

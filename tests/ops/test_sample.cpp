@@ -361,7 +361,7 @@ TEST_CASE("grid_sample: second derivatives in the grid exist and are exact", "[o
   Tensor grid = points({-0.5, 0.2});  // pixel (0.75, 0.6): taps x[0..1][0..1]
   grid.set_requires_grad(true);
   const Tensor y = grid_sample(x.detach(), grid, M::Bilinear, P::Zeros, true);
-  const Tensor g = grad({sum(y)}, {grid}, {}, /*create_graph=*/true)[0];
+  const Tensor g = grad({sum(y)}, {grid}, {}, {.create_graph = true})[0];
   // dy/dpx = (1 - fy)(2 - 1) + fy (6 - 5) = 1, times 1.5; dy/dpy = 4, times 0.5.
   CHECK(std::fabs(g.to_vector<double>()[0] - 1.5) < 1e-12);
   CHECK(std::fabs(g.to_vector<double>()[1] - 2.0) < 1e-12);
@@ -371,7 +371,7 @@ TEST_CASE("grid_sample: second derivatives in the grid exist and are exact", "[o
   // On a plane with curvature the mixed term is (9 - 5 - 2 + 1) * 0.75 = 2.25.
   const Tensor x2 = t64({1, 2, 3, 4, 5, 9, 7, 8}, {1, 1, 2, 4}, false);
   const Tensor g2 = grad({sum(grid_sample(x2, grid, M::Bilinear, P::Zeros, true))}, {grid}, {},
-                         true)[0];
+                         {.create_graph = true})[0];
   const Tensor h2 = grad({select(reshape(g2, {-1}), 0, 0)}, {grid})[0];
   CHECK(std::fabs(h2.to_vector<double>()[0]) < 1e-12);
   CHECK(std::fabs(h2.to_vector<double>()[1] - 2.25) < 1e-12);

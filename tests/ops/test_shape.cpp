@@ -270,7 +270,7 @@ TEST_CASE("pad's double backward is pad of the gradient's gradient", "[ops][shap
   const Tensor x = t64({1, 2, 3}, {3});
   const Tensor y = pad(x, {1, 2}, PadMode::reflect);
   const Tensor g = t64({1, 1, 1, 1, 1, 1}, {6});
-  const Tensor gx = grad({y}, {x}, {g}, /*create_graph=*/true)[0];
+  const Tensor gx = grad({y}, {x}, {g}, {.create_graph = true})[0];
   // reflect (1, 2) of size 3 reads [1, 0, 1, 2, 1, 0]: counts 2, 3, 1.
   CHECK(gx.to_vector<double>() == std::vector<double>{2, 3, 1});
   const Tensor u = t64({10, 20, 30}, {3}, false);

@@ -198,8 +198,8 @@ TEST_CASE("soft_argmax: the fused backward equals the create_graph backward", "[
   for (CoordUnits u : {CoordUnits::Pixels, CoordUnits::Normalized}) {
     const Tensor x = uniform64({2, 3, 4, 6}, -2, 2, 12);
     const Tensor g = uniform64({2, 3, 2}, -1, 1, 13, false);
-    const Tensor a = grad({soft_argmax(x, u, 0.8)}, {x}, {g}, false)[0];
-    const Tensor b = grad({soft_argmax(x, u, 0.8)}, {x}, {g}, true)[0];
+    const Tensor a = grad({soft_argmax(x, u, 0.8)}, {x}, {g})[0];
+    const Tensor b = grad({soft_argmax(x, u, 0.8)}, {x}, {g}, {.create_graph = true})[0];
     CHECK(allclose(a, b, 1e-12, 1e-14));
     // The expectation is unchanged by adding a constant: the gradient sums to 0 per plane.
     CHECK(allclose(sum(a, {2, 3}), zeros({2, 3}, TensorOptions{}.with_dtype(DType::float64)), 0, 1e-14));

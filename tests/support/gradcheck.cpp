@@ -46,7 +46,7 @@ GradcheckResult gradcheck(const DiffFn& fn, const TensorList& inputs, const Grad
     TensorList analytic;
     if (out.requires_grad()) {
       analytic = grad({out}, diff_inputs, {from_vector(v, out.shape(), out.options())},
-                      /*retain_graph=*/false, /*create_graph=*/false, /*allow_unused=*/true);
+                      {.allow_unused = true});
     } else {
       analytic.resize(diff_inputs.size());
     }
@@ -98,8 +98,7 @@ GradcheckResult gradgradcheck(const DiffFn& fn, const TensorList& inputs,
     const Tensor out = fn(xs);
     Tensor total = zeros({}, TensorOptions{}.with_dtype(DType::float64));
     if (!out.requires_grad()) return total;
-    const TensorList g = grad({out}, diff, {vt}, /*retain_graph=*/true, /*create_graph=*/true,
-                              /*allow_unused=*/true);
+    const TensorList g = grad({out}, diff, {vt}, {.create_graph = true, .allow_unused = true});
     for (size_t k = 0; k < g.size(); ++k) {
       if (!g[k].defined()) continue;
       const Tensor u = from_vector(us[k], g[k].shape(), g[k].options());
