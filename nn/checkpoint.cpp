@@ -1,8 +1,12 @@
 #include "nn/checkpoint.h"
 
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <set>
+
+#include <zlib.h>
 
 #include "core/error.h"
 
@@ -234,6 +238,20 @@ CheckpointInfo load_checkpoint(const std::string& path, Module& model, Optimizer
   state.modules.emplace_back("model", &model);
   if (optimizer) state.optimizers.emplace_back("optim", optimizer);
   return load_checkpoint(path, state, restore_rng);
+}
+
+std::string checkpoint_id(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  CVG_CHECK(in, "checkpoint: cannot read ", path);
+  uLong crc = crc32(0L, Z_NULL, 0);
+  std::vector<char> buf(1 << 16);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(buf.data()), static_cast<uInt>(in.gcount()));
+  }
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08lx", static_cast<unsigned long>(crc));
+  return hex;
 }
 
 CheckpointInfo read_checkpoint_info(const std::string& path) {

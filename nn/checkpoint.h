@@ -80,4 +80,9 @@ CheckpointInfo load_checkpoint(const std::string& path, Module& model, Optimizer
 // (for `show`-style commands).
 CheckpointInfo read_checkpoint_info(const std::string& path);
 
+// The identity of a checkpoint file: the CRC-32 of its bytes, 8 hex digits. Files derived from a
+// checkpoint (an evaluation, a fitted regressor) record it, so that a folder trained again
+// (--overwrite, or a resume that went on) shows which of them no longer fit its weights.
+std::string checkpoint_id(const std::string& path);
+
 }  // namespace cvg::nn

@@ -296,7 +296,7 @@ TEST_CASE("app run folder: config, metrics, plots and resume trimming", "[app][r
 
   // Resuming from step 6 drops the records of steps 7..10 (they will be done again).
   {
-    app::RunDir run(path, {{"lr", 0.1}}, int64_t{6});
+    app::RunDir run(path, {{"lr", 0.1}}, app::ResumePoint{6, path + "/checkpoint.safetensors"});
     const auto records = viz::read_metrics(run.metrics_path());
     REQUIRE(records.size() == 6);
     CHECK(records.back().at("step") == 6);
@@ -323,6 +323,32 @@ TEST_CASE("app run folder: config, metrics, plots and resume trimming", "[app][r
     run.log({{"step", 1}, {"loss", 3.0}});
   }
   CHECK(nlohmann::json::parse(read_text(path + "/config.json")) == nlohmann::json{{"lr", 0.2}});
+  // A run resumed from another folder's checkpoint may not replace the run in --out either (it
+  // did: a --resume that forgot --out continued into the default folder), and changes nothing
+  // there; into a new folder it starts with the checkpoint folder's records up to its step.
+  const std::string other = dir.file("other");
+  {
+    app::RunDir run(other, {{"lr", 0.3}});
+    for (int s = 1; s <= 5; ++s) run.log({{"step", s}, {"loss", 0.5}});
+    nn::save_checkpoint(run.checkpoint_path(), nn::Linear(2, 1), nullptr, 4);
+  }
+  const app::ResumePoint from_other{4, other + "/checkpoint.safetensors"};
+  CHECK_THROWS_WITH(app::RunDir(path, {{"lr", 0.3}}, from_other),
+                    Contains("--out " + path + " holds another run (config.json, metrics.jsonl)") &&
+                        Contains("its own folder (--out " + other + ")") && Contains("--overwrite"));
+  CHECK(viz::read_metrics(path + "/metrics.jsonl").size() == 1);
+  CHECK(nlohmann::json::parse(read_text(path + "/config.json")) == nlohmann::json{{"lr", 0.2}});
+  {
+    app::RunDir run(dir.file("copy"), {{"lr", 0.3}}, from_other);
+    const auto records = viz::read_metrics(run.metrics_path());
+    REQUIRE(records.size() == 4);
+    CHECK(records.back().at("step") == 4);
+  }
+  CHECK(viz::read_metrics(other + "/metrics.jsonl").size() == 5);  // the source is left alone
+  {
+    app::RunDir run(path, {{"lr", 0.3}}, from_other, /*overwrite=*/true);
+    CHECK(viz::read_metrics(run.metrics_path()).size() == 4);
+  }
   // Any one of the three files marks a run.
   fs::remove(path + "/config.json");
   CHECK_THROWS_WITH(app::RunDir(path, nlohmann::json::object()),

@@ -182,7 +182,7 @@ int train(const app::Args& a) {
   CVG_CHECK(start < steps, "--resume: the checkpoint is at step ", start, ", nothing left for --steps ", steps);
 
   std::optional<app::RunDir> run;
-  if (!a.out().empty()) run.emplace(a.out(), a.config(), start > 0 ? std::optional<int64_t>(start) : std::nullopt,
+  if (!a.out().empty()) run.emplace(a.out(), a.config(), app::resume_point(a.resume(), start),
                 a.overwrite());
   nn::CheckpointMeta meta{kApp, a.config().dump(), CVG_GIT_COMMIT, {}};
 

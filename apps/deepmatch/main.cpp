@@ -265,12 +265,12 @@ int train(const app::Args& a) {
   nn::Adam opt(params, nn::AdamOptions{.lr = a.get_number("lr")});
   int64_t start = 0;
   if (!a.resume().empty()) {
-    app::check_resume(a, kApp, {"checkpoint-every", "eval-every", "val-pairs", "max-memory-mb"});
+    app::check_resume(a, kApp, {"steps", "checkpoint-every", "eval-every", "val-pairs", "max-memory-mb"});
     start = nn::load_checkpoint(a.resume(), *net, &opt).step;
   }
   CVG_CHECK(start < steps, "--resume: the checkpoint is at step ", start, ", nothing left for --steps ", steps);
 
-  app::RunDir run(a.out(), a.config(), start > 0 ? std::optional<int64_t>(start) : std::nullopt,
+  app::RunDir run(a.out(), a.config(), app::resume_point(a.resume(), start),
                 a.overwrite());
   nn::CheckpointMeta meta{kApp, a.config().dump(), CVG_GIT_COMMIT, {}};
   std::printf("%s: %s descriptor, learning %s%s%s on %s; %lld steps of %lld pairs (%s), R0 %lld, L %lld\n", kApp,

@@ -64,7 +64,7 @@ int train(const app::Args& a) {
   nn::Adam opt(model->parameters(), nn::AdamOptions{.lr = a.get_number("lr")});
   int64_t start = 0;
   if (!a.resume().empty()) {
-    app::check_resume(a, "cvg-demo", {"checkpoint-every"});
+    app::check_resume(a, "cvg-demo", {"checkpoint-every", "steps"});  // constant learning rate
     start = nn::load_checkpoint(a.resume(), *model, &opt).step;
   }
   CVG_CHECK(start < steps, "--resume: the checkpoint is at step ", start, ", nothing left for --steps ",
@@ -72,7 +72,7 @@ int train(const app::Args& a) {
 
   std::optional<app::RunDir> run;
   if (!a.out().empty())
-    run.emplace(a.out(), a.config(), start > 0 ? std::optional<int64_t>(start) : std::nullopt,
+    run.emplace(a.out(), a.config(), app::resume_point(a.resume(), start),
                 a.overwrite());
   nn::CheckpointMeta meta;
   meta.app = "cvg-demo";

@@ -20,8 +20,6 @@
 #include <tuple>
 #include <vector>
 
-#include <zlib.h>
-
 #include "cvg_git_commit.h"
 #include "core/autograd.h"
 #include "core/rng.h"
@@ -172,13 +170,25 @@ int train(const app::Args& a) {
   model->to(device);
   nn::Adam opt(model->parameters(),
                nn::AdamOptions{.lr = a.get_number("lr"), .weight_decay = a.get_number("weight-decay")});
-  const nn::StepLR schedule{a.get_number("lr"),
-                            std::max<int64_t>(1, static_cast<int64_t>(std::llround(
-                                                     a.get_number("lr-drop") * static_cast<double>(steps)))),
-                            0.1};
+  // The step after which the rate drops x0.1 (the step_size of the schedule).
+  const auto drop_step = [&](int64_t of_steps) {
+    return std::max<int64_t>(1, static_cast<int64_t>(std::llround(a.get_number("lr-drop") *
+                                                                  static_cast<double>(of_steps))));
+  };
+  const nn::StepLR schedule{a.get_number("lr"), drop_step(steps), 0.1};
   int64_t start = 0;
   if (!a.resume().empty()) {
-    app::check_resume(a, kApp, {"checkpoint-every"});
+    const nn::CheckpointInfo info = app::check_resume(a, kApp, {"checkpoint-every", "steps"});
+    // Another --steps moves the drop of the learning rate. The run stays what a fresh run of the
+    // new --steps would be while neither drop has happened by the checkpoint's step: a longer
+    // run may be continued up to there, not after its rate dropped.
+    const int64_t trained_for = app::saved_flag(info, "steps").value_or(nlohmann::json(steps)).get<int64_t>();
+    if (trained_for != steps && info.step > std::min(drop_step(trained_for), drop_step(steps)))
+      throw app::UsageError(str_cat("--resume: ", a.resume(), " was trained for --steps ", trained_for,
+                                    " and its learning rate dropped after step ", drop_step(trained_for),
+                                    "; at step ", info.step, " another --steps (", steps,
+                                    ", drop after step ", drop_step(steps), ") would change the schedule "
+                                    "mid-run: resume with --steps ", trained_for, ", or start a new run"));
     start = nn::load_checkpoint(a.resume(), *model, &opt).step;
   }
   CVG_CHECK(start < steps, "--resume: the checkpoint is at step ", start,
@@ -191,7 +201,7 @@ int train(const app::Args& a) {
 
   std::optional<app::RunDir> run;
   if (!a.out().empty())
-    run.emplace(a.out(), a.config(), start > 0 ? std::optional<int64_t>(start) : std::nullopt,
+    run.emplace(a.out(), a.config(), app::resume_point(a.resume(), start),
                 a.overwrite());
   nn::CheckpointMeta meta;
   meta.app = kApp;
@@ -283,22 +293,11 @@ std::string regressor_path(const std::string& dir, int64_t n) {
   return (fs::path(dir) / ("regressor_" + std::to_string(n) + ".safetensors")).string();
 }
 
-// The identity of a run folder's detector, which each regressor records: the CRC-32 of the
-// checkpoint file (hex). A regressor fitted before the folder was trained again (--overwrite,
-// or a resume that went on) no longer fits the detector eval loads, and is left out.
+// The identity of a run folder's detector, which each regressor records (nn::checkpoint_id). A
+// regressor fitted before the folder was trained again (--overwrite, or a resume that went on)
+// no longer fits the detector eval loads, and is left out.
 std::string detector_id(const std::string& dir) {
-  const std::string ckpt = (fs::path(dir) / "checkpoint.safetensors").string();
-  std::ifstream in(ckpt, std::ios::binary);
-  CVG_CHECK(in, kApp, ": cannot read ", ckpt);
-  uLong crc = crc32(0L, Z_NULL, 0);
-  std::vector<char> buf(1 << 16);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(buf.data()), static_cast<uInt>(in.gcount()));
-  }
-  char hex[9];
-  std::snprintf(hex, sizeof hex, "%08lx", static_cast<unsigned long>(crc));
-  return hex;
+  return nn::checkpoint_id((fs::path(dir) / "checkpoint.safetensors").string());
 }
 
 // Warped copies of the first m labelled images (augment per image), their detected landmarks

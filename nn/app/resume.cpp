@@ -37,11 +37,23 @@ nn::CheckpointInfo check_resume(const Args& a, const std::string& app,
       diffs += (diffs.empty() ? "--" : ", --") + key + " " + then.dump() + " (now " + now.dump() +
                ")";
   }
+  const bool steps_differ = config.contains("steps") && saved.contains("steps") && saved["steps"] != config["steps"] &&
+                            !may_differ.count("steps");
   if (!diffs.empty())
     throw UsageError("--resume: " + path + " was trained with " + diffs +
                      "; resume with the run's own flags (its config.json: --config), or start a "
-                     "new run");
+                     "new run" +
+                     (steps_differ ? std::string(" (" + app + "'s schedules are fractions of --steps: a run goes on "
+                                                 "to its own --steps)")
+                                   : std::string()));
   return info;
+}
+
+std::optional<nlohmann::json> saved_flag(const nn::CheckpointInfo& info, const std::string& key) {
+  if (info.meta.config.empty()) return std::nullopt;
+  const nlohmann::json saved = nlohmann::json::parse(info.meta.config, nullptr, /*allow_exceptions=*/false);
+  if (!saved.is_object() || !saved.contains(key)) return std::nullopt;
+  return saved.at(key);
 }
 
 }  // namespace cvg::app

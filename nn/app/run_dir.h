@@ -21,17 +21,35 @@
 
 namespace cvg::app {
 
+// Where a resumed run starts: the step of its --resume checkpoint, and that file.
+struct ResumePoint {
+  int64_t step = 0;
+  std::string checkpoint;
+};
+
+// The ResumePoint of a run given --resume `checkpoint` (empty: a fresh run, nullopt) that
+// loaded at `step`.
+inline std::optional<ResumePoint> resume_point(const std::string& checkpoint, int64_t step) {
+  if (checkpoint.empty()) return std::nullopt;
+  return ResumePoint{step, checkpoint};
+}
+
 class RunDir {
  public:
-  // Creates `dir` (and its parents) and writes config.json atomically. A resumed run keeps the
-  // records of metrics.jsonl up to and including *resume_step and drops later ones: the steps an
+  // Creates `dir` (and its parents) and writes config.json atomically.
+  //
+  // A run continued in its own folder (resume.checkpoint lies in `dir`) keeps the records of
+  // metrics.jsonl up to and including resume.step and drops later ones: the steps an
   // interrupted run did after its last checkpoint are done again, and must not appear twice in
-  // the curves. A fresh run (resume_step empty) refuses, with an Error that says how to go on,
-  // a folder that holds another run's config.json, metrics.jsonl or checkpoint, unless
-  // `overwrite` (the apps' --overwrite): then it starts metrics.jsonl anew and removes the old
-  // checkpoint. Files the app derives from a checkpoint (evaluations, fitted regressors) are the
-  // app's to tie to it.
-  RunDir(std::string dir, const nlohmann::json& config, std::optional<int64_t> resume_step = {},
+  // the curves. A run continued in another folder starts that folder's metrics.jsonl with those
+  // records of the checkpoint's folder.
+  //
+  // Any other run (fresh, or continued elsewhere) refuses, with an Error that says how to go on,
+  // a folder that holds a run's config.json, metrics.jsonl or checkpoint, unless `overwrite`
+  // (the apps' --overwrite): then that run's checkpoint goes and metrics.jsonl starts anew.
+  // Files the app derives from a checkpoint (evaluations, fitted regressors) are the app's to
+  // tie to it (nn::checkpoint_id).
+  RunDir(std::string dir, const nlohmann::json& config, std::optional<ResumePoint> resume = {},
          bool overwrite = false);
 
   const std::string& dir() const { return dir_; }

@@ -19,16 +19,37 @@ tiny=(--device cpu --data-dir "$data" --train-images 64 --test-images 32 --batch
 # SIGPIPE would fail the test whenever the help text outgrows the pipe buffer's first read)
 "$bin" --help > "$work/help.txt"
 grep -q "source-only" "$work/help.txt"
-"$bin" train "${tiny[@]}" --mode dann --steps 4 --checkpoint-every 2 --eval-every 2 --pad-images 16 \
+"$bin" train "${tiny[@]}" --mode dann --steps 6 --checkpoint-every 2 --eval-every 2 --pad-images 16 \
   --out "$work/dann" > "$work/train.log"
 grep -q "final loss" "$work/train.log"
 for f in config.json metrics.jsonl loss.svg accuracy.svg eval.json checkpoint.safetensors; do
   test -s "$work/dann/$f" || { echo "train did not write $f"; exit 1; }
 done
-test "$(wc -l < "$work/dann/metrics.jsonl")" -eq 4
-"$bin" train "${tiny[@]}" --mode dann --steps 6 --checkpoint-every 2 --eval-every 2 --pad-images 16 \
-  --out "$work/dann" --resume "$work/dann/checkpoint.safetensors" > "$work/resume.log"
 test "$(wc -l < "$work/dann/metrics.jsonl")" -eq 6
+# Another --steps would change lr_p and lambda_p = f(step / steps) mid-run: refused.
+set +e
+"$bin" train "${tiny[@]}" --mode dann --steps 8 --checkpoint-every 2 --eval-every 2 --pad-images 16 \
+  --out "$work/dann" --resume "$work/dann/checkpoint.safetensors" > /dev/null 2> "$work/err.log"; code=$?
+set -e
+test "$code" -eq 2 && grep -q -- "--steps 6 (now 8)" "$work/err.log" && grep -q "fractions of --steps" "$work/err.log"
+test "$(wc -l < "$work/dann/metrics.jsonl")" -eq 6
+# An interrupted run (Ctrl-C once two steps are logged) goes on to its own --steps.
+int=(--mode dann --steps 60 --checkpoint-every 2 --eval-every 30 --pad-images 0 --no-svm --out "$work/int")
+python3 - "$work/int/metrics.jsonl" "$bin" train "${tiny[@]}" "${int[@]}" <<'PY'
+import os, signal, subprocess, sys, time
+metrics, cmd = sys.argv[1], sys.argv[2:]
+p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+deadline = time.time() + 120
+while p.poll() is None and time.time() < deadline:
+    if os.path.exists(metrics) and sum(1 for _ in open(metrics)) >= 2:
+        break
+    time.sleep(0.005)
+p.send_signal(signal.SIGINT)
+assert p.wait() == 130, "the interrupted run should exit 130"
+PY
+test "$(wc -l < "$work/int/metrics.jsonl")" -lt 60
+"$bin" train "${tiny[@]}" "${int[@]}" --resume "$work/int/checkpoint.safetensors" > "$work/resume.log"
+test "$(wc -l < "$work/int/metrics.jsonl")" -eq 60
 "$bin" train "${tiny[@]}" --mode source-only --steps 3 --pad-images 0 --out "$work/src" > /dev/null
 "$bin" train "${tiny[@]}" --mode target-only --steps 3 --pad-images 0 --out "$work/tgt" > /dev/null
 # The domain branch's options: the thesis's summed domain loss with clipping logs the norm before

@@ -10,7 +10,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 run="$work/run"
 tiny=(--device cpu --train-images 48 --test-images 12 --image-size 16 --crop 4 --landmarks 4
-      --width 0.25 --batch-size 4 --checkpoint-every 3 --data-dir "$work/no-data")
+      --width 0.25 --batch-size 4 --checkpoint-every 3 --lr-drop 1 --data-dir "$work/no-data")
 
 "$bin" --help > "$work/help.txt"  # a file, not a pipe: grep -q + pipefail can fail on SIGPIPE
 grep -q "fit-regressor" "$work/help.txt"
@@ -20,8 +20,16 @@ for f in config.json metrics.jsonl loss.svg checkpoint.safetensors; do
   test -s "$run/$f" || { echo "train did not write $f"; exit 1; }
 done
 test "$(wc -l < "$run/metrics.jsonl")" -eq 4
+# (a longer run continues while neither schedule has dropped the rate: --lr-drop 1 drops after
+# the last step; with the rate dropped after step 2 of 4, going on to 6 steps is refused)
 "$bin" train "${tiny[@]}" --steps 6 --out "$run" --resume "$run/checkpoint.safetensors" > "$work/resume.log"
 test "$(wc -l < "$run/metrics.jsonl")" -eq 6
+"$bin" train "${tiny[@]}" --steps 4 --lr-drop 0.5 --out "$work/drop" > /dev/null
+set +e
+"$bin" train "${tiny[@]}" --steps 6 --lr-drop 0.5 --out "$work/drop" --resume "$work/drop/checkpoint.safetensors" \
+  > /dev/null 2> "$work/err.log"; code=$?
+set -e
+test "$code" -eq 2 && grep -q "its learning rate dropped after step 2" "$work/err.log"
 
 "$bin" fit-regressor --device cpu --out "$run" --labelled 1,all --labelled-images 12 > "$work/fit.log"
 test -s "$run/regressor_1.safetensors" && test -s "$run/regressor_12.safetensors"
