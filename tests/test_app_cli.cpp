@@ -368,17 +368,25 @@ TEST_CASE("app resume: the checkpoint's app and flags must match", "[app][resume
                                       "--out", dir.file("run")});
   nn::save_checkpoint(ckpt, nn::Linear(2, 1), nullptr, 4,
                       nn::CheckpointMeta{"cvg-test", first.config().dump(), "", {}});
-  // The same flags, with more steps, another device or folder, and the app's own exceptions.
+  // The same flags, in another folder, and the app's own exceptions (more steps where the app
+  // allows it).
   CHECK(app::check_resume(parse(cli, {"--resume", ckpt, "--lr", "5e-1", "--optimizer", "sgd",
-                                      "--steps", "20", "--out", dir.file("b")}),
+                                      "--steps", "10", "--out", dir.file("b")}),
                           "cvg-test")
             .step == 4);
   CHECK_NOTHROW(app::check_resume(parse(cli, {"--resume", ckpt, "--lr", "0.5", "--optimizer",
-                                              "sgd", "--amp"}),
-                                  "cvg-test", {"amp"}));
+                                              "sgd", "--amp", "--steps", "20"}),
+                                  "cvg-test", {"amp", "steps"}));
+  // Another --steps where the app does not allow it is named, with the reason.
+  CHECK_THROWS_WITH(app::check_resume(parse(cli, {"--resume", ckpt, "--lr", "0.5", "--optimizer", "sgd",
+                                                  "--steps", "20"}),
+                                      "cvg-test"),
+                    Contains("--steps 10 (now 20)") && Contains("fractions of --steps"));
+  CHECK(app::saved_flag(nn::read_checkpoint_info(ckpt), "steps") == nlohmann::json(10));
+  CHECK_FALSE(app::saved_flag(nn::read_checkpoint_info(ckpt), "no-such-flag").has_value());
   // Anything else that differs is named with both values.
   try {
-    app::check_resume(parse(cli, {"--resume", ckpt, "--lr", "0.5", "--seed", "3", "--amp"}),
+    app::check_resume(parse(cli, {"--resume", ckpt, "--lr", "0.5", "--seed", "3", "--amp", "--steps", "10"}),
                       "cvg-test");
     FAIL("no UsageError");
   } catch (const app::UsageError& e) {
