@@ -70,7 +70,9 @@ struct TrainedRun {
   int64_t step = 0;
 };
 
-TrainedRun open_run(const std::string& dir, Device device) {
+// data_dir: where the run's data lies now ("": where train found it, the path its configuration
+// names, relative to the working directory train ran in).
+TrainedRun open_run(const std::string& dir, Device device, const std::string& data_dir = "") {
   const std::string ckpt = (fs::path(dir) / "checkpoint.safetensors").string();
   CVG_CHECK(fs::exists(ckpt), kApp, ": no checkpoint in ", dir, " (run `", kApp, " train --out ", dir,
             "` first)");
@@ -78,6 +80,7 @@ TrainedRun open_run(const std::string& dir, Device device) {
   CVG_CHECK(info.meta.app == kApp, kApp, ": ", ckpt, " was written by '", info.meta.app, "', not ", kApp);
   TrainedRun r;
   r.config = nlohmann::json::parse(info.meta.config);
+  if (!data_dir.empty()) r.config["data-dir"] = data_dir;
   r.mode = parse_mode(r.config.value("mode", std::string("dann")));
   r.data = open_dann_data(data_options(r.config));
   r.net = std::make_shared<DannNet>(std::array<double, 3>{0, 0, 0},
@@ -110,6 +113,29 @@ constexpr const char* kSvmHelp =
     "also evaluate the thesis's protocol: the last layer retrained as a linear SVM on the mode's labelled "
     "training images, C chosen on a held-out fifth (eval.json's \"svm\")";
 
+// False when some weight is NaN or infinite (a run that diverged, evaluated later).
+bool finite_parameters(nn::Module& net) {
+  for (const Tensor& p : net.parameters())
+    for (float v : p.detach().to(kCPU).to(DType::float32).contiguous().to_vector<float>())
+      if (!std::isfinite(v)) return false;
+  return true;
+}
+
+// Why the proxy A-distance of feature sets fs and ft means nothing ("" when it does): a
+// non-finite feature, or both sets one and the same constant vector.
+std::string pad_undefined_reason(const Tensor& fs, const Tensor& ft) {
+  const std::vector<float> a = fs.to(kCPU).to(DType::float32).contiguous().to_vector<float>();
+  const std::vector<float> b = ft.to(kCPU).to(DType::float32).contiguous().to_vector<float>();
+  const int64_t d = fs.size(1);
+  bool constant = true;
+  for (const std::vector<float>* v : {&a, &b})
+    for (size_t i = 0; i < v->size(); ++i) {
+      if (!std::isfinite((*v)[i])) return "the features are not finite (a diverged network)";
+      constant = constant && (*v)[i] == a[i % static_cast<size_t>(d)];
+    }
+  return constant ? "every image has the same features (a collapsed network)" : "";
+}
+
 // Source and target test accuracy, the proxy A-distance of the features of (at most)
 // pad_images test images per domain, and with `svm` the linear-SVM protocol's accuracies.
 nlohmann::json evaluate(DannNet& net, const DannData& d, Device device, int64_t pad_images, Mode mode,
@@ -124,8 +150,18 @@ nlohmann::json evaluate(DannNet& net, const DannData& d, Device device, int64_t 
     if (n >= 4) {
       const Tensor fs_ = extract_features(net, narrow(d.source.test_x, 0, 0, n), device);
       const Tensor ft = extract_features(net, narrow(d.target.test_x, 0, 0, n), device);
-      e["proxy_a_distance"] = proxy_a_distance(fs_, ft);
       e["proxy_a_images"] = n;
+      // A probe on NaN features, or on features that are one constant vector (a collapsed
+      // network), errs 50 % and gives a proxy A-distance of 0, which would read as perfectly
+      // aligned domains: it is left undefined, with the reason.
+      const std::string why = pad_undefined_reason(fs_, ft);
+      if (why.empty()) {
+        e["proxy_a_distance"] = proxy_a_distance(fs_, ft);
+      } else {
+        e["proxy_a_distance"] = nullptr;
+        e["proxy_a_note"] = why;
+        std::fprintf(stderr, "%s: no proxy A-distance: %s\n", kApp, why.c_str());
+      }
     } else {
       std::fprintf(stderr, "%s: no proxy A-distance: it needs 4 test images per domain, got %lld "
                            "(--pad-images %lld)\n",
@@ -160,6 +196,11 @@ int train(const app::Args& a) {
   const DannData data = open_dann_data(data_options(a.config()));
   CVG_CHECK(batch <= data.source.train_x.size(0), "--batch-size ", batch, " exceeds the ",
             data.source.train_x.size(0), " training images");
+  // The final SVM holds out a fifth of the training images to choose C: refused now, not after
+  // the training.
+  const int64_t svm_images = (mode == Mode::target_only ? data.target : data.source).train_x.size(0);
+  CVG_CHECK(!a.get_bool("svm") || svm_images >= 10, "--svm needs at least 10 training images to choose C on a "
+            "held-out fifth, got --train-images ", svm_images, " (give more, or --no-svm)");
 
   auto net = std::make_shared<DannNet>(data.mean, parse_domain_hidden(a.get_string("domain-hidden")));
   net->to(device);
@@ -253,6 +294,8 @@ int train(const app::Args& a) {
   e["mode"] = mode_name(mode);
   e["steps"] = steps;
   e["data"] = data.description;
+  e["diverged"] = !std::isfinite(last);
+  if (run) e["checkpoint"] = nn::checkpoint_id(run->checkpoint_path());
   std::printf("final loss %.4f\n%s\n", last, e.dump().c_str());
   if (run) {
     run->plot({"loss", "label_loss", "domain_loss"});
@@ -268,13 +311,15 @@ int train(const app::Args& a) {
 // ---- eval -----------------------------------------------------------------------------------
 
 int eval(const app::Args& a) {
-  const TrainedRun r = open_run(a.out(), a.device());
+  const TrainedRun r = open_run(a.out(), a.device(), a.get_string("data-dir"));
   nlohmann::json e = evaluate(*r.net, r.data, a.device(), a.get_int("pad-images"), r.mode, a.get_bool("svm"));
   e["app"] = kApp;
   e["run"] = a.out();
   e["mode"] = mode_name(r.mode);
   e["steps"] = r.step;
   e["data"] = r.data.description;
+  e["checkpoint"] = nn::checkpoint_id((fs::path(a.out()) / "checkpoint.safetensors").string());
+  e["diverged"] = !finite_parameters(*r.net);
   const std::string path = (fs::path(a.out()) / "eval.json").string();
   write_json(path, e);
   std::printf("%s\nwritten to %s\n", e.dump(2).c_str(), path.c_str());
@@ -283,26 +328,47 @@ int eval(const app::Args& a) {
 
 // ---- table ----------------------------------------------------------------------------------
 
-nlohmann::json read_json(const fs::path& p) {
+// The JSON in file p, or nullopt with the reason in *why (a table skips such a folder).
+std::optional<nlohmann::json> read_json(const fs::path& p, std::string* why) {
   std::ifstream f(p);
-  CVG_CHECK(f.good(), "table: cannot read ", p.string());
-  try {
-    return nlohmann::json::parse(f);
-  } catch (const nlohmann::json::exception& e) {
-    fail("table: ", p.string(), " is not JSON: ", e.what());
+  if (!f.good()) {
+    *why = "cannot read " + p.filename().string();
+    return std::nullopt;
   }
+  nlohmann::json j = nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    *why = p.filename().string() + " is not a JSON object";
+    return std::nullopt;
+  }
+  return j;
 }
 
 // Flags a study's runs may differ in: the two the table groups by, and what does not change
 // the trained network (where it was written, how often it checkpointed, what eval measured).
 const std::set<std::string> kStudyMayDiffer = {"mode", "seed", "out", "device", "checkpoint-every",
                                                "eval-every", "svm", "pad-images"};
+// Flags of the domain branch: a baseline (source-only, target-only) has none, so they are
+// compared between dann runs only (a study of --domain-hidden 1024,1024 reuses the baselines).
+const std::set<std::string> kDannOnly = {"domain-loss", "clip-grad-norm", "domain-hidden", "gamma"};
+
+// The flags in which run configurations a and b differ beyond kStudyMayDiffer, as
+// "--key A vs B, ..." ("" when none). A flag one of them lacks (an older run) is not compared.
+std::string study_differences(const nlohmann::json& a, const nlohmann::json& b) {
+  const bool both_dann = a.value("mode", std::string("dann")) == "dann" && b.value("mode", std::string("dann")) == "dann";
+  std::string diffs;
+  for (const auto& [key, v] : b.items()) {
+    if (kStudyMayDiffer.count(key) || (!both_dann && kDannOnly.count(key)) || !a.contains(key)) continue;
+    if (a.at(key) != v) diffs += str_cat(diffs.empty() ? "" : ", ", "--", key, " ", a.at(key).dump(), " vs ", v.dump());
+  }
+  return diffs;
+}
 
 // Every subfolder of --out whose eval.json scores its finished checkpoint is one run; its
-// config.json gives the seed. Other folders are listed and skipped: no eval.json, another app's
-// run, an unfinished run, or an eval.json of another step than the checkpoint (an evaluation of
-// an earlier run in the folder). Runs whose configurations differ in anything but
-// kStudyMayDiffer are not one study: an error names the two runs and the flags.
+// config.json gives the seed. Other folders are listed and skipped with the reason: no or an
+// unreadable eval.json or config.json, another app's run, an unfinished or diverged run, or an
+// eval.json of another checkpoint (an evaluation of an earlier run in the folder). Runs whose
+// configurations differ beyond kStudyMayDiffer (and kDannOnly between a baseline and dann) are
+// not one study: an error names the two runs and the flags.
 int table(const app::Args& a) {
   CVG_CHECK(fs::is_directory(a.out()), "table: ", a.out(), " is not a folder");
   std::vector<fs::path> dirs;
@@ -312,51 +378,51 @@ int table(const app::Args& a) {
   std::vector<RunResult> runs;
   nlohmann::json first_config;
   for (const fs::path& d : dirs) {
-    auto skip = [&](const std::string& why) {
-      std::printf("skipped %s: %s\n", d.string().c_str(), why.c_str());
+    // The reason a folder is not one of the runs, "" when it is.
+    const auto check = [&](nlohmann::json& e, nlohmann::json& c) -> std::string {
+      if (!fs::exists(d / "eval.json")) return "no eval.json";
+      std::string why;
+      std::optional<nlohmann::json> ej = read_json(d / "eval.json", &why);
+      if (!ej) return why;
+      e = *ej;
+      if (e.value("app", std::string(kApp)) != kApp) return "a run of " + e.value("app", std::string());
+      if (!(e.contains("mode") && e.contains("steps") && e["source_accuracy"].is_number() &&
+            e["target_accuracy"].is_number()))
+        return "eval.json lacks mode, steps or the accuracies";
+      const fs::path ckpt = d / "checkpoint.safetensors";
+      if (!fs::exists(ckpt)) return "no checkpoint";
+      std::optional<nlohmann::json> cj = read_json(d / "config.json", &why);
+      if (!cj) return why;
+      c = *cj;
+      nn::CheckpointInfo info;
+      try {
+        info = nn::read_checkpoint_info(ckpt.string());
+      } catch (const Error& err) {
+        return str_cat("unreadable checkpoint (", err.what(), ")");
+      }
+      if (info.meta.app != kApp) return "the checkpoint is a run of " + info.meta.app;
+      const int64_t steps = c.value("steps", int64_t{0});
+      if (info.step < steps) return str_cat("unfinished (checkpoint at step ", info.step, " of ", steps, ")");
+      const std::string rerun = str_cat("; run `", kApp, " eval --out ", d.string(), "`");
+      if (e.at("steps").get<int64_t>() != info.step)
+        return str_cat("eval.json scores step ", e.at("steps").get<int64_t>(), ", the checkpoint is at step ",
+                       info.step, rerun);
+      if (e.contains("checkpoint") && e["checkpoint"] != nn::checkpoint_id(ckpt.string()))
+        return "eval.json scores another checkpoint (the folder was trained again)" + rerun;
+      if (e.value("diverged", false)) return "diverged (its weights or final loss are not finite)";
+      return "";
     };
-    if (!fs::exists(d / "eval.json")) {
-      skip("no eval.json");
-      continue;
-    }
-    const nlohmann::json e = read_json(d / "eval.json");
-    if (e.value("app", std::string(kApp)) != kApp) {
-      skip("a run of " + e.value("app", std::string()));
-      continue;
-    }
-    CVG_CHECK(e.contains("mode") && e.contains("steps") && e.contains("source_accuracy") &&
-                  e.contains("target_accuracy"),
-              "table: ", (d / "eval.json").string(), " is not an evaluation of ", kApp,
-              " (it lacks mode, steps or the accuracies)");
-    const fs::path ckpt = d / "checkpoint.safetensors";
-    if (!fs::exists(ckpt)) {
-      skip("no checkpoint");
-      continue;
-    }
-    const nn::CheckpointInfo info = nn::read_checkpoint_info(ckpt.string());
-    const nlohmann::json c = read_json(d / "config.json");
-    const int64_t steps = c.value("steps", int64_t{0});
-    if (info.step < steps) {
-      skip(str_cat("unfinished (checkpoint at step ", info.step, " of ", steps, ")"));
-      continue;
-    }
-    if (e.at("steps").get<int64_t>() != info.step) {
-      skip(str_cat("eval.json scores step ", e.at("steps").get<int64_t>(),
-                   ", the checkpoint is at step ", info.step, "; run `", kApp, " eval --out ",
-                   d.string(), "`"));
+    nlohmann::json e, c;
+    if (const std::string why = check(e, c); !why.empty()) {
+      std::printf("skipped %s: %s\n", d.string().c_str(), why.c_str());
       continue;
     }
     if (runs.empty()) {
       first_config = c;
     } else {
-      std::string diffs;
-      for (const auto& [key, v] : c.items())
-        if (!kStudyMayDiffer.count(key) && first_config.value(key, nlohmann::json()) != v)
-          diffs += str_cat(diffs.empty() ? "" : ", ", "--", key, " ",
-                           first_config.value(key, nlohmann::json()).dump(), " vs ", v.dump());
+      const std::string diffs = study_differences(first_config, c);
       CVG_CHECK(diffs.empty(), "table: ", runs.front().run, " and ", d.filename().string(),
-                " are not runs of one study (", diffs,
-                "); give each study its own --out folder");
+                " are not runs of one study (", diffs, "); give each study its own --out folder");
     }
     RunResult r;
     r.run = d.filename().string();
@@ -365,7 +431,7 @@ int table(const app::Args& a) {
     r.steps = e.at("steps").get<int64_t>();
     r.source_accuracy = e.at("source_accuracy").get<double>();
     r.target_accuracy = e.at("target_accuracy").get<double>();
-    if (e.contains("proxy_a_distance")) r.proxy_a_distance = e["proxy_a_distance"].get<double>();
+    if (e.value("proxy_a_distance", nlohmann::json()).is_number()) r.proxy_a_distance = e["proxy_a_distance"].get<double>();
     if (e.contains("svm")) {
       r.svm_source_accuracy = e["svm"].at("source_accuracy").get<double>();
       r.svm_target_accuracy = e["svm"].at("target_accuracy").get<double>();
@@ -426,14 +492,14 @@ ScatterPanel feature_panel(const TrainedRun& r, int64_t n, Device device) {
 
 int show(const app::Args& a) {
   const Device device = a.device();
-  const TrainedRun r = open_run(a.out(), device);
+  const TrainedRun r = open_run(a.out(), device, a.get_string("data-dir"));
   const std::string preview = (fs::path(a.out()) / "mnistm_preview.png").string();
   write_mnistm_preview(preview, r.data, a.get_int("count"), a.get_int("zoom"));
   std::printf("MNIST-M' preview (rows: source train digits, their target blends, source test digits, "
               "their target blends): %s\n", preview.c_str());
   std::vector<ScatterPanel> panels;
   if (!a.get_string("before").empty()) {
-    const TrainedRun before = open_run(a.get_string("before"), device);
+    const TrainedRun before = open_run(a.get_string("before"), device, a.get_string("data-dir"));
     CVG_CHECK(before.data.description == r.data.description, kApp, " show: --before ", a.get_string("before"),
               " was trained on other data (", before.data.description, ")");
     panels.push_back(feature_panel(before, a.get_int("points"), device));
@@ -491,10 +557,13 @@ int main(int argc, char** argv) {
       .flag_int("pad-images", 1000, "test images per domain for the final proxy A-distance (0: skip)").at_least(0)
       .flag_bool("svm", true, kSvmHelp)
       .flag_int("checkpoint-every", 200, "steps between checkpoints").at_least(1);
+  constexpr const char* kDataDirHelp =
+      "the data folder when it is not where train found it (default: the run's own --data-dir)";
   cli.command("eval", "write eval.json: source and target test accuracy (label predictor, and the thesis's "
               "linear-SVM protocol), proxy A-distance")
       .flag_int("pad-images", 1000, "test images per domain for the proxy A-distance (0: skip)").at_least(0)
-      .flag_bool("svm", true, kSvmHelp);
+      .flag_bool("svm", true, kSvmHelp)
+      .flag_string("data-dir", "", kDataDirHelp).metavar("DIR");
   cli.command("table", "summarise the runs under --out (one folder per run) as mean +/- sd per mode and the "
               "pass criteria; also written to table.md there");
   data_flags(cli.command("export", "write the training and test data of train (same flags) as .npy files into --out"));
@@ -503,7 +572,8 @@ int main(int argc, char** argv) {
       .metavar("DIR")
       .flag_int("points", 500, "test images per domain in the scatter").at_least(2)
       .flag_int("count", 12, "digits per preview row").at_least(1).at_most(64)
-      .flag_int("zoom", 3, "preview enlargement").at_least(1).at_most(16);
+      .flag_int("zoom", 3, "preview enlargement").at_least(1).at_most(16)
+      .flag_string("data-dir", "", kDataDirHelp).metavar("DIR");
   return app::run_main(cli, argc, argv, [](const app::Args& a) {
     if (a.command() == "eval") return eval(a);
     if (a.command() == "show") return show(a);

@@ -3,8 +3,8 @@
 // and an optimizer step, inside the conventions every app follows (nn/app): flags and --config,
 // a run folder with config.json, metrics.jsonl and loss.svg, a progress display, checkpoints,
 // --resume, and Ctrl-C stopping after a checkpoint. The loss falls from ~1.1 (chance for three
-// classes) towards 0 as the network carves the plane into spiral arms; the exit code is 0 when
-// it fell.
+// classes) towards 0 as the network carves the plane into spiral arms. The exit code is 0, or 1
+// (with a message) when training diverged: the loss is not finite.
 //   cvg-demo                          train with the defaults into runs/demo
 //   cvg-demo --steps 2000 --lr 0.003  flags override the defaults (and --config FILE.json)
 //   cvg-demo --resume runs/demo/checkpoint.safetensors --steps 800   continue a run
@@ -123,7 +123,7 @@ int train(const app::Args& a) {
     std::printf("run folder %s: config.json, metrics.jsonl, loss.svg, checkpoint.safetensors\n",
                 run->dir().c_str());
   }
-  return last < first ? 0 : 1;
+  return app::training_exit_code(last, "cvg-demo");
 }
 
 }  // namespace

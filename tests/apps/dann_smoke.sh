@@ -129,11 +129,59 @@ edit(f"{sys.argv[1]}/other-app/eval.json", app="cvg-landmarks")
 edit(f"{sys.argv[1]}/stale-s8/eval.json", steps=99)
 edit(f"{sys.argv[1]}/stale-s8/config.json", seed=8)
 PY
+# A folder trained again (--overwrite) whose new run ended before its evaluation: its eval.json
+# scores the old checkpoint. A diverged run: its eval.json says so and has no proxy A-distance.
+# An eval.json that is not JSON, a folder without config.json: skipped, not fatal.
+"$bin" train "${tiny[@]}" --mode dann --steps 3 --seed 4 --pad-images 0 --out "$work/study/retrained-s4" > /dev/null
+cp "$work/study/retrained-s4/eval.json" "$work/old-eval.json"
+"$bin" train "${tiny[@]}" --mode dann --steps 3 --seed 4 --lr 0.02 --pad-images 0 --overwrite \
+  --out "$work/study/retrained-s4" > /dev/null
+cp "$work/old-eval.json" "$work/study/retrained-s4/eval.json"
+set +e
+"$bin" train "${tiny[@]}" --mode dann --steps 3 --seed 5 --lr 1e30 --momentum 0.999 --pad-images 16 \
+  --out "$work/study/diverged-s5" > /dev/null 2>&1; code=$?
+set -e
+test "$code" -eq 1
+python3 - "$work/study/diverged-s5/eval.json" <<'PY'
+import json, sys
+e = json.load(open(sys.argv[1]))
+# (NaN weights: NaN features, or all-zero ones where a ReLU maps NaN to 0)
+assert e["diverged"] is True and e["proxy_a_distance"] is None and e["proxy_a_note"], e
+PY
+cp -r "$work/study/dann-s2" "$work/study/broken"
+echo "{" > "$work/study/broken/eval.json"
+cp -r "$work/study/dann-s2" "$work/study/no-config"
+rm "$work/study/no-config/config.json"
 "$bin" table --out "$work/study" > "$work/table.log"
 grep -q "skipped .*other-app: a run of cvg-landmarks" "$work/table.log"
 grep -q "skipped .*stale-s8: eval.json scores step 99, the checkpoint is at step 3" "$work/table.log"
+grep -q "skipped .*retrained-s4: eval.json scores another checkpoint" "$work/table.log"
+grep -q "skipped .*diverged-s5: diverged" "$work/table.log"
+grep -q "skipped .*broken: eval.json is not a JSON object" "$work/table.log"
+grep -q "skipped .*no-config: cannot read config.json" "$work/table.log"
 grep -q "^| dann | 2 | " "$work/study/table.md"
-rm -r "$work/study/other-app" "$work/study/stale-s8"
+rm -r "$work/study/other-app" "$work/study/stale-s8" "$work/study/retrained-s4" "$work/study/diverged-s5" \
+  "$work/study/broken" "$work/study/no-config"
+# A study of the domain branch's flags reuses the baselines: they are compared between dann
+# runs only.
+"$bin" train "${tiny[@]}" --mode dann --steps 3 --seed 6 --pad-images 0 --domain-hidden 16,16 \
+  --out "$work/study2/dann-s6" > /dev/null
+ln -s "$work/study/source-only-s1" "$work/study2/source-only-s1"
+"$bin" table --out "$work/study2" > /dev/null
+grep -q "^| source-only | 1 | " "$work/study2/table.md"
+cp -r "$work/study/dann-s2" "$work/study2/dann-s2"
+set +e
+"$bin" table --out "$work/study2" > /dev/null 2> "$work/err.log"; code=$?
+set -e
+test "$code" -eq 2 && grep -q -- "--domain-hidden" "$work/err.log"
+# eval finds moved data with --data-dir; the SVM's need of 10 images is checked before training.
+mkdir "$work/elsewhere" && (cd "$work/elsewhere" && \
+  "$bin" eval --device cpu --out "$work/study/dann-s2" --pad-images 0 --no-svm --data-dir "$data" > /dev/null)
+set +e
+"$bin" train "${tiny[@]}" --train-images 9 --batch-size 4 --steps 2 --out "$work/svm9" > /dev/null 2> "$work/err.log"
+code=$?
+set -e
+test "$code" -eq 2 && grep -q "at least 10 training images" "$work/err.log" && test ! -e "$work/svm9"
 # Runs of another length or on other data do not make one table.
 cp -r "$work/dann" "$work/study/dann-s1"
 set +e
