@@ -63,23 +63,36 @@ StateDict Optimizer::state_dict() const {
 }
 
 void Optimizer::load_state_dict(const StateDict& state) {
+  // Everything is checked before anything changes: a refused state leaves the optimizer as it was.
   auto step = state.find("step");
   CVG_CHECK(step != state.end(), "optimizer load_state_dict: missing 'step'");
-  step_ = step->second.item<int64_t>();
-  if (auto lr = state.find("lr"); lr != state.end()) lr_ = lr->second.item<double>();
-  for (auto& m : state_) m.clear();
+  CVG_CHECK(step->second.numel() == 1, "optimizer load_state_dict: 'step' must hold one value, has shape ",
+            step->second.shape());
+  // A negative or fractional count would turn Adam's bias corrections into garbage (NaN weights
+  // at the next step).
+  const double count = step->second.item<double>();
+  CVG_CHECK(count >= 0 && count == std::floor(count) && count < 9.0e15, "optimizer load_state_dict: 'step' must be a "
+            "whole number >= 0, got ", count);
+  double lr = lr_;
+  if (auto l = state.find("lr"); l != state.end()) lr = l->second.item<double>();
+  std::vector<std::map<std::string, Tensor>> loaded(state_.size());
   for (auto& [key, t] : state) {
     if (key == "step" || key == "lr") continue;
     const size_t dot = key.find('.');
-    CVG_CHECK(dot != std::string::npos, "optimizer load_state_dict: bad key '", key, "'");
-    const size_t i = std::stoul(key.substr(0, dot));
+    const std::string index = dot == std::string::npos ? std::string() : key.substr(0, dot);
+    CVG_CHECK(!index.empty() && index.size() < 10 && index.find_first_not_of("0123456789") == std::string::npos &&
+                  dot + 1 < key.size(),
+              "optimizer load_state_dict: bad key '", key, "' (expected PARAMETER_INDEX.NAME, e.g. '0.exp_avg')");
+    const size_t i = std::stoul(index);
     CVG_CHECK(i < params_.size(), "optimizer load_state_dict: key '", key, "' names parameter ",
               i, " but the optimizer has ", params_.size());
     CVG_CHECK(t.shape() == params_[i].shape(), "optimizer load_state_dict: '", key,
               "' has shape ", t.shape(), ", parameter has ", params_[i].shape());
-    state_[i][key.substr(dot + 1)] =
-        t.detach().to(params_[i].device()).to(params_[i].dtype()).clone().detach();
+    loaded[i][key.substr(dot + 1)] = t.detach().to(params_[i].device()).to(params_[i].dtype()).clone().detach();
   }
+  step_ = static_cast<int64_t>(count);
+  lr_ = lr;
+  state_ = std::move(loaded);
 }
 
 SGD::SGD(std::vector<Tensor> params, SgdOptions opt) : Optimizer(std::move(params), opt.lr), opt_(opt) {

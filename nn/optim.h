@@ -8,7 +8,13 @@
 // shared with the CPU loop (nn/optim_math.h).
 //
 // state_dict() holds everything needed to resume bit-identically: the step count and every state
-// tensor, named "<param index>.<state>" (e.g. "3.exp_avg").
+// tensor, named "<param index>.<state>" (e.g. "3.exp_avg"). load_state_dict() checks the whole
+// state before it changes anything.
+//
+// The step count is the optimizer's, not each parameter's: Adam's bias corrections use the
+// number of step() calls, where PyTorch counts the steps each parameter took. The two agree
+// whenever every parameter has a gradient at every step (all of this project's apps); a
+// parameter that first gets a gradient late takes smaller first steps here than in PyTorch.
 #include <cstdint>
 #include <map>
 #include <string>

@@ -93,6 +93,28 @@ TEST_CASE("optimizer state round trip continues bit-identically", "[nn][optim]")
   set_grad(a, -0.7); oa.step();
   set_grad(b, -0.7); ob.step();
   CHECK(value(a) == value(b));
+
+  // A damaged state is refused with a cvg::Error that names the key or value, and leaves the
+  // optimizer's step count as it was (it was: std::invalid_argument "stoul", or a negative
+  // step that made the next Adam step NaN).
+  const nn::StateDict good = oa.state_dict();
+  auto with = [&](const std::string& key, const Tensor& t) {
+    nn::StateDict s = good;
+    s[key] = t;
+    return s;
+  };
+  const TensorOptions i64 = TensorOptions{}.with_dtype(DType::int64);
+  CHECK_THROWS_WITH(ob.load_state_dict(with("step", from_vector<int64_t>({-5}, {}, i64))),
+                    Catch::Contains("'step' must be a whole number >= 0, got -5"));
+  CHECK_THROWS_WITH(ob.load_state_dict(with("step", scalar_tensor(2.5))), Catch::Contains("got 2.5"));
+  CHECK_THROWS_WITH(ob.load_state_dict(with("x.exp_avg", zeros({1}))), Catch::Contains("bad key 'x.exp_avg'"));
+  CHECK_THROWS_WITH(ob.load_state_dict(with("0.", zeros({1}))), Catch::Contains("bad key '0.'"));
+  CHECK_THROWS_WITH(ob.load_state_dict(with("99999999999999999999.m", zeros({1}))), Catch::Contains("bad key"));
+  CHECK(ob.steps() == 4);
+  // ... and its moments: the next step still matches an optimizer that never saw the bad states.
+  set_grad(a, 0.2); oa.step();
+  set_grad(b, 0.2); ob.step();
+  CHECK(value(a) == value(b));
 }
 
 TEST_CASE("parameters without gradients are skipped; bad settings are reported", "[nn][optim]") {
