@@ -2,6 +2,10 @@
 // ops, so create_graph gives second derivatives.
 #include "kernels/unary.h"
 
+#include <charconv>
+#include <cmath>
+#include <string>
+
 #include "core/autograd.h"
 #include "core/trace.h"
 #include "kernels/binary.h"
@@ -9,11 +13,47 @@
 
 namespace cvg {
 
+namespace {
+
+// A double as the shortest text that reads back to it (0.5, 1e+10, 1.99), for messages.
+std::string shortest(double v) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
+// The rule of unary.h: an integer tensor keeps its dtype through the scalar ops, so a scalar
+// the dtype cannot hold exactly would be truncated (int64 * 0.5 gave 0) or overflow the
+// conversion to the dtype (undefined behaviour: int32 * 1e10). Refused instead.
+void check_int_scalar(const char* op, const char* arg, DType dt, double v) {
+  double lo = 0, hi = 0;  // the dtype holds the integers in [lo, hi)
+  switch (dt) {
+    case DType::int32: lo = -2147483648.0; hi = 2147483648.0; break;
+    case DType::int64: lo = -9223372036854775808.0; hi = 9223372036854775808.0; break;
+    case DType::uint8: lo = 0; hi = 256; break;
+    default: return;  // floating (any double converts) or bool (refused elsewhere)
+  }
+  CVG_CHECK(std::isfinite(v) && std::trunc(v) == v && v >= lo && v < hi, op, ": the ", arg, " ",
+            shortest(v), " is not exactly representable in the ", dtype_name(dt),
+            " tensor's dtype (the result keeps the tensor's dtype and would be truncated); "
+            "convert the tensor first, e.g. x.to(DType::float32)");
+}
+
+}  // namespace
+
 Tensor unary_forward(UnaryOp op, const Tensor& x, const UnaryParams& p, const char* name) {
   CVG_CHECK(x.defined(), name, ": undefined input");
   CVG_CHECK(x.dtype() != DType::bool_, name, ": not defined for bool tensors");
   CVG_CHECK(is_floating(x.dtype()) || unary_int_ok(op), name,
             ": expected a floating-point tensor, got ", dtype_name(x.dtype()));
+  if (!is_floating(x.dtype())) {
+    if (op == UnaryOp::add_scalar || op == UnaryOp::mul_scalar || op == UnaryOp::rsub_scalar) {
+      check_int_scalar(name, "scalar", x.dtype(), p.a);
+    } else if (op == UnaryOp::clamp) {
+      check_int_scalar(name, "lo", x.dtype(), p.a);
+      check_int_scalar(name, "hi", x.dtype(), p.b);
+    }
+  }
   const Tensor xc = x.contiguous();
   Tensor out = Tensor::empty(x.shape(), x.options());
   on_device(name, x.device(), [&] { unary_cpu(op, xc, out, p); }, [&] {
@@ -175,7 +215,21 @@ Tensor add(const Tensor& x, double s) {
   return unary_op("add_scalar", UnaryOp::add_scalar, x, {s, 0},
                   [](const Tensor& g, const Tensor&, const Tensor&, UnaryParams) { return g; });
 }
-Tensor sub(const Tensor& x, double s) { return add(x, -s); }
+Tensor sub(const Tensor& x, double s) {
+  if (!x.defined() || is_floating(x.dtype())) return add(x, -s);
+  // Integer: checked here so that the message names sub and the value the caller passed. -s
+  // itself can be outside the dtype (uint8 - 1), so it is negated modulo 2^bits in the dtype:
+  // x + (-s mod 2^bits) == x - s with add's wrap-around (uint8: 10 + 255 = 9).
+  check_int_scalar("sub", "scalar", x.dtype(), s);
+  double neg_s = 0;
+  switch (x.dtype()) {
+    case DType::int32: neg_s = wrap_neg(static_cast<int32_t>(s)); break;
+    case DType::int64: neg_s = static_cast<double>(wrap_neg(static_cast<int64_t>(s))); break;
+    case DType::uint8: neg_s = wrap_neg(static_cast<uint8_t>(s)); break;
+    default: neg_s = -s; break;  // bool: add refuses it
+  }
+  return add(x, neg_s);
+}
 Tensor mul(const Tensor& x, double s) {
   return unary_op("mul_scalar", UnaryOp::mul_scalar, x, {s, 0},
                   [](const Tensor& g, const Tensor&, const Tensor&, UnaryParams p) {

@@ -3,6 +3,17 @@
 // Names follow PyTorch. Each is differentiable; its backward is written with these same ops,
 // so second derivatives work. Integer inputs are accepted by the ops that make sense for them
 // (neg, abs, sign, relu, clamp, the *_scalar ops) and produce no gradient.
+//
+// Integer tensors and scalars. The result of an op on an integer tensor keeps the tensor's dtype
+// (int32, int64, uint8). The scalar (add, sub, mul, rsub, the operators +, -, * with a double)
+// and clamp's lo and hi must therefore be exactly representable in that dtype: an integer value
+// in its range. Anything else (int64 * 0.5, clamp(int, -1.5, 3.5), int32 * 1e10, uint8 * -1.0,
+// a NaN) is a cvg::Error naming the op, the dtype and the value. PyTorch would promote a
+// fractional scalar to float; here convert first (x.to(DType::float32) * 0.5), so that a
+// truncation is never silent. div of an integer tensor is refused whatever the scalar. A double
+// cannot say whether the caller wrote 2 or 2.0, so x * 2.0 is accepted as x * 2. Integer +, -, *
+// and neg, abs, square wrap around on overflow (modulo 2^bits), as in PyTorch: uint8 10 - 1.0
+// is 9 (the scalar 1 is in range), 250 + 10.0 is 4.
 // Per-element math: kernels/unary_math.h. CPU loop: unary_cpu.cpp. CUDA: unary_cuda.cu.
 #include "core/tensor.h"
 #include "kernels/unary_math.h"

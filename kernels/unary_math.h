@@ -27,19 +27,62 @@ struct UnaryParams {
   double b = 0;  // hi
 };
 
+// Integer +, - and * wrap around modulo 2^bits (two's complement), as in PyTorch. Signed
+// overflow is undefined behaviour in C++, so integer types compute in an unsigned type (at least
+// unsigned int's width: narrower types would promote to signed int, where uint16-sized products
+// can overflow) and convert back, which C++20 defines as modular. Floating types: plain ops.
+template <typename T>
+using WrapUnsigned = std::conditional_t<(sizeof(T) < sizeof(unsigned)), unsigned,
+                                        std::make_unsigned_t<T>>;
+template <typename T>
+CVG_HD T wrap_add(T x, T y) {
+  if constexpr (std::is_integral_v<T>) {
+    using U = WrapUnsigned<T>;
+    return static_cast<T>(static_cast<U>(x) + static_cast<U>(y));
+  } else {
+    return x + y;
+  }
+}
+template <typename T>
+CVG_HD T wrap_sub(T x, T y) {
+  if constexpr (std::is_integral_v<T>) {
+    using U = WrapUnsigned<T>;
+    return static_cast<T>(static_cast<U>(x) - static_cast<U>(y));
+  } else {
+    return x - y;
+  }
+}
+template <typename T>
+CVG_HD T wrap_mul(T x, T y) {
+  if constexpr (std::is_integral_v<T>) {
+    using U = WrapUnsigned<T>;
+    return static_cast<T>(static_cast<U>(x) * static_cast<U>(y));
+  } else {
+    return x * y;
+  }
+}
+// -x; for floats not 0 - x, which would turn -0.0 into +0.0.
+template <typename T>
+CVG_HD T wrap_neg(T x) {
+  if constexpr (std::is_integral_v<T>) return wrap_sub(T(0), x);
+  else return -x;
+}
+
+// For integer T, p.a and p.b must be exactly representable in T (unary_forward checks this
+// before any kernel runs, see unary.h), so the casts below are exact and never undefined.
 template <UnaryOp OP, typename T>
 CVG_HD T unary_eval(T x, const UnaryParams& p) {
   using std::exp; using std::log; using std::sqrt; using std::tanh; using std::fabs;
   using std::pow; using std::sin; using std::cos; using std::log1p;
   const T a = static_cast<T>(p.a), b = static_cast<T>(p.b);
-  if constexpr (OP == UnaryOp::neg) return -x;
+  if constexpr (OP == UnaryOp::neg) return wrap_neg(x);
   else if constexpr (OP == UnaryOp::exp) return exp(x);
   else if constexpr (OP == UnaryOp::log) return log(x);
   else if constexpr (OP == UnaryOp::sqrt) return sqrt(x);
   else if constexpr (OP == UnaryOp::rsqrt) return T(1) / sqrt(x);
   // Unsigned types (uint8) are never negative: no comparison with 0 (nvcc warns on it).
   else if constexpr (OP == UnaryOp::abs && std::is_unsigned_v<T>) return x;
-  else if constexpr (OP == UnaryOp::abs) return x < T(0) ? -x : x;
+  else if constexpr (OP == UnaryOp::abs) return x < T(0) ? wrap_neg(x) : x;
   else if constexpr (OP == UnaryOp::sign && std::is_unsigned_v<T>) return x > T(0) ? T(1) : T(0);
   else if constexpr (OP == UnaryOp::sign) return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
   else if constexpr (OP == UnaryOp::relu) return x > T(0) ? x : T(0);
@@ -55,10 +98,10 @@ CVG_HD T unary_eval(T x, const UnaryParams& p) {
   // NaN passes through clamp (comparisons with NaN are false).
   else if constexpr (OP == UnaryOp::clamp) return x < a ? a : (x > b ? b : x);
   else if constexpr (OP == UnaryOp::pow_scalar) return pow(x, a);
-  else if constexpr (OP == UnaryOp::add_scalar) return x + a;
-  else if constexpr (OP == UnaryOp::mul_scalar) return x * a;
-  else if constexpr (OP == UnaryOp::rsub_scalar) return a - x;
-  else if constexpr (OP == UnaryOp::square) return x * x;
+  else if constexpr (OP == UnaryOp::add_scalar) return wrap_add(x, a);
+  else if constexpr (OP == UnaryOp::mul_scalar) return wrap_mul(x, a);
+  else if constexpr (OP == UnaryOp::rsub_scalar) return wrap_sub(a, x);
+  else if constexpr (OP == UnaryOp::square) return wrap_mul(x, x);
   else if constexpr (OP == UnaryOp::reciprocal) return T(1) / x;
   else if constexpr (OP == UnaryOp::sin) return sin(x);
   else if constexpr (OP == UnaryOp::cos) return cos(x);

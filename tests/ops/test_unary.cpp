@@ -3,7 +3,9 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <functional>
 #include <iterator>
+#include <string>
 #include <limits>
 #include <vector>
 
@@ -151,3 +153,86 @@ TEST_CASE("elu: the gradient stays finite where e^x overflows", "[ops][unary]") 
   CHECK(v[3] >= 0.0f);
   CHECK(v[3] < 1e-30f);  // 0.5 e^-100 underflows to a subnormal
 }
+
+// Integer tensors with the scalar ops (rule at the top of kernels/unary.h): the result keeps the
+// integer dtype; a scalar (or clamp bound) that the dtype cannot hold exactly is an Error naming
+// the op, the argument, the value and the dtype (it used to be cast to the dtype first: int64
+// [3, 5] * 0.5 gave [0, 0], clamp(int, -1.5, 3.5) gave 3 for 3.5's 3, int32 * 1e10 was an
+// undefined double -> int conversion). Overflow wraps modulo 2^bits; the wrapped expectations
+// match PyTorch 1.13 (torch.tensor(..., dtype=...) op scalar with a Python int).
+TEST_CASE("unary scalar ops on integer tensors: exact scalars, wrap-around, refusals",
+          "[ops][unary]") {
+  struct Case {
+    const char* what;
+    DType dt;
+    std::vector<int64_t> in;
+    std::function<Tensor(const Tensor&)> f;
+    std::vector<int64_t> expected;  // when error is empty
+    std::string error;              // a substring of the expected Error
+  };
+  constexpr int64_t i32min = std::numeric_limits<int32_t>::min();
+  constexpr int64_t i64min = std::numeric_limits<int64_t>::min();
+  const auto I64 = DType::int64, I32 = DType::int32, U8 = DType::uint8;
+  const std::vector<Case> cases = {
+      {"int64 * 2.0", I64, {3, 5}, [](const Tensor& x) { return x * 2.0; }, {6, 10}, ""},
+      {"int64 + 2.0", I64, {3, 5}, [](const Tensor& x) { return x + 2.0; }, {5, 7}, ""},
+      {"int64 - 1.0", I64, {3, 5}, [](const Tensor& x) { return x - 1.0; }, {2, 4}, ""},
+      {"10.0 - int64", I64, {3, 5}, [](const Tensor& x) { return 10.0 - x; }, {7, 5}, ""},
+      {"clamp int64 -1, 3", I64, {-3, 0, 5}, [](const Tensor& x) { return clamp(x, -1, 3); },
+       {-1, 0, 3}, ""},
+      // -1 is not a uint8, but sub negates its scalar modulo 2^8: 10 + 255 wraps to 9.
+      {"uint8 - 1.0", U8, {10}, [](const Tensor& x) { return x - 1.0; }, {9}, ""},
+      {"1.0 - uint8 wraps", U8, {3}, [](const Tensor& x) { return 1.0 - x; }, {254}, ""},
+      {"uint8 + 10.0 wraps", U8, {250}, [](const Tensor& x) { return x + 10.0; }, {4}, ""},
+      {"int32 * 4.0 wraps", I32, {int64_t{1} << 30}, [](const Tensor& x) { return x * 4.0; },
+       {0}, ""},
+      {"neg int32 min wraps", I32, {i32min}, [](const Tensor& x) { return neg(x); }, {i32min}, ""},
+      {"abs int32 min wraps", I32, {i32min}, [](const Tensor& x) { return abs(x); }, {i32min}, ""},
+      {"square int32 wraps", I32, {65536}, [](const Tensor& x) { return square(x); }, {0}, ""},
+      {"int64 - (-2^63) wraps", I64, {1}, [](const Tensor& x) { return x - (-9223372036854775808.0); },
+       {i64min + 1}, ""},
+      {"int64 * 0.5", I64, {3, 5}, [](const Tensor& x) { return x * 0.5; }, {},
+       "mul_scalar: the scalar 0.5 is not exactly representable in the int64 tensor's dtype"},
+      {"int64 * 1.99", I64, {3, 5}, [](const Tensor& x) { return x * 1.99; }, {},
+       "mul_scalar: the scalar 1.99 is not"},
+      {"int64 + 0.5", I64, {3, 5}, [](const Tensor& x) { return x + 0.5; }, {},
+       "add_scalar: the scalar 0.5 is not exactly representable in the int64"},
+      {"int64 - 0.5", I64, {3, 5}, [](const Tensor& x) { return x - 0.5; }, {},
+       "sub: the scalar 0.5 is not exactly representable in the int64"},
+      {"0.5 - int64", I64, {3, 5}, [](const Tensor& x) { return 0.5 - x; }, {},
+       "rsub_scalar: the scalar 0.5 is not exactly representable in the int64"},
+      {"clamp int64 lo -1.5", I64, {3, 5}, [](const Tensor& x) { return clamp(x, -1.5, 3.5); }, {},
+       "clamp: the lo -1.5 is not exactly representable in the int64"},
+      {"clamp int64 hi 3.5", I64, {3, 5}, [](const Tensor& x) { return clamp(x, -1, 3.5); }, {},
+       "clamp: the hi 3.5 is not exactly representable in the int64"},
+      {"clamp uint8 hi 300", U8, {3}, [](const Tensor& x) { return clamp(x, 0, 300); }, {},
+       "clamp: the hi 300 is not exactly representable in the uint8"},
+      {"int32 * 1e10", I32, {3}, [](const Tensor& x) { return x * 1e10; }, {},
+       "mul_scalar: the scalar 1e+10 is not exactly representable in the int32"},
+      {"int32 + 2^31", I32, {3}, [](const Tensor& x) { return x + 2147483648.0; }, {},
+       "add_scalar: the scalar 2147483648 is not exactly representable in the int32"},
+      {"int64 * 2^63", I64, {3}, [](const Tensor& x) { return x * 9223372036854775808.0; }, {},
+       "mul_scalar: the scalar 9223372036854775808 is not exactly representable in the int64"},
+      {"uint8 * -1.0", U8, {10}, [](const Tensor& x) { return x * -1.0; }, {},
+       "mul_scalar: the scalar -1 is not exactly representable in the uint8"},
+      {"uint8 + 256.0", U8, {10}, [](const Tensor& x) { return x + 256.0; }, {},
+       "add_scalar: the scalar 256 is not exactly representable in the uint8"},
+      {"int64 + NaN", I64, {1}, [](const Tensor& x) { return x + std::nan(""); }, {},
+       "add_scalar: the scalar nan is not exactly representable in the int64"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.what);
+    const Tensor x = from_vector<int64_t>(c.in, {static_cast<int64_t>(c.in.size())},
+                                          TensorOptions{}.with_dtype(I64)).to(c.dt);
+    if (!c.error.empty()) {
+      CHECK_THROWS_WITH(c.f(x), Catch::Matchers::Contains(c.error));
+      continue;
+    }
+    const Tensor y = c.f(x);
+    CHECK(y.dtype() == c.dt);
+    const Tensor y64 = y.to(I64).contiguous();
+    REQUIRE(y64.numel() == static_cast<int64_t>(c.expected.size()));
+    for (size_t i = 0; i < c.expected.size(); ++i) CHECK(y64.data<int64_t>()[i] == c.expected[i]);
+  }
+}
+
