@@ -26,6 +26,22 @@ using json = nlohmann::json;
 
 // Same limit as the reference implementation: a larger header is a corrupt length field.
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
+// Deepest nesting of arrays and objects accepted in the header (the root object is depth 0).
+// A valid header needs 2 (root -> tensor entry -> shape array); the bound keeps json::dump and
+// every other recursive walk of the parsed value off a deep stack: a 200 KB header nesting
+// arrays 100k deep made the dump for the error message overflow the stack (SIGSEGV).
+constexpr int kMaxJsonDepth = 64;
+// Longest piece of the header (a value, a key, a tensor name) quoted in an error message: the
+// header may be 100 MB, the message should not.
+constexpr size_t kMaxQuoted = 80;
+
+std::string clip(const std::string& s) {
+  if (s.size() <= kMaxQuoted) return s;
+  return s.substr(0, kMaxQuoted) + "... (" + std::to_string(s.size()) + " chars)";
+}
+// A header value for an error message. The dump is safe (depth bounded when parsing) and at
+// most the header's size; only its start is quoted.
+std::string clip(const json& v) { return clip(v.dump()); }
 
 struct DTypeName {
   DType dtype;
@@ -59,7 +75,7 @@ std::string tensor_list(const TensorMap& tensors) {
   size_t n = 0;
   for (const auto& [name, t] : tensors) {
     if (n++ == 20) return s + ", ...";
-    s += (s.empty() ? "" : ", ") + name;
+    s += (s.empty() ? "" : ", ") + clip(name);
   }
   return s.empty() ? "(no tensors)" : s;
 }
@@ -74,21 +90,21 @@ struct Entry {
 
 uint64_t get_unsigned(const json& v, const std::string& src, const std::string& what) {
   if (!v.is_number_unsigned())
-    fail("safetensors: ", src, ": ", what, " must be a non-negative integer, got ", v.dump());
+    fail("safetensors: ", src, ": ", what, " must be a non-negative integer, got ", clip(v));
   return v.get<uint64_t>();
 }
 
 Entry parse_entry(const std::string& name, const json& info, const std::string& src,
                   uint64_t data_size) {
-  const std::string where = src + ": tensor '" + name + "'";
-  if (!info.is_object()) fail("safetensors: ", where, ": header entry must be an object, got ", info.dump());
+  const std::string where = src + ": tensor '" + clip(name) + "'";
+  if (!info.is_object()) fail("safetensors: ", where, ": header entry must be an object, got ", clip(info));
   for (const char* key : {"dtype", "shape", "data_offsets"})
     if (!info.contains(key)) fail("safetensors: ", where, ": header entry has no \"", key, "\"");
 
   Entry e;
   e.name = name;
   const json& dt = info["dtype"];
-  if (!dt.is_string()) fail("safetensors: ", where, ": dtype must be a string, got ", dt.dump());
+  if (!dt.is_string()) fail("safetensors: ", where, ": dtype must be a string, got ", clip(dt));
   const std::string dts = dt.get<std::string>();
   bool found = false;
   for (const auto& d : kDTypeNames)
@@ -98,17 +114,17 @@ Entry parse_entry(const std::string& name, const json& info, const std::string& 
       if (dts == f)
         fail("safetensors: ", where, ": dtype ", dts, " is valid safetensors but not supported by "
              "cvgrad (supported: F32, F64, I32, I64, U8, BOOL)");
-    fail("safetensors: ", where, ": unknown dtype \"", dts, "\" (supported: F32, F64, I32, I64, U8, BOOL)");
+    fail("safetensors: ", where, ": unknown dtype \"", clip(dts), "\" (supported: F32, F64, I32, I64, U8, BOOL)");
   }
 
   const json& sh = info["shape"];
-  if (!sh.is_array()) fail("safetensors: ", where, ": shape must be an array, got ", sh.dump());
+  if (!sh.is_array()) fail("safetensors: ", where, ": shape must be an array, got ", clip(sh));
   if (sh.size() > static_cast<size_t>(kMaxDims))
     fail("safetensors: ", where, ": shape has ", sh.size(), " dims; cvgrad supports at most ", kMaxDims);
   uint64_t numel = 1;
   bool overflow = false, zero = false;
   for (const json& d : sh) {
-    const uint64_t n = get_unsigned(d, src, "tensor '" + name + "': every shape entry");
+    const uint64_t n = get_unsigned(d, src, "tensor '" + clip(name) + "': every shape entry");
     if (n > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
       fail("safetensors: ", where, ": shape entry ", n, " is too large");
     e.shape.push_back(static_cast<int64_t>(n));
@@ -123,9 +139,9 @@ Entry parse_entry(const std::string& name, const json& info, const std::string& 
 
   const json& off = info["data_offsets"];
   if (!off.is_array() || off.size() != 2)
-    fail("safetensors: ", where, ": data_offsets must be [begin, end], got ", off.dump());
-  e.begin = get_unsigned(off[0], src, "tensor '" + name + "': data_offsets[0]");
-  e.end = get_unsigned(off[1], src, "tensor '" + name + "': data_offsets[1]");
+    fail("safetensors: ", where, ": data_offsets must be [begin, end], got ", clip(off));
+  e.begin = get_unsigned(off[0], src, "tensor '" + clip(name) + "': data_offsets[0]");
+  e.end = get_unsigned(off[1], src, "tensor '" + clip(name) + "': data_offsets[1]");
   if (e.begin > e.end)
     fail("safetensors: ", where, ": data_offsets [", e.begin, ", ", e.end, "] has begin > end");
   if (e.end > data_size)
@@ -215,7 +231,12 @@ SafetensorsFile parse_safetensors(const std::vector<uint8_t>& bytes, const std::
   json header;
   try {
     header = json::parse(text, text + header_len,
-                         [&](int, json::parse_event_t ev, json& parsed) {
+                         [&](int depth, json::parse_event_t ev, json& parsed) {
+                           if ((ev == json::parse_event_t::object_start ||
+                                ev == json::parse_event_t::array_start) &&
+                               depth >= kMaxJsonDepth)
+                             fail("safetensors: ", src, ": header nests arrays/objects deeper than ",
+                                  kMaxJsonDepth, " levels (corrupt file?)");
                            if (ev == json::parse_event_t::object_start) keys.emplace_back();
                            else if (ev == json::parse_event_t::object_end) keys.pop_back();
                            else if (ev == json::parse_event_t::key && !keys.empty() &&
@@ -228,7 +249,7 @@ SafetensorsFile parse_safetensors(const std::vector<uint8_t>& bytes, const std::
     fail("safetensors: ", src, ": header is not valid JSON: ", e.what());
   }
   if (!header.is_object()) fail("safetensors: ", src, ": header must be a JSON object");
-  if (!duplicate.empty()) fail("safetensors: ", src, ": header has the key '", duplicate, "' twice");
+  if (!duplicate.empty()) fail("safetensors: ", src, ": header has the key '", clip(duplicate), "' twice");
 
   SafetensorsFile file;
   file.source = src;
@@ -239,7 +260,7 @@ SafetensorsFile parse_safetensors(const std::vector<uint8_t>& bytes, const std::
       if (!info.is_object()) fail("safetensors: ", src, ": __metadata__ must be an object of strings");
       for (const auto& [k, v] : info.items()) {
         if (!v.is_string())
-          fail("safetensors: ", src, ": __metadata__ value for '", k, "' must be a string, got ", v.dump());
+          fail("safetensors: ", src, ": __metadata__ value for '", clip(k), "' must be a string, got ", clip(v));
         file.metadata[k] = v.get<std::string>();
       }
       continue;
@@ -258,11 +279,11 @@ SafetensorsFile parse_safetensors(const std::vector<uint8_t>& bytes, const std::
   const Entry* prev = nullptr;
   for (const Entry* e : sorted) {
     if (e->begin < pos)
-      fail("safetensors: ", src, ": tensors '", prev->name, "' [", prev->begin, ", ", prev->end,
-           ") and '", e->name, "' [", e->begin, ", ", e->end, ") overlap");
+      fail("safetensors: ", src, ": tensors '", clip(prev->name), "' [", prev->begin, ", ", prev->end,
+           ") and '", clip(e->name), "' [", e->begin, ", ", e->end, ") overlap");
     if (e->begin > pos)
       fail("safetensors: ", src, ": bytes [", pos, ", ", e->begin, ") of the data section belong to "
-           "no tensor (before '", e->name, "')");
+           "no tensor (before '", clip(e->name), "')");
     pos = e->end;
     if (e->end > e->begin || !prev) prev = e;
   }
@@ -277,7 +298,7 @@ SafetensorsFile parse_safetensors(const std::vector<uint8_t>& bytes, const std::
     if (e.dtype == DType::bool_)
       for (size_t i = 0; i < nbytes; ++i)
         if (data[e.begin + i] > 1)
-          fail("safetensors: ", src, ": tensor '", e.name, "' is BOOL but byte ", i, " is ",
+          fail("safetensors: ", src, ": tensor '", clip(e.name), "' is BOOL but byte ", i, " is ",
                int(data[e.begin + i]), " (must be 0 or 1)");
     if (nbytes) std::memcpy(t.raw_data(), data + e.begin, nbytes);
     file.tensors.emplace(e.name, t);

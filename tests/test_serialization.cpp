@@ -8,6 +8,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <string>
 #include <random>
 
 #include <nlohmann/json.hpp>
@@ -295,6 +297,40 @@ TEST_CASE("safetensors rejects corrupt files with clear errors", "[serialization
     REQUIRE_THROWS_WITH(
         load_bytes(make_file(R"({"m":{"dtype":"BOOL","shape":[2],"data_offsets":[0,2]}})", {1, 7})),
         Contains("'m' is BOOL but byte 1 is 7"));
+  }
+  SECTION("deeply nested header values and long quoted values") {
+    // A 100k-deep array (a 200 KB header) used to overflow the stack (SIGSEGV) in the json::dump
+    // quoting it in the error; nesting is now bounded at 64 levels (the root object is level 0).
+    const auto nested = [](int depth) { return std::string(depth, '[') + std::string(depth, ']'); };
+    const auto long_message = [](const std::function<void()>& f) {
+      try {
+        f();
+      } catch (const Error& e) {
+        return std::string(e.what()).size() > 400;
+      }
+      return true;  // no error at all is as wrong as a long one
+    };
+    CHECK_THROWS_WITH(load_bytes(make_file("{\"a\":" + nested(100000) + "}", {})),
+                        Contains("c.safetensors") && Contains("deeper than 64 levels"));
+    CHECK_THROWS_WITH(load_bytes(make_file("{\"__metadata__\":{\"k\":" + nested(100000) + "}}", {})),
+                        Contains("deeper than 64 levels"));
+    CHECK_THROWS_WITH(load_bytes(make_file("{\"a\":" + nested(64) + "}", {})),
+                        Contains("deeper than 64 levels"));
+    // 63 levels parse; the entry is then refused, its value quoted only up to 80 characters.
+    CHECK_THROWS_WITH(load_bytes(make_file("{\"a\":" + nested(63) + "}", {})),
+                        Contains("header entry must be an object, got [[[[") && Contains("... (126 chars)"));
+    // Long strings from the header (a value, a dtype, a tensor name) are clipped too.
+    const std::string big(100000, 'x');
+    CHECK_FALSE(long_message([&] {
+      load_bytes(make_file(R"({"w":{"dtype":"F32","shape":")" + big + R"(","data_offsets":[0,4]}})", {0, 0, 0, 0}));
+    }));
+    CHECK_FALSE(long_message([&] {
+      load_bytes(make_file(R"({"w":{"dtype":")" + big + R"(","shape":[1],"data_offsets":[0,4]}})", {0, 0, 0, 0}));
+    }));
+    CHECK_FALSE(long_message([&] {
+      load_bytes(make_file(R"({")" + big + R"(":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}})", {0, 0, 0, 0}));
+    }));
+    CHECK_FALSE(long_message([&] { load_bytes(make_file(R"({"__metadata__":{")" + big + R"(":1}})", {})); }));
   }
   SECTION("missing tensor on lookup") {
     const SafetensorsFile f = load_safetensors(path);
