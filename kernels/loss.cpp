@@ -93,6 +93,24 @@ void check_class_shapes(const Tensor& input, const Tensor& target, const Tensor&
   }
 }
 
+// The weighted mean of nll_loss and cross_entropy: loss_sum / total, total the (constant) sum
+// of the class weights of the targets that count. When total is 0 (every target ignored, or
+// their weights are 0) the value stays loss_sum / 0, NaN (or +-inf), as in PyTorch, but the
+// gradient is 0 instead of g / 0 = NaN: the loss is then a constant of the inputs, so one batch
+// without a valid target leaves an optimizer step a no-op rather than turning every parameter
+// into NaN. The differentiable branch divides by 1 there, so that where's zero gradient is not
+// turned into 0 / 0 on the way back. Elsewhere the value is exactly loss_sum / total.
+Tensor weighted_mean(const Tensor& loss_sum, const Tensor& total) {
+  Tensor no_weight, safe_total, value_if_none;
+  {
+    NoGradGuard no_grad;
+    no_weight = eq(total, zeros_like(total));
+    safe_total = where(no_weight, ones_like(total), total);
+    value_if_none = loss_sum.detach() / total;
+  }
+  return where(no_weight, value_if_none, loss_sum / safe_total);
+}
+
 void check_target_value(int64_t bad, int64_t C, int64_t ignore_index, const char* op) {
   CVG_CHECK(bad == ignore_index, op, ": target ", bad, " is out of range for ", C,
             " classes (expected 0 <= target < ", C, ", or ignore_index = ", ignore_index, ")");
@@ -132,7 +150,7 @@ Tensor nll_impl(const Tensor& input, const Tensor& target, const Tensor& weight,
         NoGradGuard no_grad;
         total = sum(W);
       }
-      return -(sum(picked) / total);
+      return -weighted_mean(sum(picked), total);
     }
   }
 }
@@ -202,7 +220,7 @@ Tensor cross_entropy_fused(const Tensor& logits, const Tensor& target, const Ten
         NoGradGuard no_grad;
         total = sum(row_weight);
       }
-      return sum(losses) / total;
+      return weighted_mean(sum(losses), total);
     }
   }
 }

@@ -11,8 +11,12 @@
 //       [N] or [N, d1, ...] with values in [0, C) or equal to ignore_index. Per target:
 //       loss = -weight[t] * input[n, t] (weight defaults to ones; ignored targets give 0).
 //       mean divides by the sum of weight[t] over the non-ignored targets (not by N); when all
-//       targets are ignored that is 0 / 0 = NaN, as in PyTorch. weight is a constant: asking
-//       for its gradient is an Error (PyTorch does not differentiate it either).
+//       targets are ignored that is 0 / 0 = NaN, as in PyTorch, and the gradient is 0 (as in
+//       PyTorch: a batch without a valid target makes the optimizer step a no-op instead of
+//       NaN parameters). The gradient is also 0 whenever that total weight is 0 for another
+//       reason (weight[t] = 0 for every target, or weights that cancel; the loss is NaN or inf
+//       as in PyTorch, whose gradient is NaN or inf there). weight is a constant: asking for
+//       its gradient is an Error (PyTorch does not differentiate it either).
 //   cross_entropy(logits, target, ...) = nll_loss(log_softmax(logits, 1), target, ...).
 //       For [N, C] logits it runs as one fused kernel (cross_entropy_fused_*, below) that
 //       also produces the gradient; other shapes use the composition itself, which remains

@@ -5,6 +5,8 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include "core/autograd.h"
 #include "kernels/binary.h"
@@ -219,6 +221,66 @@ TEST_CASE("cross_entropy: ignore_index and class weights follow PyTorch", "[ops]
   const Tensor all_ignored = i64({-100, -100}, {2});
   CHECK(std::isnan(cross_entropy(randn({2, 3}), all_ignored).item()));
   CHECK(cross_entropy(randn({2, 3}), all_ignored, Tensor(), -100, Reduction::sum).item() == 0.0);
+}
+
+// Mean reduction with no weight to divide by (every target ignored, or class weights that are 0
+// or cancel): the loss is 0 / 0 = NaN (or s / 0 = inf) as in PyTorch, and the gradient is 0
+// (it was NaN everywhere, and one such batch made every parameter NaN at the next step).
+// PyTorch 1.13 gives the same loss in every case and the zero gradient when every target is
+// ignored; with weights [0, 0, 1] its gradient is NaN and with [1, -1, 1] it is +-inf (the
+// documented difference: here 0 whenever the total weight is 0). Both the fused [N, C] kernel,
+// with and without create_graph, and the nll_loss composition ([N, C] and [N, C, d]) are checked.
+TEST_CASE("nll_loss / cross_entropy mean with zero total weight: NaN loss, zero gradient",
+          "[ops][loss]") {
+  struct Case {
+    const char* what;
+    Shape shape;  // of the logits, filled from {0.2, -1, 3, 1.5, 0, 2}
+    std::vector<int64_t> target;
+    Shape target_shape;
+    std::vector<double> weight;  // empty: none
+    bool fused;                  // cross_entropy (fused when [N, C]) or nll_loss(log_softmax)
+    bool create_graph;
+    double loss;                 // NaN or inf, as PyTorch
+  };
+  const double nan = std::nan(""), inf = HUGE_VAL;
+  const std::vector<Case> cases = {
+      {"fused, all ignored", {2, 3}, {-100, -100}, {2}, {}, true, false, nan},
+      {"fused create_graph, all ignored", {2, 3}, {-100, -100}, {2}, {}, true, true, nan},
+      {"nll_loss, all ignored", {2, 3}, {-100, -100}, {2}, {}, false, false, nan},
+      {"nll_loss create_graph, all ignored", {2, 3}, {-100, -100}, {2}, {}, false, true, nan},
+      {"[N, C, d] all ignored", {1, 3, 2}, {-100, -100}, {1, 2}, {}, true, false, nan},
+      {"custom ignore_index 1, all ignored", {2, 3}, {1, 1}, {2}, {}, true, false, nan},
+      {"fused, zero class weights", {2, 3}, {0, 1}, {2}, {0, 0, 1}, true, false, nan},
+      {"nll_loss, zero class weights", {2, 3}, {0, 1}, {2}, {0, 0, 1}, false, false, nan},
+      {"fused, cancelling class weights", {2, 3}, {0, 1}, {2}, {1, -1, 1}, true, false, inf},
+      {"nll_loss, cancelling class weights", {2, 3}, {0, 1}, {2}, {1, -1, 1}, false, false, inf},
+  };
+  const TensorOptions f64 = TensorOptions{}.with_dtype(DType::float64);
+  for (const Case& c : cases) {
+    INFO(c.what);
+    const Tensor x = reshape(tensor({0.2, -1.0, 3.0, 1.5, 0.0, 2.0}, {6}, f64), c.shape)
+                         .detach()
+                         .set_requires_grad(true);
+    const Tensor t = i64(c.target, c.target_shape);
+    const Tensor w = c.weight.empty() ? Tensor() : tensor(c.weight, {3}, f64);
+    const int64_t ignore = std::string(c.what).find("ignore_index 1") != std::string::npos ? 1 : -100;
+    const Tensor loss = c.fused ? cross_entropy(x, t, w, ignore)
+                                : nll_loss(log_softmax(x, 1), t, w, ignore);
+    if (std::isnan(c.loss)) CHECK(std::isnan(loss.item()));
+    else CHECK(loss.item() == c.loss);
+    GradOptions opts;
+    opts.create_graph = c.create_graph;
+    const Tensor g = grad({loss}, {x}, {}, opts)[0];
+    for (double v : g.to_vector<double>()) CHECK(v == 0.0);
+    if (c.create_graph) {
+      // The gradient is a graph too, and differentiating it again gives 0 as well.
+      GradOptions unused;
+      unused.allow_unused = true;
+      const Tensor gg = grad({sum(g)}, {x}, {}, unused)[0];
+      if (gg.defined())
+        for (double v : gg.to_vector<double>()) CHECK(v == 0.0);
+    }
+  }
 }
 
 TEST_CASE("cross_entropy equals nll_loss of log_softmax, also for spatial inputs", "[ops][loss]") {
