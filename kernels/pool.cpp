@@ -73,11 +73,17 @@ void check_args(const char* op, const PoolArgs& a) {
               as_shape(a.kernel));
 }
 
-// PyTorch's pooled size along one axis; -1 when not even one window fits.
+// PyTorch's pooled size along one axis (pooling_output_shape in ATen's Pool.h); below 1 when no
+// window fits, which regular_geometry refuses. The division rounds toward -inf, as ATen's
+// div_rtn: span is negative when the (dilated) kernel is longer than the padded input, and
+// ceil_mode then still gives one window that hangs past the input where span + s - 1 >= 0 (a
+// 2 x 2 input, kernel 3, stride 2: one output; C++'s / truncates toward 0, and returning -1
+// for any negative span refused that case).
 int64_t pooled_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, bool ceil_mode) {
   const int64_t span = in + 2 * p - d * (k - 1) - 1;
-  if (span < 0) return -1;
-  int64_t out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+  const int64_t num = ceil_mode ? span + s - 1 : span;
+  const int64_t floor_div = num >= 0 ? num / s : -((-num + s - 1) / s);
+  int64_t out = floor_div + 1;
   // ceil_mode may not start a window in the right padding: it must start inside the input
   // or the left padding.
   if (ceil_mode && (out - 1) * s >= in + p) --out;

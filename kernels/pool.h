@@ -8,6 +8,10 @@
 // Output size (regular pools), per axis, as PyTorch:
 //     out = floor((in + 2 p - d (k - 1) - 1) / s) + 1          (ceil_mode: ceil instead of floor,
 //     and then out - 1 when the last window would start past the input and its left padding)
+// The division rounds toward -inf even when the numerator is negative (a kernel longer than
+// the padded input): with ceil_mode such an input still gets one window, which hangs past its
+// end (max_pool2d(kernel 3, stride 2, ceil_mode) of a 2 x 2 input is 1 x 1, as in PyTorch);
+// without ceil_mode it gets none, an Error.
 // Arguments are checked: kernel, stride and dilation >= 1, 0 <= padding <= kernel / 2, out >= 1,
 // and every window must see at least one input position (a dilated kernel can otherwise sit
 // entirely in the padding).

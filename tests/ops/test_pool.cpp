@@ -101,6 +101,35 @@ CVG_REGISTER_OP(OpSpec{
            [](const TensorList& xs) {
              return max_pool2d(xs[0], {3, 3}, {{2, 2}}, {0, 0}, {1, 1}, true);
            }},
+          // ceil_mode with a kernel longer than the input: one window, hanging past the end
+          // (its size numerator is negative; it was refused). Values match PyTorch 1.13.
+          {"hand ceil_mode kernel 3 stride 2 on 2x2",
+           {t64({0, 1, 2, 3}, {1, 1, 2, 2})},
+           t64({3}, {1, 1, 1, 1}, false),
+           true,
+           [](const TensorList& xs) {
+             return max_pool2d(xs[0], {3, 3}, {{2, 2}}, {0, 0}, {1, 1}, true);
+           }},
+          {"hand ceil_mode kernel (1, 6) stride (1, 3) on 1x5",
+           {t64({0, 1, 2, 3, 4}, {1, 1, 1, 5})},
+           t64({4}, {1, 1, 1, 1}, false),
+           true,
+           [](const TensorList& xs) {
+             return max_pool2d(xs[0], {1, 6}, {{1, 3}}, {0, 0}, {1, 1}, true);
+           }},
+          // Rows: dilated kernel 4 x 2 spans 7 > 5 rows, taps 0, 2, 4; columns: taps 0, 3, 6
+          // and 2, 5, 8. Maxima 4 * 9 + 6 = 42 and 44 (PyTorch 1.13: [[42, 44]]).
+          {"hand ceil_mode dilated kernel longer than 5 rows",
+           {[] {
+             std::vector<double> v(45);
+             for (int i = 0; i < 45; ++i) v[i] = i;
+             return t64(v, {1, 1, 5, 9});
+           }()},
+           t64({42, 44}, {1, 1, 1, 2}, false),
+           true,
+           [](const TensorList& xs) {
+             return max_pool2d(xs[0], {4, 3}, {{3, 2}}, {0, 0}, {2, 3}, true);
+           }},
           {"hand NaN propagates",
            {t64({1, nan, 5, 3, 4, nan, nan, 1, 7, 8, 2, 2, 3, 9, 2, 0}, {1, 1, 4, 4})},
            t64({nan, nan, 9, 2}, {1, 1, 2, 2}, false),
@@ -160,6 +189,10 @@ CVG_REGISTER_OP(OpSpec{
            sw({2, 2}, {1, 1}, {0, 0}, {2, 2}, false)},
           {"hand ceil_mode 3x3 stride 2",
            {x44()}, sw_expected({9, 6, 13, 10}, {1, 1, 2, 2}), false,
+           sw({3, 3}, {2, 2}, {0, 0}, {1, 1}, true)},
+          // One window hanging past a 2x2 input: its maximum 3 at index 3 (PyTorch 1.13: 3).
+          {"hand ceil_mode kernel 3 stride 2 on 2x2",
+           {t64({0, 1, 2, 3}, {1, 1, 2, 2})}, sw_expected({3}, {1, 1, 1, 1}), false,
            sw({3, 3}, {2, 2}, {0, 0}, {1, 1}, true)},
           // Window 0 holds NaN at 1 and 5: the first NaN wins. Window 1: NaN at 6 beats 5 and 3.
           {"hand NaN: first NaN wins",
@@ -321,6 +354,22 @@ CVG_REGISTER_OP(OpSpec{
            [](const TensorList& xs) {
              return avg_pool2d(xs[0], {3, 3}, {{2, 2}}, {1, 1}, true, true);
            }},
+          // A kernel longer than the input with ceil_mode: one window, divided by the part that
+          // lies in the input, 4 and 5 positions (PyTorch 1.13: 1.5 and 2).
+          {"hand ceil_mode kernel 3 stride 2 on 2x2",
+           {t64({0, 1, 2, 3}, {1, 1, 2, 2})},
+           t64({1.5}, {1, 1, 1, 1}, false),
+           true,
+           [](const TensorList& xs) {
+             return avg_pool2d(xs[0], {3, 3}, {{2, 2}}, {0, 0}, true);
+           }},
+          {"hand ceil_mode kernel (1, 6) stride (1, 3) on 1x5",
+           {t64({0, 1, 2, 3, 4}, {1, 1, 1, 5})},
+           t64({2}, {1, 1, 1, 1}, false),
+           true,
+           [](const TensorList& xs) {
+             return avg_pool2d(xs[0], {1, 6}, {{1, 3}}, {0, 0}, true);
+           }},
           {"3x3 stride 1 padding 1 (overlapping)",
            {uniform64({2, 3, 5, 6}, -1, 1, 51)},
            Tensor(),
@@ -349,6 +398,15 @@ CVG_REGISTER_OP(OpSpec{
            t64({1, 3, 3, 2, 4, 10, 10, 6, 4, 10, 10, 6, 3, 7, 7, 4}, {1, 1, 4, 4}, false),
            true,
            nullptr},
+          // One window over the whole 2x2 input (kernel 3, ceil_mode): each input gets 4 / 4
+          // (PyTorch 1.13: 0.25 each for a gradient of 1).
+          {"hand ceil_mode kernel 3 stride 2 on 2x2",
+           {t64({4}, {1, 1, 1, 1})},
+           t64({1, 1, 1, 1}, {1, 1, 2, 2}, false),
+           true,
+           [](const TensorList& xs) {
+             return avg_pool2d_backward(xs[0], {1, 1, 2, 2}, {3, 3}, {2, 2}, {0, 0}, true);
+           }},
           {"3x3 stride 2 padding 1 ceil_mode",
            {uniform64({2, 2, 4, 3}, -1, 1, 54)},
            Tensor(),
@@ -538,6 +596,14 @@ TEST_CASE("pooling: bad arguments are errors naming the op and the values", "[op
                       "[3, 3]"));
   CHECK_THAT(error_of([&] { avg_pool2d(x, {6, 2}); }),
              Contains("avg_pool2d: input of 5 x 5 with kernel [6, 2]"));
+  // A kernel longer than the input: no window without ceil_mode; with it, none either when even
+  // the rounded-up count is 0 (1 x 1 input, kernel 4, stride 2), as PyTorch 1.13 refuses both.
+  CHECK_THAT(error_of([&] { max_pool2d(zeros({1, 1, 2, 2}), {3, 3}, {{2, 2}}); }),
+             Contains("max_pool2d: input of 2 x 2 with kernel [3, 3], stride [2, 2]") &&
+                 Contains("gives an output size of less than 1 x 1"));
+  CHECK_THAT(error_of([&] { max_pool2d(zeros({1, 1, 1, 1}), {4, 4}, {{2, 2}}, {0, 0}, {1, 1}, true); }),
+             Contains("max_pool2d: input of 1 x 1 with kernel [4, 4], stride [2, 2], padding [0, 0], "
+                      "dilation [1, 1], ceil_mode gives an output size of less than 1 x 1"));
   CHECK_THAT(error_of([&] { max_pool2d(zeros({1, 1, 2, 2}), {2, 2}, {{1, 1}}, {1, 1}, {3, 3}); }),
              Contains("sees only padding"));
   CHECK_THAT(error_of([&] { max_pool2d(zeros({5, 5}), {2, 2}); }),
