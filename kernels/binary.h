@@ -18,7 +18,8 @@ Tensor pow(const Tensor& a, const Tensor& b);      // d/db at a = 0, b >= 0: 0 (
 Tensor maximum(const Tensor& a, const Tensor& b);  // NaN propagates; ties split the gradient
 Tensor minimum(const Tensor& a, const Tensor& b);
 // relu's gradient: grad where y > 0, else 0, with y relu's input or output (both are > 0 at the
-// same elements). Differentiable in grad (twice-differentiated relu nets); y gets no gradient.
+// same elements; both are NaN where x is NaN, which gets 0). Differentiable in grad
+// (twice-differentiated relu nets); y gets no gradient.
 Tensor relu_backward(const Tensor& grad, const Tensor& y);
 
 Tensor eq(const Tensor& a, const Tensor& b);

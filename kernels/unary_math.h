@@ -5,6 +5,9 @@
 // *_scalar ops). Conventions at kinks (used by the backward formulas in kernels/unary.cpp):
 //   relu'(0) = 0, abs'(0) = 0 (sign(0) = 0), clamp passes the gradient on lo <= x <= hi,
 //   leaky_relu'(0) = slope, elu'(0) = 1 (x > 0 branch is strict).
+// relu(NaN) = NaN, and relu'(NaN) = 0 (relu_backward passes g only where y > 0). PyTorch 1.13
+// passes the gradient at NaN (its threshold_backward zeroes where y <= 0); either way the loss
+// is NaN already.
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -85,7 +88,9 @@ CVG_HD T unary_eval(T x, const UnaryParams& p) {
   else if constexpr (OP == UnaryOp::abs) return x < T(0) ? wrap_neg(x) : x;
   else if constexpr (OP == UnaryOp::sign && std::is_unsigned_v<T>) return x > T(0) ? T(1) : T(0);
   else if constexpr (OP == UnaryOp::sign) return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
-  else if constexpr (OP == UnaryOp::relu) return x > T(0) ? x : T(0);
+  // Written as x <= 0 ? 0 : x, not x > 0 ? x : 0, so that NaN propagates (the comparison is
+  // false for NaN), as in PyTorch and as leaky_relu, elu and clamp do; relu(-0.0) stays +0.
+  else if constexpr (OP == UnaryOp::relu) return x <= T(0) ? T(0) : x;
   // Written so that neither branch overflows: exp of a non-positive number only.
   else if constexpr (OP == UnaryOp::sigmoid)
     return x >= T(0) ? T(1) / (T(1) + exp(-x)) : exp(x) / (T(1) + exp(x));

@@ -69,8 +69,10 @@ CVG_REGISTER_OP(unary_spec("reciprocal", [](const Tensor& x) { return reciprocal
                            {-2, 4}, {-0.5, 0.25}, 0.5, 3));
 CVG_REGISTER_OP(unary_spec("sin", [](const Tensor& x) { return sin(x); }, {0}, {0}, -3, 3));
 CVG_REGISTER_OP(unary_spec("cos", [](const Tensor& x) { return cos(x); }, {0}, {1}, -3, 3));
-CVG_REGISTER_OP(unary_spec("relu", [](const Tensor& x) { return relu(x); }, {-1, 0, 2},
-                           {0, 0, 2}, -3, 3, 0.1));
+// NaN propagates (PyTorch 1.13: relu(nan) = nan); it used to give 0.
+CVG_REGISTER_OP(unary_spec("relu", [](const Tensor& x) { return relu(x); },
+                           {-1, 0, 2, NAN, -INFINITY, INFINITY}, {0, 0, 2, NAN, 0, INFINITY}, -3,
+                           3, 0.1));
 CVG_REGISTER_OP(unary_spec("leaky_relu", [](const Tensor& x) { return leaky_relu(x, 0.2); },
                            {-1, 0, 2}, {-0.2, 0, 2}, -3, 3, 0.1));
 CVG_REGISTER_OP(unary_spec("elu", [](const Tensor& x) { return elu(x, 0.5); }, {-1, 0, 2},
@@ -236,3 +238,26 @@ TEST_CASE("unary scalar ops on integer tensors: exact scalars, wrap-around, refu
   }
 }
 
+// relu(NaN) = NaN, in every dtype and through the vectorised CPU loop (lengths with tails and
+// several threads' chunks, NaN at scattered positions), and its gradient there is 0
+// (relu_backward passes g only where y > 0; PyTorch 1.13 passes g at NaN, see unary_math.h).
+TEMPLATE_TEST_CASE("relu: NaN propagates, its gradient is 0", "[ops][unary]", float, double) {
+  using T = TestType;
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  for (int64_t n : {1, 7, 33, 70001}) {
+    INFO("n = " << n);
+    std::vector<T> v(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) v[i] = (i % 3 == 0) ? nan : (i % 3 == 1 ? T(-1.5) : T(2.5));
+    const Tensor x = from_vector<T>(v, {n}, TensorOptions{}.with_dtype(dtype_of<T>()))
+                         .set_requires_grad(true);
+    const Tensor y = relu(x);
+    const std::vector<T> got = y.to_vector<T>();
+    for (int64_t i = 0; i < n; ++i) {
+      if (i % 3 == 0) CHECK(std::isnan(got[i]));
+      else CHECK(got[i] == (i % 3 == 1 ? T(0) : T(2.5)));
+    }
+    sum(y * 3.0).backward();
+    const std::vector<T> g = x.grad().to_vector<T>();
+    for (int64_t i = 0; i < n; ++i) CHECK(g[i] == (i % 3 == 2 ? T(3) : T(0)));
+  }
+}
