@@ -53,6 +53,14 @@
 //   and bilinear clamps the upper tap to in - 1. With scale_factor the output size is
 //   floor(in * scale_factor). Runs on grid_sample's kernels (pixel coordinates, Border padding)
 //   with a constant grid broadcast over the batch; differentiable in x.
+//   Known edge case with scale_factor (not fixed, documented): along an axis where
+//   floor(in * scale_factor) == in (e.g. in 4, scale_factor 1.1696), nearest returns that axis
+//   unchanged and, where out == 2 in, reads o / 2 (shortcuts taken before the formula above,
+//   so floor(o / scale_factor) is not what it computes there), while bilinear applies the
+//   formula with s = 1 / scale_factor and so resamples the axis ([0, 1, 2, 3] ->
+//   [0, 0.78, 1.64, 2.49]). PyTorch 1.13 on the CPU copies such an axis for bilinear, and its
+//   nearest result there depends on the channel count (C = 1: unchanged; C = 2: [0, 0, 1, 2]).
+//   Passing the output size instead of scale_factor avoids the case: s = in / out = 1.
 //
 // Checks: bad shapes, dtypes, devices and empty inputs are cvg::Error naming the op.
 #include <array>
