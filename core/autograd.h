@@ -129,7 +129,7 @@ struct GradOptions {
   // Record the backward pass, so the results can be differentiated again.
   bool create_graph = false;
   // Keep the graph's saved tensors for another backward or grad() over it. Unset: create_graph.
-  std::optional<bool> retain_graph;
+  std::optional<bool> retain_graph = std::nullopt;
   // An input that receives no gradient gives an undefined tensor instead of an Error.
   bool allow_unused = false;
 };

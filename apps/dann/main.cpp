@@ -91,14 +91,33 @@ TrainedRun open_run(const std::string& dir, Device device, const std::string& da
   return r;
 }
 
+// False when some element of t is NaN or infinite.
+bool all_finite(const Tensor& t) {
+  for (float v : t.detach().to(kCPU).to(DType::float32).contiguous().to_vector<float>())
+    if (!std::isfinite(v)) return false;
+  return true;
+}
+
+// False when some weight is NaN or infinite (a run that diverged, evaluated later).
+bool finite_parameters(nn::Module& net) {
+  for (const Tensor& p : net.parameters())
+    if (!all_finite(p)) return false;
+  return true;
+}
+
 // The thesis's protocol (models/dann/svm.h): the last layer retrained as a linear SVM on the
 // labelled training images of the mode (target-only: target; the others: source), C chosen on a
 // held-out fifth of them; its source and target test accuracy.
+// null when the features are not finite (a diverged network): no SVM can be fitted to them.
 nlohmann::json evaluate_svm(DannNet& net, const DannData& d, Mode mode, Device device) {
   const bool on_target = mode == Mode::target_only;
   const DomainSplit& train = on_target ? d.target : d.source;
-  const SelectedSvm s =
-      fit_svm_selected(extract_label_hidden(net, train.train_x, device), train.train_y, 10, svm_c_grid());
+  const Tensor features = extract_label_hidden(net, train.train_x, device);
+  if (!all_finite(features)) {
+    std::fprintf(stderr, "%s: no linear-SVM accuracies: the features are not finite (a diverged network)\n", kApp);
+    return nullptr;
+  }
+  const SelectedSvm s = fit_svm_selected(features, train.train_y, 10, svm_c_grid());
   nlohmann::json j;
   j["trained_on"] = on_target ? "target" : "source";
   j["c"] = s.svm.c;
@@ -113,13 +132,6 @@ constexpr const char* kSvmHelp =
     "also evaluate the thesis's protocol: the last layer retrained as a linear SVM on the mode's labelled "
     "training images, C chosen on a held-out fifth (eval.json's \"svm\")";
 
-// False when some weight is NaN or infinite (a run that diverged, evaluated later).
-bool finite_parameters(nn::Module& net) {
-  for (const Tensor& p : net.parameters())
-    for (float v : p.detach().to(kCPU).to(DType::float32).contiguous().to_vector<float>())
-      if (!std::isfinite(v)) return false;
-  return true;
-}
 
 // Why the proxy A-distance of feature sets fs and ft means nothing ("" when it does): a
 // non-finite feature, or both sets one and the same constant vector.
@@ -432,7 +444,7 @@ int table(const app::Args& a) {
     r.source_accuracy = e.at("source_accuracy").get<double>();
     r.target_accuracy = e.at("target_accuracy").get<double>();
     if (e.value("proxy_a_distance", nlohmann::json()).is_number()) r.proxy_a_distance = e["proxy_a_distance"].get<double>();
-    if (e.contains("svm")) {
+    if (e.value("svm", nlohmann::json()).is_object()) {
       r.svm_source_accuracy = e["svm"].at("source_accuracy").get<double>();
       r.svm_target_accuracy = e["svm"].at("target_accuracy").get<double>();
     }
