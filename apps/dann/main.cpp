@@ -132,20 +132,17 @@ constexpr const char* kSvmHelp =
     "also evaluate the thesis's protocol: the last layer retrained as a linear SVM on the mode's labelled "
     "training images, C chosen on a held-out fifth (eval.json's \"svm\")";
 
-
 // Why the proxy A-distance of feature sets fs and ft means nothing ("" when it does): a
 // non-finite feature, or both sets one and the same constant vector.
 std::string pad_undefined_reason(const Tensor& fs, const Tensor& ft) {
+  if (!all_finite(fs) || !all_finite(ft)) return "the features are not finite (a diverged network)";
   const std::vector<float> a = fs.to(kCPU).to(DType::float32).contiguous().to_vector<float>();
   const std::vector<float> b = ft.to(kCPU).to(DType::float32).contiguous().to_vector<float>();
-  const int64_t d = fs.size(1);
-  bool constant = true;
+  const size_t d = static_cast<size_t>(fs.size(1));
   for (const std::vector<float>* v : {&a, &b})
-    for (size_t i = 0; i < v->size(); ++i) {
-      if (!std::isfinite((*v)[i])) return "the features are not finite (a diverged network)";
-      constant = constant && (*v)[i] == a[i % static_cast<size_t>(d)];
-    }
-  return constant ? "every image has the same features (a collapsed network)" : "";
+    for (size_t i = 0; i < v->size(); ++i)
+      if ((*v)[i] != a[i % d]) return "";
+  return "every image has the same features (a collapsed network)";
 }
 
 // Source and target test accuracy, the proxy A-distance of the features of (at most)

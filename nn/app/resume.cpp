@@ -25,6 +25,7 @@ nn::CheckpointInfo check_resume(const Args& a, const std::string& app,
     throw UsageError("--resume: " + path + " holds a configuration that is not valid JSON");
   }
   std::string diffs;
+  bool steps_differ = false;
   const nlohmann::json config = a.config();
   for (const auto& [key, now] : config.items()) {
     if (kResumeMayDiffer.count(key) || may_differ.count(key) || !saved.contains(key)) continue;
@@ -33,12 +34,10 @@ nn::CheckpointInfo check_resume(const Args& a, const std::string& app,
     const bool same = then.is_number() && now.is_number()
                           ? then.get<double>() == now.get<double>()
                           : then == now;
-    if (!same)
-      diffs += (diffs.empty() ? "--" : ", --") + key + " " + then.dump() + " (now " + now.dump() +
-               ")";
+    if (same) continue;
+    diffs += (diffs.empty() ? "--" : ", --") + key + " " + then.dump() + " (now " + now.dump() + ")";
+    steps_differ = steps_differ || key == "steps";
   }
-  const bool steps_differ = config.contains("steps") && saved.contains("steps") && saved["steps"] != config["steps"] &&
-                            !may_differ.count("steps");
   if (!diffs.empty())
     throw UsageError("--resume: " + path + " was trained with " + diffs +
                      "; resume with the run's own flags (its config.json: --config), or start a "
